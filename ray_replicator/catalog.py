@@ -1,0 +1,152 @@
+"""The engine-neutral schema model that every stage speaks.
+
+A column keeps both its native type (exactly as the source declares it, used verbatim when source and target are
+the same engine) and a logical type (used to map between engines). Everything here is plain, picklable data so a
+plan item can travel to a Ray worker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class LogicalType:
+    """A type in terms both engines understand.
+
+    kind is one of: bool, int8 (unsigned 0..255), int16, int32, int64, float32, float64, decimal, money,
+    string, binary, date, time, timestamp, timestamptz, interval, uuid, json, jsonb, xml, array, enum, rowversion,
+    other. length is in characters for strings and bytes for binary (None = unbounded), fixed marks char/binary(n),
+    precision/scale for decimal and fractional seconds, element for arrays.
+    """
+
+    kind: str
+    length: int | None = None
+    fixed: bool = False
+    unicode: bool = True
+    precision: int | None = None
+    scale: int | None = None
+    element: LogicalType | None = None
+
+
+@dataclass(frozen=True)
+class Identity:
+    """An identity/serial column: the target must keep its values and continue after `current`."""
+
+    seed: int = 1
+    increment: int = 1
+    current: int | None = None
+    always: bool = False
+    sequence: str | None = None
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    native_type: str
+    logical: LogicalType
+    nullable: bool = True
+    default: str | None = None
+    identity: Identity | None = None
+    computed: str | None = None
+    collation: str | None = None
+
+
+@dataclass(frozen=True)
+class Key:
+    """A primary key or unique constraint."""
+
+    name: str
+    columns: tuple[str, ...]
+    primary: bool = False
+
+
+@dataclass(frozen=True)
+class Index:
+    """A secondary index; `definition` is the native DDL when the source and target engines are the same."""
+
+    name: str
+    columns: tuple[str, ...]
+    unique: bool = False
+    include: tuple[str, ...] = ()
+    where: str | None = None
+    descending: tuple[bool, ...] = ()
+    method: str | None = None
+    definition: str | None = None
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    name: str
+    columns: tuple[str, ...]
+    ref_schema: str
+    ref_table: str
+    ref_columns: tuple[str, ...]
+    on_delete: str = "NO ACTION"
+    on_update: str = "NO ACTION"
+
+
+@dataclass(frozen=True)
+class Sequence:
+    """A free-standing sequence (not owned by an identity column)."""
+
+    schema: str
+    name: str
+    last_value: int | None
+    increment: int = 1
+    is_called: bool = True
+
+
+@dataclass
+class Table:
+    schema: str
+    name: str
+    columns: list[Column]
+    primary_key: Key | None = None
+    unique_keys: list[Key] = field(default_factory=list)
+    indexes: list[Index] = field(default_factory=list)
+    foreign_keys: list[ForeignKey] = field(default_factory=list)
+    row_estimate: int = 0
+    byte_estimate: int = 0
+    physical_pages: int = 0
+
+    @property
+    def qualified(self) -> str:
+        """Display name; never used to build SQL (engines quote identifiers themselves)."""
+        return f"{self.schema}.{self.name}"
+
+    def column(self, name: str) -> Column:
+        for col in self.columns:
+            if col.name == name:
+                return col
+        raise KeyError(f"{self.qualified} has no column {name!r}")
+
+    @property
+    def copy_columns(self) -> list[Column]:
+        """Columns whose values are copied (computed columns are recomputed by the target)."""
+        return [c for c in self.columns if c.computed is None]
+
+    @property
+    def split_key(self) -> tuple[str, ...]:
+        """The columns the planner splits on: the primary key, else the first unique key, else none."""
+        if self.primary_key is not None:
+            return self.primary_key.columns
+        for key in self.unique_keys:
+            return key.columns
+        return ()
+
+
+@dataclass
+class Catalog:
+    engine: str
+    database: str
+    tables: list[Table]
+    sequences: list[Sequence] = field(default_factory=list)
+    enums: dict[str, list[str]] = field(default_factory=dict)
+    collation: str | None = None
+
+    def table(self, schema: str, name: str) -> Table:
+        for t in self.tables:
+            if t.schema == schema and t.name == name:
+                return t
+        raise KeyError(f"no table {schema}.{name}")

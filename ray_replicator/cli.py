@@ -1,0 +1,267 @@
+"""The `ray-replicator` command: run, plan, verify, generate, demo, status.
+
+Exit codes: 0 ok, 1 runtime failure, 2 bad usage or config. Expected errors print one line, no traceback
+(unless --debug), and never a password.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from ray_replicator.config import Settings, load_settings, scrub
+from ray_replicator.engines.base import EngineError, UsageError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
+err = Console(stderr=True, soft_wrap=True, highlight=False)
+out = Console(soft_wrap=True, highlight=False)
+
+SourceOpt = Annotated[str | None, typer.Option("--source", help="source URL (postgresql://… or mssql://…)")]
+TargetOpt = Annotated[str | None, typer.Option("--target", help="target URL")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML config file")]
+TablesOpt = Annotated[list[str] | None, typer.Option("--tables", help="glob over schema.table (repeatable)")]
+ExcludeOpt = Annotated[list[str] | None, typer.Option("--exclude", help="glob to leave out (repeatable)")]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="show tracebacks")]
+
+
+def _fail(exc: BaseException, debug: bool, settings: Settings | None = None) -> None:
+    if debug:
+        traceback.print_exc()
+    code = exc.exit_code if isinstance(exc, EngineError) else 1
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    err.print(f"error: {scrub(text, settings)}", markup=False)
+    raise typer.Exit(code)
+
+
+def _settings(config: Path | None, **flags: Any) -> Settings:
+    return load_settings(config, flags)
+
+
+@app.command()
+def run(
+    source: SourceOpt = None,
+    target: TargetOpt = None,
+    config: ConfigOpt = None,
+    tables: TablesOpt = None,
+    exclude: ExcludeOpt = None,
+    existing: Annotated[str | None, typer.Option(help="fail | truncate | drop")] = None,
+    keys: Annotated[str | None, typer.Option(help="after-load | before-load")] = None,
+    parallelism: Annotated[int | None, typer.Option(help="copy tasks in flight (0 = CPUs)")] = None,
+    copy_method: Annotated[str | None, typer.Option("--method", help="auto | arrow | raw")] = None,
+    verify: Annotated[str | None, typer.Option(help="counts | none")] = None,
+    report: Annotated[Path | None, typer.Option(help="where to write the JSON report (.md beside it)")] = None,
+    address: Annotated[str | None, typer.Option("--address", help="Ray cluster address")] = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Copy schema, data, keys, indexes and sequences; verify; print and save the report."""
+    settings: Settings | None = None
+    try:
+        settings = _settings(
+            config,
+            source=source,
+            target=target,
+            tables=tables,
+            exclude=exclude,
+            existing=existing,
+            keys=keys,
+            parallelism=parallelism,
+            copy_method=copy_method,
+            verify=verify,
+            report_path=report,
+            ray_address=address,
+        )
+        _run(settings)
+    except (EngineError, KeyboardInterrupt) as exc:
+        if isinstance(exc, KeyboardInterrupt):
+            exc = EngineError("interrupted; ranges already committed are recorded in the target's ledger")
+        _fail(exc, debug, settings)
+
+
+def _run(settings: Settings) -> None:
+    from ray_replicator.pipeline import replicate
+
+    result = replicate(settings)
+    result.print(out)
+    if settings.report_path is not None:
+        json_path, md_path = result.save(settings.report_path)
+        out.print(f"report: {json_path} and {md_path}")
+    if result.status != "ok":
+        raise EngineError(f"verification failed: {'; '.join(result.errors)[:500]}")
+
+
+@app.command()
+def plan(
+    source: SourceOpt = None,
+    config: ConfigOpt = None,
+    tables: TablesOpt = None,
+    exclude: ExcludeOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the plan as JSON")] = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Print the partition plan (tables, ranges, estimated rows/bytes); moves nothing."""
+    settings: Settings | None = None
+    try:
+        settings = _settings(config, source=source, tables=tables, exclude=exclude)
+        from ray_replicator.pipeline import plan_only
+
+        the_plan, excluded = plan_only(settings)
+    except EngineError as exc:
+        _fail(exc, debug, settings)
+        return
+    if as_json:
+        rows = [
+            {
+                "range": r.range_id,
+                "kind": r.kind,
+                "columns": list(r.columns),
+                "lower": r.lower,
+                "upper": r.upper,
+                "estimated_rows": r.estimated_rows,
+                "estimated_bytes": r.estimated_bytes,
+            }
+            for r in the_plan.ranges
+        ]
+        out.print_json(json.dumps({"plan_hash": the_plan.plan_hash(), "ranges": rows}, default=str))
+        return
+    from rich.table import Table as RichTable
+
+    table = RichTable(title=f"plan {the_plan.plan_hash()}: {len(the_plan.ranges)} ranges, largest first")
+    for name in ("order", "range", "kind", "from", "to", "est. rows", "est. MB"):
+        table.add_column(name)
+    for order, r in enumerate(the_plan.ranges, 1):
+        table.add_row(
+            str(order),
+            r.range_id,
+            r.kind,
+            "" if r.lower is None else str(r.lower),
+            "" if r.upper is None else str(r.upper),
+            f"{r.estimated_rows:,}",
+            f"{r.estimated_bytes / 1e6:,.1f}",
+        )
+    out.print(table)
+    if excluded:
+        out.print("excluded by filters: " + ", ".join(excluded))
+
+
+@app.command("verify")
+def verify_cmd(
+    source: SourceOpt = None,
+    target: TargetOpt = None,
+    config: ConfigOpt = None,
+    tables: TablesOpt = None,
+    exclude: ExcludeOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Compare source and target row counts range by range; exit 1 on any mismatch."""
+    settings: Settings | None = None
+    try:
+        settings = _settings(config, source=source, target=target, tables=tables, exclude=exclude)
+        from ray_replicator.pipeline import verify_only
+
+        results = verify_only(settings)
+    except EngineError as exc:
+        _fail(exc, debug, settings)
+        return
+    bad = 0
+    for name, src, dst, mismatches in results:
+        ok = src == dst and not mismatches
+        bad += not ok
+        out.print(f"{'ok  ' if ok else 'DIFF'} {name}: source {src:,} rows, target {dst:,} rows", markup=False)
+        for m in mismatches:
+            out.print(f"     {m}", markup=False)
+    if bad:
+        err.print(f"error: {bad} table(s) differ between source and target", markup=False)
+        raise typer.Exit(1)
+
+
+@app.command()
+def generate(
+    target: Annotated[str, typer.Option("--target", help="database URL to write into")],
+    scale: Annotated[float, typer.Option(help="1.0 = 19.3 M rows")] = 0.01,
+    seed: Annotated[int, typer.Option(help="same seed, same data")] = 42,
+    debug: DebugOpt = False,
+) -> None:
+    """Write a synthetic StackOverflow2010 database."""
+    try:
+        if scale <= 0:
+            raise UsageError(f"--scale must be positive, got {scale}")
+        from ray_replicator.synth.stackoverflow import generate as generate_db
+
+        counts = generate_db(target, scale, seed)
+    except (EngineError, ValueError) as exc:
+        _fail(exc if isinstance(exc, EngineError) else UsageError(str(exc)), debug)
+        return
+    for name, rows in counts.items():
+        out.print(f"{name}: {rows:,} rows", markup=False)
+
+
+@app.command()
+def demo(
+    scale: Annotated[float, typer.Option(help="size of the generated StackOverflow2010")] = 0.01,
+    debug: DebugOpt = False,
+) -> None:
+    """Embedded default: PostgreSQL from PyPI, a generated StackOverflow2010, replicated, verified, reported."""
+    try:
+        from ray_replicator.demo import run_demo
+
+        run_demo(scale, out)
+    except EngineError as exc:
+        _fail(exc, debug)
+
+
+@app.command()
+def status(
+    target: TargetOpt = None,
+    config: ConfigOpt = None,
+    run_id: Annotated[str | None, typer.Option("--run-id")] = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Show the ledger of the latest (or a given) run kept in the target database."""
+    try:
+        from ray_replicator.config import Endpoint
+        from ray_replicator.engines import open_target
+
+        if target is None and config is None:
+            raise UsageError("status needs --target URL or --config FILE")
+        endpoint = (
+            Endpoint(url=target)  # type: ignore[arg-type]
+            if target
+            else load_settings(config, {"source": "postgresql://unused"}).target_endpoint
+        )
+        tgt = open_target(endpoint.resolved_url())
+        try:
+            runs = tgt.ledger_runs()
+            if not runs:
+                out.print("no runs recorded in this target")
+                return
+            run = next((r for r in runs if r["run_id"] == run_id), None) if run_id else runs[0]
+            if run is None:
+                raise UsageError(f"no run {run_id!r} in this target's ledger")
+            ranges = tgt.ledger_ranges(run["run_id"])
+        finally:
+            tgt.close()
+    except EngineError as exc:
+        _fail(exc, debug)
+        return
+    states: dict[str, int] = {}
+    for info in ranges.values():
+        states[info["state"]] = states.get(info["state"], 0) + 1
+    out.print(
+        f"run {run['run_id']}: {run['state']} (plan {run['plan_hash']}), ranges: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(states.items())),
+        markup=False,
+    )
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("error: interrupted", markup=False)
+        sys.exit(1)

@@ -1,0 +1,217 @@
+"""The one configuration model, with every default in one place.
+
+Values come, lowest priority first, from the defaults here, a TOML file, environment variables
+(`RAY_REPLICATOR_<FIELD>`, nested with `__`, e.g. `RAY_REPLICATOR_SOURCE__URL`), then command-line flags.
+Passwords may live in the URL, in an environment variable (`password_env`) or a file (`password_file`); they are
+kept as SecretStr and every URL is redacted before it reaches a log line, report or error.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from ray_replicator.engines.base import UsageError
+
+ENV_PREFIX = "RAY_REPLICATOR_"
+SUPPORTED_SCHEMES = ("postgresql", "postgres", "mssql", "sqlserver")
+
+
+class Endpoint(BaseModel):
+    """A database to read from or write to."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: SecretStr
+    password_env: str | None = None
+    password_file: Path | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _scheme_is_known(cls, value: SecretStr) -> SecretStr:
+        raw = value.get_secret_value()
+        scheme = urlsplit(raw).scheme.split("+")[0]
+        if scheme not in SUPPORTED_SCHEMES:
+            raise ValueError(
+                f"unsupported URL scheme {scheme or '(none)'!r} in {redact(raw)}; "
+                f"use one of {', '.join(SUPPORTED_SCHEMES)}"
+            )
+        return value
+
+    @property
+    def engine(self) -> str:
+        scheme = urlsplit(self.url.get_secret_value()).scheme.split("+")[0]
+        return "postgres" if scheme in ("postgresql", "postgres") else "mssql"
+
+    def resolved_url(self) -> str:
+        """The URL with the password filled in from password_env/password_file; only engines see it."""
+        raw = self.url.get_secret_value()
+        password: str | None = None
+        if self.password_env:
+            password = os.environ.get(self.password_env)
+            if password is None:
+                raise UsageError(f"environment variable {self.password_env} (password_env) is not set")
+        elif self.password_file:
+            try:
+                password = self.password_file.read_text().strip()
+            except OSError as exc:
+                raise UsageError(f"cannot read password_file {self.password_file}: {exc.strerror}") from None
+        if password is None:
+            return raw
+        parts = urlsplit(raw)
+        user = parts.username or ""
+        host = parts.netloc.rsplit("@", 1)[-1]
+        netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{host}"
+        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+    def display(self) -> str:
+        return redact(self.url.get_secret_value())
+
+
+class Settings(BaseModel):
+    """Everything a run can be told. Field names are the TOML keys and the env-var suffixes."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    source: Endpoint
+    target: Endpoint | None = None
+    tables: list[str] = Field(default_factory=list, description="glob patterns over schema.table or table")
+    exclude: list[str] = Field(default_factory=list)
+    schema_map: dict[str, str] = Field(default_factory=dict, description="source schema -> target schema")
+    rows_per_range: int = Field(default=1_000_000, ge=1)
+    bytes_per_range: int = Field(default=256 * 1024 * 1024, ge=1024)
+    max_ranges_per_table: int = Field(default=64, ge=1)
+    batch_rows: int = Field(default=65_536, ge=1)
+    batch_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    parallelism: int = Field(default=0, ge=0, description="Ray copy tasks in flight; 0 = CPUs in the cluster")
+    existing: Literal["fail", "truncate", "drop"] = "fail"
+    keys: Literal["after-load", "before-load"] = "after-load"
+    unlogged: bool = False
+    copy_method: Literal["auto", "arrow", "raw"] = "auto"
+    verify: Literal["none", "counts"] = "counts"
+    ray_address: str | None = None
+    ray_num_cpus: int | None = Field(default=None, ge=1)
+    report_path: Path | None = Path("ray-replicator-report.json")
+    run_id: str | None = None
+
+    @property
+    def target_endpoint(self) -> Endpoint:
+        if self.target is None:
+            raise UsageError("no target given: pass --target URL or set [target] url in the config file")
+        return self.target
+
+
+def redact(url: str) -> str:
+    """Hide the password of a URL (and any password=... parameter) so it can be shown."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}:***@{host}" if ":" in userinfo else f"{user}@{host}"
+    query = re.sub(r"(?i)(password|pwd)=[^&;]*", r"\1=***", parts.query)
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def scrub(text: str, settings: Settings | None = None) -> str:
+    """Remove every known secret from free text (driver messages sometimes echo connection strings)."""
+    text = re.sub(r"(?i)(://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
+    text = re.sub(r"(?i)((?:password|pwd)\s*=\s*)[^\s;&]+", r"\1***", text)
+    if settings is not None:
+        for ep in (settings.source, settings.target):
+            if ep is None:
+                continue
+            for secret in _secrets_of(ep):
+                if secret and len(secret) >= 3:
+                    text = text.replace(secret, "***")
+    return text
+
+
+def _secrets_of(ep: Endpoint) -> list[str]:
+    found = [urlsplit(ep.url.get_secret_value()).password or ""]
+    try:
+        resolved = urlsplit(ep.resolved_url()).password
+    except UsageError:
+        resolved = None
+    found.append(resolved or "")
+    return found
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in environ.items():
+        if not key.startswith(ENV_PREFIX):
+            continue
+        path = key[len(ENV_PREFIX) :].lower().split("__")
+        node = out
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        leaf = path[-1]
+        node[leaf] = value.split(",") if leaf in ("tables", "exclude") else value
+    return out
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _explain(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    field = ".".join(str(p) for p in first["loc"]) or "config"
+    kind = first["type"]
+    if kind == "extra_forbidden":
+        allowed = ", ".join(Settings.model_fields) if "." not in field else ", ".join(Endpoint.model_fields)
+        return f"unknown config field {field!r}; allowed fields: {allowed}"
+    if kind == "literal_error":
+        expected = first.get("ctx", {}).get("expected", "")
+        return f"config field {field!r} has value {first.get('input')!r}; allowed values: {expected}"
+    if kind == "missing":
+        return f"config field {field!r} is required"
+    message = first["msg"].removeprefix("Value error, ")
+    value = first.get("input")
+    if isinstance(value, str | int | float) and "url" not in field:
+        return f"config field {field!r} = {value!r}: {message}"
+    return f"config field {field!r}: {message}"
+
+
+def load_settings(
+    config_file: Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    environ: dict[str, str] | None = None,
+) -> Settings:
+    """Build Settings from defaults < TOML < environment < flags; any error is a one-line UsageError."""
+    data: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            data = tomllib.loads(Path(config_file).read_text())
+        except FileNotFoundError:
+            raise UsageError(f"config file {config_file} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise UsageError(f"config file {config_file} is not valid TOML: {exc}") from None
+    data = _merge(data, _env_overrides(dict(os.environ if environ is None else environ)))
+    flags = {k: v for k, v in (overrides or {}).items() if v is not None and v != [] and v != {}}
+    for name in ("source", "target"):
+        if isinstance(flags.get(name), str):
+            flags[name] = {"url": flags[name]}
+    data = _merge(data, flags)
+    if "source" not in data:
+        raise UsageError("no source given: pass --source URL or set [source] url in the config file")
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise UsageError(_explain(exc)) from None

@@ -1,0 +1,325 @@
+"""The driver: catalog → plan → copy → finalize → verify → report.
+
+Everything that decides runs here; Ray tasks only move, finalize or count one thing each.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import ray
+
+from ray_replicator.catalog import Catalog, Table
+from ray_replicator.config import Settings, scrub
+from ray_replicator.copy import CopyItem, RangeResult, copy_range, finalize_table_task, run_bounded
+from ray_replicator.engines import open_source, open_target
+from ray_replicator.engines.base import EngineError, KeyRange, Source, UsageError, WriteOptions
+from ray_replicator.plan import Plan, plan_catalog, schema_hash
+from ray_replicator.report import RunReport, TableReport
+from ray_replicator.verify import verify_counts
+
+log = logging.getLogger("ray_replicator")
+
+
+def ensure_ray(settings: Settings) -> None:
+    """Join the cluster named by --address/RAY_ADDRESS, else start a local Ray bound to loopback."""
+    if ray.is_initialized():
+        return
+    address = settings.ray_address or os.environ.get("RAY_ADDRESS")
+    common: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False}
+    try:
+        if address:
+            ray.init(address=address, **common)
+        else:
+            # Makes a local Ray bind every port to 127.0.0.1 instead of all interfaces.
+            os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+            ray.init(num_cpus=settings.ray_num_cpus, include_dashboard=False, **common)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        where = address or "a local Ray instance"
+        raise EngineError(
+            f"cannot reach Ray at {where}: {str(exc).splitlines()[0]}; start it with `ray start --head` "
+            "or unset RAY_ADDRESS to run locally"
+        ) from None
+
+
+def dashboard_url() -> str | None:
+    """The Ray dashboard's http URL when this driver's cluster runs one (a local run starts none)."""
+    override = os.environ.get("RAY_OVERRIDE_DASHBOARD_URL")
+    try:
+        node = ray._private.worker._global_node
+        url = override or (node.webui_url if node is not None else None)
+    except Exception:  # noqa: BLE001 - a private attribute; no URL is better than a failed run
+        return None
+    if not url:
+        return None
+    return url if "://" in url else f"http://{url}"
+
+
+def select_tables(catalog: Catalog, include: list[str], exclude: list[str]) -> tuple[list[Table], list[str]]:
+    """Apply glob filters over 'schema.table' and bare 'table'; an include pattern matching nothing is an
+    error, so a typo never turns into a run that copies nothing and says it succeeded."""
+
+    def matches(table: Table, pattern: str) -> bool:
+        return fnmatch.fnmatchcase(f"{table.schema}.{table.name}", pattern) or fnmatch.fnmatchcase(table.name, pattern)
+
+    for pattern in include:
+        if not any(matches(t, pattern) for t in catalog.tables):
+            known = ", ".join(t.qualified for t in catalog.tables[:12])
+            raise UsageError(f"no source table matches --tables {pattern!r}; source tables are: {known or '(none)'}")
+    chosen, excluded = [], []
+    for table in catalog.tables:
+        wanted = not include or any(matches(table, p) for p in include)
+        if wanted and not any(matches(table, p) for p in exclude):
+            chosen.append(table)
+        else:
+            excluded.append(table.qualified)
+    if not chosen:
+        raise UsageError("the table filters leave no table to copy; check --tables and --exclude")
+    return chosen, excluded
+
+
+def map_table(table: Table, schema_map: dict[str, str]) -> Table:
+    """The target-side twin of a source table: same columns, schema renamed by schema_map."""
+    fks = [replace(fk, ref_schema=schema_map.get(fk.ref_schema, fk.ref_schema)) for fk in table.foreign_keys]
+    return replace(table, schema=schema_map.get(table.schema, table.schema), foreign_keys=fks)
+
+
+def load_catalog(settings: Settings, source: Source) -> tuple[Catalog, list[str]]:
+    full = source.catalog([], [])
+    chosen, excluded = select_tables(full, settings.tables, settings.exclude)
+    return replace(full, tables=chosen), excluded
+
+
+def make_plan(settings: Settings, source: Source, catalog: Catalog) -> Plan:
+    return plan_catalog(
+        source, catalog, settings.rows_per_range, settings.bytes_per_range, settings.max_ranges_per_table
+    )
+
+
+def choose_method(settings: Settings, source_engine: str, target_engine: str) -> str:
+    if settings.copy_method != "auto":
+        return settings.copy_method
+    return "raw" if source_engine == target_engine == "postgres" else "arrow"
+
+
+@dataclass
+class _TableProgress:
+    report: TableReport
+    remaining: int
+    started: float | None = None
+    finished: float | None = None
+
+
+def replicate(settings: Settings, on_event: Callable[[str, dict[str, Any]], None] | None = None) -> RunReport:
+    """Run a whole replication and return its report; raises EngineError/UsageError with one-line messages."""
+    emit = on_event or (lambda _kind, _data: None)
+    source_url = settings.source.resolved_url()
+    target_url = settings.target_endpoint.resolved_url()
+    started = time.perf_counter()
+    phases: dict[str, float] = {}
+    run_id = settings.run_id or uuid.uuid4().hex[:12]
+
+    source = open_source(source_url)
+    target = open_target(target_url)
+    try:
+        t0 = time.perf_counter()
+        catalog, excluded = load_catalog(settings, source)
+        phases["catalog"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        plan = make_plan(settings, source, catalog)
+        phases["plan"] = time.perf_counter() - t0
+        method = choose_method(settings, source.engine, target.engine)
+        report = RunReport(
+            run_id=run_id,
+            source=settings.source.display(),
+            target=settings.target_endpoint.display(),
+            method=method,
+            excluded=excluded,
+        )
+        emit(
+            "plan",
+            {
+                "run_id": run_id,
+                "method": method,
+                "tables": len(catalog.tables),
+                "ranges": len(plan.ranges),
+                "per_table": [
+                    {
+                        "table": map_table(t, settings.schema_map).qualified,
+                        "ranges": len(plan.ranges_of(t)),
+                        "estimated_rows": sum(r.estimated_rows for r in plan.ranges_of(t)),
+                        "estimated_bytes": sum(r.estimated_bytes for r in plan.ranges_of(t)),
+                    }
+                    for t in catalog.tables
+                ],
+            },
+        )
+
+        options = WriteOptions(
+            existing=settings.existing,
+            keys_before_load=settings.keys == "before-load",
+            unlogged=settings.unlogged,
+            run_id=run_id,
+        )
+        mapped = {(t.schema, t.name): map_table(t, settings.schema_map) for t in catalog.tables}
+        target_catalog = replace(catalog, tables=list(mapped.values()))
+        t0 = time.perf_counter()
+        target.prepare(target_catalog, source.engine, options)
+        target.ledger_init(run_id, plan.plan_hash(), schema_hash(catalog), plan.ranges)
+        phases["prepare"] = time.perf_counter() - t0
+
+        ensure_ray(settings)
+        in_flight = settings.parallelism or max(1, int(ray.cluster_resources().get("CPU", 2)))
+        emit(
+            "ray",
+            {
+                "nodes": sum(1 for n in ray.nodes() if n.get("Alive")),
+                "in_flight": in_flight,
+                "dashboard_url": dashboard_url(),
+            },
+        )
+        progress = {
+            key: _TableProgress(
+                report=TableReport(table=t.qualified, ranges=len(plan.ranges_of(catalog.table(*key)))),
+                remaining=len(plan.ranges_of(catalog.table(*key))),
+            )
+            for key, t in mapped.items()
+        }
+        finalizers: list[ray.ObjectRef] = []
+        worker_rss: dict[str, float] = {}
+
+        def submit(rng: KeyRange) -> ray.ObjectRef:
+            key = (rng.schema, rng.table)
+            if progress[key].started is None:
+                progress[key].started = time.perf_counter()
+            item = CopyItem(
+                source_url=source_url,
+                target_url=target_url,
+                source_table=catalog.table(*key),
+                target_table=mapped[key],
+                rng=rng,
+                batch_rows=settings.batch_rows,
+                batch_bytes=settings.batch_bytes,
+                method=method,
+                options=options,
+            )
+            return copy_range.remote(item)  # type: ignore[no-any-return]
+
+        def done(rng: KeyRange, result: RangeResult) -> None:
+            key = (rng.schema, rng.table)
+            entry = progress[key]
+            entry.report.rows += result.rows
+            entry.report.bytes += result.bytes
+            if result.node_id not in entry.report.nodes:
+                entry.report.nodes.append(result.node_id)
+            entry.remaining -= 1
+            worker_rss[f"{result.node_id[:8]}:{result.pid}"] = max(
+                worker_rss.get(f"{result.node_id[:8]}:{result.pid}", 0.0), result.peak_rss_mb
+            )
+            emit(
+                "range",
+                {
+                    "table": entry.report.table,
+                    "range": rng.range_id,
+                    "rows": result.rows,
+                    "bytes": result.bytes,
+                    "seconds": round(result.seconds, 3),
+                    "node": result.node_id,
+                    "left": entry.remaining,
+                },
+            )
+            if entry.remaining == 0:
+                entry.finished = time.perf_counter()
+                emit(
+                    "table_done",
+                    {
+                        "table": entry.report.table,
+                        "rows": entry.report.rows,
+                        "seconds": round(entry.finished - (entry.started or entry.finished), 3),
+                    },
+                )
+                finalizers.append(finalize_table_task.remote(target_url, mapped[key], source.engine, options))
+
+        t0 = time.perf_counter()
+        emit("copy", {"ranges": len(plan.ranges), "in_flight": in_flight})
+        try:
+            run_bounded(plan.ranges, submit, in_flight, done)
+            ray.get(finalizers)
+        except EngineError as exc:
+            target.ledger_finish(run_id, "failed")
+            report.status = "failed"
+            report.errors.append(scrub(str(exc), settings))
+            emit("failed", {"error": report.errors[-1]})
+            raise
+        phases["copy+finalize"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        emit("finalize", {"tables": len(catalog.tables), "step": "foreign keys"})
+        target.finalize(target_catalog, source.engine, options)
+        phases["foreign keys"] = time.perf_counter() - t0
+
+        for entry in progress.values():
+            if entry.started is not None and entry.finished is not None:
+                entry.report.seconds = entry.finished - entry.started
+        report.tables = [progress[(t.schema, t.name)].report for t in catalog.tables]
+        report.workers = {"peak_rss_mb": worker_rss}
+
+        if settings.verify == "counts":
+            t0 = time.perf_counter()
+            emit("verify", {"tables": len(catalog.tables), "ranges": len(plan.ranges), "kind": "counts"})
+            pairs = [(t, mapped[(t.schema, t.name)], plan.ranges_of(t)) for t in catalog.tables]
+            checks = verify_counts(source_url, target_url, pairs)
+            phases["verify"] = time.perf_counter() - t0
+            for check, table_report in zip(checks, report.tables, strict=True):
+                table_report.source_rows = check.source_rows
+                table_report.verified = "yes (counts)" if check.ok else "MISMATCH"
+                report.errors.extend(f"{table_report.table} {m}" for m in check.mismatched_ranges)
+                if check.source_rows != check.target_rows and not check.mismatched_ranges:
+                    report.errors.append(
+                        f"{table_report.table}: source {check.source_rows} rows, target {check.target_rows}"
+                    )
+        report.status = "ok" if not report.errors else "verify failed"
+        target.ledger_finish(run_id, "done" if report.status == "ok" else "verify failed")
+        report.phases = phases
+        report.seconds = time.perf_counter() - started
+        emit(
+            "done",
+            {"status": report.status, "rows": report.total_rows, "seconds": round(report.seconds, 3)},
+        )
+        return report
+    finally:
+        source.close()
+        target.close()
+
+
+def plan_only(settings: Settings) -> tuple[Plan, list[str]]:
+    source = open_source(settings.source.resolved_url())
+    try:
+        catalog, excluded = load_catalog(settings, source)
+        return make_plan(settings, source, catalog), excluded
+    finally:
+        source.close()
+
+
+def verify_only(settings: Settings) -> list[tuple[str, int, int, list[str]]]:
+    """Compare counts of every selected table, range by range, without copying."""
+    source_url = settings.source.resolved_url()
+    target_url = settings.target_endpoint.resolved_url()
+    source = open_source(source_url)
+    try:
+        catalog, _ = load_catalog(settings, source)
+        plan = make_plan(settings, source, catalog)
+    finally:
+        source.close()
+    ensure_ray(settings)
+    pairs = [(t, map_table(t, settings.schema_map), plan.ranges_of(t)) for t in catalog.tables]
+    checks = verify_counts(source_url, target_url, pairs)
+    return [(f"{c.schema}.{c.table}", c.source_rows, c.target_rows, c.mismatched_ranges) for c in checks]

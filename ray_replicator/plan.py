@@ -1,0 +1,122 @@
+"""Split every table into key ranges of about the configured rows/bytes, and order them largest first.
+
+Planning runs on the driver and asks the source for boundaries in the database's own sort order, so the same
+predicates that cut the ranges also select their rows: ranges never overlap and together cover every row
+(a separate range holds NULL split keys, the first and last ranges are open-ended).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ray_replicator.catalog import Catalog, Table
+from ray_replicator.engines.base import KeyRange, Source
+
+
+@dataclass
+class Plan:
+    catalog: Catalog
+    ranges: list[KeyRange] = field(default_factory=list)
+
+    def ranges_of(self, table: Table) -> list[KeyRange]:
+        return [r for r in self.ranges if r.schema == table.schema and r.table == table.name]
+
+    def plan_hash(self) -> str:
+        """A digest of the tables' shapes and the ranges: resume refuses to continue when it changes."""
+        payload = {
+            "schema": schema_hash(self.catalog),
+            "ranges": [_range_key(r) for r in sorted(self.ranges, key=lambda r: (r.schema, r.table, r.index))],
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def schema_hash(catalog: Catalog) -> str:
+    """A digest of every table's columns and keys (not of row estimates, which drift)."""
+    shape = [
+        {
+            "table": [t.schema, t.name],
+            "columns": [[c.name, c.native_type, c.nullable] for c in t.columns],
+            "pk": list(t.primary_key.columns) if t.primary_key else None,
+        }
+        for t in sorted(catalog.tables, key=lambda t: (t.schema, t.name))
+    ]
+    return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _range_key(r: KeyRange) -> dict[str, Any]:
+    d = asdict(r)
+    d.pop("estimated_rows")
+    d.pop("estimated_bytes")
+    return d
+
+
+def parts_for(table: Table, rows_per_range: int, bytes_per_range: int, max_ranges: int) -> int:
+    """How many ranges a table deserves: enough that none exceeds the rows or the bytes target."""
+    by_rows = math.ceil(max(table.row_estimate, 0) / rows_per_range)
+    by_bytes = math.ceil(max(table.byte_estimate, 0) / bytes_per_range)
+    return max(1, min(max_ranges, max(by_rows, by_bytes)))
+
+
+def plan_table_ranges(
+    source: Source, table: Table, rows_per_range: int, bytes_per_range: int, max_ranges: int
+) -> list[KeyRange]:
+    parts = parts_for(table, rows_per_range, bytes_per_range, max_ranges)
+    key = table.split_key
+    ranges: list[KeyRange] = []
+
+    def add(kind: str, lower: tuple[Any, ...] | None = None, upper: tuple[Any, ...] | None = None) -> None:
+        ranges.append(
+            KeyRange(
+                schema=table.schema,
+                table=table.name,
+                index=len(ranges),
+                kind=kind,  # type: ignore[arg-type]
+                columns=key if kind in ("key", "null") else (),
+                lower=lower,
+                upper=upper,
+            )
+        )
+
+    if parts > 1 and key:
+        bounds = source.split_boundaries(table, parts)
+        edges: list[tuple[Any, ...] | None] = [None, *bounds, None]
+        for lo, hi in zip(edges, edges[1:], strict=False):
+            add("key", lo, hi)
+        nullable = any(table.column(c).nullable for c in key)
+        if nullable and source.has_null_keys(table):
+            add("null")
+    elif parts > 1 and not key and (pages := source.physical_pages(table)) > 1:
+        count = min(parts, pages)
+        cuts = sorted({round(i * pages / count) for i in range(1, count)})
+        page_edges: list[int | None] = [0, *cuts, None]
+        for lo_page, hi_page in zip(page_edges, page_edges[1:], strict=False):
+            add("physical", (lo_page,), None if hi_page is None else (hi_page,))
+    else:
+        add("full")
+    share = len(ranges)
+    return [
+        KeyRange(
+            **{
+                **asdict(r),
+                "estimated_rows": table.row_estimate // share,
+                "estimated_bytes": table.byte_estimate // share,
+            }
+        )
+        for r in ranges
+    ]
+
+
+def schedule_largest_first(ranges: list[KeyRange]) -> list[KeyRange]:
+    """Big ranges first so the last task to finish is a short one; ties keep table order."""
+    return sorted(ranges, key=lambda r: (-r.estimated_bytes, -r.estimated_rows, r.schema, r.table, r.index))
+
+
+def plan_catalog(source: Source, catalog: Catalog, rows_per_range: int, bytes_per_range: int, max_ranges: int) -> Plan:
+    ranges: list[KeyRange] = []
+    for table in catalog.tables:
+        ranges.extend(plan_table_ranges(source, table, rows_per_range, bytes_per_range, max_ranges))
+    return Plan(catalog=catalog, ranges=schedule_largest_first(ranges))

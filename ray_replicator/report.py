@@ -1,0 +1,138 @@
+"""The run report: what moved, how fast, what was checked — as a terminal table, JSON and markdown."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table as RichTable
+
+
+@dataclass
+class TableReport:
+    table: str
+    rows: int = 0
+    bytes: int = 0
+    ranges: int = 0
+    seconds: float = 0.0
+    verified: str = "no"
+    source_rows: int | None = None
+    nodes: list[str] = field(default_factory=list)
+
+    @property
+    def rows_per_s(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class RunReport:
+    run_id: str
+    source: str
+    target: str
+    method: str
+    status: str = "running"
+    seconds: float = 0.0
+    phases: dict[str, float] = field(default_factory=dict)
+    tables: list[TableReport] = field(default_factory=list)
+    excluded: list[str] = field(default_factory=list)
+    workers: dict[str, Any] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def total_rows(self) -> int:
+        return sum(t.rows for t in self.tables)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(t.bytes for t in self.tables)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["total_rows"] = self.total_rows
+        data["total_bytes"] = self.total_bytes
+        data["rows_per_s"] = round(self.total_rows / self.seconds, 1) if self.seconds else 0.0
+        for entry, table in zip(data["tables"], self.tables, strict=True):
+            entry["rows_per_s"] = round(table.rows_per_s, 1)
+        return data
+
+    def to_markdown(self) -> str:
+        lines = [
+            f"# ray-replicator run {self.run_id}: {self.status}",
+            "",
+            f"{self.source} → {self.target}, method {self.method}, {self.seconds:.2f} s",
+            "",
+            "| table | rows | MB | ranges | seconds | rows/s | verified |",
+            "|---|---:|---:|---:|---:|---:|---|",
+        ]
+        for t in self.tables:
+            lines.append(
+                f"| {t.table} | {t.rows:,} | {t.bytes / 1e6:,.1f} | {t.ranges} | {t.seconds:.2f} "
+                f"| {t.rows_per_s:,.0f} | {t.verified} |"
+            )
+        secs = self.seconds or 1.0
+        lines.append(
+            f"| **total** | {self.total_rows:,} | {self.total_bytes / 1e6:,.1f} | "
+            f"{sum(t.ranges for t in self.tables)} | {self.seconds:.2f} | {self.total_rows / secs:,.0f} | "
+            f"{'yes' if all(t.verified.startswith('yes') for t in self.tables) else 'no'} |"
+        )
+        if self.phases:
+            lines += ["", "phases: " + ", ".join(f"{k} {v:.2f} s" for k, v in self.phases.items())]
+        if self.excluded:
+            lines += ["", "excluded by filters: " + ", ".join(self.excluded)]
+        if self.errors:
+            lines += ["", "errors:"] + [f"- {e}" for e in self.errors]
+        return "\n".join(lines) + "\n"
+
+    def print(self, console: Console | None = None) -> None:
+        console = console or Console(file=sys.stdout, soft_wrap=True)
+        table = RichTable(title=f"ray-replicator run {self.run_id}: {self.status}")
+        for name, justify in [
+            ("table", "left"),
+            ("rows", "right"),
+            ("MB", "right"),
+            ("ranges", "right"),
+            ("seconds", "right"),
+            ("rows/s", "right"),
+            ("verified", "left"),
+        ]:
+            table.add_column(name, justify=justify)  # type: ignore[arg-type]
+        for t in self.tables:
+            table.add_row(
+                t.table,
+                f"{t.rows:,}",
+                f"{t.bytes / 1e6:,.1f}",
+                str(t.ranges),
+                f"{t.seconds:.2f}",
+                f"{t.rows_per_s:,.0f}",
+                t.verified,
+            )
+        secs = self.seconds or 1.0
+        table.add_row(
+            "total",
+            f"{self.total_rows:,}",
+            f"{self.total_bytes / 1e6:,.1f}",
+            str(sum(t.ranges for t in self.tables)),
+            f"{self.seconds:.2f}",
+            f"{self.total_rows / secs:,.0f}",
+            "",
+            style="bold",
+        )
+        console.print(table)
+        if self.phases:
+            console.print("phases: " + ", ".join(f"{k} {v:.2f} s" for k, v in self.phases.items()))
+        if self.excluded:
+            console.print("excluded by filters: " + ", ".join(self.excluded))
+        for err in self.errors:
+            console.print(f"[red]error:[/red] {err}")
+
+    def save(self, path: Path) -> tuple[Path, Path]:
+        """Write <path> as JSON and the same name with .md as markdown."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_json(), indent=2, default=str))
+        md = path.with_suffix(".md")
+        md.write_text(self.to_markdown())
+        return path, md
