@@ -87,6 +87,15 @@ class ForeignKey:
 
 
 @dataclass(frozen=True)
+class Check:
+    """A CHECK constraint in the source's own syntax (e.g. "CHECK ((qty > 0))"): recreated only when source and
+    target are the same engine, since expressions do not translate."""
+
+    name: str
+    definition: str
+
+
+@dataclass(frozen=True)
 class Sequence:
     """A free-standing sequence (not owned by an identity column)."""
 
@@ -106,6 +115,7 @@ class Table:
     unique_keys: list[Key] = field(default_factory=list)
     indexes: list[Index] = field(default_factory=list)
     foreign_keys: list[ForeignKey] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
     row_estimate: int = 0
     byte_estimate: int = 0
     physical_pages: int = 0

@@ -57,6 +57,9 @@ def run(
     verify: Annotated[str | None, typer.Option(help="counts | none")] = None,
     report: Annotated[Path | None, typer.Option(help="where to write the JSON report (.md beside it)")] = None,
     address: Annotated[str | None, typer.Option("--address", help="Ray cluster address")] = None,
+    json_logs: Annotated[
+        bool, typer.Option("--json-logs", help="print one JSON object per pipeline event to stderr")
+    ] = False,
     debug: DebugOpt = False,
 ) -> None:
     """Copy schema, data, keys, indexes and sequences; verify; print and save the report."""
@@ -76,17 +79,19 @@ def run(
             report_path=report,
             ray_address=address,
         )
-        _run(settings)
+        _run(settings, json_logs)
     except (EngineError, KeyboardInterrupt) as exc:
         if isinstance(exc, KeyboardInterrupt):
             exc = EngineError("interrupted; ranges already committed are recorded in the target's ledger")
         _fail(exc, debug, settings)
 
 
-def _run(settings: Settings) -> None:
+def _run(settings: Settings, json_logs: bool = False) -> None:
     from ray_replicator.pipeline import replicate
+    from ray_replicator.progress import progress_for_cli
 
-    result = replicate(settings)
+    with progress_for_cli(json_logs, out) as progress:
+        result = replicate(settings, on_event=progress)
     result.print(out)
     if settings.report_path is not None:
         json_path, md_path = result.save(settings.report_path)

@@ -1,0 +1,227 @@
+"""Progress of a run, fed by the pipeline's `on_event(kind, data)` callback.
+
+Two independent outputs, because people and machines watch runs differently:
+- on a terminal, a live `rich` table: one line per table (ranges done/total, rows, rows/s, ETA) and a total;
+  nothing at all when stdout is not a TTY, so cron mails and CI logs only get the final report;
+- with `--json-logs`, one JSON object per event on stderr (`{"ts": …, "event": kind, …data}`) for log
+  shippers and schedulers, whatever stdout is.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.table import Table as RichTable
+from rich.text import Text
+
+MAX_TABLE_LINES = 24
+"""Beyond this many tables the display keeps the busy ones and sums up the rest, so it fits a screen."""
+
+
+@dataclass
+class TableState:
+    table: str
+    ranges: int = 0
+    estimated_rows: int = 0
+    ranges_done: int = 0
+    rows: int = 0
+    started: float | None = None
+    finished: float | None = None
+    state: str = "waiting"
+
+    def rate(self, now: float) -> float:
+        if self.started is None or self.rows == 0:
+            return 0.0
+        return self.rows / max((self.finished or now) - self.started, 1e-6)
+
+    def eta(self, now: float) -> float | None:
+        """Seconds left, from the estimated rows (or the ranges when there is no estimate)."""
+        if self.finished is not None:
+            return 0.0
+        if self.started is None or self.ranges_done == 0:
+            return None
+        elapsed = now - self.started
+        if self.estimated_rows > self.rows and self.rows > 0:
+            return (self.estimated_rows - self.rows) / (self.rows / max(elapsed, 1e-6))
+        if self.ranges > self.ranges_done:
+            return elapsed * (self.ranges - self.ranges_done) / self.ranges_done
+        return None
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "–"
+    value = max(0.0, value)
+    if value < 60:
+        return f"{value:.0f}s"
+    if value < 3600:
+        return f"{value // 60:.0f}m{value % 60:02.0f}s"
+    return f"{value // 3600:.0f}h{value % 3600 // 60:02.0f}m"
+
+
+class Progress:
+    """Turns pipeline events into a live terminal table and/or JSON lines; use as a context manager."""
+
+    def __init__(
+        self,
+        console: Console | None = None,
+        json_stream: TextIO | None = None,
+        live: bool | None = None,
+        clock: Any = time.perf_counter,
+    ) -> None:
+        self.console = console or Console()
+        self.json_stream = json_stream
+        self.live_enabled = self.console.is_terminal if live is None else live
+        self.clock = clock
+        self.tables: dict[str, TableState] = {}
+        self.phase = "starting"
+        self.started = clock()
+        self.copy_started: float | None = None
+        self.copy_finished: float | None = None
+        self.dashboard_url: str | None = None
+        self.nodes = 0
+        self._lock = threading.Lock()
+        self._live: Live | None = None
+
+    def __enter__(self) -> Progress:
+        if self.live_enabled:
+            self._live = Live(
+                console=self.console,
+                get_renderable=self.render,
+                refresh_per_second=4,
+                transient=False,
+                redirect_stdout=False,
+                redirect_stderr=False,
+            )
+            self._live.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self._live.refresh()
+            self._live.stop()
+            self._live = None
+
+    def __call__(self, kind: str, data: dict[str, Any]) -> None:
+        """The on_event callback: record the event, then log it as JSON when asked."""
+        with self._lock:
+            self._apply(kind, data)
+        if self.json_stream is not None:
+            line = json.dumps({"ts": round(time.time(), 3), "event": kind, **data}, default=str)
+            self.json_stream.write(line + "\n")
+            self.json_stream.flush()
+
+    def _apply(self, kind: str, data: dict[str, Any]) -> None:
+        now = self.clock()
+        if kind == "plan":
+            for entry in data.get("per_table", []):
+                self.tables[entry["table"]] = TableState(
+                    table=entry["table"],
+                    ranges=int(entry.get("ranges", 0)),
+                    estimated_rows=int(entry.get("estimated_rows", 0)),
+                )
+            self.phase = "prepare"
+        elif kind == "ray":
+            self.dashboard_url = data.get("dashboard_url")
+            self.nodes = int(data.get("nodes", 0))
+            if self.dashboard_url and not self.live_enabled:
+                # Without the live table the URL still belongs in the job's log: one plain line.
+                self.console.print(f"Ray dashboard: {self.dashboard_url}", markup=False, highlight=False)
+        elif kind == "copy":
+            self.phase = "copy"
+            self.copy_started = now
+        elif kind == "range":
+            state = self.tables.setdefault(data["table"], TableState(table=data["table"]))
+            if state.started is None:
+                # The first range's own duration tells when this table really started.
+                state.started = now - float(data.get("seconds", 0.0))
+            state.ranges_done += 1
+            state.ranges = max(state.ranges, state.ranges_done + int(data.get("left", 0)))
+            state.rows += int(data.get("rows", 0))
+            state.state = "copying"
+        elif kind == "table_done":
+            state = self.tables.setdefault(data["table"], TableState(table=data["table"]))
+            state.finished = now
+            state.state = "finalizing"
+        elif kind in ("finalize", "verify"):
+            self.phase = kind
+            self.copy_finished = self.copy_finished or now
+            for state in self.tables.values():
+                if state.state == "finalizing":
+                    state.state = "done"
+        elif kind == "done":
+            self.phase = str(data.get("status", "done"))
+            for state in self.tables.values():
+                state.state = "done" if state.finished is not None else state.state
+        elif kind == "failed":
+            self.phase = "failed"
+            self.copy_finished = self.copy_finished or now
+
+    def render(self) -> RenderableType:
+        """The live table; safe to call from rich's refresh thread."""
+        with self._lock:
+            now = self.clock()
+            grid = RichTable(box=None, pad_edge=False, show_edge=False, header_style="bold")
+            for name, justify in [
+                ("table", "left"),
+                ("ranges", "right"),
+                ("rows", "right"),
+                ("rows/s", "right"),
+                ("ETA", "right"),
+                ("", "left"),
+            ]:
+                grid.add_column(name, justify=justify)  # type: ignore[arg-type]
+            states = list(self.tables.values())
+            shown = states
+            if len(states) > MAX_TABLE_LINES:
+                busy = [s for s in states if s.state in ("copying", "finalizing")]
+                shown = busy[:MAX_TABLE_LINES]
+            for s in shown:
+                grid.add_row(
+                    s.table,
+                    f"{s.ranges_done}/{s.ranges}",
+                    f"{s.rows:,}",
+                    f"{s.rate(now):,.0f}" if s.rows else "",
+                    _seconds(s.eta(now)) if s.state == "copying" else "",
+                    s.state,
+                )
+            if len(shown) < len(states):
+                done = sum(1 for s in states if s.state == "done")
+                grid.add_row(f"… {len(states) - len(shown)} more ({done} done)", "", "", "", "", "")
+            grid.add_row(*self._total_row(states, now), style="bold")
+            header = Text(f"ray-replicator: {self.phase}, {_seconds(now - self.started)} elapsed")
+            if self.nodes:
+                header.append(f", {self.nodes} Ray node{'s' if self.nodes != 1 else ''}")
+            parts: list[RenderableType] = [header, grid]
+            if self.dashboard_url:
+                parts.append(Text(f"Ray dashboard: {self.dashboard_url}", style="dim"))
+            return Group(*parts)
+
+    def _total_row(self, states: list[TableState], now: float) -> list[str]:
+        ranges = sum(s.ranges for s in states)
+        done = sum(s.ranges_done for s in states)
+        rows = sum(s.rows for s in states)
+        estimated = sum(max(s.estimated_rows, s.rows) for s in states)
+        end = self.copy_finished or now
+        elapsed = end - self.copy_started if self.copy_started is not None else 0.0
+        rate = rows / elapsed if elapsed > 0 and rows else 0.0
+        eta: float | None = None
+        if self.phase == "copy" and rate > 0:
+            if estimated > rows:
+                eta = (estimated - rows) / rate
+            elif ranges > done and done:
+                eta = elapsed * (ranges - done) / done
+        left = _seconds(eta) if self.phase == "copy" else ""
+        return ["total", f"{done}/{ranges}", f"{rows:,}", f"{rate:,.0f}" if rate else "", left, ""]
+
+
+def progress_for_cli(json_logs: bool, console: Console) -> Progress:
+    """The CLI's choice: live table only on a TTY, JSON lines on stderr only when asked."""
+    return Progress(console=console, json_stream=sys.stderr if json_logs else None)
