@@ -125,7 +125,7 @@ def _node_id() -> str:
         return "local"
 
 
-@ray.remote(max_retries=3, retry_exceptions=[ConnectionError, OSError])
+@ray.remote(max_retries=3, retry_exceptions=[ConnectionError, OSError])  # type: ignore[call-overload]
 def copy_range(item: CopyItem) -> RangeResult:
     return copy_range_local(item)
 

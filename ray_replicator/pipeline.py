@@ -176,7 +176,9 @@ def replicate(settings: Settings, on_event: Callable[[str, dict[str, Any]], None
         target.ledger_init(run_id, plan.plan_hash(), schema_hash(catalog), plan.ranges)
         phases["prepare"] = time.perf_counter() - t0
 
+        t0 = time.perf_counter()
         ensure_ray(settings)
+        phases["ray start"] = time.perf_counter() - t0
         in_flight = settings.parallelism or max(1, int(ray.cluster_resources().get("CPU", 2)))
         emit(
             "ray",
@@ -211,7 +213,7 @@ def replicate(settings: Settings, on_event: Callable[[str, dict[str, Any]], None
                 method=method,
                 options=options,
             )
-            return copy_range.remote(item)  # type: ignore[no-any-return]
+            return copy_range.remote(item)
 
         def done(rng: KeyRange, result: RangeResult) -> None:
             key = (rng.schema, rng.table)
