@@ -561,6 +561,10 @@ class _Ctx:
         self.counts = row_counts(scale, include_extra=True)
         self.n_posts = self.counts["Posts"]
         self.n_users = self.counts["Users"]
+        for name, layout in _LAYOUTS.items():
+            top = int(layout.ids(np.array([self.counts[name]], dtype=np.int64))[0])
+            if top > 2**31 - 1:
+                raise ValueError(f"scale {scale} gives {name} ids up to {top:,}, beyond SQL Server's int")
 
     def ids(self, table_name: str, idx: I64) -> I64:
         if table_name == "Users":  # row 0 is the Community user, Id -1
@@ -632,20 +636,8 @@ def _gen_posts(ctx: _Ctx, rng: np.random.Generator, idx: I64) -> dict[str, pa.Ar
     body = _windows(rng, lengths, None, html=True)
 
     title_valid = q | ((ptype > 2) & (rng.random(n) < 0.5))
-    nwords = rng.integers(3, 15, n)
-    words = [_str_null(_vocab(_WORDS, rng.integers(0, len(_WORDS), n)), nwords > k) for k in range(15)]
-    title = pc.binary_join_element_wise(*words, " ", null_handling="skip")
-    title = _str_null(
-        _join(title, _str_null(_vocab(["?"], np.zeros(n, np.int64)), rng.random(n) < 0.4)), title_valid
-    )
-
-    ntags = rng.integers(1, 6, n)
-    tag_vocab = [f"<{t}>" for t in _TAGS]
-    tag_parts = [
-        _str_null(_vocab(tag_vocab, (rng.random(n) ** 2 * len(_TAGS)).astype(np.int64)), ntags > k)
-        for k in range(5)
-    ]
-    tags = _str_null(_join(*tag_parts), q)
+    title = _from_pool("titles", rng, n, title_valid)
+    tags = _from_pool("tags", rng, n, q)
 
     accepted = ctx.post_ids(idx + 1 + (rng.random(n) < 0.3))
     accepted_valid = q & (rng.random(n) < 0.55) & (idx + 2 < ctx.n_posts)
@@ -664,7 +656,7 @@ def _gen_posts(ctx: _Ctx, rng: np.random.Generator, idx: I64) -> dict[str, pa.Ar
     editor = np.where(rng.random(n) < 0.85, owner, ctx.user_refs(rng, pos, n, 0.05, 0.05))
     editor_valid = edited & (editor != -2)
     editor_name_valid = edited & (rng.random(n) < 0.03)
-    editor_name = _str_null(_display_names(rng, n), editor_name_valid)
+    editor_name = _from_pool("names", rng, n, editor_name_valid)
 
     views = (np.exp(rng.normal(math.log(400), 1.4, n))).astype(np.int64)
     score = np.round(rng.standard_t(3, n) * 3 + np.where(q, 1.5, 1.0)).astype(np.int64)
@@ -675,7 +667,9 @@ def _gen_posts(ctx: _Ctx, rng: np.random.Generator, idx: I64) -> dict[str, pa.Ar
         "AcceptedAnswerId": _int(accepted, accepted_valid),
         "AnswerCount": _int(rng.poisson(2.3, n), q),
         "Body": body,
-        "ClosedDate": _ts(activity - (rng.random(n) * 86_400 * 300).astype(np.int64), closed),
+        "ClosedDate": _ts(
+            np.maximum(created, activity - (rng.random(n) * 86_400 * 300).astype(np.int64)), closed
+        ),
         "CommentCount": _int(rng.poisson(1.5, n), rng.random(n) > 0.01),
         "CommunityOwnedDate": _ts(np.maximum(edit, created), wiki),
         "CreationDate": _ts(created),
@@ -707,6 +701,39 @@ def _display_names(rng: np.random.Generator, n: int) -> pa.Array:
     base = _join(first, _str_null(sep, has_last), _str_null(last, has_last))
     user_n = _join(_vocab(["user"], np.zeros(n, np.int64)), number)
     return _join(pc.if_else(pa.array(numbered), user_n, base), suffix)
+
+
+def _titles(rng: np.random.Generator, n: int) -> pa.Array:
+    nwords = rng.integers(3, 15, n)
+    words = [_str_null(_vocab(_WORDS, rng.integers(0, len(_WORDS), n)), nwords > k) for k in range(15)]
+    title = pc.binary_join_element_wise(*words, " ", null_handling="skip")
+    return _join(title, _str_null(_vocab(["?"], np.zeros(n, np.int64)), rng.random(n) < 0.4))
+
+
+def _tags(rng: np.random.Generator, n: int) -> pa.Array:
+    ntags = rng.integers(1, 6, n)
+    tag_vocab = [f"<{t}>" for t in _TAGS]
+    popular = (rng.random((5, n)) ** 2 * len(_TAGS)).astype(np.int64)
+    return _join(*[_str_null(_vocab(tag_vocab, popular[k]), ntags > k) for k in range(5)])
+
+
+_POOLS: dict[str, tuple[int, Callable[[np.random.Generator, int], pa.Array]]] = {
+    "titles": (16384, _titles),
+    "tags": (8192, _tags),
+    "names": (8192, _display_names),
+}
+
+
+@functools.cache
+def _pool(kind: str) -> pa.Array:
+    """Seed-independent pools for columns that only need plausible values: one take per chunk is cheap."""
+    size, make = _POOLS[kind]
+    return make(np.random.default_rng(len(kind) * 7919), size)
+
+
+def _from_pool(kind: str, rng: np.random.Generator, n: int, valid: B) -> pa.Array:
+    pool = _pool(kind)
+    return pool.take(pa.array(rng.integers(0, len(pool), n), mask=~valid))
 
 
 def _gen_users(ctx: _Ctx, rng: np.random.Generator, idx: I64) -> dict[str, pa.Array]:
@@ -748,7 +775,8 @@ def _gen_users(ctx: _Ctx, rng: np.random.Generator, idx: I64) -> dict[str, pa.Ar
     )
     website = _str_null(pc.if_else(pa.array(web_r < 0.08), pa.scalar("", pa.string()), url), web_r < 0.37)
 
-    rep = np.where(rng.random(n) < 0.4, 1, np.exp(rng.lognormal(1.5, 0.6, n))).astype(np.int64)
+    # Clip before exp: an unclipped lognormal tail overflows to inf, which casts to a negative int64.
+    rep = np.where(rng.random(n) < 0.4, 1, np.exp(np.minimum(rng.lognormal(1.5, 0.6, n), 13.0))).astype(np.int64)
     rep = np.minimum(rep, 500_000)
     cols: dict[str, pa.Array] = {
         "Id": _int(ctx.ids("Users", idx)),
@@ -885,7 +913,7 @@ def _gen_posthistory(ctx: _Ctx, rng: np.random.Generator, idx: I64) -> dict[str,
         "RevisionGUID": pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), n, [None, pa.py_buffer(guid)]),
         "CreationDate": _ts(ticks),
         "UserId": _nullable_ids(users),
-        "UserDisplayName": _str_null(_display_names(rng, n), users == -2),
+        "UserDisplayName": _from_pool("names", rng, n, users == -2),
         "Comment": comment,
         "Text": text,
     }
@@ -1113,6 +1141,7 @@ def write_postgres(
     workers: int = 2,
     compress_text: bool = False,
     split: dict[str, int] | None = None,
+    replace: bool = False,
     verbose: bool = True,
 ) -> dict[str, int]:
     """Create, bulk-load (ADBC ingest = binary COPY from Arrow), key, sequence and ANALYZE the tables.
@@ -1121,7 +1150,8 @@ def write_postgres(
     others still load; keys come after the data because one B-tree build is much cheaper than row-by-row
     maintenance. Unless ``compress_text``, (max) columns are loaded uncompressed and inline up to 8 KB
     (pglz is most of Posts' load time), then the default storage is restored for later writes.
-    ``split`` maps a table to a number of parts loaded concurrently. Returns rows loaded per table.
+    ``split`` maps a table to a number of parts loaded concurrently. Existing tables of the same names
+    are an error unless ``replace`` (then they are dropped). Returns rows loaded per table.
     """
     import adbc_driver_postgresql.dbapi as adbc
     import psycopg
@@ -1134,8 +1164,15 @@ def write_postgres(
     t0 = time.perf_counter()
     with psycopg.connect(uri, autocommit=True) as conn:
         conn.execute(f"CREATE SCHEMA IF NOT EXISTS {_pq(schema)}")
-        for name in names:
-            conn.execute(f"DROP TABLE IF EXISTS {_pq(schema)}.{_pq(name)}")
+        existing = [
+            name
+            for name in names
+            if conn.execute("SELECT to_regclass(%s)", (f"{_pq(schema)}.{_pq(name)}",)).fetchone() != (None,)
+        ]
+        if existing and not replace:
+            raise ValueError(f"tables already exist in schema {schema!r}: {existing}; pass replace=True")
+        for name in existing:
+            conn.execute(f"DROP TABLE {_pq(schema)}.{_pq(name)}")
         for stmt in postgres_ddl(schema, names):
             conn.execute(stmt)
         if not compress_text:
@@ -1159,12 +1196,18 @@ def write_postgres(
         fq = f"{_pq(schema)}.{_pq(name)}"
         with lock:
             started_at.setdefault(name, time.perf_counter())
+        chunks = chunk_count(name, scale)
+        first, end = chunks * part // n_parts[name], chunks * (part + 1) // n_parts[name]
+        expected = min(counts[name], end * CHUNK_ROWS) - first * CHUNK_ROWS
         with aconn.cursor() as cur:
-            data = reader(name, scale, seed, part=part, parts=n_parts[name])
+            # Batches of whole chunks: re-batching would copy every Body once more.
+            data = reader(name, scale, seed, CHUNK_ROWS, part=part, parts=n_parts[name])
             rows = cur.adbc_ingest(name, data, mode="append", db_schema_name=schema)
         aconn.commit()
+        if rows is not None and rows >= 0 and rows != expected:
+            raise RuntimeError(f"{fq}: loaded {rows} rows, expected {expected}")
         with lock:
-            loaded[name] = loaded.get(name, 0) + (int(rows) if rows is not None and rows >= 0 else 0)
+            loaded[name] = loaded.get(name, 0) + expected
             left[name] -= 1
             if left[name]:
                 return
@@ -1182,6 +1225,7 @@ def write_postgres(
     def work() -> None:
         try:
             with adbc.connect(uri) as aconn, psycopg.connect(uri, autocommit=True) as pconn:
+                # Generated data can be regenerated: commits need not wait for the WAL flush.
                 with aconn.cursor() as cur:
                     cur.execute("SET synchronous_commit = off")
                 pconn.execute("SET synchronous_commit = off")
@@ -1223,11 +1267,16 @@ def _load_cost(name: str, rows: int) -> float:
     return rows * per_row.get(name, 1.0)
 
 
-def generate(target_url: str, scale: float, seed: int = 42, include_extra: bool = False) -> dict[str, int]:
-    """Fill the database at ``target_url`` with the synthetic StackOverflow2010; dispatches on the scheme."""
+def generate(
+    target_url: str, scale: float, seed: int = 42, include_extra: bool = False, replace: bool = False
+) -> dict[str, int]:
+    """Fill the database at ``target_url`` with the synthetic StackOverflow2010; dispatches on the scheme.
+
+    New targets add a branch here (and a ``write_<engine>`` beside ``write_postgres``).
+    """
     scheme = urlsplit(target_url).scheme.lower()
     if scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+"):
-        return write_postgres(target_url, scale, seed, include_extra=include_extra)
+        return write_postgres(target_url, scale, seed, include_extra=include_extra, replace=replace)
     raise ValueError(
         f"cannot generate StackOverflow2010 into a {scheme or '(no scheme)'!r} target; supported: postgresql://"
     )
