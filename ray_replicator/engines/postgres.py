@@ -5,9 +5,10 @@ hands COPY data over in network-sized chunks without per-row Python. Arrow reads
 which streams COPY results into record batches and ingests them with binary COPY.
 
 Range bounds never become SQL text: they are stored in session settings with a bound `set_config($1, ...)`
-call and the data query reads them back with `current_setting(...)::type`. That keeps the data query free of
-parameters, which ADBC needs to stream (with bind parameters it buffers the whole result) and COPY needs
-anyway (COPY takes no parameters).
+call and the data query reads them back with `(SELECT current_setting(...)::type)`. That keeps the data query
+free of parameters, which ADBC needs to stream (with bind parameters it buffers the whole result) and COPY needs
+anyway (COPY takes no parameters). The scalar subquery makes each bound an InitPlan: computed once and usable as
+an index bound (a bare current_setting() in the filter is re-evaluated per row: 1.7x slower on a full scan).
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import chain
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 import pyarrow as pa
@@ -65,6 +66,9 @@ _TEXT_TARGETS = {"text", "varchar", "bpchar", "name", "json", "jsonb", "char"}
 # meaningful to any engine (the "text fallback").
 _TEXT_READ_KINDS = {"other", "enum", "xml"}
 _NATIVE_ARRAY_ELEMENTS = {"bool", "int16", "int32", "int64", "float32", "float64", "string"}
+# PostgreSQL's earliest timestamp/date (4714-11-24 BC, Julian day 0) in Arrow's units since 1970.
+_PG_MIN_US = -210_866_803_200_000_000
+_PG_MIN_DAYS = -2_440_588
 _FK_ACTIONS = {"a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT"}
 _INDEX_DEF = re.compile(
     r'^CREATE (?:UNIQUE )?INDEX (?:"(?:[^"]|"")*"|[^\s."]+) ON (?:ONLY )?'
@@ -165,7 +169,8 @@ def range_predicate(table: Table, rng: KeyRange, types: dict[str, str] | None = 
         refs = []
         for value, typ in zip(bound, key_types, strict=True):
             values.append(_param_text(value))
-            refs.append(f"current_setting('{_GUC_PREFIX}{len(values)}')::{typ}")
+            # a scalar subquery is an InitPlan: evaluated once (not per row) and usable as an index bound
+            refs.append(f"(SELECT current_setting('{_GUC_PREFIX}{len(values)}')::{typ})")
         parts.append(f"({', '.join(idents)}) {op} ({', '.join(refs)})")
     # NULL keys belong to the "null" range only: a row comparison can be true despite a NULL in a later column
     # ((1, NULL) < (2, 0) is true), so non-NULL is stated for every column whose key allows NULL.
@@ -185,6 +190,42 @@ def _close(stream: object) -> None:
     close = getattr(stream, "close", None)
     if callable(close):
         close()
+
+
+def _read_ahead(items: Iterable[T], depth: int) -> Iterator[T]:
+    """Pull `items` on a thread, up to `depth` ahead, so the source's reads overlap the target's writes (ADBC's
+    ingest would otherwise pull each batch only after writing the previous one)."""
+    slots: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def pull() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    break
+                slots.put(("item", item))
+            slots.put(("end", None))
+        except BaseException as exc:  # handed to the consumer, which raises it
+            slots.put(("error", exc))
+        finally:
+            _close(items)
+
+    worker = threading.Thread(target=pull, name="read-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, value = slots.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        while worker.is_alive():
+            with contextlib.suppress(queue.Empty):
+                slots.get(timeout=0.05)
+        worker.join()
 
 
 def _matches(patterns: list[str], schema: str, name: str) -> bool:
@@ -224,13 +265,18 @@ class _PostgresEndpoint:
     def _scrub(self, text: str) -> str:
         text = _one_line(text).replace(self.url, self.display)
         for secret in self._secrets:
-            text = text.replace(secret, "***")
+            if len(secret) >= 2:  # a one-character password would garble every message
+                text = text.replace(secret, "***")
         return redact_url(text)
 
     def _error(self, what: str, exc: BaseException, hint: str = "") -> EngineError:
         if isinstance(exc, EngineError):
             return exc
-        msg = f"{what} on {self.display}: {self._scrub(str(exc) or type(exc).__name__)}"
+        text = str(exc) or type(exc).__name__
+        detail = getattr(exc, "detail", None)  # asyncpg keeps "Key (id)=(5) already exists." apart
+        if isinstance(detail, str) and detail and detail not in text:
+            text += f" ({detail})"
+        msg = f"{what} on {self.display}: {self._scrub(text)}"
         return EngineError(msg + (f"; {hint}" if hint else ""))
 
     # -- asyncpg ------------------------------------------------------------------------------------------
@@ -248,6 +294,8 @@ class _PostgresEndpoint:
                 self._conn = self._loop.run(self._connect_async())
             return self._loop.run(fn(self._conn))
         except Exception as exc:
+            if self._conn is not None and self._conn.is_closed():
+                self._conn = None  # reconnect on the next call
             raise self._error(what, exc, hint) from None
 
     def _fetch(self, what: str, sql: str, *args: Any) -> list[Any]:
@@ -314,7 +362,7 @@ class _PostgresEndpoint:
             self._loop.close()
             self._loop = None
 
-    def __enter__(self) -> _PostgresEndpoint:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -332,6 +380,8 @@ SELECT c.oid::int8 AS oid, n.nspname::text AS schema, c.relname::text AS name,
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind = 'r' AND n.nspname <> ALL($1::text[])
   AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'
+  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                  AND d.deptype = 'e')
 ORDER BY 2, 3
 """
 
@@ -422,6 +472,13 @@ class PostgresSource(_PostgresEndpoint):
             db = await c.fetchval("SELECT current_database()::text")
             collation = await c.fetchval("SELECT datcollate::text FROM pg_database WHERE datname = current_database()")
             rows = await c.fetch(_TABLES_SQL, system)
+            partitioned = await c.fetch(
+                "SELECT n.nspname::text || '.' || c.relname::text AS name FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'p' AND n.nspname <> ALL($1::text[])",
+                system,
+            )
+            for p in partitioned:
+                log.warning("%s is partitioned: its partitions are copied as plain tables, the parent is not", p[0])
             rows = [
                 r
                 for r in rows
@@ -647,11 +704,28 @@ class PostgresSource(_PostgresEndpoint):
                 changed = True
             elif isinstance(arr, pa.ExtensionArray) and arr.type.extension_name == "arrow.opaque":
                 arr, field, changed = arr.storage, None, True
+            elif pa.types.is_timestamp(arr.type) or pa.types.is_date32(arr.type):
+                self._check_time_range(table, col, arr)
             arrays.append(arr)
             fields.append(field if field is not None else pa.field(col.name, arr.type))
         if not changed:
             return batch
         return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))
+
+    @staticmethod
+    def _check_time_range(table: Table, col: Column, arr: pa.Array) -> None:
+        """ADBC wraps around silently where Arrow's int64 microseconds / int32 days since 1970 end: infinity,
+        -infinity and timestamps after 294246 AD come out as values before PostgreSQL's own minimum (4714 BC)."""
+        if arr.null_count == len(arr):
+            return
+        lowest = pc.min(arr.cast(pa.int64() if pa.types.is_timestamp(arr.type) else pa.int32())).as_py()
+        floor = _PG_MIN_US if pa.types.is_timestamp(arr.type) else _PG_MIN_DAYS
+        if lowest is not None and lowest < floor:
+            raise EngineError(
+                f"{table.qualified}.{col.name}: a value is infinity, -infinity or after 294246 AD, which Arrow "
+                "cannot carry; PostgreSQL→PostgreSQL copies use the raw COPY path, otherwise change the value "
+                "or exclude the table"
+            )
 
     @staticmethod
     def _decimal(table: Table, col: Column, text: pa.Array) -> pa.Array:
@@ -681,13 +755,14 @@ class PostgresSource(_PostgresEndpoint):
         cols = ", ".join(quote_ident(c.name) for c in table.copy_columns)
         return f"SELECT {cols} FROM {qualified(table.schema, table.name)} WHERE {pred.sql}", pred.values
 
-    def read_range_raw(self, table: Table, rng: KeyRange, chunk_bytes: int = 4 << 20) -> Iterator[bytes]:
+    def read_range_raw(self, table: Table, rng: KeyRange, chunk_bytes: int = 4 << 20) -> Generator[bytes, None, None]:
         """Binary COPY output of one range in chunks of about chunk_bytes; only a PostgreSQL target can read it.
 
         A thread with its own connection and loop runs the COPY so that the consumer (another connection's
         COPY FROM) overlaps with it; a small bounded queue keeps memory flat.
         """
         sql, values = self.copy_query(table, rng)
+        columns = [c.name for c in table.copy_columns]
         what = f"reading {table.qualified} range {rng.range_id} (raw COPY)"
         chunks: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=4)
         stop = threading.Event()
@@ -712,9 +787,15 @@ class PostgresSource(_PostgresEndpoint):
                         size = 0
 
                 async with conn.transaction(readonly=True):
-                    if values:
-                        await conn.fetch(_set_config_sql(len(values), local=True), *values)
-                    await conn.copy_from_query(sql, output=sink, format="binary")
+                    if rng.kind == "full":
+                        # COPY of a table skips the executor's projection: ~1.4-1.7x faster than COPY (SELECT)
+                        await conn.copy_from_table(
+                            table.name, schema_name=table.schema, columns=columns, output=sink, format="binary"
+                        )
+                    else:
+                        if values:
+                            await conn.fetch(_set_config_sql(len(values), local=True), *values)
+                        await conn.copy_from_query(sql, output=sink, format="binary")
                 if pending:
                     chunks.put(b"".join(pending))
             finally:
@@ -784,11 +865,46 @@ def retarget_index(definition: str, schema: str, table: str, name: str) -> str |
     return f"CREATE {unique}INDEX {quote_ident(name)} ON {qualified(schema, table)} {m.group(1)}"
 
 
+_MAX_IDENTIFIER_BYTES = 63
+
+
+def pg_identifier(name: str) -> str:
+    """What PostgreSQL keeps of a name: at most 63 bytes of UTF-8, cut on a character boundary."""
+    raw = name.encode()
+    if len(raw) <= _MAX_IDENTIFIER_BYTES:
+        return name
+    return raw[:_MAX_IDENTIFIER_BYTES].decode(errors="ignore")
+
+
+def check_name_lengths(catalog: Catalog) -> None:
+    """Refuse names that PostgreSQL would truncate into one another (another engine allows 128 characters)."""
+
+    def clash(kind: str, names: list[str]) -> None:
+        seen: dict[str, str] = {}
+        for name in names:
+            short = pg_identifier(name)
+            if short in seen and seen[short] != name:
+                raise UsageError(
+                    f"{kind} {seen[short]!r} and {name!r} both become {short!r} in PostgreSQL (63-byte names); "
+                    "rename one or map it to another name"
+                )
+            seen[short] = name
+
+    clash("schema", sorted({t.schema for t in catalog.tables}))
+    for schema in sorted({t.schema for t in catalog.tables}):
+        clash(f"in schema {schema!r} table", [t.name for t in catalog.tables if t.schema == schema])
+    for table in catalog.tables:
+        clash(f"in {table.qualified} column", [c.name for c in table.columns])
+        constraints = [k.name for k in ([table.primary_key] if table.primary_key else []) + table.unique_keys]
+        clash(f"in {table.qualified} index or constraint", constraints + [i.name for i in table.indexes])
+
+
 class PostgresTarget(_PostgresEndpoint):
     """Writes into a PostgreSQL database: DDL, Arrow ingest, raw binary COPY, finalization and the ledger."""
 
     # -- prepare ------------------------------------------------------------------------------------------
     def prepare(self, catalog: Catalog, source_engine: str, options: WriteOptions) -> None:
+        check_name_lengths(catalog)
         self._ensure_ledger()
         same = source_engine == POSTGRES
         for schema in sorted({t.schema for t in catalog.tables} | {s.schema for s in catalog.sequences}):
@@ -869,7 +985,19 @@ class PostgresTarget(_PostgresEndpoint):
         ]
         create = f"CREATE {unlogged}TABLE {rel} ({', '.join(cols)})"
 
+        native = [c.native_type for c in table.columns] if same else []
+
         async def go(c: Any) -> None:
+            missing = await c.fetch(
+                "SELECT t FROM unnest($1::text[]) WITH ORDINALITY u(t, i) WHERE to_regtype(t) IS NULL ORDER BY i",
+                native,
+            )
+            if missing:
+                col = next(col for col in table.columns if col.native_type == missing[0][0])
+                raise UsageError(
+                    f"{table.qualified}.{col.name}: type {col.native_type} does not exist on the target; create it "
+                    "there first (enums are created, domains, composite and extension types are not)"
+                )
             async with c.transaction():
                 exists = await c.fetchval("SELECT to_regclass($1) IS NOT NULL", rel)
                 if exists and options.existing == "fail":
@@ -931,18 +1059,23 @@ class PostgresTarget(_PostgresEndpoint):
         types = self._target_types(table)
         conn = self._adbc_conn()
         cur = conn.cursor()
+        it: Iterator[pa.RecordBatch] | None = None
+        source_errors: list[BaseException] = []
         try:
             done = self._adbc_claim(cur, rng, options.run_id)
             if done is not None:
                 conn.commit()
                 _close(batches)
                 return done
-            it = iter(batches)
+            it = _read_ahead(batches, int(options.extra.get("read_ahead_batches", 2)))
             first = next(it, None)
             rows = 0
             nbytes = 0
             if first is not None:
-                schema = first.schema
+                # another engine's names may be longer than PostgreSQL keeps; ADBC matches them verbatim
+                names = [pg_identifier(n) for n in first.schema.names]
+                renamed = names != first.schema.names
+                schema = pa.schema([f.with_name(n) for f, n in zip(first.schema, names, strict=True)])
                 staged = [
                     f.name
                     for f in schema
@@ -951,16 +1084,22 @@ class PostgresTarget(_PostgresEndpoint):
 
                 def counted() -> Iterator[pa.RecordBatch]:
                     nonlocal rows, nbytes
-                    for b in chain([first], it):
-                        rows += b.num_rows
-                        nbytes += b.nbytes
-                        yield b
+                    try:
+                        for b in chain([first], it):
+                            rows += b.num_rows
+                            nbytes += b.nbytes
+                            yield b.rename_columns(names) if renamed else b
+                    except BaseException as exc:  # ADBC would bury it in a traceback text: keep it whole
+                        source_errors.append(exc)
+                        raise
 
                 reader = pa.RecordBatchReader.from_batches(schema, counted())
                 if staged:
                     self._ingest_staged(cur, table, reader, staged, types)
                 else:
-                    cur.adbc_ingest(table.name, reader, mode="append", db_schema_name=table.schema)
+                    cur.adbc_ingest(
+                        pg_identifier(table.name), reader, mode="append", db_schema_name=pg_identifier(table.schema)
+                    )
             cur.execute(
                 _DONE_SQL,
                 [options.run_id, rng.range_id, rows, nbytes, time.monotonic() - started],
@@ -972,8 +1111,12 @@ class PostgresTarget(_PostgresEndpoint):
                 conn.rollback()
             except Exception as rb:
                 log.debug("rollback after failed write: %s", self._scrub(str(rb)))
+            if source_errors:
+                raise self._error(f"reading for {table.qualified} range {rng.range_id}", source_errors[0]) from None
             raise self._error(what, exc, self._write_hint(exc)) from None
         finally:
+            if it is not None:
+                _close(it)
             cur.close()
 
     @staticmethod
@@ -1072,9 +1215,18 @@ class PostgresTarget(_PostgresEndpoint):
         self._run(f"adding keys to {table.qualified}", go, "the copied rows break a key: compare source and target")
 
     def finalize_table(self, table: Table, source_engine: str, options: WriteOptions) -> None:
-        self._add_keys(table)
         rel = qualified(table.schema, table.name)
         same = source_engine == POSTGRES
+        self._execute(
+            "raising maintenance_work_mem",
+            "SELECT set_config('maintenance_work_mem', $1, false)",
+            str(options.extra.get("maintenance_work_mem", "256MB")),
+        )
+        if options.unlogged:
+            # Before the indexes: SET LOGGED rewrites the table and rebuilds every index it already has
+            # (measured: 1.5 s instead of 1.8-2.1 s for 1.6 M rows with a primary key).
+            self._execute(f"setting {table.qualified} LOGGED", f"ALTER TABLE {rel} SET LOGGED")
+        self._add_keys(table)
 
         async def go(c: Any) -> None:
             for ix in table.indexes:
@@ -1118,8 +1270,6 @@ class PostgresTarget(_PostgresEndpoint):
             for check in table.checks if same else []:
                 if not await self._constraint_exists(c, table, check.name):
                     await c.execute(f"ALTER TABLE {rel} ADD CONSTRAINT {quote_ident(check.name)} {check.definition}")
-            if options.unlogged:
-                await c.execute(f"ALTER TABLE {rel} SET LOGGED")
             await c.execute(f"ANALYZE {rel}")
 
         self._run(f"finalizing {table.qualified}", go)
@@ -1215,6 +1365,49 @@ class PostgresTarget(_PostgresEndpoint):
             f"UPDATE {_RUNS} SET state = $2, finished_at = now() WHERE run_id = $1",
             run_id,
             state,
+        )
+
+    # Additive ledger pieces for resume (owned with ray_replicator/ledger.py): the plan JSON of a run, kept in its
+    # own table so the runs/ranges tables keep their shape, and a 'copying' mark that never demotes a done range.
+    _PLANS = f"{quote_ident(LEDGER_SCHEMA)}.plans"
+
+    def ledger_save_plan(self, run_id: str, plan_json: str) -> None:
+        self._ensure_ledger()
+
+        async def go(c: Any) -> None:
+            await c.execute(
+                f"CREATE TABLE IF NOT EXISTS {self._PLANS} (run_id text PRIMARY KEY, plan text NOT NULL, "
+                "saved_at timestamptz NOT NULL DEFAULT now())"
+            )
+            await c.execute(
+                f"INSERT INTO {self._PLANS} (run_id, plan) VALUES ($1, $2) "
+                "ON CONFLICT (run_id) DO UPDATE SET plan = EXCLUDED.plan, saved_at = now()",
+                run_id,
+                plan_json,
+            )
+
+        self._run(f"saving the plan of run {run_id} in the ledger", go)
+
+    def ledger_load_plan(self, run_id: str) -> str | None:
+        self._ensure_ledger()
+
+        async def go(c: Any) -> str | None:
+            if not await c.fetchval("SELECT to_regclass($1) IS NOT NULL", self._PLANS):
+                return None
+            value = await c.fetchval(f"SELECT plan FROM {self._PLANS} WHERE run_id = $1", run_id)
+            return None if value is None else str(value)
+
+        return self._run(f"reading the plan of run {run_id} from the ledger", go)
+
+    def ledger_claim_copying(self, run_id: str, range_id: str, node: str) -> None:
+        """Mark a range 'copying' by this worker (node:pid) unless it is already done."""
+        self._execute(
+            "marking a range copying in the ledger",
+            f"UPDATE {_RANGES} SET state = 'copying', node = $3, updated_at = now() "
+            "WHERE run_id = $1 AND range_id = $2 AND state NOT IN ('done', 'verified')",
+            run_id,
+            range_id,
+            node,
         )
 
 
