@@ -1,0 +1,59 @@
+"""`python -m mssql_standin --port 14330`: run the stand-in in the foreground until interrupted."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import pathlib
+import signal
+import sys
+import threading
+
+from . import serve
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m mssql_standin", description=__doc__)
+    ap.add_argument("--port", type=int, default=14330)
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--database", default="master")
+    ap.add_argument("--encryption", choices=["off", "on", "notsup"], default="off")
+    ap.add_argument("--user")
+    ap.add_argument("--password")
+    ap.add_argument("--init", type=pathlib.Path, help="T-SQL file run before accepting clients")
+    ap.add_argument("--bulk-dir", help="directory BULK INSERT ... FROM may read")
+    ap.add_argument("--packet-size", type=int, default=4096, help="used when the client lets the server decide")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    args = ap.parse_args(argv)
+    if (args.user is None) != (args.password is None):
+        ap.error("--user and --password go together")
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(message)s")
+    init_sql = args.init.read_text(encoding="utf-8") if args.init else None
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with serve(
+        args.database,
+        user=args.user,
+        password=args.password,
+        encryption=args.encryption,
+        host=args.host,
+        port=args.port,
+        packet_size=args.packet_size,
+        bulk_dir=args.bulk_dir,
+        init_sql=init_sql,
+    ) as srv:
+        print(f"mssql_standin listening on {srv.host}:{srv.port} (database {args.database})", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            stop.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Every session is closed by now; skipping interpreter teardown avoids an intermittent abort
+    # ("terminate called ... exception not rethrown") while DuckDB/Arrow objects are destroyed at exit.
+    os._exit(code)
