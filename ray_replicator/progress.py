@@ -13,8 +13,9 @@ import json
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import Any, Protocol
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
@@ -25,13 +26,32 @@ MAX_TABLE_LINES = 24
 """Beyond this many tables the display keeps the busy ones and sums up the rest, so it fits a screen."""
 
 
+class Writable(Protocol):
+    def write(self, text: str, /) -> int: ...
+
+    def flush(self) -> None: ...
+
+
+class CurrentStderr:
+    """Writes to whatever sys.stderr is at the moment, so rich's Live can lift JSON lines above its table
+    when stdout and stderr are the same terminal."""
+
+    def write(self, text: str, /) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 @dataclass
 class TableState:
     table: str
     ranges: int = 0
     estimated_rows: int = 0
     ranges_done: int = 0
+    running: int = 0
     rows: int = 0
+    rows_before: int = 0
     started: float | None = None
     finished: float | None = None
     state: str = "waiting"
@@ -48,8 +68,9 @@ class TableState:
         if self.started is None or self.ranges_done == 0:
             return None
         elapsed = now - self.started
-        if self.estimated_rows > self.rows and self.rows > 0:
-            return (self.estimated_rows - self.rows) / (self.rows / max(elapsed, 1e-6))
+        left = self.estimated_rows - self.rows_before - self.rows
+        if left > 0 and self.rows > 0:
+            return left / (self.rows / max(elapsed, 1e-6))
         if self.ranges > self.ranges_done:
             return elapsed * (self.ranges - self.ranges_done) / self.ranges_done
         return None
@@ -72,9 +93,9 @@ class Progress:
     def __init__(
         self,
         console: Console | None = None,
-        json_stream: TextIO | None = None,
+        json_stream: Writable | None = None,
         live: bool | None = None,
-        clock: Any = time.perf_counter,
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.console = console or Console()
         self.json_stream = json_stream
@@ -97,8 +118,6 @@ class Progress:
                 get_renderable=self.render,
                 refresh_per_second=4,
                 transient=False,
-                redirect_stdout=False,
-                redirect_stderr=False,
             )
             self._live.start()
         return self
@@ -118,17 +137,29 @@ class Progress:
             self.json_stream.write(line + "\n")
             self.json_stream.flush()
 
+    def fail(self, error: str) -> None:
+        """Report a run that stopped with an error, unless the pipeline already did (JSON consumers need an
+        end event either way). `error` must already be scrubbed of secrets."""
+        if self.phase != "failed":
+            self("failed", {"error": error})
+
     def _apply(self, kind: str, data: dict[str, Any]) -> None:
         now = self.clock()
         if kind == "plan":
             for entry in data.get("per_table", []):
-                self.tables[entry["table"]] = TableState(
+                state = TableState(
                     table=entry["table"],
                     ranges=int(entry.get("ranges", 0)),
                     estimated_rows=int(entry.get("estimated_rows", 0)),
+                    ranges_done=int(entry.get("resumed_ranges", 0)),
+                    rows_before=int(entry.get("resumed_rows", 0)),
                 )
-            self.phase = "prepare"
+                if state.ranges and state.ranges_done >= state.ranges:
+                    state.state = "done earlier"
+                self.tables[state.table] = state
+            self.phase = "creating target tables, starting Ray"
         elif kind == "ray":
+            self.phase = "starting copy tasks"
             self.dashboard_url = data.get("dashboard_url")
             self.nodes = int(data.get("nodes", 0))
             if self.dashboard_url and not self.live_enabled:
@@ -137,11 +168,17 @@ class Progress:
         elif kind == "copy":
             self.phase = "copy"
             self.copy_started = now
+        elif kind == "range_start":
+            state = self.tables.setdefault(data["table"], TableState(table=data["table"]))
+            state.started = state.started if state.started is not None else now
+            state.running += 1
+            state.state = "copying"
         elif kind == "range":
             state = self.tables.setdefault(data["table"], TableState(table=data["table"]))
             if state.started is None:
-                # The first range's own duration tells when this table really started.
+                # Without range_start events, the first range's own duration tells when the table started.
                 state.started = now - float(data.get("seconds", 0.0))
+            state.running = max(0, state.running - 1)
             state.ranges_done += 1
             state.ranges = max(state.ranges, state.ranges_done + int(data.get("left", 0)))
             state.rows += int(data.get("rows", 0))
@@ -179,6 +216,8 @@ class Progress:
             ]:
                 grid.add_column(name, justify=justify)  # type: ignore[arg-type]
             states = list(self.tables.values())
+            if not states:
+                return Text(f"ray-replicator: reading the source catalog, {_seconds(now - self.started)} elapsed")
             shown = states
             if len(states) > MAX_TABLE_LINES:
                 busy = [s for s in states if s.state in ("copying", "finalizing")]
@@ -187,10 +226,10 @@ class Progress:
                 grid.add_row(
                     s.table,
                     f"{s.ranges_done}/{s.ranges}",
-                    f"{s.rows:,}",
+                    f"{s.rows_before + s.rows:,}",
                     f"{s.rate(now):,.0f}" if s.rows else "",
                     _seconds(s.eta(now)) if s.state == "copying" else "",
-                    s.state,
+                    f"copying ({s.running} running)" if s.state == "copying" and s.running else s.state,
                 )
             if len(shown) < len(states):
                 done = sum(1 for s in states if s.state == "done")
@@ -208,7 +247,8 @@ class Progress:
         ranges = sum(s.ranges for s in states)
         done = sum(s.ranges_done for s in states)
         rows = sum(s.rows for s in states)
-        estimated = sum(max(s.estimated_rows, s.rows) for s in states)
+        before = sum(s.rows_before for s in states)
+        estimated = sum(max(s.estimated_rows - s.rows_before, s.rows) for s in states)
         end = self.copy_finished or now
         elapsed = end - self.copy_started if self.copy_started is not None else 0.0
         rate = rows / elapsed if elapsed > 0 and rows else 0.0
@@ -219,9 +259,9 @@ class Progress:
             elif ranges > done and done:
                 eta = elapsed * (ranges - done) / done
         left = _seconds(eta) if self.phase == "copy" else ""
-        return ["total", f"{done}/{ranges}", f"{rows:,}", f"{rate:,.0f}" if rate else "", left, ""]
+        return ["total", f"{done}/{ranges}", f"{before + rows:,}", f"{rate:,.0f}" if rate else "", left, ""]
 
 
 def progress_for_cli(json_logs: bool, console: Console) -> Progress:
     """The CLI's choice: live table only on a TTY, JSON lines on stderr only when asked."""
-    return Progress(console=console, json_stream=sys.stderr if json_logs else None)
+    return Progress(console=console, json_stream=CurrentStderr() if json_logs else None)
