@@ -14,8 +14,12 @@ Behaviour that differs from SQL Server, on purpose and documented here:
 - Supported T-SQL beyond SELECT/INSERT/UPDATE/DELETE and DDL: single-statement `IF ... [ELSE ...]`,
   `EXEC(N'...')`, `EXEC sp_executesql` (input parameters), DECLARE/SET/SELECT @variable, views that
   are plain projections (insertable, as BULK INSERT targets). Anything else fails with error 40517 naming it.
-- Strings compare case-insensitively (DuckDB's NOCASE collation stands in for SQL_Latin1_General_CP1_CI_AS);
-  ordering of punctuation and accents can differ from SQL Server's dictionary order.
+- Strings compare case-insensitively (DuckDB's NOCASE collation stands in for SQL_Latin1_General_CP1_CI_AS)
+  and comparisons ignore trailing spaces; ordering of punctuation and accents can differ from SQL Server's
+  dictionary order, and GROUP BY/DISTINCT do not merge values that differ only in trailing spaces.
+- One database per Engine: USE of master/tempdb/model/msdb is accepted and sees the same tables.
+- Unsupported on purpose (error 40517): temporary tables, MERGE, OUTPUT, cursors, WHILE/BEGIN...END, SAVE
+  TRANSACTION, CHECKSUM/BINARY_CHECKSUM (SQL Server's hash is not reproduced), COLLATE, FOR XML/JSON.
 - Identity values are not transactional (a rolled-back insert leaves a gap), exactly as in SQL Server.
 """
 
@@ -59,6 +63,7 @@ from .translate import (
     OutCol,
     Statement,
     Translator,
+    duck_sql,
     parse_statement,
     split_batch,
     syntax_error,
@@ -309,7 +314,8 @@ class Engine:
             names = [c.name for c in columns]
             for b in batches:
                 arrays = [b.column(i) for i in range(b.num_columns)]
-                bnames = list(b.schema.names) if b.schema.names else names
+                # columns by name when the batch's names are the table's, else by position
+                bnames = list(b.schema.names) if all(t.col(x) for x in b.schema.names) else names
                 total += s.insert_arrow(
                     t,
                     bnames,
@@ -520,6 +526,8 @@ class EngineSession:
             return SqlServerError(102, "Incorrect syntax (" + first + ")", severity=15)
         if isinstance(e, duckdb.BinderException) and "not found" in msg:
             return SqlServerError(207, "Invalid column name (" + first + ")")
+        if "Collation with name" in msg:
+            return unsupported("COLLATE")
         if isinstance(e, duckdb.CatalogException):
             return SqlServerError(208, "Invalid object name (" + first + ")")
         return SqlServerError(40517, "The SQL Server stand-in could not run this statement: " + first)
@@ -938,6 +946,10 @@ class EngineSession:
         if fn == "object_name":
             o = cat.object_by_id(int(args[0])) if args[0] is not None else None  # type: ignore[call-overload]
             return nv, o[1] if o else None
+        if fn == "object_schema_name":
+            o = cat.object_by_id(int(args[0])) if args[0] is not None else None  # type: ignore[call-overload]
+            names = {v: k for k, v in cat.schemas.items()}
+            return nv, names.get(o[2]) if o else None
         if fn == "schema_name":
             if not args:
                 return nv, "dbo"
@@ -1071,8 +1083,14 @@ class EngineSession:
             return t.object_id
         if schema.lower() == "sys":
             return {"all_columns": -167, "columns": -410, "tables": -386, "objects": -385}.get(obj.lower())
+        sname = cat.schema_name(schema)
+        sid = cat.schemas.get(sname) if sname else None
         for o in cat.objects():
-            if o[1].lower() == obj.lower() and (kind is None or o[3].strip() == kind.strip().upper()):
+            if (
+                o[2] == sid
+                and o[1].lower() == obj.lower()
+                and (kind is None or o[3].strip() == kind.strip().upper())
+            ):
                 return o[0]
         return None
 
@@ -1114,7 +1132,7 @@ class EngineSession:
         tr = Translator(ctx)
         cols = tr.query(tree, [])
         self._register_views(ctx)
-        return tree.sql("duckdb"), cols, ctx
+        return duck_sql(tree), cols, ctx
 
     def _register_views(self, ctx: Context) -> None:
         if not ctx.views:
@@ -1440,7 +1458,7 @@ class EngineSession:
     def _scalar_node(self, node: exp.Expression, ctx: Context) -> object:
         self._register_views(ctx)
         t = type_of(node)
-        sql = "SELECT " + node.sql("duckdb")
+        sql = "SELECT " + duck_sql(node)
         tbl = self._arrow(sql)
         arr = tbl.column(0).combine_chunks()
         if t is not None:
@@ -1742,7 +1760,7 @@ class EngineSession:
         set_sql = ", ".join(f"{quote(c.name)} = {v}" for c, v in sets)
         if rv is not None:
             set_sql += f", {quote(rv.name)} = __ss_rv"
-        where_sql = f" WHERE {where.this.sql('duckdb')}" if where is not None else ""
+        where_sql = f" WHERE {duck_sql(where.this)}" if where is not None else ""
         sql = f"UPDATE {t.physical} AS {quote(alias_name)} SET {set_sql}{where_sql}"
         if rv is not None:
             with self.engine.lock:
@@ -1773,14 +1791,14 @@ class EngineSession:
 
                 return storage_literal(st, c.type).sql("duckdb")
         if val.meta.get("ss_raw") and vt is not None and vt.name == c.type.name:
-            return val.sql("duckdb")
+            return duck_sql(val)
         n = c.type.name
         native = val
         if val.meta.get("ss_raw"):
             from .translate import Translator as _T
 
             native = _T(self._context())._native(val)
-        body = native.sql("duckdb")
+        body = duck_sql(native)
         if n == "datetime2":
             return f"__ss_round_ticks(__ss_ts_dt2(CAST({body} AS TIMESTAMP)), {10 ** (7 - c.type.scale)})"
         if n == "time":
@@ -1851,7 +1869,7 @@ class EngineSession:
         if where is not None:
             tr._rewrite_tree(where.this, [[src]], [src])
         self._register_views(ctx)
-        where_sql = f" WHERE {where.this.sql('duckdb')}" if where is not None else ""
+        where_sql = f" WHERE {duck_sql(where.this)}" if where is not None else ""
         top = tree.args.get("limit")
         if top is not None:
             raise unsupported("DELETE TOP")
@@ -2003,6 +2021,9 @@ class EngineSession:
         view = Table(
             self.engine.new_id(), schema, name, [], create_date=dt.datetime.now().replace(microsecond=0)
         )
+        for col in cols:
+            if col.type is not None and col.type.name in SPECIAL_STORAGE and not col.is_raw:
+                raise unsupported(f"a view column computing a {col.type.name} value ({col.name})")
         for i, col in enumerate(cols, 1):
             view.columns.append(
                 Column(col.name, col.type or make_type("int", []), col.nullable, None, column_id=i)
@@ -2017,7 +2038,7 @@ class EngineSession:
                 if src is not None:
                     vc.identity = src.identity
         view.view = True
-        self._duck(f"CREATE VIEW {view.physical} AS {tree.sql('duckdb')}")
+        self._duck(f"CREATE VIEW {view.physical} AS {duck_sql(tree)}")
         cat.add(view)
         self._ddl_done([(schema.lower(), name.lower())])
         yield Done("CREATE VIEW")
@@ -2061,7 +2082,7 @@ class EngineSession:
         ty = type_of(node)
         if node.meta.get("ss_raw") and ty is not None:
             node = tr._native(node)
-        sql = node.sql("duckdb")
+        sql = duck_sql(node)
         if ty is None or ty.name in _RAW_TYPES:
             probe_cols = (
                 ", ".join(
@@ -2092,6 +2113,44 @@ class EngineSession:
         c.computed_sql = sql
         c.nullable = True
 
+    def _add_column(self, t: Table, cd: ddl.ColDef) -> None:
+        """ALTER TABLE ADD column: existing rows get NULL, or the DEFAULT when the column is NOT NULL."""
+        if t.col(cd.name) is not None:
+            raise SqlServerError(
+                2705,
+                f"Column names in each table must be unique. Column name '{cd.name}' in table '{t.name}' is "
+                "specified more than once.",
+            )
+        if cd.computed is not None or cd.identity is not None or cd.type is None:
+            raise unsupported("ALTER TABLE ADD of a computed or identity column")
+        nullable = cd.nullable if cd.nullable is not None else cd.type.name != "timestamp"
+        col = Column(cd.name, cd.type, nullable, None, column_id=max(c.column_id for c in t.columns) + 1)
+        if cd.default is not None:
+            col.default = ddl.normalize_default(cd.default)
+            col.default_name = (
+                cd.default_name or f"DF__{t.name[:9]}__{cd.name[:5]}__{self.engine.new_id():08X}"
+            )
+            col.default_id = self.engine.new_id()
+        rows = self._count(t)
+        if not nullable and rows and col.default is None:
+            raise SqlServerError(
+                4901,
+                "ALTER TABLE only allows columns to be added that can contain nulls, or have a DEFAULT "
+                "definition specified, or the column being added is an identity or timestamp column, or "
+                "alternatively if none of the previous conditions are satisfied the table must be empty to "
+                f"allow addition of this column. Column '{cd.name}' cannot be added to non-empty table "
+                f"'{t.name}' because it does not satisfy these conditions.",
+            )
+        self._duck(f"ALTER TABLE {t.physical} ADD COLUMN {quote(col.name)} {duck_type(col.type)}")
+        t.columns.append(col)
+        if rows and not nullable and col.default is not None:
+            value = self._default_values(col, 1, self._context())[0].as_py()
+            from .translate import storage_literal
+
+            self._duck(
+                f"UPDATE {t.physical} SET {quote(col.name)} = {duck_sql(storage_literal(value, col.type))}"
+            )
+
     def _check(self, t: Table, cd: ddl.ConstraintDef) -> str:
         """A CHECK constraint, enforced by DuckDB over the storage columns (violations become error 547)."""
         from .translate import Source
@@ -2118,7 +2177,7 @@ class EngineSession:
                 column.column_id if column else 0,
             )
         )
-        return f"CONSTRAINT {quote(name)} CHECK ({node.sql('duckdb')})"
+        return f"CONSTRAINT {quote(name)} CHECK ({duck_sql(node)})"
 
     def _add_constraints(self, t: Table, cons: list[ddl.ConstraintDef], creating: bool) -> None:
         for cd in cons:
@@ -2293,8 +2352,8 @@ class EngineSession:
         elif a.check_toggle:
             pass
         else:
-            if a.columns:
-                raise unsupported("ALTER TABLE ADD column")
+            for newcol in a.columns:
+                self._add_column(t, newcol)
             for dname, expr, cname in a.defaults:
                 col = t.column(cname)
                 if col.default is not None:
@@ -2671,17 +2730,18 @@ class EngineSession:
         t = self._table(parts)
         names = [c.name for c in request.columns]
         arrays = [batch.column(i) for i in range(batch.num_columns)]
+        # Naming the identity column keeps its values: SqlBulkCopy (KeepIdentity) and FreeTDS
+        # (BCPKEEPIDENTITY) send it only then, without a KEEP_IDENTITY hint; otherwise they leave it out.
         id_col = t.identity
-        if id_col is not None and not request.keep_identity:
-            keep = [i for i, nm in enumerate(names) if nm.lower() != id_col.name.lower()]
-            names = [names[i] for i in keep]
-            arrays = [arrays[i] for i in keep]
+        keep_identity = request.keep_identity or (
+            id_col is not None and any(nm.lower() == id_col.name.lower() for nm in names)
+        )
         n = self.insert_arrow(
             t,
             names,
             arrays,
             rows=batch.num_rows,
-            explicit_identity=request.keep_identity,
+            explicit_identity=keep_identity,
             keep_nulls=request.keep_nulls,
             bulk=True,
         )
@@ -2753,7 +2813,12 @@ class EngineSession:
 
 
 class _Stream:
-    """A DuckDB Arrow stream a ResultSet reads lazily; detach() buffers the rest so the cursor can move on."""
+    """A DuckDB Arrow stream a ResultSet reads lazily; detach() buffers the rest so the cursor can move on.
+
+    An exhausted reader is simply dropped, never close()d: close() releases the GIL and then needs it back
+    for DuckDB's clean-up, which deadlocks against an in-process client that blocks on its socket while
+    holding the GIL (mssql-python does). Only an abandoned, unfinished stream (ATTENTION) is closed.
+    """
 
     def __init__(self, reader: pa.RecordBatchReader):
         self.reader: pa.RecordBatchReader | None = reader
@@ -2764,7 +2829,11 @@ class _Stream:
             return self.buffered.pop(0)
         if self.reader is None:
             raise StopIteration
-        return self.reader.read_next_batch()
+        try:
+            return self.reader.read_next_batch()
+        except StopIteration:
+            self.reader = None
+            raise
 
     def detach(self) -> None:
         if self.reader is not None:
@@ -2772,18 +2841,14 @@ class _Stream:
                 while True:
                     self.buffered.append(self.reader.read_next_batch())
             except StopIteration:
-                pass
-            self.drop_reader()
+                self.reader = None
 
-    def drop_reader(self) -> None:
+    def drop(self) -> None:
+        self.buffered.clear()
         if self.reader is not None:
             with contextlib.suppress(Exception):  # an abandoned stream must never fail the next statement
                 self.reader.close()
             self.reader = None
-
-    def drop(self) -> None:
-        self.buffered.clear()
-        self.drop_reader()
 
 
 class _NotLiteral:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import sqlglot
 from sqlglot import exp
 from sqlglot.dialects.tsql import TSQL
-from sqlglot.errors import ParseError, TokenError
+from sqlglot.errors import ErrorLevel, ParseError, TokenError, UnsupportedError
 from sqlglot.tokens import Token, TokenType
 
 from .results import SqlServerError
@@ -280,6 +280,7 @@ _KEEP_FUNCS = {
     "replicate",
     "col_name",
     "col_length",
+    "object_schema_name",
     "nchar",
 }
 _TYPE_WORDS = {
@@ -366,9 +367,10 @@ def pre_rewrite(sql: str, toks: list[Token]) -> str:
         i += 1
     if not edits:
         return sql
+    base = toks[0].start if toks else 0  # token positions count from the start of the whole batch
     out = []
     pos = 0
-    for s, e, rep in sorted(edits):
+    for s, e, rep in sorted((a - base, b - base, r) for a, b, r in edits):
         if s < pos:
             continue
         out.append(sql[pos:s])
@@ -448,6 +450,14 @@ class OutCol:
     nullable: bool = True
     identity: bool = False
     computed: bool = False
+    #: None: derived from the type (table columns); otherwise whether the value is in storage form
+    raw: bool | None = None
+
+    @property
+    def is_raw(self) -> bool:
+        if self.raw is not None:
+            return self.raw
+        return self.type is not None and self.type.name in SPECIAL_STORAGE
 
 
 @dataclass
@@ -660,7 +670,9 @@ class Translator:
                 else None
             )
             if names:
-                cols = [OutCol(n, c.type, c.nullable) for n, c in zip(names, cols, strict=False)]
+                cols = [
+                    OutCol(n, c.type, c.nullable, raw=c.is_raw) for n, c in zip(names, cols, strict=False)
+                ]
             self.ctes[cte.alias_or_name.lower()] = cols
 
     def select(self, sel: exp.Select, outer: list[list[Source]]) -> list[OutCol]:
@@ -686,7 +698,7 @@ class Translator:
                     raise syntax_error(")")
                 if src.args["alias"].columns:
                     cols = [
-                        OutCol(i.name, c.type, c.nullable)
+                        OutCol(i.name, c.type, c.nullable, raw=c.is_raw)
                         for i, c in zip(src.args["alias"].columns, cols, strict=False)
                     ]
                 src.meta["ss_done"] = True
@@ -747,9 +759,10 @@ class Translator:
         inner = e.this if isinstance(e, exp.Alias) else e
         t = type_of(inner)
         src = inner.meta.get("ss_col") if inner.meta else None
+        raw = bool(inner.meta.get("ss_raw")) if inner.meta else False
         if isinstance(src, OutCol):
-            return OutCol(name, src.type, src.nullable, src.identity, src.computed)
-        return OutCol(name, t)
+            return OutCol(name, src.type, src.nullable, src.identity, src.computed, raw)
+        return OutCol(name, t, raw=raw)
 
     # ---- expressions
 
@@ -778,7 +791,7 @@ class Translator:
                 new = exp.column(c.name, s.alias, quoted=True)
                 new.meta["ss_type"] = c.type
                 new.meta["ss_col"] = c
-                new.meta["ss_raw"] = c.type is not None and c.type.name in SPECIAL_STORAGE
+                new.meta["ss_raw"] = c.is_raw
                 return new
             if qual and any(s.alias.lower() == qual[-1].lower() for s in scope):
                 raise SqlServerError(207, f"Invalid column name '{name}'.")
@@ -822,6 +835,7 @@ class Translator:
             cols = self.query(target, scopes)
             if len(cols) == 1:
                 node.meta["ss_type"] = cols[0].type
+                node.meta["ss_raw"] = cols[0].is_raw
             return node
         if isinstance(node, exp.Column):
             if isinstance(node.this, exp.Star) or (
@@ -1020,7 +1034,7 @@ class Translator:
             node.meta["ss_raw"] = node.this.meta.get("ss_raw", False)
             if isinstance(node.this.meta.get("ss_col"), OutCol):
                 c = node.this.meta["ss_col"]
-                node.meta["ss_col"] = OutCol("", c.type, True)
+                node.meta["ss_col"] = OutCol("", c.type, True, raw=c.is_raw)
             return node
         if isinstance(node, exp.Sum):
             t = type_of(node.this)
@@ -1438,7 +1452,16 @@ class Translator:
             return out
         # metadata functions: evaluated in Python when their arguments are constants
         if (
-            fn in ("object_name", "schema_name", "type_name", "object_id", "columnproperty", "col_name")
+            fn
+            in (
+                "object_name",
+                "schema_name",
+                "type_name",
+                "object_id",
+                "columnproperty",
+                "col_name",
+                "object_schema_name",
+            )
             and not all_const
         ):
             return self._meta_subquery(fn, args)
@@ -1462,7 +1485,23 @@ class Translator:
             return _parse_duck(q)
 
         t = SqlType("nvarchar", 128)
-        if fn == "object_name":
+        if fn == "object_id":
+            # OBJECT_ID(name): a one-part name is looked up in dbo, as for a user whose default schema is dbo
+            self.ctx.views.update(("sys.objects", "sys.schemas"))
+            o, sc = quote(view_table_name("sys.objects")), quote(view_table_name("sys.schemas"))
+            bare = f"replace(replace({args[0].sql('duckdb')}, '[', ''), ']', '')"
+            want = f"lower(CASE WHEN strpos({bare}, '.') > 0 THEN {bare} ELSE 'dbo.' || {bare} END)"
+            q = (f"(SELECT o.object_id FROM {o} o JOIN {sc} s ON s.schema_id = o.schema_id "
+                 f"WHERE lower(s.name || '.' || o.name) = {want} LIMIT 1)")  # fmt: skip
+            out = _parse_duck(q)
+            t = make_type("int", [])
+        elif fn == "object_schema_name":
+            self.ctx.views.update(("sys.objects", "sys.schemas"))
+            o, sc = quote(view_table_name("sys.objects")), quote(view_table_name("sys.schemas"))
+            q = (f"(SELECT s.name FROM {o} o JOIN {sc} s ON s.schema_id = o.schema_id "
+                 f"WHERE o.object_id = ({args[0].sql('duckdb')}) LIMIT 1)")  # fmt: skip
+            out = _parse_duck(q)
+        elif fn == "object_name":
             out = sub("sys.objects", "name", "object_id", args[0])
         elif fn == "schema_name":
             out = sub("sys.schemas", "name", "schema_id", args[0])
@@ -1764,6 +1803,15 @@ def like_regex(pattern: str) -> str:
             out.append(re.escape(ch))
         i += 1
     return "".join(out)
+
+
+def duck_sql(node: exp.Expression) -> str:
+    """DuckDB SQL for a rewritten tree; whatever sqlglot would silently drop (FOR JSON, seeded RAND …) is
+    refused with error 40517 instead."""
+    try:
+        return node.sql("duckdb", unsupported_level=ErrorLevel.RAISE)
+    except UnsupportedError as e:
+        raise unsupported(str(e).strip().rstrip(".")) from e
 
 
 def _parse_duck(sql: str) -> exp.Expression:

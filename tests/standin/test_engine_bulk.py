@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 
 from mssql_standin.engine import Engine
-from mssql_standin.results import BulkLoadRequest, ColumnSpec, SqlServerError
+from mssql_standin.results import BulkLoadRequest, ColumnSpec, ResultSet, SqlServerError
 
 from .test_engine_types import rows, run
 
@@ -49,9 +49,23 @@ def test_insert_bulk_request_and_rows() -> None:
     )
     assert s.bulk_insert(req, batch) == 2
     assert rows(s, "SELECT id, name, amount, at FROM b ORDER BY id") == [
-        (1, "x", Decimal("1.50"), 637_135_310_451_234_567),
-        (2, None, None, None),
+        (100, "x", Decimal("1.50"), 637_135_310_451_234_567),
+        (200, None, None, None),
     ]
+
+
+def test_insert_bulk_naming_the_identity_column_keeps_its_values() -> None:
+    s = Engine("testdb").session()
+    run(s, "CREATE TABLE b (id int IDENTITY(1,1) NOT NULL, name nvarchar(10) NULL)")
+    (req,) = list(s.execute("insert bulk b ([id] Int, [name] NVarChar(10))"))
+    assert isinstance(req, BulkLoadRequest) and not req.keep_identity
+    s.bulk_insert(
+        req, pa.record_batch([pa.array([40, 41], pa.int32()), pa.array(["a", "b"])], names=["id", "name"])
+    )
+    (req,) = list(s.execute("insert bulk b ([name] NVarChar(10))"))
+    assert isinstance(req, BulkLoadRequest)
+    s.bulk_insert(req, pa.record_batch([pa.array(["c"])], names=["name"]))
+    assert rows(s, "SELECT id, name FROM b ORDER BY id") == [(40, "a"), (41, "b"), (42, "c")]
 
 
 def test_insert_bulk_keep_identity_and_defaults_without_keep_nulls() -> None:
@@ -188,7 +202,7 @@ def test_load_arrow_million_rows_quickly() -> None:
     (r,) = rows(s, "SELECT at FROM big WHERE id = 1")
     assert r[0] == dt.datetime(2020, 9, 13, 12, 26, 41)  # .000003 s rounds to the 1/300 s grid
     got = 0
-    rs = next(x for x in s.execute("SELECT * FROM big") if hasattr(x, "batches"))
-    for b in rs.batches:  # type: ignore[union-attr]
+    rs = next(x for x in s.execute("SELECT * FROM big") if isinstance(x, ResultSet))
+    for b in rs.batches:
         got += b.num_rows
     assert got == n

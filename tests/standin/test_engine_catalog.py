@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mssql_standin.engine import Engine, EngineSession
-from mssql_standin.results import ResultSet
+from mssql_standin.results import ResultSet, SqlServerError
 
 from .test_engine_types import result, rows, run
 
@@ -233,3 +233,56 @@ EXEC sp_tablecollations_100 N'[dbo].[Users]';"""
         "tds_collation",
         "collation",
     ]
+
+
+def test_catalog_queries_with_computed_names(s: EngineSession) -> None:
+    """The shapes migration tools send: OBJECT_ID of a concatenated name, SCHEMA_NAME of a column, aliases as
+    strings, default texts cut with SUBSTRING/LEN."""
+    got = rows(
+        s,
+        "SET NOCOUNT ON; SELECT c.COLUMN_NAME AS 'col', "
+        "COLUMNPROPERTY(OBJECT_ID(c.TABLE_SCHEMA + '.' + c.TABLE_NAME), c.COLUMN_NAME, 'IsIdentity') "
+        "AS ident, CASE WHEN c.COLUMN_DEFAULT LIKE '((%' "
+        "THEN SUBSTRING(c.COLUMN_DEFAULT, 3, LEN(c.COLUMN_DEFAULT) - 4) "
+        "ELSE c.COLUMN_DEFAULT END AS dflt "
+        "FROM INFORMATION_SCHEMA.COLUMNS c JOIN INFORMATION_SCHEMA.TABLES t ON t.TABLE_NAME = c.TABLE_NAME "
+        "AND t.TABLE_SCHEMA = c.TABLE_SCHEMA WHERE t.TABLE_TYPE = 'BASE TABLE' AND c.TABLE_NAME = 'Users' "
+        "ORDER BY c.ORDINAL_POSITION",
+    )
+    assert got[:4] == [
+        ("Id", 1, None),
+        ("Name", 0, "(N'x')"),
+        ("Created", 0, "(getdate())"),
+        ("Score", 0, "0"),
+    ]
+    assert rows(
+        s,
+        "SELECT SCHEMA_NAME(schema_id) AS s, o.name, i.name FROM sys.indexes i JOIN sys.objects o "
+        "ON o.object_id = i.object_id WHERE SCHEMA_NAME(schema_id) NOT IN ('sys') AND i.is_primary_key = 1 "
+        "ORDER BY 1",
+    ) == [("dbo", "Users", "PK_Users"), ("sales", "Orders", "PK_Orders")]
+    assert rows(s, "SELECT OBJECT_SCHEMA_NAME(OBJECT_ID('sales.Orders')), OBJECT_ID('Orders')") == [
+        ("sales", None)
+    ]
+
+
+def test_alter_table_add_column_and_default(s: EngineSession) -> None:
+    run(
+        s,
+        "ALTER TABLE sales.Orders ADD Flag bit NOT NULL CONSTRAINT DF_Flag DEFAULT ((1)), "
+        "Memo nvarchar(20) NULL",
+    )
+    run(s, "ALTER TABLE sales.Orders ADD CONSTRAINT DF_Memo DEFAULT (N'm') FOR Memo")
+    run(s, "INSERT INTO sales.Orders (OrderId, UserId) VALUES (2, 5)")
+    assert rows(s, "SELECT OrderId, Flag, Memo FROM sales.Orders ORDER BY OrderId") == [
+        (1, True, None),
+        (2, True, "m"),
+    ]
+    assert rows(
+        s,
+        "SELECT name, definition FROM sys.default_constraints WHERE name IN ('DF_Flag', 'DF_Memo') "
+        "ORDER BY name",
+    ) == [("DF_Flag", "((1))"), ("DF_Memo", "(N'm')")]
+    with pytest.raises(SqlServerError) as ei:
+        run(s, "ALTER TABLE sales.Orders ADD Needed int NOT NULL")
+    assert ei.value.number == 4901

@@ -381,3 +381,31 @@ def test_nocount_turns_row_counts_into_done(s: EngineSession) -> None:
     )
     assert out == [Done("SET"), Done("UPDATE"), Done("SET"), RowCount(1, "DELETE")]
     assert s.nocount is False
+
+
+def test_statements_after_the_first_in_a_batch(s: EngineSession) -> None:
+    """Token positions count from the start of the batch: every statement kind works in any position."""
+    out = list(
+        s.execute(
+            "SET NOCOUNT OFF\n  SELECT 1\n  CREATE TABLE b2 (id int IDENTITY(1,1) PRIMARY KEY, "
+            "d datetime DEFAULT getdate(), n nvarchar(10) CHECK (LEN(n) > 0))\n"
+            "  INSERT INTO b2 (n) VALUES (N'x' + N'y')\n"
+            "  DECLARE @v nvarchar(10) = CONVERT(nvarchar(10), 12)\n"
+            "  IF @v = N'12' INSERT INTO b2 (n) VALUES (@v)\n"
+            "  SELECT n, LEN(n), CAST(id AS varchar(5)) FROM b2 ORDER BY id"
+        )
+    )
+    last = [r for r in out if isinstance(r, ResultSet)][-1]
+    got = [r for b in last.batches for r in zip(*[c.to_pylist() for c in b.columns], strict=True)]
+    assert got == [("xy", 2, "1"), ("12", 2, "2")]
+
+
+def test_what_sqlglot_would_drop_is_refused(s: EngineSession) -> None:
+    for sql in (
+        "SELECT * FROM k FOR JSON AUTO",
+        "SELECT RAND(1)",
+        "SELECT id FROM k WHERE grp = 'G1' COLLATE Latin1_General_CS_AS",
+    ):
+        with pytest.raises(SqlServerError) as ei:
+            run(s, sql)
+        assert ei.value.number == 40517, sql

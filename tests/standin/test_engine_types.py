@@ -256,3 +256,23 @@ def test_insert_select_copies_every_type_exactly() -> None:
     cols = ", ".join(f"[{c.name}]" for c in TYPED_COLUMNS if c.type_name != "timestamp")
     run(s, f"INSERT INTO t2 ({cols}) SELECT {cols} FROM typed")
     assert rows(s, f"SELECT {cols} FROM t2 ORDER BY id") == rows(s, f"SELECT {cols} FROM typed ORDER BY id")
+
+
+def test_storage_form_values_compare_through_subqueries(s: EngineSession) -> None:
+    run(s, "CREATE TABLE t (id int, g uniqueidentifier, d datetime2(7))")
+    run(
+        s,
+        "INSERT INTO t VALUES (1, '6F9619FF-8B86-D011-B42D-00C04FC964FF', '2020-01-01 00:00:00.1234567'), "
+        "(2, '00000000-0000-0000-0000-000000000001', '2021-01-01')",
+    )
+    assert rows(s, "SELECT id FROM t WHERE g = (SELECT TOP 1 g FROM t ORDER BY id)") == [(1,)]
+    assert rows(s, "SELECT id FROM t WHERE d = (SELECT MAX(d) FROM t)") == [(2,)]
+    assert rows(
+        s, "SELECT x.id FROM (SELECT id, g AS g2 FROM t) x WHERE x.g2 = (SELECT g FROM t WHERE id = 2)"
+    ) == [(2,)]
+    assert rows(
+        s,
+        "WITH c AS (SELECT g, d FROM t) SELECT COUNT(*) FROM c WHERE g IN (SELECT g FROM t) "
+        "AND d >= (SELECT MIN(d) FROM c)",
+    ) == [(2,)]
+    assert rows(s, "SELECT id FROM t WHERE g = (SELECT '6f9619ff-8b86-d011-b42d-00c04fc964ff')") == [(1,)]
