@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -13,12 +15,16 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 
 @pytest.fixture(scope="session")
-def pg_base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg_base_url() -> Iterator[str]:
+    """Lives outside pytest's basetemp: pytest prunes old basetemp folders when other sessions start, which
+    would delete a running server's data directory under it."""
     from ray_replicator.embedded import start_embedded_postgres
 
-    server, url = start_embedded_postgres(Path(tmp_path_factory.mktemp("pg")) / "data")
+    root = Path(tempfile.mkdtemp(prefix="rr-pg-"))
+    server, url = start_embedded_postgres(root / "data")
     yield url
     server.cleanup()
+    shutil.rmtree(root, ignore_errors=True)
 
 
 _db_counter = itertools.count()
