@@ -176,9 +176,7 @@ def _rows(text: str, spec: BulkSpec) -> list[list[_Field]]:
             while True:
                 k = text.find(q, j)
                 if k < 0:
-                    raise SqlServerError(
-                        4832, "Bulk load: An unexpected end of file was encountered in the data file."
-                    )
+                    raise SqlServerError(4832, "Bulk load: An unexpected end of file was encountered in the data file.")
                 buf.append(text[j:k])
                 if text.startswith(q, k + len(q)):
                     buf.append(q)
@@ -254,9 +252,7 @@ def read_bulk_file(path: str, spec: BulkSpec, ncols: int, shown: str) -> list[li
             continue
         if len(row) < ncols:
             if r == len(rows) + first:
-                raise SqlServerError(
-                    4832, "Bulk load: An unexpected end of file was encountered in the data file."
-                )
+                raise SqlServerError(4832, "Bulk load: An unexpected end of file was encountered in the data file.")
             raise SqlServerError(
                 4864,
                 f"Bulk load data conversion error (truncation) for row {r}, column {len(row) + 1}.",
@@ -265,8 +261,7 @@ def read_bulk_file(path: str, spec: BulkSpec, ncols: int, shown: str) -> list[li
             if spec.csv:
                 raise SqlServerError(
                     4879,
-                    f"Bulk load failed due to invalid column value in CSV data file at row {r}, column "
-                    f"{ncols}.",
+                    f"Bulk load failed due to invalid column value in CSV data file at row {r}, column {ncols}.",
                 )
             rest = spec.field_terminator.join(f.text for f in row[ncols - 1 :])
             row = [*row[: ncols - 1], _Field(rest, False)]

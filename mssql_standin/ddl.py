@@ -54,12 +54,7 @@ class Cursor:
         return False
 
     def expect(self, word: str) -> None:
-        if (
-            word == "("
-            and self.kind() == TokenType.L_PAREN
-            or word == ")"
-            and self.kind() == TokenType.R_PAREN
-        ):
+        if word == "(" and self.kind() == TokenType.L_PAREN or word == ")" and self.kind() == TokenType.R_PAREN:
             self.i += 1
             return
         if not self.accept(word):
@@ -357,11 +352,7 @@ def _column(c: Cursor, cons: list[ConstraintDef]) -> ColDef:
         if c.kind() == TokenType.L_PAREN:
             expr = c.paren_raw()
         else:
-            while (
-                not c.at_end()
-                and c.kind() not in (TokenType.COMMA,)
-                and c.peek() not in ("PERSISTED", "CONSTRAINT")
-            ):
+            while not c.at_end() and c.kind() not in (TokenType.COMMA,) and c.peek() not in ("PERSISTED", "CONSTRAINT"):
                 if c.kind() == TokenType.L_PAREN:
                     c.paren_raw()
                 elif c.kind() == TokenType.R_PAREN:

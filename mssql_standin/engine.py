@@ -100,8 +100,7 @@ _RAW_TYPES = {"datetime2", "time", "datetimeoffset", "uniqueidentifier"}
 
 _MACROS = [
     # storage forms -> DuckDB-native values (see types.py); parameter names cannot capture caller columns
-    f"CREATE MACRO __ss_dt2_ts(__ss_x) AS make_timestamp((__ss_x - {EPOCH_TICKS} - (((__ss_x % 10) + 10) % "
-    "10)) // 10)",
+    f"CREATE MACRO __ss_dt2_ts(__ss_x) AS make_timestamp((__ss_x - {EPOCH_TICKS} - (((__ss_x % 10) + 10) % 10)) // 10)",
     f"CREATE MACRO __ss_ts_dt2(__ss_x) AS epoch_us(CAST(__ss_x AS TIMESTAMP)) * 10 + {EPOCH_TICKS}",
     "CREATE MACRO __ss_time_t(__ss_x) AS TIME '00:00:00' + to_microseconds(__ss_x // 10)",
     "CREATE MACRO __ss_t_time(__ss_x) AS CAST(epoch_us(TIMESTAMP '1970-01-01' + __ss_x) AS BIGINT) * 10",
@@ -110,10 +109,8 @@ _MACROS = [
     f"CREATE MACRO __ss_tz_dto(__ss_x) AS {{'utc': epoch_us(__ss_x) * 10 + {EPOCH_TICKS}, "
     "'offset_min': CAST(0 AS SMALLINT)}",
     "CREATE MACRO __ss_round_ticks(__ss_x, __ss_u) AS ((__ss_x + __ss_u // 2) // __ss_u) * __ss_u",
-    "CREATE MACRO __ss_dto_add(__ss_x, __ss_d) AS {'utc': __ss_x.utc + __ss_d, "
-    "'offset_min': __ss_x.offset_min}",
-    "CREATE MACRO __ss_time_add(__ss_x, __ss_d) AS ((__ss_x + __ss_d) % 864000000000 + 864000000000) "
-    "% 864000000000",
+    "CREATE MACRO __ss_dto_add(__ss_x, __ss_d) AS {'utc': __ss_x.utc + __ss_d, 'offset_min': __ss_x.offset_min}",
+    "CREATE MACRO __ss_time_add(__ss_x, __ss_d) AS ((__ss_x + __ss_d) % 864000000000 + 864000000000) % 864000000000",
     "CREATE MACRO __ss_dto_round(__ss_x, __ss_u) AS {'utc': ((__ss_x.utc + __ss_u // 2) // __ss_u) * __ss_u, "
     "'offset_min': __ss_x.offset_min}",
     "CREATE MACRO __ss_hexkey(__ss_h) AS unhex(substr(__ss_h,21,12) || substr(__ss_h,17,4) || "
@@ -121,8 +118,7 @@ _MACROS = [
     "substr(__ss_h,13,2) || substr(__ss_h,11,2) || substr(__ss_h,9,2) || substr(__ss_h,7,2) || "
     "substr(__ss_h,5,2) || "
     "substr(__ss_h,3,2) || substr(__ss_h,1,2))",
-    "CREATE MACRO __ss_guid_key(__ss_u) AS __ss_hexkey(replace(CAST(CAST(__ss_u AS UUID) AS VARCHAR), '-', "
-    "''))",
+    "CREATE MACRO __ss_guid_key(__ss_u) AS __ss_hexkey(replace(CAST(CAST(__ss_u AS UUID) AS VARCHAR), '-', ''))",
     "CREATE MACRO __ss_newid() AS __ss_guid_key(gen_random_uuid())",
     "CREATE MACRO __ss_guid_hex(__ss_k) AS hex(__ss_k)",
     "CREATE MACRO __ss_guid_str(__ss_k) AS (SELECT "
@@ -422,9 +418,7 @@ class EngineSession:
     def commit(self) -> None:
         self._close_reader()
         if self.trancount == 0:
-            raise SqlServerError(
-                3902, "The COMMIT TRANSACTION request has no corresponding BEGIN TRANSACTION."
-            )
+            raise SqlServerError(3902, "The COMMIT TRANSACTION request has no corresponding BEGIN TRANSACTION.")
         self.trancount -= 1
         if self.trancount == 0:
             try:
@@ -440,9 +434,7 @@ class EngineSession:
     def rollback(self) -> None:
         self._close_reader()
         if self.trancount == 0:
-            raise SqlServerError(
-                3903, "The ROLLBACK TRANSACTION request has no corresponding BEGIN TRANSACTION."
-            )
+            raise SqlServerError(3903, "The ROLLBACK TRANSACTION request has no corresponding BEGIN TRANSACTION.")
         self.trancount = 0
         with contextlib.suppress(duckdb.Error):
             self.cur.execute("ROLLBACK")
@@ -512,9 +504,7 @@ class EngineSession:
                 f"\"{self.database}\". ({first})"
             )  # fmt: skip
         if isinstance(e, duckdb.ConstraintException) and "NOT NULL" in msg:
-            return SqlServerError(
-                515, "Cannot insert the value NULL into a column that does not allow nulls. " + first
-            )
+            return SqlServerError(515, "Cannot insert the value NULL into a column that does not allow nulls. " + first)
         if isinstance(e, duckdb.TransactionException) or "Conflict" in msg:
             return SqlServerError(
                 1205,
@@ -711,8 +701,7 @@ class EngineSession:
             if t.identity is None:
                 raise SqlServerError(
                     8106,
-                    f"Table '{t.two_part}' does not have the identity property. Cannot perform SET "
-                    "operation.",
+                    f"Table '{t.two_part}' does not have the identity property. Cannot perform SET operation.",
                 )
             if on:
                 cur = self.state.identity_insert
@@ -734,9 +723,7 @@ class EngineSession:
                 raise SqlServerError(2741, "SET DATEFORMAT date order 'x' is invalid.".replace("x", fmt))
             self.state.dateformat = fmt
         elif opt == "TEXTSIZE":
-            self.state.textsize = (
-                int(toks[2].text) if toks[2].text.lstrip("-").isdigit() else self.state.textsize
-            )
+            self.state.textsize = int(toks[2].text) if toks[2].text.lstrip("-").isdigit() else self.state.textsize
         elif opt == "TRANSACTION":
             self.state.isolation = " ".join(words[4:])
         elif opt == "XACT_ABORT":
@@ -800,9 +787,7 @@ class EngineSession:
         c.expect("DECLARE")
         while True:
             t = c.next()
-            name = (
-                "@" + c.next().text if t.text == "@" else t.text if t.text.startswith("@") else "@" + t.text
-            )
+            name = "@" + c.next().text if t.text == "@" else t.text if t.text.startswith("@") else "@" + t.text
             c.accept("AS")
             if c.peek() in ("CURSOR", "TABLE"):
                 raise unsupported("DECLARE " + c.peek())
@@ -843,9 +828,7 @@ class EngineSession:
         words = [t.text.upper() for t in st.tokens]
         if len(words) < 2 or words[1] != "CHECKIDENT":
             raise unsupported("DBCC " + (words[1] if len(words) > 1 else ""))
-        close = next(
-            (i for i, t in enumerate(st.tokens) if t.token_type == TokenType.R_PAREN), len(st.tokens)
-        )
+        close = next((i for i, t in enumerate(st.tokens) if t.token_type == TokenType.R_PAREN), len(st.tokens))
         args = [t for t in st.tokens[3:close] if t.token_type != TokenType.COMMA]
         quiet = "NO_INFOMSGS" in words[close:]
         if not args:
@@ -865,9 +848,7 @@ class EngineSession:
                 self.engine.identity[t.object_id] = val
             shown = "NULL" if cur is None else str(cur)
             if not quiet:
-                yield Info(
-                    2560, f"Checking identity information: current identity value '{shown}'.", severity=10
-                )
+                yield Info(2560, f"Checking identity information: current identity value '{shown}'.", severity=10)
         else:
             mx = _first(self.cur.execute(f"SELECT max({quote(t.identity.name)}) FROM {t.physical}"))
             maxv = mx[0] if mx else None
@@ -881,8 +862,7 @@ class EngineSession:
         if not quiet:
             yield Info(
                 2528,
-                "DBCC execution completed. If DBCC printed error messages, contact your system "
-                "administrator.",
+                "DBCC execution completed. If DBCC printed error messages, contact your system administrator.",
                 severity=10,
             )
         yield Done("DBCC")
@@ -973,9 +953,7 @@ class EngineSession:
             except SqlServerError:
                 return make_type("int", []), None
         if fn == "db_name":
-            return nv, self.database if not args or args[0] in (None, 5) else (
-                "master" if args[0] == 1 else None
-            )
+            return nv, self.database if not args or args[0] in (None, 5) else ("master" if args[0] == 1 else None)
         if fn == "db_id":
             return make_type("smallint", []), 5
         if fn == "original_db_name":
@@ -1086,11 +1064,7 @@ class EngineSession:
         sname = cat.schema_name(schema)
         sid = cat.schemas.get(sname) if sname else None
         for o in cat.objects():
-            if (
-                o[2] == sid
-                and o[1].lower() == obj.lower()
-                and (kind is None or o[3].strip() == kind.strip().upper())
-            ):
+            if o[2] == sid and o[1].lower() == obj.lower() and (kind is None or o[3].strip() == kind.strip().upper()):
                 return o[0]
         return None
 
@@ -1103,8 +1077,7 @@ class EngineSession:
         if (
             len(parts) >= 3
             and parts[-3]
-            and parts[-3].lower()
-            not in (self.database.lower(), self.engine.database.lower(), "master", "tempdb")
+            and parts[-3].lower() not in (self.database.lower(), self.engine.database.lower(), "master", "tempdb")
         ):
             raise SqlServerError(208, f"Invalid object name '{'.'.join(parts)}'.")
         schema = parts[-2] if len(parts) >= 2 and parts[-2] else "dbo"
@@ -1238,9 +1211,7 @@ class EngineSession:
         if arr.type == target and t.name != "uniqueidentifier":
             return arr
         if t.name == "uniqueidentifier" and (
-            pa.types.is_binary(arr.type)
-            or pa.types.is_large_binary(arr.type)
-            or pa.types.is_binary_view(arr.type)
+            pa.types.is_binary(arr.type) or pa.types.is_large_binary(arr.type) or pa.types.is_binary_view(arr.type)
         ):
             return storage_to_result(arr.cast(pa.binary()), t)
         if pa.types.is_string_view(arr.type) or pa.types.is_large_string(arr.type):
@@ -1274,16 +1245,11 @@ class EngineSession:
             target = target.this
         if not isinstance(target, exp.Table):
             raise syntax_error("INSERT")
-        words = {
-            t.text.upper()
-            for t in st.tokens
-            if t.token_type not in (TokenType.STRING, TokenType.NATIONAL_STRING)
-        }
+        words = {t.text.upper() for t in st.tokens if t.token_type not in (TokenType.STRING, TokenType.NATIONAL_STRING)}
         if tree.args.get("returning") or "OUTPUT" in words:
             raise unsupported("OUTPUT clause")
         t = self._table(
-            [p.name for p in (target.args.get("catalog"), target.args.get("db")) if p is not None]
-            + [target.name]
+            [p.name for p in (target.args.get("catalog"), target.args.get("db")) if p is not None] + [target.name]
         )
         names = cols_given or [
             c.name for c in t.columns if c.computed is None and not c.is_rowversion and c.identity is None
@@ -1354,9 +1320,7 @@ class EngineSession:
         if names is None:
             if self.state.identity_insert == t.object_id:
                 return None
-            names = [
-                x.name for x in t.columns if x.computed is None and not x.is_rowversion and x.identity is None
-            ]
+            names = [x.name for x in t.columns if x.computed is None and not x.is_rowversion and x.identity is None]
         types = [t.column(n).type for n in names]
         cols: list[list[object]] = [[] for _ in names]
         toks = c.toks
@@ -1528,9 +1492,7 @@ class EngineSession:
                     "to "
                     "exclude the timestamp column, or insert a DEFAULT into the timestamp column.",
                 )
-            if c.identity is not None and not (
-                explicit_identity or self.state.identity_insert == t.object_id
-            ):
+            if c.identity is not None and not (explicit_identity or self.state.identity_insert == t.object_id):
                 raise SqlServerError(
                     544,
                     f"Cannot insert explicit value for identity column in table '{t.name}' when "
@@ -1646,11 +1608,7 @@ class EngineSession:
             v = scalar_to_storage(inner.meta["ss_const"], c.type, self.state.dateformat)
         else:
             val = self._scalar_node(inner, ctx)
-            v = (
-                val.value
-                if isinstance(val, _Stored)
-                else scalar_to_storage(val, c.type, self.state.dateformat)
-            )
+            v = val.value if isinstance(val, _Stored) else scalar_to_storage(val, c.type, self.state.dateformat)
         arr = pa.array([v], _storage_pa(c.type))
         if c.type.is_string or c.type.name in ("binary", "varbinary"):
             arr = to_storage_array(arr, c.type, f"{self.database}.{c.name}", c.name)
@@ -1671,9 +1629,7 @@ class EngineSession:
             try:
                 where = ""
                 dup = _first(
-                    self.cur.execute(
-                        f"SELECT {kcols} FROM __ss_chk{where} GROUP BY ALL HAVING count(*) > 1 LIMIT 1"
-                    )
+                    self.cur.execute(f"SELECT {kcols} FROM __ss_chk{where} GROUP BY ALL HAVING count(*) > 1 LIMIT 1")
                 )
                 if dup is None and self._count(t):
                     on = " AND ".join(
@@ -1681,9 +1637,7 @@ class EngineSession:
                         for p, k in zip(pos, keys, strict=True)
                     )
                     sel = ", ".join(f"n.c{p}" for p in pos)
-                    dup = _first(
-                        self.cur.execute(f"SELECT {sel} FROM __ss_chk n JOIN {t.physical} o ON {on} LIMIT 1")
-                    )
+                    dup = _first(self.cur.execute(f"SELECT {sel} FROM __ss_chk n JOIN {t.physical} o ON {on} LIMIT 1"))
             finally:
                 self.cur.unregister("__ss_chk")
             if dup is not None:
@@ -1712,9 +1666,7 @@ class EngineSession:
         target = tree.this
         if not isinstance(target, exp.Table):
             raise syntax_error(tree.key.upper())
-        parts = [p.name for p in (target.args.get("catalog"), target.args.get("db")) if p is not None] + [
-            target.name
-        ]
+        parts = [p.name for p in (target.args.get("catalog"), target.args.get("db")) if p is not None] + [target.name]
         return self._table(parts), target
 
     def _update(self, st: Statement) -> Iterator[Result]:
@@ -1784,9 +1736,7 @@ class EngineSession:
             if isinstance(val, (exp.Literal, exp.Null, exp.Neg)) or val.meta.get("ss_raw") is not True:
                 st = scalar_to_storage(v, c.type, self.state.dateformat)
                 if st is not None and (c.type.is_string or c.type.name in ("binary", "varbinary")):
-                    st = to_storage_array(pa.array([st], _storage_pa(c.type)), c.type, full, c.name)[
-                        0
-                    ].as_py()
+                    st = to_storage_array(pa.array([st], _storage_pa(c.type)), c.type, full, c.name)[0].as_py()
                 from .translate import storage_literal
 
                 return storage_literal(st, c.type).sql("duckdb")
@@ -1812,9 +1762,7 @@ class EngineSession:
         if n == "smalldatetime":
             return f"__ss_sdt_round(CAST({body} AS TIMESTAMP))"
         if c.type.is_string and c.type.length > 0:
-            msg = (
-                f"__ss_trunc: String or binary data would be truncated in table '{full}', column '{c.name}'."
-            )
+            msg = f"__ss_trunc: String or binary data would be truncated in table '{full}', column '{c.name}'."
             return (
                 f"(SELECT CASE WHEN length(__ss_v) > {c.type.length} THEN error({_sqlstr(msg)}) ELSE __ss_v "
                 "END "
@@ -1944,9 +1892,7 @@ class EngineSession:
                     )
             ty = cd.type or make_type("int", [])
             nullable = (
-                cd.nullable
-                if cd.nullable is not None
-                else not (cd.identity is not None or ty.name == "timestamp")
+                cd.nullable if cd.nullable is not None else not (cd.identity is not None or ty.name == "timestamp")
             )
             col = Column(cd.name, ty, nullable, cd.identity, column_id=i, rowguidcol=cd.rowguidcol)
             if cd.default is not None:
@@ -1967,9 +1913,7 @@ class EngineSession:
         for c in cols:
             if c.computed is not None:
                 ctype = c.type
-                defs.append(
-                    f"{quote(c.name)} {duck_type(ctype)} GENERATED ALWAYS AS ({c.computed_sql}) VIRTUAL"
-                )
+                defs.append(f"{quote(c.name)} {duck_type(ctype)} GENERATED ALWAYS AS ({c.computed_sql}) VIRTUAL")
         for con in ct.constraints:
             if con.kind == "CHECK":
                 defs.append(self._check(t, con))
@@ -2018,16 +1962,12 @@ class EngineSession:
             raise SqlServerError(
                 4511, f"Create View or Function failed because no column name was specified for column {k}."
             )
-        view = Table(
-            self.engine.new_id(), schema, name, [], create_date=dt.datetime.now().replace(microsecond=0)
-        )
+        view = Table(self.engine.new_id(), schema, name, [], create_date=dt.datetime.now().replace(microsecond=0))
         for col in cols:
             if col.type is not None and col.type.name in SPECIAL_STORAGE and not col.is_raw:
                 raise unsupported(f"a view column computing a {col.type.name} value ({col.name})")
         for i, col in enumerate(cols, 1):
-            view.columns.append(
-                Column(col.name, col.type or make_type("int", []), col.nullable, None, column_id=i)
-            )
+            view.columns.append(Column(col.name, col.type or make_type("int", []), col.nullable, None, column_id=i))
         base = self._view_base(tree)
         if base is not None:
             bt, mapping = base
@@ -2097,8 +2037,7 @@ class EngineSession:
             except duckdb.Error as e:
                 raise SqlServerError(
                     4936,
-                    f"Computed column '{c.name}' in table '{t.name}' cannot be translated: "
-                    f"{str(e).splitlines()[0]}",
+                    f"Computed column '{c.name}' in table '{t.name}' cannot be translated: {str(e).splitlines()[0]}",
                 ) from e
             ty = type_from_arrow(tbl.schema.field(0).type)
             if ty.name == "nvarchar":
@@ -2127,9 +2066,7 @@ class EngineSession:
         col = Column(cd.name, cd.type, nullable, None, column_id=max(c.column_id for c in t.columns) + 1)
         if cd.default is not None:
             col.default = ddl.normalize_default(cd.default)
-            col.default_name = (
-                cd.default_name or f"DF__{t.name[:9]}__{cd.name[:5]}__{self.engine.new_id():08X}"
-            )
+            col.default_name = cd.default_name or f"DF__{t.name[:9]}__{cd.name[:5]}__{self.engine.new_id():08X}"
             col.default_id = self.engine.new_id()
         rows = self._count(t)
         if not nullable and rows and col.default is None:
@@ -2147,9 +2084,7 @@ class EngineSession:
             value = self._default_values(col, 1, self._context())[0].as_py()
             from .translate import storage_literal
 
-            self._duck(
-                f"UPDATE {t.physical} SET {quote(col.name)} = {duck_sql(storage_literal(value, col.type))}"
-            )
+            self._duck(f"UPDATE {t.physical} SET {quote(col.name)} = {duck_sql(storage_literal(value, col.type))}")
 
     def _check(self, t: Table, cd: ddl.ConstraintDef) -> str:
         """A CHECK constraint, enforced by DuckDB over the storage columns (violations become error 547)."""
@@ -2158,9 +2093,7 @@ class EngineSession:
         tree = parse_statement("SELECT " + cd.check, tokenize("SELECT " + cd.check))
         ctx = self._context()
         tr = Translator(ctx)
-        src = Source(
-            "__ss_self", [OutCol(x.name, x.type, x.nullable) for x in t.columns if x.computed is None]
-        )
+        src = Source("__ss_self", [OutCol(x.name, x.type, x.nullable) for x in t.columns if x.computed is None])
         assert isinstance(tree, exp.Select)
         node = tr._rw(tree.expressions[0], [[src]], None)
         if ctx.views:
@@ -2187,9 +2120,7 @@ class EngineSession:
                 continue
             for cname, _d in cd.columns:
                 if t.col(cname) is None:
-                    raise SqlServerError(
-                        1911, f"Column name '{cname}' does not exist in the target table or view."
-                    )
+                    raise SqlServerError(1911, f"Column name '{cname}' does not exist in the target table or view.")
             if cd.kind in ("PK", "UQ"):
                 if cd.kind == "PK" and t.pk is not None:
                     raise SqlServerError(1779, f"Table '{t.name}' already has a primary key defined on it.")
@@ -2214,24 +2145,19 @@ class EngineSession:
                         if col.nullable and not creating:
                             raise SqlServerError(
                                 8111,
-                                "Cannot define PRIMARY KEY constraint on nullable column in table "
-                                f"'{t.name}'.",
+                                f"Cannot define PRIMARY KEY constraint on nullable column in table '{t.name}'.",
                             )
                         col.nullable = False
                 iid = 1 if clustered else max([i.index_id for i in t.indexes] + [1]) + 1
                 cols = [(t.column(c).name, d) for c, d in cd.columns]
-                t.indexes.append(
-                    Index(name, iid, cd.kind, True, clustered, cols, object_id=self.engine.new_id())
-                )
+                t.indexes.append(Index(name, iid, cd.kind, True, clustered, cols, object_id=self.engine.new_id()))
             elif cd.kind == "FK":
                 ref_parts = cd.ref
                 ref_schema = ref_parts[-2] if len(ref_parts) >= 2 else "dbo"
                 cat = self._ddl()
                 ref = (
                     cat.table(ref_schema, ref_parts[-1])
-                    if not (
-                        ref_parts[-1].lower() == t.name.lower() and ref_schema.lower() == t.schema.lower()
-                    )
+                    if not (ref_parts[-1].lower() == t.name.lower() and ref_schema.lower() == t.schema.lower())
                     else t
                 )
                 if ref is None:
@@ -2249,9 +2175,7 @@ class EngineSession:
                 if len(ref_cols) != len(cd.columns):
                     raise SqlServerError(
                         8140,
-                        "More than one key specified in column level FOREIGN KEY constraint, table '"
-                        + t.name
-                        + "'.",
+                        "More than one key specified in column level FOREIGN KEY constraint, table '" + t.name + "'.",
                     )
                 name = cd.name or f"FK__{t.name[:8]}__{self.engine.new_id():016X}"
                 t.fks.append(
@@ -2283,14 +2207,10 @@ class EngineSession:
             )
         for cname, _d in ci.columns:
             if t.col(cname) is None:
-                raise SqlServerError(
-                    1911, f"Column name '{cname}' does not exist in the target table or view."
-                )
+                raise SqlServerError(1911, f"Column name '{cname}' does not exist in the target table or view.")
         for cname in ci.include:
             if t.col(cname) is None:
-                raise SqlServerError(
-                    1911, f"Column name '{cname}' does not exist in the target table or view."
-                )
+                raise SqlServerError(1911, f"Column name '{cname}' does not exist in the target table or view.")
         if ci.clustered and any(i.clustered for i in t.indexes):
             raise SqlServerError(
                 1902,
@@ -2312,13 +2232,9 @@ class EngineSession:
             if ci.filter:
                 raise unsupported("filtered UNIQUE index")
             cols = ", ".join(quote(t.column(k).name) for k, _ in ci.columns)
-            dup = _first(
-                self._duck(f"SELECT {cols} FROM {t.physical} GROUP BY ALL HAVING count(*) > 1 LIMIT 1")
-            )
+            dup = _first(self._duck(f"SELECT {cols} FROM {t.physical} GROUP BY ALL HAVING count(*) > 1 LIMIT 1"))
             if dup is not None:
-                shown = ", ".join(
-                    display_value(v, t.column(k).type) for v, (k, _) in zip(dup, ci.columns, strict=True)
-                )
+                shown = ", ".join(display_value(v, t.column(k).type) for v, (k, _) in zip(dup, ci.columns, strict=True))
                 raise SqlServerError(
                     1505,
                     "The CREATE UNIQUE INDEX statement terminated because a duplicate key was found for the "
@@ -2367,9 +2283,7 @@ class EngineSession:
                     keys = [k for k, _ in cd.columns]
                     for k in keys:
                         if t.col(k) is None:
-                            raise SqlServerError(
-                                1911, f"Column name '{k}' does not exist in the target table or view."
-                            )
+                            raise SqlServerError(1911, f"Column name '{k}' does not exist in the target table or view.")
                     cols = ", ".join(quote(t.column(k).name) for k in keys)
                     if cd.kind == "PK":
                         nulls = _first(
@@ -2381,18 +2295,13 @@ class EngineSession:
                         if nulls and nulls[0]:
                             raise SqlServerError(
                                 8111,
-                                "Cannot define PRIMARY KEY constraint on nullable column in table "
-                                f"'{t.name}'.",
+                                f"Cannot define PRIMARY KEY constraint on nullable column in table '{t.name}'.",
                             )
                     dup = _first(
-                        self._duck(
-                            f"SELECT {cols} FROM {t.physical} GROUP BY ALL HAVING count(*) > 1 LIMIT 1"
-                        )
+                        self._duck(f"SELECT {cols} FROM {t.physical} GROUP BY ALL HAVING count(*) > 1 LIMIT 1")
                     )
                     if dup is not None:
-                        shown = ", ".join(
-                            display_value(v, t.column(k).type) for v, k in zip(dup, keys, strict=True)
-                        )
+                        shown = ", ".join(display_value(v, t.column(k).type) for v, k in zip(dup, keys, strict=True))
                         raise SqlServerError(
                             1505,
                             "The CREATE UNIQUE INDEX statement terminated because a duplicate key was found "
@@ -2435,10 +2344,7 @@ class EngineSession:
                         if other is t:
                             continue
                         for f in other.fks:
-                            if (
-                                f.ref_schema.lower() == t.schema.lower()
-                                and f.ref_table.lower() == t.name.lower()
-                            ):
+                            if f.ref_schema.lower() == t.schema.lower() and f.ref_table.lower() == t.name.lower():
                                 raise SqlServerError(
                                     3726,
                                     f"Could not drop object '{t.two_part}' because it is referenced by a "
@@ -2500,14 +2406,11 @@ class EngineSession:
             if s is None:
                 raise SqlServerError(
                     3701,
-                    f"Cannot drop the schema '{name}', because it does not exist or you do not have "
-                    "permission.",
+                    f"Cannot drop the schema '{name}', because it does not exist or you do not have permission.",
                     severity=11,
                 )
             if any(t.schema == s for t in cat.tables.values()):
-                raise SqlServerError(
-                    3729, f"Cannot drop schema '{s}' because it is being referenced by object."
-                )
+                raise SqlServerError(3729, f"Cannot drop schema '{s}' because it is being referenced by object.")
             self._duck(f"DROP SCHEMA {quote(s)}")
             del cat.schemas[s]
             self._ddl_done(schemas=[s])
@@ -2559,9 +2462,7 @@ class EngineSession:
             i += 1
         proc = names[-1].lower() if names else ""
         args = [
-            t.text
-            for t in toks[i:]
-            if t.token_type in (TokenType.STRING, TokenType.NATIONAL_STRING, TokenType.NUMBER)
+            t.text for t in toks[i:] if t.token_type in (TokenType.STRING, TokenType.NATIONAL_STRING, TokenType.NUMBER)
         ]
         if proc in ("sp_tablecollations_100", "sp_tablecollations_90", "sp_tablecollations"):
             yield self._tablecollations(args[0] if args else "")
@@ -2582,9 +2483,7 @@ class EngineSession:
             if t.token_type == TokenType.COMMA and depth == 0:
                 groups.append([])
                 continue
-            depth += (
-                1 if t.token_type == TokenType.L_PAREN else -1 if t.token_type == TokenType.R_PAREN else 0
-            )
+            depth += 1 if t.token_type == TokenType.L_PAREN else -1 if t.token_type == TokenType.R_PAREN else 0
             groups[-1].append(t)
         if not groups[0] or groups[0][0].token_type not in (TokenType.STRING, TokenType.NATIONAL_STRING):
             raise unsupported("sp_executesql with a statement that is not a literal")
@@ -2595,9 +2494,7 @@ class EngineSession:
             for part in _split_top(decl):
                 bits = part.strip().split(None, 1)
                 if len(bits) == 2:
-                    declared[bits[0].lower()] = parse_type(
-                        bits[1].replace("OUTPUT", "").replace("output", "")
-                    )
+                    declared[bits[0].lower()] = parse_type(bits[1].replace("OUTPUT", "").replace("output", ""))
         saved = dict(self.state.variables)
         try:
             for g in groups[2:]:
@@ -2636,9 +2533,7 @@ class EngineSession:
             [
                 pa.array([c.column_id for c in rows], pa.int32()),
                 pa.array([c.name for c in rows], pa.string()),
-                pa.array(
-                    [tds if c.type.is_string and c.type.name != "xml" else None for c in rows], pa.binary()
-                ),
+                pa.array([tds if c.type.is_string and c.type.name != "xml" else None for c in rows], pa.binary()),
                 pa.array(
                     [COLLATION if c.type.is_string and c.type.name != "xml" else None for c in rows],
                     pa.string(),
@@ -2658,9 +2553,7 @@ class EngineSession:
         name = m.group(1).replace("''", "'")
         t = self._table_by_text(name)
         if re.match(r"\s*select\s+@@trancount", sql, re.I):
-            yield self._result_set(
-                f"SELECT CAST({self.trancount} AS INTEGER)", [OutCol("", make_type("int", []))]
-            )
+            yield self._result_set(f"SELECT CAST({self.trancount} AS INTEGER)", [OutCol("", make_type("int", []))])
         old = self.state.fmtonly
         self.state.fmtonly = True
         try:
@@ -2708,9 +2601,7 @@ class EngineSession:
                 c.expect(")")
                 break
         else:
-            specs = [
-                c_.type.column_spec(c_.name, nullable=c_.nullable) for c_ in t.columns if c_.computed is None
-            ]
+            specs = [c_.type.column_spec(c_.name, nullable=c_.nullable) for c_ in t.columns if c_.computed is None]
         hints: set[str] = set()
         if c.accept("WITH"):
             raw = c.paren_raw()[1:-1]
@@ -2769,8 +2660,7 @@ class EngineSession:
         if not os.path.exists(path):
             raise SqlServerError(
                 4860,
-                f'Cannot bulk load. The file "{spec.path}" does not exist or you don\'t have file access '
-                "rights.",
+                f'Cannot bulk load. The file "{spec.path}" does not exist or you don\'t have file access rights.',
             )
         cols = [c for c in t.columns if c.computed is None]
         rows = read_bulk_file(path, spec, len(cols), shown=spec.path)
@@ -2886,10 +2776,7 @@ def _fast_literal(toks: list[Token], i: int, col: SqlType) -> tuple[object, int]
         return _NOT_LITERAL, i
     if t.text.upper() == "CAST" and i + 5 < len(toks) and toks[i + 1].token_type == TokenType.L_PAREN:
         s = toks[i + 2]
-        if (
-            s.token_type not in (TokenType.STRING, TokenType.NATIONAL_STRING)
-            or toks[i + 3].text.upper() != "AS"
-        ):
+        if s.token_type not in (TokenType.STRING, TokenType.NATIONAL_STRING) or toks[i + 3].text.upper() != "AS":
             return _NOT_LITERAL, i
         j, ty = read_type(toks, i + 4)
         if ty is None or ty.name != col.name or j >= len(toks) or toks[j].token_type != TokenType.R_PAREN:

@@ -203,9 +203,7 @@ class ViewContext:
 def _types_rows(cat: Catalog, ctx: ViewContext) -> list[tuple[object, ...]]:
     rows: list[tuple[object, ...]] = []
     for name, tid in sorted(TYPE_IDS.items(), key=lambda kv: kv[1]):
-        t = make_type(
-            name, ["1"] if name in ("char", "varchar", "nchar", "nvarchar", "binary", "varbinary") else []
-        )
+        t = make_type(name, ["1"] if name in ("char", "varchar", "nchar", "nvarchar", "binary", "varbinary") else [])
         max_len = {
             "varchar": 8000,
             "nvarchar": 8000,
@@ -218,9 +216,7 @@ def _types_rows(cat: Catalog, ctx: ViewContext) -> list[tuple[object, ...]]:
             "numeric": 17,
             "xml": -1,
         }.get(name, t.max_length)
-        prec = {"decimal": 38, "numeric": 38, "time": 16, "datetime2": 27, "datetimeoffset": 34}.get(
-            name, t.precision
-        )
+        prec = {"decimal": 38, "numeric": 38, "time": 16, "datetime2": 27, "datetimeoffset": 34}.get(name, t.precision)
         scale = {"time": 7, "datetime2": 7, "datetimeoffset": 7}.get(name, t.scale)
         uid = 256 if name == "sysname" else tid
         coll = "SQL_Latin1_General_CP1_CI_AS" if t.is_string and name != "xml" else None
@@ -352,9 +348,7 @@ def _key_constraint_rows(cat: Catalog, ctx: ViewContext) -> list[tuple[object, .
         for i in t.indexes:
             if i.kind in ("PK", "UQ"):
                 desc = "PRIMARY_KEY_CONSTRAINT" if i.kind == "PK" else "UNIQUE_CONSTRAINT"
-                rows.append(
-                    (i.name, i.object_id, cat.schemas[t.schema], t.object_id, i.kind, desc, i.index_id, False)
-                )
+                rows.append((i.name, i.object_id, cat.schemas[t.schema], t.object_id, i.kind, desc, i.index_id, False))
     return rows
 
 
@@ -496,9 +490,7 @@ def _is_columns(cat: Catalog, ctx: ViewContext) -> list[tuple[object, ...]]:
             octet = None
             if char_max is not None:
                 octet = (
-                    -1
-                    if char_max == -1
-                    else (ty.max_length if name not in ("text", "ntext", "image") else 2147483647)
+                    -1 if char_max == -1 else (ty.max_length if name not in ("text", "ntext", "image") else 2147483647)
                 )
             num_prec = (
                 ty.precision
@@ -526,9 +518,7 @@ def _is_columns(cat: Catalog, ctx: ViewContext) -> list[tuple[object, ...]]:
             )
             if name == "smalldatetime" or name == "date":
                 dt_prec = 0
-            charset = (
-                ("iso_1" if not ty.is_unicode else "UNICODE") if ty.is_string and name != "xml" else None
-            )
+            charset = ("iso_1" if not ty.is_unicode else "UNICODE") if ty.is_string and name != "xml" else None
             coll = "SQL_Latin1_General_CP1_CI_AS" if ty.is_string and name != "xml" else None
             rows.append(
                 (
@@ -559,13 +549,9 @@ def _is_table_constraints(cat: Catalog, ctx: ViewContext) -> list[tuple[object, 
         for i in t.indexes:
             if i.kind in ("PK", "UQ"):
                 kind = "PRIMARY KEY" if i.kind == "PK" else "UNIQUE"
-                rows.append(
-                    (ctx.database, t.schema, i.name, ctx.database, t.schema, t.name, kind, "NO", "NO")
-                )
+                rows.append((ctx.database, t.schema, i.name, ctx.database, t.schema, t.name, kind, "NO", "NO"))
         for f in t.fks:
-            rows.append(
-                (ctx.database, t.schema, f.name, ctx.database, t.schema, t.name, "FOREIGN KEY", "NO", "NO")
-            )
+            rows.append((ctx.database, t.schema, f.name, ctx.database, t.schema, t.name, "FOREIGN KEY", "NO", "NO"))
     return rows
 
 

@@ -141,11 +141,7 @@ def split_batch(sql: str) -> list[Statement]:
             return False
         if first == "DBCC" and word == "WITH":
             return False
-        if (
-            first == "INSERT"
-            and word in ("SELECT", "EXEC", "EXECUTE", "WITH")
-            and not ({"VALUES", "SELECT"} & seen)
-        ):
+        if first == "INSERT" and word in ("SELECT", "EXEC", "EXECUTE", "WITH") and not ({"VALUES", "SELECT"} & seen):
             return False
         if first == "UPDATE" and word == "SET" and "SET" not in seen:
             return False
@@ -164,11 +160,7 @@ def split_batch(sql: str) -> list[Statement]:
             return False
         if word == "WITH":
             nxt = toks[i + 1] if i + 1 < len(toks) else None
-            return (
-                nxt is not None
-                and nxt.token_type not in (TokenType.L_PAREN,)
-                and first not in ("CREATE", "BULK")
-            )
+            return nxt is not None and nxt.token_type not in (TokenType.L_PAREN,) and first not in ("CREATE", "BULK")
         if first == "CREATE" and word in ("SELECT",) and "AS" in seen:
             return False
         if first == "DECLARE" and word == "CURSOR":
@@ -522,9 +514,7 @@ def literal(value: object, t: SqlType | None = None) -> exp.Expression:
         node = exp.Cast(this=exp.Literal.string(value.isoformat()), to=exp.DataType.build("DATE"))
     elif isinstance(value, dict):
         node = exp.Struct(
-            expressions=[
-                exp.PropertyEQ(this=exp.to_identifier(k), expression=literal(v)) for k, v in value.items()
-            ]
+            expressions=[exp.PropertyEQ(this=exp.to_identifier(k), expression=literal(v)) for k, v in value.items()]
         )
     else:
         s = str(value)
@@ -624,10 +614,7 @@ class Translator:
             if node.args.get(k):
                 raise unsupported(k.upper())
         node.set("hints", None)
-        cols = [
-            OutCol(c.name, c.type, c.nullable, c.identity is not None, c.computed is not None)
-            for c in t.columns
-        ]
+        cols = [OutCol(c.name, c.type, c.nullable, c.identity is not None, c.computed is not None) for c in t.columns]
         return Source(alias, cols, t)
 
     # ---- queries
@@ -670,9 +657,7 @@ class Translator:
                 else None
             )
             if names:
-                cols = [
-                    OutCol(n, c.type, c.nullable, raw=c.is_raw) for n, c in zip(names, cols, strict=False)
-                ]
+                cols = [OutCol(n, c.type, c.nullable, raw=c.is_raw) for n, c in zip(names, cols, strict=False)]
             self.ctes[cte.alias_or_name.lower()] = cols
 
     def select(self, sel: exp.Select, outer: list[list[Source]]) -> list[OutCol]:
@@ -766,15 +751,9 @@ class Translator:
 
     # ---- expressions
 
-    def resolve_column(
-        self, col: exp.Column, scopes: list[list[Source]], aliases: set[str] | None
-    ) -> exp.Expression:
+    def resolve_column(self, col: exp.Column, scopes: list[list[Source]], aliases: set[str] | None) -> exp.Expression:
         name = col.name
-        qual = [
-            p.name
-            for p in (col.args.get("catalog"), col.args.get("db"), col.args.get("table"))
-            if p is not None
-        ]
+        qual = [p.name for p in (col.args.get("catalog"), col.args.get("db"), col.args.get("table")) if p is not None]
         low = name.lower()
         for scope in scopes:
             hits: list[tuple[Source, OutCol]] = []
@@ -798,9 +777,7 @@ class Translator:
         if aliases and low in aliases and not qual:
             return col
         if qual:
-            raise SqlServerError(
-                4104, f'The multi-part identifier "{".".join([*qual, name])}" could not be bound.'
-            )
+            raise SqlServerError(4104, f'The multi-part identifier "{".".join([*qual, name])}" could not be bound.')
         raise SqlServerError(207, f"Invalid column name '{name}'.")
 
     def _rewrite_tree(
@@ -824,9 +801,7 @@ class Translator:
                 parent.set(key, items)
         return new
 
-    def _rw(
-        self, node: exp.Expression, scopes: list[list[Source]], aliases: set[str] | None
-    ) -> exp.Expression:
+    def _rw(self, node: exp.Expression, scopes: list[list[Source]], aliases: set[str] | None) -> exp.Expression:
         """Post-order rewrite of an expression tree (nested queries get this scope as their outer scope)."""
         if isinstance(node, (exp.Select, exp.SetOperation)) or (
             isinstance(node, exp.Subquery) and not node.meta.get("ss_done")
@@ -838,9 +813,7 @@ class Translator:
                 node.meta["ss_raw"] = cols[0].is_raw
             return node
         if isinstance(node, exp.Column):
-            if isinstance(node.this, exp.Star) or (
-                not node.table and node.name.lower().startswith("__ss_t_")
-            ):
+            if isinstance(node.this, exp.Star) or (not node.table and node.name.lower().startswith("__ss_t_")):
                 return node
             return self.resolve_column(node, scopes, aliases)
         if isinstance(node, exp.Parameter):
@@ -851,9 +824,7 @@ class Translator:
                 if nv is not val:
                     node.set(key, nv)
             elif isinstance(val, list):
-                node.set(
-                    key, [self._rw(v, scopes, aliases) if isinstance(v, exp.Expression) else v for v in val]
-                )
+                node.set(key, [self._rw(v, scopes, aliases) if isinstance(v, exp.Expression) else v for v in val])
         return self._fix(node)
 
     # ---- node fix-ups (children already rewritten)
@@ -880,9 +851,7 @@ class Translator:
                 expression=exp.Mod(this=arg.copy(), expression=exp.Literal.number(10)),
             )
         else:
-            delta = exp.Mul(
-                this=exp.Cast(this=n, to=exp.DataType.build("BIGINT")), expression=exp.Literal.number(per)
-            )
+            delta = exp.Mul(this=exp.Cast(this=n, to=exp.DataType.build("BIGINT")), expression=exp.Literal.number(per))
             if t.name == "datetimeoffset":
                 out = exp.Anonymous(this="__ss_dto_add", expressions=[arg, delta])
             elif t.name == "time":
@@ -1041,9 +1010,7 @@ class Translator:
             self._nativize_children(node)
             if t is not None and t.name in _INT_TYPES:
                 target = make_type("bigint" if t.name == "bigint" else "int", [])
-                out = exp.Cast(
-                    this=node, to=exp.DataType.build("BIGINT" if t.name == "bigint" else "INTEGER")
-                )
+                out = exp.Cast(this=node, to=exp.DataType.build("BIGINT" if t.name == "bigint" else "INTEGER"))
                 out.meta["ss_type"] = target
                 return out
             if t is not None and t.name in ("money", "smallmoney"):
@@ -1164,10 +1131,7 @@ class Translator:
             elif isinstance(val, list):
                 node.set(
                     key,
-                    [
-                        self._native(v) if isinstance(v, exp.Expression) and v.meta.get("ss_raw") else v
-                        for v in val
-                    ],
+                    [self._native(v) if isinstance(v, exp.Expression) and v.meta.get("ss_raw") else v for v in val],
                 )
 
     def _native(self, node: exp.Expression) -> exp.Expression:
@@ -1270,9 +1234,7 @@ class Translator:
             for key in ("this", "expression"):
                 side = node.args[key]
                 if not (
-                    side.meta
-                    and isinstance(side.meta.get("ss_const"), str)
-                    and not side.meta["ss_const"].endswith(" ")
+                    side.meta and isinstance(side.meta.get("ss_const"), str) and not side.meta["ss_const"].endswith(" ")
                 ):
                     node.set(key, exp.Anonymous(this="rtrim", expressions=[side]))
         self._nativize_children(node)
@@ -1359,9 +1321,7 @@ class Translator:
             arg = self._native(args[0])
             out = exp.Cast(
                 this=exp.Length(
-                    this=exp.Anonymous(
-                        this="rtrim", expressions=[exp.Cast(this=arg, to=exp.DataType.build("VARCHAR"))]
-                    )
+                    this=exp.Anonymous(this="rtrim", expressions=[exp.Cast(this=arg, to=exp.DataType.build("VARCHAR"))])
                 ),
                 to=exp.DataType.build("INTEGER"),
             )
@@ -1690,9 +1650,7 @@ class Translator:
             out.meta["ss_raw"] = True
         elif n in ("datetime", "smalldatetime"):
             fn = "__ss_dt_round" if n == "datetime" else "__ss_sdt_round"
-            out = exp.Anonymous(
-                this=fn, expressions=[cast_cls(this=native, to=exp.DataType.build("TIMESTAMP"))]
-            )
+            out = exp.Anonymous(this=fn, expressions=[cast_cls(this=native, to=exp.DataType.build("TIMESTAMP"))])
         elif (
             t.is_string
             and src is not None
@@ -1766,9 +1724,7 @@ def _temporal_text(arg: exp.Expression, src: SqlType) -> exp.Expression:
         return exp.Anonymous(this="__ss_dt_str", expressions=[arg])
     if n == "date":
         return exp.Anonymous(this="strftime", expressions=[arg, exp.Literal.string("%Y-%m-%d")])
-    return exp.Cast(
-        this=exp.Cast(this=arg, to=exp.DataType.build("DECIMAL(19,2)")), to=exp.DataType.build("VARCHAR")
-    )
+    return exp.Cast(this=exp.Cast(this=arg, to=exp.DataType.build("DECIMAL(19,2)")), to=exp.DataType.build("VARCHAR"))
 
 
 class _NoConst:

@@ -158,11 +158,7 @@ class SqlType:
             return -1
         if n in ("decimal", "numeric"):
             return decimal_storage(self.precision)
-        return (
-            _FIXED_LENGTH.get(n, 0)
-            if n not in ("time", "datetime2", "datetimeoffset")
-            else _temporal_len(self)
-        )
+        return _FIXED_LENGTH.get(n, 0) if n not in ("time", "datetime2", "datetimeoffset") else _temporal_len(self)
 
     @property
     def is_string(self) -> bool:
@@ -258,17 +254,14 @@ def make_type(name: str, args: list[str]) -> SqlType:
         if not 1 <= p <= 38 or s > p:
             raise SqlServerError(
                 2750,
-                f"Column or parameter #1: Specified column precision {p} is greater than "
-                "the maximum precision of 38.",
+                f"Column or parameter #1: Specified column precision {p} is greater than the maximum precision of 38.",
             )
         return SqlType(name, 0, p, s)
     if name in ("time", "datetime2", "datetimeoffset"):
         s = int(args[0]) if args else 7
         if not 0 <= s <= 7:
             raise SqlServerError(1002, f"Specified scale {s} is invalid.")
-        return SqlType(
-            name, 0, {"time": 8, "datetime2": 19, "datetimeoffset": 26}[name] + (s + 1 if s else 0), s
-        )
+        return SqlType(name, 0, {"time": 8, "datetime2": 19, "datetimeoffset": 26}[name] + (s + 1 if s else 0), s)
     if name == "float":
         if args and int(args[0]) <= 24:
             return SqlType("real", 0, 24)
@@ -402,18 +395,12 @@ def type_from_arrow(at: pa.DataType) -> SqlType:
 def conversion_failed(value: object, t: SqlType, src: str = "varchar") -> SqlServerError:
     name = t.name
     if name in ("date", "time", "datetime2", "datetimeoffset", "datetime", "smalldatetime"):
-        return SqlServerError(
-            241, "Conversion failed when converting date and/or time from character string."
-        )
+        return SqlServerError(241, "Conversion failed when converting date and/or time from character string.")
     if name == "uniqueidentifier":
-        return SqlServerError(
-            8169, "Conversion failed when converting from a character string to uniqueidentifier."
-        )
+        return SqlServerError(8169, "Conversion failed when converting from a character string to uniqueidentifier.")
     if name in ("decimal", "numeric", "money", "smallmoney", "float", "real"):
         return SqlServerError(8114, f"Error converting data type {src} to {name}.")
-    return SqlServerError(
-        245, f"Conversion failed when converting the {src} value '{value}' to data type {name}."
-    )
+    return SqlServerError(245, f"Conversion failed when converting the {src} value '{value}' to data type {name}.")
 
 
 def overflow(t: SqlType, value: object) -> SqlServerError:
@@ -428,8 +415,7 @@ def truncated(table: str, column: str, value: object, t: SqlType) -> SqlServerEr
     shown = value[: t.length] if isinstance(value, str) else "0x" + bytes(value[: t.length]).hex().upper()  # type: ignore[index]
     return SqlServerError(
         2628,
-        f"String or binary data would be truncated in table '{table}', column '{column}'. "
-        f"Truncated value: '{shown}'.",
+        f"String or binary data would be truncated in table '{table}', column '{column}'. Truncated value: '{shown}'.",
     )
 
 
@@ -487,9 +473,7 @@ def parse_datetime_text(s: str, dateformat: str = "mdy") -> tuple[int, int | Non
                     raise SqlServerError(
                         241, "Conversion failed when converting date and/or time from character string."
                     )
-                return base + _time_ticks(
-                    tm.group(1), tm.group(2), tm.group(3), tm.group(4), tm.group(5)
-                ), None
+                return base + _time_ticks(tm.group(1), tm.group(2), tm.group(3), tm.group(4), tm.group(5)), None
             return base, None
         tm = _TIME_RE.match(s)
         if tm:
@@ -512,18 +496,14 @@ def _date_ticks(y: int, mo: int, d: int) -> int:
     try:
         return (dt.date(y, mo, d) - _DATE0).days * TICKS_PER_DAY
     except ValueError:
-        raise SqlServerError(
-            241, "Conversion failed when converting date and/or time from character string."
-        ) from None
+        raise SqlServerError(241, "Conversion failed when converting date and/or time from character string.") from None
 
 
 def _time_ticks(h: str, mi: str, sec: str | None, frac: str | None, ampm: str | None) -> int:
     hh = int(h)
     if ampm:
         if hh > 12:
-            raise SqlServerError(
-                241, "Conversion failed when converting date and/or time from character string."
-            )
+            raise SqlServerError(241, "Conversion failed when converting date and/or time from character string.")
         hh = hh % 12 + (12 if ampm.upper() == "PM" else 0)
     mm, ss = int(mi), int(sec or 0)
     if hh > 23 or mm > 59 or ss > 59:
@@ -540,11 +520,7 @@ def ticks_from_datetime(v: dt.datetime | dt.date) -> int:
         if v.tzinfo is not None:
             v = v.astimezone(dt.UTC).replace(tzinfo=None)
         days = (v.date() - _DATE0).days
-        return (
-            days * TICKS_PER_DAY
-            + (v.hour * 3600 + v.minute * 60 + v.second) * TICKS_PER_SECOND
-            + v.microsecond * 10
-        )
+        return days * TICKS_PER_DAY + (v.hour * 3600 + v.minute * 60 + v.second) * TICKS_PER_SECOND + v.microsecond * 10
     return (v - _DATE0).days * TICKS_PER_DAY
 
 
@@ -567,9 +543,7 @@ def parse_guid(s: str) -> uuid.UUID:
     if t.startswith("{") and t.endswith("}"):
         t = t[1:-1]
     if not re.fullmatch(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}", t):
-        raise SqlServerError(
-            8169, "Conversion failed when converting from a character string to uniqueidentifier."
-        )
+        raise SqlServerError(8169, "Conversion failed when converting from a character string to uniqueidentifier.")
     return uuid.UUID(t)
 
 
@@ -675,9 +649,7 @@ def _to_int(v: object, t: SqlType) -> int:
         sv = v.strip()
         if re.fullmatch(r"[+-]?\d+", sv):
             return int(sv)
-        raise SqlServerError(
-            245, f"Conversion failed when converting the varchar value '{v}' to data type {t.name}."
-        )
+        raise SqlServerError(245, f"Conversion failed when converting the varchar value '{v}' to data type {t.name}.")
     raise conversion_failed(v, t)
 
 
@@ -719,8 +691,7 @@ def _temporal_scalar(v: object, t: SqlType, dateformat: str) -> object:
         if out.year < lo_year or (n == "smalldatetime" and out.year > 2079):
             raise SqlServerError(
                 242,
-                f"The conversion of a varchar data type to a {n} data type resulted in an out-of-range "
-                "value.",
+                f"The conversion of a varchar data type to a {n} data type resulted in an out-of-range value.",
             )
         return out
     ticks = int(ticks_round(np.array([ticks], dtype=np.int64), t.scale)[0])
@@ -835,14 +806,9 @@ def _check_strings(arr: pa.Array, t: SqlType, table: str, column: str) -> pa.Arr
                 for v in arr.to_pylist():
                     if v is not None and (utf16_len(v) if t.is_unicode else len(v)) > limit:
                         raise truncated(table, column, v, t)
-            if (
-                t.name == "nchar"
-                and pc.any(pc.match_substring_regex(arr, "[\\x{10000}-\\x{10FFFF}]")).as_py()
-            ):
+            if t.name == "nchar" and pc.any(pc.match_substring_regex(arr, "[\\x{10000}-\\x{10FFFF}]")).as_py():
                 vals = arr.to_pylist()
-                arr = pa.array(
-                    [None if v is None else v + " " * (limit - utf16_len(v)) for v in vals], pa.string()
-                )
+                arr = pa.array([None if v is None else v + " " * (limit - utf16_len(v)) for v in vals], pa.string())
             elif t.name in ("char", "nchar"):
                 arr = pc.utf8_rpad(arr, width=limit, padding=" ")
     return arr
@@ -867,9 +833,7 @@ def _permute16(arr: pa.Array, perm: np.ndarray, out_type: pa.DataType) -> pa.Arr
     filled = arr.fill_null(b"\0" * 16) if arr.null_count else arr
     if not pa.types.is_fixed_size_binary(filled.type):
         filled = filled.cast(pa.binary(16))  # vectorised; fails on a value that is not 16 bytes
-    raw = np.frombuffer(filled.buffers()[1], dtype=np.uint8, count=16 * (n + filled.offset))[
-        16 * filled.offset :
-    ]
+    raw = np.frombuffer(filled.buffers()[1], dtype=np.uint8, count=16 * (n + filled.offset))[16 * filled.offset :]
     m = np.ascontiguousarray(raw.reshape(n, 16)[:, perm])
     validity = arr.buffers()[0] if arr.null_count and arr.offset == 0 else None
     if arr.null_count and validity is None:

@@ -428,9 +428,7 @@ def _corpus(html: bool) -> U8:
     25 MB) is usually a zero-copy window; the 2 MB period is beyond the window of fast compressors.
     """
     rng = np.random.default_rng(20100101 if html else 20081231)
-    base = np.frombuffer(
-        _corpus_text(rng, (2 if html else 1) * 1024 * 1024, html).encode("utf-8"), dtype=np.uint8
-    )
+    base = np.frombuffer(_corpus_text(rng, (2 if html else 1) * 1024 * 1024, html).encode("utf-8"), dtype=np.uint8)
     return np.tile(base, (32 if html else 4) * 1024 * 1024 // len(base) + 1)
 
 
@@ -472,9 +470,7 @@ def _windows(rng: np.random.Generator, lengths: I64, valid: B | None, html: bool
     buf = buf[int(_snap(buf, np.zeros(1, dtype=np.int64))[0]) :]
     bitmap = None if valid is None else pa.py_buffer(np.packbits(valid, bitorder="little"))
     nulls = 0 if valid is None else int(n - valid.sum())
-    return pa.StringArray.from_buffers(
-        n, pa.py_buffer(offs.astype(np.int32)), pa.py_buffer(buf), bitmap, nulls
-    )
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offs.astype(np.int32)), pa.py_buffer(buf), bitmap, nulls)
 
 
 def _vocab(values: Sequence[str], idx: I64) -> pa.Array:
@@ -667,9 +663,7 @@ def _gen_posts(ctx: _Ctx, rng: np.random.Generator, idx: I64) -> dict[str, pa.Ar
         "AcceptedAnswerId": _int(accepted, accepted_valid),
         "AnswerCount": _int(rng.poisson(2.3, n), q),
         "Body": body,
-        "ClosedDate": _ts(
-            np.maximum(created, activity - (rng.random(n) * 86_400 * 300).astype(np.int64)), closed
-        ),
+        "ClosedDate": _ts(np.maximum(created, activity - (rng.random(n) * 86_400 * 300).astype(np.int64)), closed),
         "CommentCount": _int(rng.poisson(1.5, n), rng.random(n) > 0.01),
         "CommunityOwnedDate": _ts(np.maximum(edit, created), wiki),
         "CreationDate": _ts(created),
@@ -759,9 +753,7 @@ def _gen_users(ctx: _Ctx, rng: np.random.Generator, idx: I64) -> dict[str, pa.Ar
     )
 
     loc_r = rng.random(n)
-    location = _vocab(
-        _LOCATIONS + [""], np.where(loc_r < 0.05, len(_LOCATIONS), rng.integers(0, len(_LOCATIONS), n))
-    )
+    location = _vocab(_LOCATIONS + [""], np.where(loc_r < 0.05, len(_LOCATIONS), rng.integers(0, len(_LOCATIONS), n)))
     location = _str_null(location, loc_r < 0.5)
 
     web_r = rng.random(n)
@@ -896,9 +888,7 @@ def _gen_posthistory(ctx: _Ctx, rng: np.random.Generator, idx: I64) -> dict[str,
         n,
         p=[0.35, 0.12, 0.12, 0.25, 0.04, 0.06, 0.02, 0.01, 0.02, 0.01],
     )
-    text_len = np.where(
-        np.isin(htype, [2, 5]), np.exp(rng.normal(math.log(900), 0.8, n)), rng.integers(5, 120, n)
-    )
+    text_len = np.where(np.isin(htype, [2, 5]), np.exp(rng.normal(math.log(900), 0.8, n)), rng.integers(5, 120, n))
     text = _windows(rng, text_len.astype(np.int64), rng.random(n) > 0.03, html=True)
     comment_valid = rng.random(n) < 0.3
     comment = _windows(rng, rng.integers(0, 80, n), comment_valid, html=False)
@@ -924,9 +914,7 @@ def _gen_tags(ctx: _Ctx, rng: np.random.Generator, idx: I64) -> dict[str, pa.Arr
     v = len(_TAGS)
     base = _vocab(_TAGS, idx % v)
     gen = idx // v
-    suffix = _str_null(
-        _join(_vocab(["-"], np.zeros(n, np.int64)), pc.cast(pa.array(gen), pa.string())), gen > 0
-    )
+    suffix = _str_null(_join(_vocab(["-"], np.zeros(n, np.int64)), pc.cast(pa.array(gen), pa.string())), gen > 0)
     counts = (np.exp(rng.normal(3, 2, n)) + 1).astype(np.int64)
     has_wiki = rng.random(n) < 0.3
     return {
@@ -976,9 +964,7 @@ def _chunk(table_name: str, scale: float, seed: int, chunk: int) -> pa.RecordBat
     return pa.RecordBatch.from_arrays([cols[f.name] for f in schema], schema=schema)
 
 
-def generate_batches(
-    table_name: str, scale: float, seed: int, batch_rows: int = 65536
-) -> Iterator[pa.RecordBatch]:
+def generate_batches(table_name: str, scale: float, seed: int, batch_rows: int = 65536) -> Iterator[pa.RecordBatch]:
     """Yield the table's rows in order, ``batch_rows`` at a time (fewer past 512 MB), one chunk in memory."""
     return _batches(table_name, scale, seed, batch_rows, 0, 1)
 
@@ -1061,9 +1047,7 @@ def _mq(name: str) -> str:
     return "[" + name.replace("]", "]]") + "]"
 
 
-def postgres_ddl(
-    schema: str = "public", tables: Sequence[str] | None = None, include_extra: bool = False
-) -> list[str]:
+def postgres_ddl(schema: str = "public", tables: Sequence[str] | None = None, include_extra: bool = False) -> list[str]:
     """CREATE TABLE statements as a PostgreSQL user would hold the DB; primary keys come after the load."""
     out = []
     for t in _select(tables, include_extra):
@@ -1088,9 +1072,7 @@ def postgres_pk_ddl(
     ]
 
 
-def mssql_ddl(
-    schema: str = "dbo", tables: Sequence[str] | None = None, include_extra: bool = False
-) -> list[str]:
+def mssql_ddl(schema: str = "dbo", tables: Sequence[str] | None = None, include_extra: bool = False) -> list[str]:
     """The SQL Server CREATE TABLE statements of the shipped database."""
     out = []
     for t in _select(tables, include_extra):
@@ -1255,9 +1237,7 @@ def write_postgres(
         )
         for name in names:
             a, b, c = timings[name]
-            print(
-                f"  {name:18s} {loaded[name]:>11,} rows  load {a:6.2f}..{b:6.2f}s  keys+analyze ..{c:6.2f}s"
-            )
+            print(f"  {name:18s} {loaded[name]:>11,} rows  load {a:6.2f}..{b:6.2f}s  keys+analyze ..{c:6.2f}s")
     return {name: loaded[name] for name in names}
 
 

@@ -59,9 +59,7 @@ def test_insert_bulk_naming_the_identity_column_keeps_its_values() -> None:
     run(s, "CREATE TABLE b (id int IDENTITY(1,1) NOT NULL, name nvarchar(10) NULL)")
     (req,) = list(s.execute("insert bulk b ([id] Int, [name] NVarChar(10))"))
     assert isinstance(req, BulkLoadRequest) and not req.keep_identity
-    s.bulk_insert(
-        req, pa.record_batch([pa.array([40, 41], pa.int32()), pa.array(["a", "b"])], names=["id", "name"])
-    )
+    s.bulk_insert(req, pa.record_batch([pa.array([40, 41], pa.int32()), pa.array(["a", "b"])], names=["id", "name"]))
     (req,) = list(s.execute("insert bulk b ([name] NVarChar(10))"))
     assert isinstance(req, BulkLoadRequest)
     s.bulk_insert(req, pa.record_batch([pa.array(["c"])], names=["name"]))
@@ -73,9 +71,7 @@ def test_insert_bulk_keep_identity_and_defaults_without_keep_nulls() -> None:
     run(s, "CREATE TABLE b (id int IDENTITY(1,1) NOT NULL, name nvarchar(10) NULL DEFAULT N'd')")
     (req,) = list(s.execute("INSERT BULK b (id int, name nvarchar(10)) WITH (KEEP_IDENTITY)"))
     assert isinstance(req, BulkLoadRequest) and req.keep_identity and not req.keep_nulls
-    s.bulk_insert(
-        req, pa.record_batch([pa.array([7, 9], pa.int32()), pa.array([None, "n"])], names=["id", "name"])
-    )
+    s.bulk_insert(req, pa.record_batch([pa.array([7, 9], pa.int32()), pa.array([None, "n"])], names=["id", "name"]))
     assert rows(s, "SELECT id, name FROM b ORDER BY id") == [(7, "d"), (9, "n")]
     assert rows(s, "SELECT IDENT_CURRENT('b')") == [(9,)]
 
@@ -86,9 +82,7 @@ def test_insert_bulk_checks_constraints() -> None:
     (req,) = list(s.execute("INSERT BULK b (id int, v varchar(2))"))
     assert isinstance(req, BulkLoadRequest)
     with pytest.raises(SqlServerError) as ei:
-        s.bulk_insert(
-            req, pa.record_batch([pa.array([1, 1], pa.int32()), pa.array(["a", "b"])], names=["id", "v"])
-        )
+        s.bulk_insert(req, pa.record_batch([pa.array([1, 1], pa.int32()), pa.array(["a", "b"])], names=["id", "v"]))
     assert ei.value.number == 2627
     with pytest.raises(SqlServerError) as ei:
         s.bulk_insert(req, pa.record_batch([pa.array([1], pa.int32()), pa.array(["abc"])], names=["id", "v"]))
@@ -138,8 +132,7 @@ def test_bulk_insert_csv_rules(bulk: tuple[Engine, Path]) -> None:
     run(s, "DELETE FROM f")
     run(
         s,
-        "BULK INSERT f FROM 'f.csv' WITH (FORMAT='CSV', FIRSTROW=2, FIELDTERMINATOR=',', CODEPAGE='65001', "
-        "KEEPNULLS)",
+        "BULK INSERT f FROM 'f.csv' WITH (FORMAT='CSV', FIRSTROW=2, FIELDTERMINATOR=',', CODEPAGE='65001', KEEPNULLS)",
     )
     assert rows(s, "SELECT name FROM f WHERE id = 2") == [(None,)]
 
@@ -180,9 +173,7 @@ def test_load_arrow_million_rows_quickly() -> None:
         {
             "id": pa.array(np.arange(n, dtype=np.int32)),
             "a": pa.array(np.arange(n, dtype=np.int64) * 3),
-            "at": pa.array(
-                np.arange(n, dtype=np.int64) * 1_000_003 + 1_600_000_000_000_000, pa.timestamp("us")
-            ),
+            "at": pa.array(np.arange(n, dtype=np.int64) * 1_000_003 + 1_600_000_000_000_000, pa.timestamp("us")),
             "b": pa.array(np.arange(n, dtype=np.int32) % 1000),
         }
     )

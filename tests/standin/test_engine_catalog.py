@@ -60,8 +60,7 @@ def test_information_schema(s: EngineSession) -> None:
     assert cols[7] == ("Blob", 8, None, "YES", "varbinary", -1, -1, None, None, None)
     assert rows(
         s,
-        "SELECT CONSTRAINT_NAME, CONSTRAINT_TYPE FROM INFORMATION_SCHEMA.TABLE_CONSTRAINTS "
-        "ORDER BY CONSTRAINT_NAME",
+        "SELECT CONSTRAINT_NAME, CONSTRAINT_TYPE FROM INFORMATION_SCHEMA.TABLE_CONSTRAINTS ORDER BY CONSTRAINT_NAME",
     ) == [
         ("FK_Orders_Users", "FOREIGN KEY"),
         ("PK_Orders", "PRIMARY KEY"),
@@ -98,12 +97,9 @@ def test_sys_tables_columns_types(s: EngineSession) -> None:
     assert got[7] == ("Blob", "varbinary", -1, 0, 0, True, False, False)
     assert rows(
         s,
-        "SELECT name, system_type_id, max_length FROM sys.types WHERE name IN ('int', 'nvarchar') "
-        "ORDER BY name",
+        "SELECT name, system_type_id, max_length FROM sys.types WHERE name IN ('int', 'nvarchar') ORDER BY name",
     ) == [("int", 56, 4), ("nvarchar", 231, 8000)]
-    assert rows(
-        s, "SELECT COUNT(*) FROM sys.all_columns WHERE object_id = OBJECT_ID('[sales].[Orders]')"
-    ) == [(4,)]
+    assert rows(s, "SELECT COUNT(*) FROM sys.all_columns WHERE object_id = OBJECT_ID('[sales].[Orders]')") == [(4,)]
 
 
 def test_identity_computed_defaults(s: EngineSession) -> None:
@@ -261,16 +257,13 @@ def test_catalog_queries_with_computed_names(s: EngineSession) -> None:
         "ON o.object_id = i.object_id WHERE SCHEMA_NAME(schema_id) NOT IN ('sys') AND i.is_primary_key = 1 "
         "ORDER BY 1",
     ) == [("dbo", "Users", "PK_Users"), ("sales", "Orders", "PK_Orders")]
-    assert rows(s, "SELECT OBJECT_SCHEMA_NAME(OBJECT_ID('sales.Orders')), OBJECT_ID('Orders')") == [
-        ("sales", None)
-    ]
+    assert rows(s, "SELECT OBJECT_SCHEMA_NAME(OBJECT_ID('sales.Orders')), OBJECT_ID('Orders')") == [("sales", None)]
 
 
 def test_alter_table_add_column_and_default(s: EngineSession) -> None:
     run(
         s,
-        "ALTER TABLE sales.Orders ADD Flag bit NOT NULL CONSTRAINT DF_Flag DEFAULT ((1)), "
-        "Memo nvarchar(20) NULL",
+        "ALTER TABLE sales.Orders ADD Flag bit NOT NULL CONSTRAINT DF_Flag DEFAULT ((1)), Memo nvarchar(20) NULL",
     )
     run(s, "ALTER TABLE sales.Orders ADD CONSTRAINT DF_Memo DEFAULT (N'm') FOR Memo")
     run(s, "INSERT INTO sales.Orders (OrderId, UserId) VALUES (2, 5)")
@@ -280,8 +273,7 @@ def test_alter_table_add_column_and_default(s: EngineSession) -> None:
     ]
     assert rows(
         s,
-        "SELECT name, definition FROM sys.default_constraints WHERE name IN ('DF_Flag', 'DF_Memo') "
-        "ORDER BY name",
+        "SELECT name, definition FROM sys.default_constraints WHERE name IN ('DF_Flag', 'DF_Memo') ORDER BY name",
     ) == [("DF_Flag", "((1))"), ("DF_Memo", "(N'm')")]
     with pytest.raises(SqlServerError) as ei:
         run(s, "ALTER TABLE sales.Orders ADD Needed int NOT NULL")

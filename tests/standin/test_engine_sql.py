@@ -18,8 +18,7 @@ def s() -> EngineSession:
     sess = Engine("testdb").session()
     run(
         sess,
-        "CREATE TABLE dbo.k (id int NOT NULL PRIMARY KEY, grp varchar(10), amount decimal(10,2), name "
-        "nvarchar(50))",
+        "CREATE TABLE dbo.k (id int NOT NULL PRIMARY KEY, grp varchar(10), amount decimal(10,2), name nvarchar(50))",
     )
     values = ", ".join(f"({i}, 'g{i % 3}', {i}.50, N'n{i}')" for i in range(1, 101))
     run(sess, f"INSERT INTO k VALUES {values}")
@@ -44,9 +43,7 @@ def test_ntile_and_row_number(s: EngineSession) -> None:
         "GROUP BY k ORDER BY k",
     )
     assert got == [(1, 1, 25, 25), (2, 26, 50, 25), (3, 51, 75, 25), (4, 76, 100, 25)]
-    rs = result(
-        s, "SELECT id, ROW_NUMBER() OVER (PARTITION BY grp ORDER BY id DESC) AS rn FROM k WHERE id <= 4"
-    )
+    rs = result(s, "SELECT id, ROW_NUMBER() OVER (PARTITION BY grp ORDER BY id DESC) AS rn FROM k WHERE id <= 4")
     assert [c.type_name for c in rs.columns] == ["int", "bigint"]
     assert sorted(rows(s, "SELECT id, ROW_NUMBER() OVER (ORDER BY id) FROM k WHERE id < 3")) == [
         (1, 1),
@@ -55,16 +52,12 @@ def test_ntile_and_row_number(s: EngineSession) -> None:
 
 
 def test_aggregates_keep_sql_server_types(s: EngineSession) -> None:
-    rs = result(
-        s, "SELECT COUNT(*), COUNT_BIG(*), SUM(id), AVG(id), MIN(name), MAX(amount), SUM(amount) FROM k"
-    )
+    rs = result(s, "SELECT COUNT(*), COUNT_BIG(*), SUM(id), AVG(id), MIN(name), MAX(amount), SUM(amount) FROM k")
     assert [c.type_name for c in rs.columns][:5] == ["int", "bigint", "int", "int", "nvarchar"]
     assert rows(s, "SELECT COUNT(*), COUNT_BIG(*), SUM(id), AVG(id), MIN(name), MAX(amount) FROM k") == [
         (100, 100, 5050, 50, "n1", Decimal("100.50"))
     ]
-    assert rows(s, "SELECT grp, COUNT(*) FROM k GROUP BY grp HAVING COUNT(*) > 33 ORDER BY grp") == [
-        ("g1", 34)
-    ]
+    assert rows(s, "SELECT grp, COUNT(*) FROM k GROUP BY grp HAVING COUNT(*) > 33 ORDER BY grp") == [("g1", 34)]
 
 
 def test_integer_division_and_divide_by_zero(s: EngineSession) -> None:
@@ -132,9 +125,7 @@ def test_update_delete(s: EngineSession) -> None:
 
 
 def test_parameters(s: EngineSession) -> None:
-    got = rows(
-        s, "SELECT id FROM k WHERE id >= @lo AND id < @hi ORDER BY id", {"@lo": (None, 5), "@hi": (None, 8)}
-    )
+    got = rows(s, "SELECT id FROM k WHERE id >= @lo AND id < @hi ORDER BY id", {"@lo": (None, 5), "@hi": (None, 8)})
     assert got == [(5,), (6,), (7,)]
     with pytest.raises(SqlServerError) as ei:
         run(s, "SELECT @nope")
@@ -142,9 +133,7 @@ def test_parameters(s: EngineSession) -> None:
 
 
 def test_variables_and_batches(s: EngineSession) -> None:
-    out = list(
-        s.execute("DECLARE @n int = 3\nSET @n = @n + 1\nSELECT TOP (@n) id FROM k ORDER BY id\nPRINT 'hi'")
-    )
+    out = list(s.execute("DECLARE @n int = 3\nSET @n = @n + 1\nSELECT TOP (@n) id FROM k ORDER BY id\nPRINT 'hi'"))
     rs = [r for r in out if isinstance(r, ResultSet)]
     assert len(rs) == 1 and sum(b.num_rows for b in rs[0].batches) == 4
     assert Info(0, "hi", 1, 0) in out
@@ -154,9 +143,10 @@ def test_variables_and_batches(s: EngineSession) -> None:
 def test_subqueries_ctes_unions_joins(s: EngineSession) -> None:
     run(s, "CREATE TABLE g (grp varchar(10), label nvarchar(10))")
     run(s, "INSERT INTO g VALUES ('g0', N'zero'), ('g1', N'one')")
-    assert rows(
-        s, "SELECT g.label, COUNT(*) FROM k JOIN g ON g.grp = k.grp GROUP BY g.label ORDER BY g.label"
-    ) == [("one", 34), ("zero", 33)]
+    assert rows(s, "SELECT g.label, COUNT(*) FROM k JOIN g ON g.grp = k.grp GROUP BY g.label ORDER BY g.label") == [
+        ("one", 34),
+        ("zero", 33),
+    ]
     assert rows(s, "SELECT COUNT(*) FROM k LEFT JOIN g ON g.grp = k.grp WHERE g.grp IS NULL") == [(33,)]
     assert rows(s, "WITH c AS (SELECT id FROM k WHERE id < 4) SELECT SUM(id) FROM c") == [(6,)]
     assert rows(s, "SELECT id FROM k WHERE id < 3 UNION ALL SELECT 99 ORDER BY 1") == [(1,), (2,), (99,)]
@@ -235,9 +225,7 @@ def test_views(s: EngineSession) -> None:
     run(s, "CREATE SCHEMA v")
     run(s, "CREATE VIEW v.k_small AS SELECT id, name AS label FROM dbo.k WHERE id < 3")
     assert rows(s, "SELECT label FROM v.k_small ORDER BY id") == [("n1",), ("n2",)]
-    assert rows(s, "SELECT TABLE_TYPE FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_NAME = 'k_small'") == [
-        ("VIEW",)
-    ]
+    assert rows(s, "SELECT TABLE_TYPE FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_NAME = 'k_small'") == [("VIEW",)]
     run(s, "CREATE VIEW v.k_load AS SELECT id, grp FROM dbo.k")
     run(s, "INSERT INTO v.k_load (id, grp) VALUES (500, 'gx')")
     assert rows(s, "SELECT grp FROM k WHERE id = 500") == [("gx",)]
@@ -330,8 +318,7 @@ def test_sp_executesql_in_a_batch(s: EngineSession) -> None:
     run(s, "CREATE TABLE e (id int, a nvarchar(10))")
     run(
         s,
-        "EXEC sp_executesql N'INSERT INTO e VALUES (@id, @a)', N'@id int, @a nvarchar(10)', @id = 5, "
-        "@a = N'x'",
+        "EXEC sp_executesql N'INSERT INTO e VALUES (@id, @a)', N'@id int, @a nvarchar(10)', @id = 5, @a = N'x'",
     )
     run(
         s,
@@ -340,9 +327,7 @@ def test_sp_executesql_in_a_batch(s: EngineSession) -> None:
         "@id = @v, @a = NULL",
     )
     assert rows(s, "SELECT id, a FROM e ORDER BY id") == [(5, "x"), (7, None)]
-    assert rows(s, "EXEC sp_executesql N'SELECT COUNT(*) FROM e WHERE id > @lo', N'@lo int', @lo = 6") == [
-        (1,)
-    ]
+    assert rows(s, "EXEC sp_executesql N'SELECT COUNT(*) FROM e WHERE id > @lo', N'@lo int', @lo = 6") == [(1,)]
 
 
 def test_insert_values_fast_path_matches_the_general_path(s: EngineSession) -> None:
@@ -375,9 +360,7 @@ def test_insert_values_fast_path_matches_the_general_path(s: EngineSession) -> N
 
 def test_nocount_turns_row_counts_into_done(s: EngineSession) -> None:
     out = list(
-        s.execute(
-            "SET NOCOUNT ON; UPDATE k SET grp = 'x' WHERE id = 1; SET NOCOUNT OFF; DELETE FROM k WHERE id = 1"
-        )
+        s.execute("SET NOCOUNT ON; UPDATE k SET grp = 'x' WHERE id = 1; SET NOCOUNT OFF; DELETE FROM k WHERE id = 1")
     )
     assert out == [Done("SET"), Done("UPDATE"), Done("SET"), RowCount(1, "DELETE")]
     assert s.nocount is False

@@ -16,8 +16,7 @@ def e() -> Engine:
     s = eng.session()
     run(
         s,
-        "CREATE TABLE dbo.t (id int IDENTITY(10, 5) NOT NULL CONSTRAINT PK_t PRIMARY KEY, name nvarchar(10) "
-        "NOT NULL)",
+        "CREATE TABLE dbo.t (id int IDENTITY(10, 5) NOT NULL CONSTRAINT PK_t PRIMARY KEY, name nvarchar(10) NOT NULL)",
     )
     s.close()
     return eng
@@ -109,8 +108,7 @@ def test_error_messages(e: Engine) -> None:
     assert (x.number, x.state, x.severity) == (515, 1, 16)
     run(
         s,
-        "SET IDENTITY_INSERT dbo.t ON; INSERT INTO t (id, name) VALUES (7, N'x'); SET IDENTITY_INSERT dbo.t "
-        "OFF",
+        "SET IDENTITY_INSERT dbo.t ON; INSERT INTO t (id, name) VALUES (7, N'x'); SET IDENTITY_INSERT dbo.t OFF",
     )
     x = err(s, "SET IDENTITY_INSERT dbo.t ON; INSERT INTO t (id, name) VALUES (7, N'dup')")
     assert x.message == (

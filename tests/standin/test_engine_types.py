@@ -135,8 +135,7 @@ def test_datetime_rounds_to_its_grid(s: EngineSession, text: str, shown: dt.date
 def test_text_is_exact(s: EngineSession) -> None:
     run(
         s,
-        "CREATE TABLE t (id int, v varchar(20), n nvarchar(20), c char(3), vm varchar(max), nm "
-        "nvarchar(max))",
+        "CREATE TABLE t (id int, v varchar(20), n nvarchar(20), c char(3), vm varchar(max), nm nvarchar(max))",
     )
     run(s, "INSERT INTO t VALUES (1, 'café', N'λ😀', 'a', '', N'')")
     run(s, "INSERT INTO t VALUES (2, N'λx', N'a' + CHAR(0) + N'b', NULL, NULL, NULL)")
@@ -151,13 +150,9 @@ def test_text_is_exact(s: EngineSession) -> None:
 def test_large_values_survive(s: EngineSession) -> None:
     run(s, "CREATE TABLE t (nm nvarchar(max), vb varbinary(max))")
     big = "λ" * 3_000_000
-    for _ in s.execute(
-        "INSERT INTO t VALUES (@a, @b)", {"@a": (None, big), "@b": (None, b"\x01" * 5_000_000)}
-    ):
+    for _ in s.execute("INSERT INTO t VALUES (@a, @b)", {"@a": (None, big), "@b": (None, b"\x01" * 5_000_000)}):
         pass
-    assert rows(s, "SELECT LEN(nm), DATALENGTH(nm), DATALENGTH(vb) FROM t") == [
-        (3_000_000, 6_000_000, 5_000_000)
-    ]
+    assert rows(s, "SELECT LEN(nm), DATALENGTH(nm), DATALENGTH(vb) FROM t") == [(3_000_000, 6_000_000, 5_000_000)]
 
 
 def test_guids_sort_and_compare_in_sql_server_order(s: EngineSession) -> None:
@@ -207,8 +202,7 @@ def test_truncation_message_is_sql_servers(s: EngineSession) -> None:
     with pytest.raises(SqlServerError) as ei:
         run(s, "INSERT INTO t VALUES ('abcdef')")
     assert ei.value.message == (
-        "String or binary data would be truncated in table 'testdb.dbo.t', column 'name'. Truncated value: "
-        "'abc'."
+        "String or binary data would be truncated in table 'testdb.dbo.t', column 'name'. Truncated value: 'abc'."
     )
     assert (ei.value.state, ei.value.severity) == (1, 16)
 
@@ -267,9 +261,9 @@ def test_storage_form_values_compare_through_subqueries(s: EngineSession) -> Non
     )
     assert rows(s, "SELECT id FROM t WHERE g = (SELECT TOP 1 g FROM t ORDER BY id)") == [(1,)]
     assert rows(s, "SELECT id FROM t WHERE d = (SELECT MAX(d) FROM t)") == [(2,)]
-    assert rows(
-        s, "SELECT x.id FROM (SELECT id, g AS g2 FROM t) x WHERE x.g2 = (SELECT g FROM t WHERE id = 2)"
-    ) == [(2,)]
+    assert rows(s, "SELECT x.id FROM (SELECT id, g AS g2 FROM t) x WHERE x.g2 = (SELECT g FROM t WHERE id = 2)") == [
+        (2,)
+    ]
     assert rows(
         s,
         "WITH c AS (SELECT g, d FROM t) SELECT COUNT(*) FROM c WHERE g IN (SELECT g FROM t) "

@@ -18,9 +18,7 @@ TWO_CHUNKS = 0.005  # Posts has 18,646 rows: more than one chunk, so chunk seams
 
 
 def _table(name: str, scale: float = SMALL, seed: int = 42, batch_rows: int = 65536) -> pa.Table:
-    return pa.Table.from_batches(
-        list(so.generate_batches(name, scale, seed, batch_rows)), so.arrow_schema(name)
-    )
+    return pa.Table.from_batches(list(so.generate_batches(name, scale, seed, batch_rows)), so.arrow_schema(name))
 
 
 def _col(t: pa.Table, name: str) -> list[object]:
@@ -115,9 +113,7 @@ def test_batches_are_valid_and_bounded() -> None:
 
 def test_parts_concatenate_to_the_table() -> None:
     whole = _table("Votes", TWO_CHUNKS)
-    parts = [
-        pa.Table.from_batches(list(so.reader("Votes", TWO_CHUNKS, 42, part=p, parts=3))) for p in range(3)
-    ]
+    parts = [pa.Table.from_batches(list(so.reader("Votes", TWO_CHUNKS, 42, part=p, parts=3))) for p in range(3)]
     assert pa.concat_tables(parts).equals(whole)
 
 
@@ -259,9 +255,7 @@ def test_postgres_schema_is_exact(loaded: tuple[str, dict[str, int]]) -> None:
                 (t.name,),
             ).fetchall()
             assert [r[0] for r in rows] == t.column_names
-            for (name, dtype, length, dt_precision, nullable, ident, gen), col in zip(
-                rows, t.columns, strict=True
-            ):
+            for (name, dtype, length, dt_precision, nullable, ident, gen), col in zip(rows, t.columns, strict=True):
                 assert _rendered(dtype, length, dt_precision) == so._pg_type(col.sql_type), (t.name, name)
                 assert (nullable == "YES") == col.nullable, (t.name, name)
                 assert (ident == "YES") == col.identity and gen in (None, "BY DEFAULT")
@@ -302,14 +296,10 @@ def test_postgres_keeps_the_quirks(loaded: tuple[str, dict[str, int]]) -> None:
         assert one('SELECT count(*) FROM "Posts" WHERE "Body" LIKE E\'%\\r\\n%\'') > 0  # type: ignore[operator]
         assert one('SELECT count(*) FROM "Posts" WHERE "Body" ~ \'[\\U0001F300-\\U0001FAFF]\'') > 0  # type: ignore[operator]
         assert one('SELECT count(*) FROM "Posts" WHERE "OwnerUserId" = -1') > 0  # type: ignore[operator]
-        ms = one(
-            'SELECT array_agg(DISTINCT extract(milliseconds FROM "CreationDate")::int % 10) FROM "Posts"'
-        )
+        ms = one('SELECT array_agg(DISTINCT extract(milliseconds FROM "CreationDate")::int % 10) FROM "Posts"')
         assert sorted(ms) == [0, 3, 7]  # type: ignore[call-overload]
         expected = _table("Posts").slice(0, 50)
-        got = conn.execute(
-            'SELECT "Body", "Title", "CreationDate" FROM "Posts" ORDER BY "Id" LIMIT 50'
-        ).fetchall()
+        got = conn.execute('SELECT "Body", "Title", "CreationDate" FROM "Posts" ORDER BY "Id" LIMIT 50').fetchall()
         assert [r[0] for r in got] == _col(expected, "Body")
         assert [r[1] for r in got] == _col(expected, "Title")
         assert [r[2] for r in got] == _col(expected, "CreationDate")
