@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
     need=""
-    for pkg in freetds-bin libltdl7 pgcopydb pgloader; do
+    for pkg in freetds-bin libltdl7 pgcopydb pgloader docker-compose make tmux; do
         dpkg -s "$pkg" >/dev/null 2>&1 || need="$need $pkg"
     done
     if [ -n "$need" ]; then

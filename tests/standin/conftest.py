@@ -200,14 +200,6 @@ def stub_server(request: pytest.FixtureRequest, stub_engine: StubEngine) -> Iter
         yield srv
 
 
-def real_engine_available() -> bool:
-    try:
-        import mssql_standin.engine  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 # ------------------------------------------------------------------------------------------------------
 # A table holding every type at its minimum, its maximum, NULL, and awkward middles ('' , emoji, 100 ns)
 # ------------------------------------------------------------------------------------------------------

@@ -9,11 +9,6 @@ import sys
 from pathlib import Path
 
 import pymssql
-import pytest
-
-from tests.standin.conftest import real_engine_available
-
-pytestmark = pytest.mark.skipif(not real_engine_available(), reason="mssql_standin.engine is not written yet")
 
 
 def test_cli_serves_and_stops(tmp_path: Path) -> None:

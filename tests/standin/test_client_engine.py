@@ -18,9 +18,7 @@ import pytds
 import pytest
 
 from mssql_standin import ProcessServer, serve_process
-from tests.standin.conftest import PASSWORD, USER, real_engine_available
-
-pytestmark = pytest.mark.skipif(not real_engine_available(), reason="mssql_standin.engine is not written yet")
+from tests.standin.conftest import PASSWORD, USER
 
 TABLE_SQL = """
 create table dbo.target (
