@@ -17,6 +17,7 @@ from rich.console import Console
 
 from ray_replicator.config import Settings, load_settings, scrub
 from ray_replicator.engines.base import EngineError, UsageError
+from ray_replicator.errors import with_hint
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
 err = Console(stderr=True, soft_wrap=True, highlight=False)
@@ -35,7 +36,7 @@ def _fail(exc: BaseException, debug: bool, settings: Settings | None = None) -> 
         traceback.print_exc()
     code = exc.exit_code if isinstance(exc, EngineError) else 1
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    err.print(f"error: {scrub(text, settings)}", markup=False)
+    err.print(f"error: {scrub(with_hint(text), settings)}", markup=False)
     raise typer.Exit(code)
 
 
@@ -54,7 +55,12 @@ def run(
     keys: Annotated[str | None, typer.Option(help="after-load | before-load")] = None,
     parallelism: Annotated[int | None, typer.Option(help="copy tasks in flight (0 = CPUs)")] = None,
     copy_method: Annotated[str | None, typer.Option("--method", help="auto | arrow | raw")] = None,
-    verify: Annotated[str | None, typer.Option(help="counts | none")] = None,
+    verify: Annotated[str | None, typer.Option(help="checksums | counts | none")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="continue the last unfinished run in the target")] = False,
+    spill_dir: Annotated[
+        Path | None, typer.Option("--spill-dir", help="spill batches here when the target is slower than the source")
+    ] = None,
+    memory_cap_mb: Annotated[int | None, typer.Option("--memory-cap-mb", help="bytes in flight per copy task")] = None,
     report: Annotated[Path | None, typer.Option(help="where to write the JSON report (.md beside it)")] = None,
     address: Annotated[str | None, typer.Option("--address", help="Ray cluster address")] = None,
     json_logs: Annotated[
@@ -76,13 +82,19 @@ def run(
             parallelism=parallelism,
             copy_method=copy_method,
             verify=verify,
+            resume=resume or None,
+            spill_dir=spill_dir,
+            memory_cap_mb=memory_cap_mb,
             report_path=report,
             ray_address=address,
         )
         _run(settings, json_logs)
     except (EngineError, KeyboardInterrupt) as exc:
         if isinstance(exc, KeyboardInterrupt):
-            exc = EngineError("interrupted; ranges already committed are recorded in the target's ledger")
+            exc = EngineError(
+                "interrupted; ranges already committed are recorded in the target's ledger: "
+                "run the same command with --resume to continue"
+            )
         _fail(exc, debug, settings)
 
 
@@ -91,10 +103,19 @@ def _run(settings: Settings, json_logs: bool = False) -> None:
     from ray_replicator.progress import progress_for_cli
 
     with progress_for_cli(json_logs, out) as progress:
-        result = replicate(settings, on_event=progress)
+        try:
+            result = replicate(settings, on_event=progress)
+        except EngineError as exc:
+            progress.fail(scrub((str(exc).strip() or type(exc).__name__).splitlines()[0], settings))
+            raise
     result.print(out)
     if settings.report_path is not None:
-        json_path, md_path = result.save(settings.report_path)
+        try:
+            json_path, md_path = result.save(settings.report_path)
+        except OSError as exc:
+            raise UsageError(
+                f"cannot write the report to {settings.report_path} ({exc.strerror}); pass --report FILE.json"
+            ) from None
         out.print(f"report: {json_path} and {md_path}")
     if result.status != "ok":
         raise EngineError(f"verification failed: {'; '.join(result.errors)[:500]}")
@@ -161,12 +182,22 @@ def verify_cmd(
     config: ConfigOpt = None,
     tables: TablesOpt = None,
     exclude: ExcludeOpt = None,
+    checksums: Annotated[
+        bool, typer.Option("--checksums", help="compare checksums of every value, not only row counts")
+    ] = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Compare source and target row counts range by range; exit 1 on any mismatch."""
+    """Compare source and target range by range (row counts, or checksums); exit 1 on any mismatch."""
     settings: Settings | None = None
     try:
-        settings = _settings(config, source=source, target=target, tables=tables, exclude=exclude)
+        settings = _settings(
+            config,
+            source=source,
+            target=target,
+            tables=tables,
+            exclude=exclude,
+            verify="checksums" if checksums else "counts",
+        )
         from ray_replicator.pipeline import verify_only
 
         results = verify_only(settings)
@@ -211,7 +242,8 @@ def demo(
     scale: Annotated[float, typer.Option(help="size of the generated StackOverflow2010")] = 0.01,
     debug: DebugOpt = False,
 ) -> None:
-    """Embedded default: PostgreSQL from PyPI, a generated StackOverflow2010, replicated, verified, reported."""
+    """Embedded default: a SQL Server stand-in with a generated StackOverflow2010, replicated into embedded
+    PostgreSQL and into a second stand-in, verified and reported."""
     try:
         from ray_replicator.demo import run_demo
 
@@ -264,7 +296,21 @@ def status(
     )
 
 
+def _hide_secrets_in_process_title() -> None:
+    """A password given on the command line would show in `ps` for the whole run: rewrite our title."""
+    shown = [scrub(arg) for arg in sys.argv]
+    if shown == sys.argv:
+        return
+    try:
+        from ray._raylet import setproctitle  # type: ignore[attr-defined]
+
+        setproctitle(" ".join(["ray-replicator", *shown[1:]]))
+    except Exception:  # noqa: BLE001 - cosmetic; the run must not fail over a title
+        return
+
+
 def main() -> None:
+    _hide_secrets_in_process_title()
     try:
         app()
     except KeyboardInterrupt:

@@ -1257,6 +1257,59 @@ def generate(
     scheme = urlsplit(target_url).scheme.lower()
     if scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+"):
         return write_postgres(target_url, scale, seed, include_extra=include_extra, replace=replace)
+    if scheme in ("mssql", "sqlserver"):
+        return write_mssql(target_url, scale, seed, include_extra=include_extra, replace=replace)
     raise ValueError(
-        f"cannot generate StackOverflow2010 into a {scheme or '(no scheme)'!r} target; supported: postgresql://"
+        f"cannot generate StackOverflow2010 into a {scheme or '(no scheme)'!r} target; "
+        "supported: postgresql://, mssql://"
     )
+
+
+def write_mssql(
+    url: str,
+    scale: float,
+    seed: int = 42,
+    schema: str = "dbo",
+    tables: Sequence[str] | None = None,
+    include_extra: bool = False,
+    replace: bool = False,
+) -> dict[str, int]:
+    """Create the shipped SQL Server schema and fill it over TDS bulk load (mssql-python), keeping the Ids.
+
+    Works against real SQL Server and the stand-in alike, so `ray-replicator generate --target mssql://…` gives
+    either one the reference workload.
+    """
+    from ray_replicator.engines.mssql import connect_mssql_python, parse_url
+
+    chosen = _select(tables, include_extra)
+    conn = connect_mssql_python(parse_url(url), autocommit=True)
+    try:
+        cur = conn.cursor()
+        for t in chosen:
+            qualified_name = f"{_mq(schema)}.{_mq(t.name)}"
+            cur.execute(f"SELECT OBJECT_ID(N'{qualified_name.replace(chr(39), chr(39) * 2)}')")
+            exists = cur.fetchone()[0] is not None
+            if exists and not replace:
+                raise ValueError(f"table {schema}.{t.name} already exists in the target; drop it or pass replace")
+            if exists:
+                cur.execute(f"DROP TABLE {qualified_name}")
+        for ddl in mssql_ddl(schema, [t.name for t in chosen]):
+            cur.execute(ddl)
+        counts: dict[str, int] = {}
+        for t in chosen:
+            arrow = arrow_schema(t.name)
+            reader = pa.RecordBatchReader.from_batches(arrow, generate_batches(t.name, scale, seed))
+            cur.bulkcopy_arrow(
+                f"{_mq(schema)}.{_mq(t.name)}",
+                reader,
+                column_mappings=list(arrow.names),
+                keep_identity=True,
+                keep_nulls=True,
+                table_lock=True,
+                timeout=0,
+            )
+            cur.execute(f"SELECT COUNT_BIG(*) FROM {_mq(schema)}.{_mq(t.name)}")
+            counts[t.name] = int(cur.fetchone()[0])
+        return counts
+    finally:
+        conn.close()
