@@ -94,7 +94,12 @@ class Settings(BaseModel):
     keys: Literal["after-load", "before-load"] = "after-load"
     unlogged: bool = False
     copy_method: Literal["auto", "arrow", "raw"] = "auto"
-    verify: Literal["none", "counts"] = "counts"
+    verify: Literal["none", "counts", "checksums"] = "checksums"
+    memory_cap_mb: int = Field(default=128, ge=1, description="bytes in flight per copy task (read, not written)")
+    node_memory_cap_mb: int = Field(default=1024, ge=1, description="bytes in flight of all copy tasks on one node")
+    spill_dir: Path | None = Field(default=None, description="spill batches here instead of waiting for the target")
+    spill_cap_mb: int = Field(default=4096, ge=1, description="bytes of spill files per node")
+    resume: bool = False
     ray_address: str | None = None
     ray_num_cpus: int | None = Field(default=None, ge=1)
     report_path: Path | None = Path("ray-replicator-report.json")

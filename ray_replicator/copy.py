@@ -6,8 +6,10 @@ target connections from the resolved URLs, so nothing but the plan item crosses 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
+import re
 import resource
 import time
 from collections.abc import Callable, Iterator
@@ -17,6 +19,7 @@ from typing import Any
 import pyarrow as pa
 import ray
 
+from ray_replicator.budget import BudgetConfig, BudgetedStream, node_budget
 from ray_replicator.catalog import Table
 from ray_replicator.engines import open_source, open_target
 from ray_replicator.engines.base import EngineError, KeyRange, Source, Target, WriteOptions
@@ -33,6 +36,7 @@ class CopyItem:
     batch_bytes: int
     method: str
     options: WriteOptions
+    budget: BudgetConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,8 @@ class RangeResult:
     pid: int
     peak_rss_mb: float
     error: str | None = None
+    peak_buffer_mb: float = 0.0
+    spilled_mb: float = 0.0
 
 
 _SOURCES: dict[str, Source] = {}
@@ -70,6 +76,16 @@ def _drop_cached(url: str) -> None:
     for cache in (_SOURCES, _TARGETS):
         conn = cache.pop(url, None)
         if conn is not None:
+            # Cut the socket first: a graceful close waits on (or fails inside) an interrupted COPY, and until the
+            # server sees the connection go, its transaction keeps the range's ledger row locked.
+            control = getattr(conn, "_conn", None)
+            terminate = getattr(control, "terminate", None)
+            if callable(terminate):
+                with contextlib.suppress(Exception):
+                    terminate()
+                    # asyncio closes an aborted socket on the loop's next turn: give it that turn.
+                    conn._loop.run(asyncio.sleep(0.01))  # type: ignore[union-attr]
+                conn._conn = None  # type: ignore[union-attr]
             with contextlib.suppress(Exception):
                 conn.close()
 
@@ -84,27 +100,99 @@ def _counting(batches: Iterator[pa.RecordBatch], seen: list[int]) -> Iterator[pa
         yield batch
 
 
+TRANSIENT_BACKOFF_SECONDS = 3.0
+_TRANSIENT = re.compile(
+    r"terminating connection|connection refused|server closed the connection|connection (is|was) closed|"
+    r"ConnectionDoesNotExist|database system is (starting up|shutting down|in recovery mode)|"
+    r"connection reset|broken pipe|could not receive data|connect call failed|"
+    r"SQLSTATE: (57P0[123]|08\d\d\d)|\b(57P0[123]|08006)\b",
+    re.IGNORECASE,
+)
+
+
+class TransientError(ConnectionError):
+    """A lost or refused connection mid-range: Ray retries the task (see copy_range's retry_exceptions)."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, ConnectionError | TimeoutError) or bool(_TRANSIENT.search(str(exc)))
+
+
+_NODE_BUDGET: list[Any] = []
+_RAW_QUEUE_CHUNKS = 5
+"""PostgresSource.read_range_raw buffers up to this many chunks itself (a queue of 4 plus the one being filled)."""
+
+
+def _budget_actor(config: BudgetConfig) -> Any:
+    """This worker's handle on its node's budget actor (None outside Ray)."""
+    if not ray.is_initialized():
+        return None
+    if not _NODE_BUDGET:
+        _NODE_BUDGET.append(node_budget(config))
+    return _NODE_BUDGET[0]
+
+
+def _budgeted(stream: Iterator[Any], item: CopyItem, raw: bool, chunk: int) -> Iterator[Any]:
+    """Wrap a batch (or raw chunk) iterator in the byte budget; raw readers keep a few chunks of their own, so
+    the budget leaves room for them."""
+    config = item.budget
+    if config is None:
+        return stream
+    if raw:
+        config = BudgetConfig(
+            task_cap=max(chunk, config.task_cap - _RAW_QUEUE_CHUNKS * chunk),
+            node_cap=config.node_cap,
+            spill_dir=config.spill_dir,
+            spill_cap=config.spill_cap,
+        )
+    try:
+        node = _budget_actor(config)
+    except ray.exceptions.RayActorError:
+        _NODE_BUDGET.clear()
+        node = _budget_actor(config)
+    size_of: Callable[[Any], int] = len if raw else (lambda b: int(b.nbytes))
+    return BudgetedStream(stream, size_of, chunk, config, item.rng.range_id, node)
+
+
 def copy_range_local(item: CopyItem) -> RangeResult:
     """Move one range; the body of the Ray task, callable in-process for tests and debugging."""
     started = time.perf_counter()
+    stream: Iterator[Any] | None = None
     try:
         source = _cached_source(item.source_url)
         target = _cached_target(item.target_url)
+        claim = getattr(target, "ledger_claim_copying", None)
+        if callable(claim) and item.options.run_id:
+            claim(item.options.run_id, item.rng.range_id, f"{_node_id()}:{os.getpid()}")
         raw_reader = getattr(source, "read_range_raw", None)
         raw_writer = getattr(target, "write_range_raw", None)
         if item.method == "raw" and raw_reader is not None and raw_writer is not None:
-            chunks = raw_reader(item.source_table, item.rng, item.batch_bytes)
-            written = raw_writer(item.target_table, item.rng, chunks, item.options)
+            chunk = item.batch_bytes
+            if item.budget is not None:
+                chunk = max(1 << 20, min(chunk, item.budget.task_cap // (2 * _RAW_QUEUE_CHUNKS)))
+            stream = _budgeted(raw_reader(item.source_table, item.rng, chunk), item, True, chunk)
+            written = raw_writer(item.target_table, item.rng, stream, item.options)
             moved_bytes = written.bytes
         else:
             seen = [0]
             batches = source.read_range(item.source_table, item.rng, item.batch_rows, item.batch_bytes)
-            written = target.write_range(item.target_table, item.rng, _counting(batches, seen), item.options)
+            stream = _budgeted(batches, item, False, item.batch_bytes)
+            written = target.write_range(item.target_table, item.rng, _counting(stream, seen), item.options)
             moved_bytes = written.bytes or seen[0]
-    except Exception:
+    except BaseException as exc:  # also Ray's cancel (KeyboardInterrupt): never keep a connection mid-transaction
+        if isinstance(stream, BudgetedStream):
+            stream.close()
         _drop_cached(item.source_url)
         _drop_cached(item.target_url)
+        if is_transient(exc):
+            # The range's transaction is gone with its connection, so a retry starts clean; wait a little so a
+            # restarting server is back before Ray runs the retry.
+            time.sleep(TRANSIENT_BACKOFF_SECONDS)
+            raise TransientError(str(exc)) from None
         raise
+    buffered = stream if isinstance(stream, BudgetedStream) else None
+    if buffered is not None:
+        buffered.close()
     return RangeResult(
         range_id=item.rng.range_id,
         schema=item.rng.schema,
@@ -115,10 +203,14 @@ def copy_range_local(item: CopyItem) -> RangeResult:
         node_id=_node_id(),
         pid=os.getpid(),
         peak_rss_mb=_peak_rss_mb(),
+        peak_buffer_mb=(buffered.peak_bytes / 1048576) if buffered else 0.0,
+        spilled_mb=(buffered.spilled_bytes / 1048576) if buffered else 0.0,
     )
 
 
 def _node_id() -> str:
+    if not ray.is_initialized():  # get_runtime_context() would start a whole local Ray
+        return "local"
     try:
         return str(ray.get_runtime_context().get_node_id())
     except Exception:  # noqa: BLE001 - outside Ray there is no node
@@ -130,7 +222,9 @@ def copy_range(item: CopyItem) -> RangeResult:
     return copy_range_local(item)
 
 
-@ray.remote(max_retries=2)
+# Index builds and counts run inside the database: they take no Ray CPU slot, so a table's keys are built while
+# the copy tasks of the other tables keep both slots busy (the overlap pgcopydb gets from its index jobs).
+@ray.remote(max_retries=2, num_cpus=0)
 def finalize_table_task(target_url: str, table: Table, source_engine: str, options: WriteOptions) -> float:
     started = time.perf_counter()
     target = _cached_target(target_url)
@@ -142,7 +236,7 @@ def finalize_table_task(target_url: str, table: Table, source_engine: str, optio
     return time.perf_counter() - started
 
 
-@ray.remote
+@ray.remote(num_cpus=0)
 def count_range_task(url: str, is_source: bool, table: Table, rng: KeyRange) -> int:
     conn: Source | Target = _cached_source(url) if is_source else _cached_target(url)
     return conn.count_range(table, rng)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import fnmatch
 import logging
 import os
+import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -16,14 +17,16 @@ from typing import Any
 
 import ray
 
+from ray_replicator.budget import MB, BudgetConfig
 from ray_replicator.catalog import Catalog, Table
 from ray_replicator.config import Settings, scrub
 from ray_replicator.copy import CopyItem, RangeResult, copy_range, finalize_table_task, run_bounded
 from ray_replicator.engines import open_source, open_target
 from ray_replicator.engines.base import EngineError, KeyRange, Source, UsageError, WriteOptions
+from ray_replicator.ledger import Resume, find_resume, plan_document
 from ray_replicator.plan import Plan, plan_catalog, schema_hash
 from ray_replicator.report import RunReport, TableReport
-from ray_replicator.verify import verify_counts
+from ray_replicator.verify import TableCheck, verify_checksums, verify_counts
 
 log = logging.getLogger("ray_replicator")
 
@@ -34,19 +37,36 @@ def ensure_ray(settings: Settings) -> None:
         return
     address = settings.ray_address or os.environ.get("RAY_ADDRESS")
     common: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False}
+    # A failed range cancels its siblings; their errors are expected and must not spill tracebacks on stderr.
+    os.environ.setdefault("RAY_IGNORE_UNHANDLED_ERRORS", "1")
     try:
         if address:
+            _check_reachable(address)
             ray.init(address=address, **common)
         else:
             # Makes a local Ray bind every port to 127.0.0.1 instead of all interfaces.
             os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
             ray.init(num_cpus=settings.ray_num_cpus, include_dashboard=False, **common)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
+    except (OSError, RuntimeError, ValueError) as exc:
         where = address or "a local Ray instance"
         raise EngineError(
             f"cannot reach Ray at {where}: {str(exc).splitlines()[0]}; start it with `ray start --head` "
             "or unset RAY_ADDRESS to run locally"
         ) from None
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail in seconds on a closed port: Ray itself retries its GCS for minutes, logging to stderr meanwhile."""
+    hostport = address.split("://", 1)[-1].rsplit("/", 1)[0]
+    if address == "auto" or ":" not in hostport:
+        return
+    host, _, port = hostport.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            return
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
+        raise ConnectionError(f"nothing answers at {hostport} ({reason})") from None
 
 
 def dashboard_url() -> str | None:
@@ -109,6 +129,96 @@ def choose_method(settings: Settings, source_engine: str, target_engine: str) ->
     return "raw" if source_engine == target_engine == "postgres" else "arrow"
 
 
+def budget_config(settings: Settings) -> BudgetConfig:
+    return BudgetConfig(
+        task_cap=settings.memory_cap_mb * MB,
+        node_cap=settings.node_memory_cap_mb * MB,
+        spill_dir=str(settings.spill_dir) if settings.spill_dir is not None else None,
+        spill_cap=settings.spill_cap_mb * MB,
+    )
+
+
+def check_spill_dir(settings: Settings) -> None:
+    """A spill directory that cannot take files is a config error, found before anything is copied."""
+    if settings.spill_dir is None:
+        return
+    path = settings.spill_dir
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".ray-replicator-probe-{os.getpid()}"
+        probe.write_bytes(b"x")
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError(
+            f"spill_dir {path} is not a writable directory ({exc.strerror}); fix it or unset spill_dir"
+        ) from None
+
+
+def check_target_shape(target_url: str, tables: list[Table], source_engine: str, target_engine: str) -> None:
+    """With existing = truncate the target's own tables are kept: refuse, before truncating anything, tables whose
+    columns do not take the source's rows (missing columns, extra NOT NULL columns without default, and between
+    engines of one kind any type that differs: both binary COPY paths send the source's own types)."""
+    reader = open_source(target_url)
+    try:
+        have = {(t.schema, t.name): t for t in reader.catalog([], []).tables}
+    finally:
+        reader.close()
+    for table in tables:
+        existing = have.get((table.schema, table.name))
+        if existing is None:
+            continue
+        wanted = [c.name for c in table.copy_columns]
+        got = {c.name: c for c in existing.columns}
+        missing = [n for n in wanted if n not in got]
+        extra = [
+            c.name
+            for c in existing.columns
+            if c.name not in wanted and not c.nullable and c.default is None and c.identity is None and not c.computed
+        ]
+        if missing or extra:
+            what = "; ".join(
+                part
+                for part in (
+                    f"missing {', '.join(missing)}" if missing else "",
+                    f"extra NOT NULL {', '.join(extra)}" if extra else "",
+                )
+                if part
+            )
+            raise UsageError(
+                f"target table {table.qualified} exists with other columns ({what}); "
+                "use existing = drop or make its columns match the source"
+            )
+        if source_engine == target_engine:
+            for name in wanted:
+                src_type, dst_type = table.column(name).native_type, got[name].native_type
+                if src_type != dst_type:
+                    raise UsageError(
+                        f"target column {table.qualified}.{name} is {dst_type}, the source's is {src_type}: values "
+                        "may not fit and binary COPY needs equal types; use existing = drop or alter the column"
+                    )
+
+
+def _note_in_ledger(target_url: str, run_id: str, state: str) -> None:
+    """Record how a run ended on a fresh connection (the run's own may be mid-statement after Ctrl-C)."""
+    try:
+        target = open_target(target_url)
+        try:
+            target.ledger_finish(run_id, state)
+        finally:
+            target.close()
+    except Exception as exc:  # noqa: BLE001 - the run's own error matters more than this note
+        log.warning("could not record state %s of run %s in the ledger: %s", state, run_id, exc)
+
+
+def _verify(
+    settings: Settings, source_url: str, target_url: str, pairs: list[tuple[Table, Table, list[KeyRange]]]
+) -> list[TableCheck]:
+    if settings.verify == "checksums":
+        in_flight = settings.parallelism or max(1, int(ray.cluster_resources().get("CPU", 2)))
+        return verify_checksums(source_url, target_url, pairs, in_flight, settings.batch_rows, settings.batch_bytes)
+    return verify_counts(source_url, target_url, pairs)
+
+
 @dataclass
 class _TableProgress:
     report: TableReport
@@ -128,13 +238,18 @@ def replicate(settings: Settings, on_event: Callable[[str, dict[str, Any]], None
 
     source = open_source(source_url)
     target = open_target(target_url)
+    resumed: Resume | None = None
     try:
         t0 = time.perf_counter()
         catalog, excluded = load_catalog(settings, source)
         phases["catalog"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        plan = make_plan(settings, source, catalog)
+        if settings.resume:
+            resumed = find_resume(target, settings, catalog)
+            run_id, plan = resumed.run_id, resumed.plan
+        else:
+            plan = make_plan(settings, source, catalog)
         phases["plan"] = time.perf_counter() - t0
         method = choose_method(settings, source.engine, target.engine)
         report = RunReport(
@@ -144,6 +259,7 @@ def replicate(settings: Settings, on_event: Callable[[str, dict[str, Any]], None
             method=method,
             excluded=excluded,
         )
+        resumed_done = resumed.done if resumed is not None else {}
         emit(
             "plan",
             {
@@ -157,6 +273,12 @@ def replicate(settings: Settings, on_event: Callable[[str, dict[str, Any]], None
                         "ranges": len(plan.ranges_of(t)),
                         "estimated_rows": sum(r.estimated_rows for r in plan.ranges_of(t)),
                         "estimated_bytes": sum(r.estimated_bytes for r in plan.ranges_of(t)),
+                        "resumed_ranges": sum(1 for r in plan.ranges_of(t) if r.range_id in resumed_done),
+                        "resumed_rows": sum(
+                            int(resumed_done[r.range_id].get("rows") or 0)
+                            for r in plan.ranges_of(t)
+                            if r.range_id in resumed_done
+                        ),
                     }
                     for t in catalog.tables
                 ],
@@ -172,9 +294,18 @@ def replicate(settings: Settings, on_event: Callable[[str, dict[str, Any]], None
         mapped = {(t.schema, t.name): map_table(t, settings.schema_map) for t in catalog.tables}
         target_catalog = replace(catalog, tables=list(mapped.values()))
         t0 = time.perf_counter()
-        target.prepare(target_catalog, source.engine, options)
+        check_spill_dir(settings)
+        if resumed is None and settings.existing == "truncate":
+            check_target_shape(target_url, target_catalog.tables, source.engine, target.engine)
+        if resumed is None:
+            target.prepare(target_catalog, source.engine, options)
         target.ledger_init(run_id, plan.plan_hash(), schema_hash(catalog), plan.ranges)
+        save_plan = getattr(target, "ledger_save_plan", None)
+        if resumed is None and callable(save_plan):
+            save_plan(run_id, plan_document(plan, settings))
         phases["prepare"] = time.perf_counter() - t0
+        done_before = resumed.done if resumed is not None else {}
+        todo = [r for r in plan.ranges if r.range_id not in done_before]
 
         t0 = time.perf_counter()
         ensure_ray(settings)
@@ -191,17 +322,25 @@ def replicate(settings: Settings, on_event: Callable[[str, dict[str, Any]], None
         progress = {
             key: _TableProgress(
                 report=TableReport(table=t.qualified, ranges=len(plan.ranges_of(catalog.table(*key)))),
-                remaining=len(plan.ranges_of(catalog.table(*key))),
+                remaining=sum(1 for r in plan.ranges_of(catalog.table(*key)) if r.range_id not in done_before),
             )
             for key, t in mapped.items()
         }
+        for rng in plan.ranges:
+            if rng.range_id in done_before:
+                earlier = progress[(rng.schema, rng.table)].report
+                earlier.rows += int(done_before[rng.range_id].get("rows") or 0)
+                earlier.bytes += int(done_before[rng.range_id].get("bytes") or 0)
         finalizers: list[ray.ObjectRef] = []
         worker_rss: dict[str, float] = {}
+        buffers: dict[str, float] = {"peak_buffer_mb": 0.0, "spilled_mb": 0.0}
+        budget = budget_config(settings)
 
         def submit(rng: KeyRange) -> ray.ObjectRef:
             key = (rng.schema, rng.table)
             if progress[key].started is None:
                 progress[key].started = time.perf_counter()
+            emit("range_start", {"table": progress[key].report.table, "range": rng.range_id})
             item = CopyItem(
                 source_url=source_url,
                 target_url=target_url,
@@ -212,6 +351,7 @@ def replicate(settings: Settings, on_event: Callable[[str, dict[str, Any]], None
                 batch_bytes=settings.batch_bytes,
                 method=method,
                 options=options,
+                budget=budget,
             )
             return copy_range.remote(item)
 
@@ -226,6 +366,8 @@ def replicate(settings: Settings, on_event: Callable[[str, dict[str, Any]], None
             worker_rss[f"{result.node_id[:8]}:{result.pid}"] = max(
                 worker_rss.get(f"{result.node_id[:8]}:{result.pid}", 0.0), result.peak_rss_mb
             )
+            buffers["peak_buffer_mb"] = max(buffers["peak_buffer_mb"], result.peak_buffer_mb)
+            buffers["spilled_mb"] += result.spilled_mb
             emit(
                 "range",
                 {
@@ -251,20 +393,29 @@ def replicate(settings: Settings, on_event: Callable[[str, dict[str, Any]], None
                 finalizers.append(finalize_table_task.remote(target_url, mapped[key], source.engine, options))
 
         t0 = time.perf_counter()
-        emit("copy", {"ranges": len(plan.ranges), "in_flight": in_flight})
+        emit("copy", {"ranges": len(todo), "in_flight": in_flight, "resumed": len(done_before)})
+        for key, entry in progress.items():
+            if entry.remaining == 0:
+                finalizers.append(finalize_table_task.remote(target_url, mapped[key], source.engine, options))
         try:
-            run_bounded(plan.ranges, submit, in_flight, done)
+            run_bounded(todo, submit, in_flight, done)
             ray.get(finalizers)
         except EngineError as exc:
-            target.ledger_finish(run_id, "failed")
+            _note_in_ledger(target_url, run_id, "failed")
             report.status = "failed"
             report.errors.append(scrub(str(exc), settings))
             emit("failed", {"error": report.errors[-1]})
+            raise
+        except KeyboardInterrupt:
+            _note_in_ledger(target_url, run_id, "interrupted")
             raise
         phases["copy+finalize"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
         emit("finalize", {"tables": len(catalog.tables), "step": "foreign keys"})
+        # The copy may have outlived the driver's own target connection (a server restart): start afresh.
+        target.close()
+        target = open_target(target_url)
         target.finalize(target_catalog, source.engine, options)
         phases["foreign keys"] = time.perf_counter() - t0
 
@@ -272,17 +423,18 @@ def replicate(settings: Settings, on_event: Callable[[str, dict[str, Any]], None
             if entry.started is not None and entry.finished is not None:
                 entry.report.seconds = entry.finished - entry.started
         report.tables = [progress[(t.schema, t.name)].report for t in catalog.tables]
-        report.workers = {"peak_rss_mb": worker_rss}
+        report.workers = {"peak_rss_mb": worker_rss, **{k: round(v, 1) for k, v in buffers.items()}}
+        report.workers["memory_cap_mb"] = settings.memory_cap_mb
 
-        if settings.verify == "counts":
+        if settings.verify != "none":
             t0 = time.perf_counter()
-            emit("verify", {"tables": len(catalog.tables), "ranges": len(plan.ranges), "kind": "counts"})
+            emit("verify", {"tables": len(catalog.tables), "ranges": len(plan.ranges), "kind": settings.verify})
             pairs = [(t, mapped[(t.schema, t.name)], plan.ranges_of(t)) for t in catalog.tables]
-            checks = verify_counts(source_url, target_url, pairs)
+            checks = _verify(settings, source_url, target_url, pairs)
             phases["verify"] = time.perf_counter() - t0
             for check, table_report in zip(checks, report.tables, strict=True):
                 table_report.source_rows = check.source_rows
-                table_report.verified = "yes (counts)" if check.ok else "MISMATCH"
+                table_report.verified = f"yes ({settings.verify})" if check.ok else "MISMATCH"
                 report.errors.extend(f"{table_report.table} {m}" for m in check.mismatched_ranges)
                 if check.source_rows != check.target_rows and not check.mismatched_ranges:
                     report.errors.append(
@@ -312,7 +464,8 @@ def plan_only(settings: Settings) -> tuple[Plan, list[str]]:
 
 
 def verify_only(settings: Settings) -> list[tuple[str, int, int, list[str]]]:
-    """Compare counts of every selected table, range by range, without copying."""
+    """Compare every selected table range by range without copying: counts, or checksums when settings.verify
+    says so."""
     source_url = settings.source.resolved_url()
     target_url = settings.target_endpoint.resolved_url()
     source = open_source(source_url)
@@ -323,5 +476,5 @@ def verify_only(settings: Settings) -> list[tuple[str, int, int, list[str]]]:
         source.close()
     ensure_ray(settings)
     pairs = [(t, map_table(t, settings.schema_map), plan.ranges_of(t)) for t in catalog.tables]
-    checks = verify_counts(source_url, target_url, pairs)
+    checks = _verify(settings, source_url, target_url, pairs)
     return [(f"{c.schema}.{c.table}", c.source_rows, c.target_rows, c.mismatched_ranges) for c in checks]

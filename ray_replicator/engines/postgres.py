@@ -52,6 +52,8 @@ LEDGER_SCHEMA = "_ray_replicator"
 _GUC_PREFIX = "ray_replicator.p"
 _SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", LEDGER_SCHEMA)
 _EXACT_SPLIT_ROWS = 500_000
+_COPY_STALL_SECONDS = 10.0
+"""A raw COPY that sent nothing for this long checks that its server backend still exists."""
 _SESSION = {
     "DateStyle": "ISO, YMD",
     "IntervalStyle": "postgres",
@@ -1165,10 +1167,13 @@ class PostgresTarget(_PostgresEndpoint):
         columns = [c.name for c in table.copy_columns]
         nbytes = 0
 
+        last_sent = [time.monotonic()]
+
         async def source() -> AsyncIterator[bytes]:
             nonlocal nbytes
             for chunk in chunks:
                 nbytes += len(chunk)
+                last_sent[0] = time.monotonic()
                 yield chunk
 
         async def go(c: Any) -> RangeWrite:
@@ -1178,14 +1183,49 @@ class PostgresTarget(_PostgresEndpoint):
                 if row is not None and row["state"] in ("done", "verified"):
                     _close(chunks)
                     return RangeWrite(rows=int(row["rows"] or 0), bytes=int(row["bytes"] or 0))
-                status = await c.copy_to_table(
-                    table.name, source=source(), columns=columns, schema_name=table.schema, format="binary"
+                copy = asyncio.ensure_future(
+                    c.copy_to_table(
+                        table.name, source=source(), columns=columns, schema_name=table.schema, format="binary"
+                    )
                 )
+                watcher = asyncio.ensure_future(self._watch_copy(c, copy, last_sent))
+                try:
+                    status = await copy
+                except asyncio.CancelledError:
+                    c.terminate()
+                    raise ConnectionError("the target closed the connection during COPY (a restart?)") from None
+                finally:
+                    watcher.cancel()
                 rows = int(status.split()[-1])
                 await c.execute(_DONE_SQL, options.run_id, rng.range_id, rows, nbytes, time.monotonic() - started)
                 return RangeWrite(rows=rows, bytes=nbytes)
 
         return self._run(f"writing {table.qualified} range {rng.range_id} (raw COPY)", go)
+
+    async def _watch_copy(self, c: Any, copy: asyncio.Future[Any], last_sent: list[float]) -> None:
+        """asyncpg can wait forever on a socket the server already closed (seen when the target restarts
+        mid-COPY: CLOSE-WAIT, never read). When no chunk went out for a while, ask the server on a fresh
+        connection whether our backend still exists; if not, cancel the COPY so the range fails and is retried."""
+        import asyncpg
+
+        backend = c.get_server_pid()
+        while not copy.done():
+            await asyncio.sleep(_COPY_STALL_SECONDS)
+            if time.monotonic() - last_sent[0] < _COPY_STALL_SECONDS or copy.done():
+                continue
+            try:
+                probe = await asyncio.wait_for(asyncpg.connect(self.url), _COPY_STALL_SECONDS)
+                try:
+                    alive = await probe.fetchval(
+                        "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)", backend
+                    )
+                finally:
+                    await probe.close()
+            except Exception:  # noqa: BLE001 - a server we cannot reach holds no live backend of ours either
+                alive = False
+            if not alive:
+                copy.cancel()
+                return
 
     # -- finalize -----------------------------------------------------------------------------------------
     async def _constraint_exists(self, c: Any, table: Table, name: str) -> bool:

@@ -40,7 +40,7 @@ def test_stackoverflow_round_trip(
     assert report.status == "ok", report.errors
     assert report.method == method
     assert {t.table for t in report.tables} >= {"public.Posts", "public.Votes", "public.Users"}
-    assert all(t.verified == "yes (counts)" for t in report.tables)
+    assert all(t.verified == "yes (checksums)" for t in report.tables)
     assert sum(t.ranges for t in report.tables) > 9
     assert_same_database(so_source, target)
     with psycopg.connect(target) as conn:

@@ -1,0 +1,125 @@
+"""Failures during a run (Ray up): duplicate keys, Ray unreachable, Ctrl-C, content mismatches, and no password in
+any output, report, ledger row, Ray log or process title."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+import psycopg
+
+from tests.errors.conftest import SECRETS, assert_one_line_error, cli
+from tests.helpers import pg_table_digest
+from tests.pgserver import PasswordPostgres
+
+
+def test_duplicate_key_in_target(pwpg: PasswordPostgres, fresh_db: str) -> None:
+    """heap has (1), (1), (2); a target that keeps its own primary key on a rejects the second 1."""
+    pwpg.sql("CREATE TABLE heap (a int PRIMARY KEY)", database=fresh_db.rsplit("/", 1)[1])
+    done = cli("run", "--source", pwpg.url("src"), "--target", fresh_db, "--tables", "heap", "--existing", "truncate")
+    assert_one_line_error(done, 1, "public.heap", "Key (a)=(1) already exists", "rejects rows the source holds twice")
+
+
+def test_ray_cluster_unreachable(pwpg: PasswordPostgres, fresh_db: str) -> None:
+    done = cli("run", "--source", pwpg.url("src"), "--target", fresh_db, env={"RAY_ADDRESS": "127.0.0.1:1"})
+    assert_one_line_error(done, 1, "cannot reach Ray at 127.0.0.1:1", "unset RAY_ADDRESS")
+
+
+def test_checksum_mismatch_names_the_keys(pwpg: PasswordPostgres, fresh_db: str, tmp_path: Path) -> None:
+    done = cli("run", "--source", pwpg.url("src"), "--target", fresh_db, "--tables", "t", "--report", str(tmp_path))
+    assert_one_line_error(done, 2, "cannot write the report", "--report FILE.json")
+    assert "public.t" in done.stdout, "the report is printed before saving it fails"
+    pwpg.sql("UPDATE t SET v = 'changed' WHERE id = 1234", database=fresh_db.rsplit("/", 1)[1])
+    sums = cli("verify", "--checksums", "--source", pwpg.url("src"), "--target", fresh_db, "--tables", "t")
+    assert_one_line_error(sums, 1, "1 table(s) differ")
+    assert "DIFF public.t" in sums.stdout and "id=1234" in sums.stdout
+
+
+def _ledger_text(url: str) -> str:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT r::text FROM _ray_replicator.runs r UNION ALL SELECT g::text FROM _ray_replicator.ranges g "
+            "UNION ALL SELECT p::text FROM _ray_replicator.plans p"
+        ).fetchall()
+    return "\n".join(r[0] for r in rows)
+
+
+def _processes_showing(secrets: tuple[str, ...]) -> list[str]:
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        line = " ".join(proc.info.get("cmdline") or [])
+        if any(s in line for s in secrets):
+            found.append(f"{proc.info['pid']}: {line[:200]}")
+    return found
+
+
+def test_ctrl_c_exits_1_notes_the_ledger_and_resumes(pwpg: PasswordPostgres, fresh_db: str, tmp_path: Path) -> None:
+    """SIGINT mid-copy: exit 1 with one line, run 'interrupted' in the ledger, --resume finishes it exactly.
+    While it runs, no process title shows the password; afterwards no report, ledger row or Ray log holds it."""
+    pwpg.sql(
+        "CREATE TABLE IF NOT EXISTS big (id int PRIMARY KEY, body text)",
+        "TRUNCATE big",
+        "INSERT INTO big SELECT g, repeat(md5(g::text), 4) FROM generate_series(1, 200000) g",
+        "ANALYZE big",
+        database="src",
+    )
+    ray_tmp = Path(tempfile.mkdtemp(prefix="rr-", dir="/tmp"))  # Ray's socket paths must stay under 108 bytes
+    env = dict(os.environ, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0", RAY_TMPDIR=str(ray_tmp))
+    env.pop("RAY_ADDRESS", None)
+    report = tmp_path / "report.json"
+    args = ["run", "--source", pwpg.url("src"), "--target", fresh_db, "--tables", "big", "--parallelism", "1"]
+    args += ["--report", str(report)]
+    config = tmp_path / "small-ranges.toml"
+    config.write_text("rows_per_range = 2000\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ray_replicator", *args, "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    try:
+        deadline = time.monotonic() + 90
+        done_ranges = 0
+        while done_ranges < 3:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-3000:]
+            time.sleep(0.2)
+            try:
+                with psycopg.connect(fresh_db) as conn:
+                    row = conn.execute("SELECT count(*) FROM _ray_replicator.ranges WHERE state = 'done'").fetchone()
+                    done_ranges = int(row[0]) if row else 0
+            except psycopg.errors.UndefinedTable:
+                continue
+        assert _processes_showing(SECRETS) == []
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    interrupted = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+    assert_one_line_error(interrupted, 1, "interrupted", "--resume")
+    with psycopg.connect(fresh_db) as conn:
+        state = conn.execute("SELECT state FROM _ray_replicator.runs").fetchall()
+        left = conn.execute("SELECT count(*) FROM _ray_replicator.ranges WHERE state <> 'done'").fetchone()
+    assert state == [("interrupted",)] and left and left[0] > 0
+
+    resumed = cli(*args, "--config", str(config), "--resume", env={"RAY_TMPDIR": str(ray_tmp)})
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert pg_table_digest(pwpg.url("src"), "public", "big") == pg_table_digest(fresh_db, "public", "big")
+
+    texts = {"report": report.read_text() + report.with_suffix(".md").read_text(), "ledger": _ledger_text(fresh_db)}
+    logs = [p for p in ray_tmp.rglob("*") if p.is_file() and p.stat().st_size < 50_000_000]
+    assert logs, "Ray wrote no logs where we pointed it"
+    for path in logs:
+        texts[str(path)] = path.read_bytes().decode("utf-8", "replace")
+    leaks = [where for where, text in texts.items() if any(s in text for s in SECRETS)]
+    shutil.rmtree(ray_tmp, ignore_errors=True)
+    assert leaks == []
