@@ -14,6 +14,8 @@ Rules implemented (SQL Server 2022, DATAFILETYPE = 'char' or 'widechar'):
 - An empty *unquoted* field is NULL: with KEEPNULLS it stays NULL, without it the column's DEFAULT applies
   (NULL when it has none). A quoted empty field (`""`) is an empty string for character columns (NULL for
   other types).
+- binary/varbinary fields are hex digits without a 0x prefix (`00000001` is 4 bytes), as SQL Server reads
+  them from character-mode files, with or without FORMAT = 'CSV'.
 - FIRSTROW / LASTROW count rows by row terminators (a header line is skipped with FIRSTROW = 2).
 - CODEPAGE: '65001' UTF-8 (a leading BOM is dropped), 'ACP' or '1252' Windows-1252, 'RAW' bytes as Latin-1,
   'OEM' (the default for 'char' files) code page 437. DATAFILETYPE = 'widechar' reads UTF-16LE.

@@ -31,6 +31,7 @@ import datetime as dt
 import decimal
 import hashlib
 import os
+import string
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -74,7 +75,10 @@ from .translate import (
 )
 from .translate import _read_type as read_type
 from .types import (
+    END_TICKS,
     EPOCH_TICKS,
+    EXACT,
+    TICKS_PER_DAY,
     TYPE_IDS,
     SqlType,
     arrow_type,
@@ -82,6 +86,7 @@ from .types import (
     duck_type,
     from_column_spec,
     make_type,
+    out_of_range,
     parse_type,
     scalar_to_storage,
     storage_to_result,
@@ -109,6 +114,10 @@ _MACROS = [
     f"CREATE MACRO __ss_tz_dto(__ss_x) AS {{'utc': epoch_us(__ss_x) * 10 + {EPOCH_TICKS}, "
     "'offset_min': CAST(0 AS SMALLINT)}",
     "CREATE MACRO __ss_round_ticks(__ss_x, __ss_u) AS ((__ss_x + __ss_u // 2) // __ss_u) * __ss_u",
+    # the same for datetime2, raising __ss_e (error 242) where rounding up reaches the year 10000
+    "CREATE MACRO __ss_round_dt2(__ss_x, __ss_u, __ss_e) AS (SELECT CASE WHEN __ss_r >= "
+    f"{END_TICKS} THEN error(__ss_e) ELSE __ss_r END FROM (SELECT ((__ss_x + __ss_u // 2) // __ss_u) * __ss_u "
+    "AS __ss_r))",
     "CREATE MACRO __ss_dto_add(__ss_x, __ss_d) AS {'utc': __ss_x.utc + __ss_d, 'offset_min': __ss_x.offset_min}",
     "CREATE MACRO __ss_time_add(__ss_x, __ss_d) AS ((__ss_x + __ss_d) % 864000000000 + 864000000000) % 864000000000",
     "CREATE MACRO __ss_dto_round(__ss_x, __ss_u) AS {'utc': ((__ss_x.utc + __ss_u // 2) // __ss_u) * __ss_u, "
@@ -121,6 +130,13 @@ _MACROS = [
     "CREATE MACRO __ss_guid_key(__ss_u) AS __ss_hexkey(replace(CAST(CAST(__ss_u AS UUID) AS VARCHAR), '-', ''))",
     "CREATE MACRO __ss_newid() AS __ss_guid_key(gen_random_uuid())",
     "CREATE MACRO __ss_guid_hex(__ss_k) AS hex(__ss_k)",
+    # comparison-order key -> SQL Server's storage bytes (uuid.bytes_le): key = b10..b15 b8 b9 b7 b6 b5 b4 b3..b0
+    "CREATE MACRO __ss_guid_le(__ss_k) AS (SELECT unhex(substr(__ss_h,25,8)||substr(__ss_h,21,4)||"
+    "substr(__ss_h,17,4)||substr(__ss_h,13,4)||substr(__ss_h,1,12)) FROM (SELECT hex(__ss_k) AS __ss_h))",
+    # and back: 16 storage bytes (shorter is zero-padded, longer cut) -> comparison-order key
+    "CREATE MACRO __ss_le_guid(__ss_b) AS (SELECT unhex(substr(__ss_h,21,12)||substr(__ss_h,17,4)||"
+    "substr(__ss_h,13,4)||substr(__ss_h,9,4)||substr(__ss_h,1,8)) FROM (SELECT rpad(left(hex(__ss_b), 32), 32, "
+    "'0') AS __ss_h))",
     "CREATE MACRO __ss_guid_str(__ss_k) AS (SELECT "
     "substr(__ss_h,31,2)||substr(__ss_h,29,2)||substr(__ss_h,27,2)||"
     "substr(__ss_h,25,2)||'-'||substr(__ss_h,23,2)||substr(__ss_h,21,2)||'-'||substr(__ss_h,19,2)||substr(__ss_h,17,2)||"
@@ -487,6 +503,8 @@ class EngineSession:
             self._discard_ddl()
         if "__ss_8134" in msg or "Division by zero" in msg:
             return SqlServerError(8134, "Divide by zero error encountered.")
+        if "__ss_242:" in msg:
+            return SqlServerError(242, first.split("__ss_242:", 1)[-1].strip())
         if "__ss_trunc" in msg:
             return SqlServerError(2628, first.split("__ss_trunc:", 1)[-1].strip())
         if isinstance(e, duckdb.ConversionException) or "Conversion Error" in msg:
@@ -1218,6 +1236,8 @@ class EngineSession:
             arr = arr.cast(pa.string())
             if arr.type == target:
                 return arr
+        if t.name == "sql_variant" and (pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type)):
+            return arr  # the wire sends a sql_variant with the base type of its Arrow type
         if t.is_string and not pa.types.is_string(arr.type):
             return pc.cast(arr, pa.string()) if not pa.types.is_binary(arr.type) else arr.cast(pa.string())
         if pa.types.is_decimal(target) and pa.types.is_decimal(arr.type):
@@ -1230,6 +1250,7 @@ class EngineSession:
     # ------------------------------------------------------------------ INSERT
 
     def _insert(self, st: Statement) -> Iterator[Result]:
+        st = _strip_insert_hints(st)
         fast = self._fast_insert_values(st)
         if fast is not None:
             self.rowcount = fast
@@ -1741,6 +1762,14 @@ class EngineSession:
 
                 return storage_literal(st, c.type).sql("duckdb")
         if val.meta.get("ss_raw") and vt is not None and vt.name == c.type.name:
+            unit = 10 ** (7 - c.type.scale)
+            if vt.name == "datetime2" and vt.scale > c.type.scale:
+                msg = "__ss_242: " + out_of_range("datetime2", "datetime2").message
+                return f"__ss_round_dt2({duck_sql(val)}, {unit}, {_sqlstr(msg)})"
+            if vt.name == "time" and vt.scale > c.type.scale:
+                return f"__ss_round_ticks({duck_sql(val)}, {unit}) % {TICKS_PER_DAY}"
+            if vt.name == "datetimeoffset" and vt.scale > c.type.scale:
+                return f"__ss_dto_round({duck_sql(val)}, {unit})"
             return duck_sql(val)
         n = c.type.name
         native = val
@@ -1750,7 +1779,9 @@ class EngineSession:
             native = _T(self._context())._native(val)
         body = duck_sql(native)
         if n == "datetime2":
-            return f"__ss_round_ticks(__ss_ts_dt2(CAST({body} AS TIMESTAMP)), {10 ** (7 - c.type.scale)})"
+            src = vt.name if vt is not None else "varchar"
+            msg = _sqlstr("__ss_242: " + out_of_range(src, "datetime2").message)
+            return f"__ss_round_dt2(__ss_ts_dt2(CAST({body} AS TIMESTAMP)), {10 ** (7 - c.type.scale)}, {msg})"
         if n == "time":
             return f"__ss_round_ticks(__ss_t_time(CAST({body} AS TIME)), {10 ** (7 - c.type.scale)})"
         if n == "datetimeoffset":
@@ -2771,7 +2802,9 @@ def _fast_literal(toks: list[Token], i: int, col: SqlType) -> tuple[object, int]
         return bytes.fromhex(h if len(h) % 2 == 0 else "0" + h), i + 1
     if tt == TokenType.DASH and i + 1 < len(toks) and toks[i + 1].token_type == TokenType.NUMBER:
         v, j = _fast_literal(toks, i + 1, col)
-        if isinstance(v, (int, float, decimal.Decimal)):
+        if isinstance(v, decimal.Decimal):
+            return EXACT.minus(v), j
+        if isinstance(v, (int, float)):
             return -v, j
         return _NOT_LITERAL, i
     if t.text.upper() == "CAST" and i + 5 < len(toks) and toks[i + 1].token_type == TokenType.L_PAREN:
@@ -2787,6 +2820,57 @@ def _fast_literal(toks: list[Token], i: int, col: SqlType) -> tuple[object, int]
     return _NOT_LITERAL, i
 
 
+#: table_hint_limited of SQL Server's INSERT grammar (locking hints; they change nothing here)
+_INSERT_HINTS = {
+    "HOLDLOCK", "IGNORE_CONSTRAINTS", "IGNORE_TRIGGERS", "KEEPDEFAULTS", "KEEPIDENTITY", "NOWAIT", "PAGLOCK",
+    "READCOMMITTED", "READCOMMITTEDLOCK", "READPAST", "REPEATABLEREAD", "ROWLOCK", "SERIALIZABLE", "SNAPSHOT",
+    "TABLOCK", "TABLOCKX", "UPDLOCK", "XLOCK",
+}  # fmt: skip
+
+
+def _strip_insert_hints(st: Statement) -> Statement:
+    """`INSERT [INTO] t WITH (TABLOCK, ...) ...`: check the target's table hints and drop them."""
+    c = ddl.Cursor(st.text, st.tokens)
+    c.expect("INSERT")
+    c.accept("INTO")
+    try:
+        c.qualified()
+    except SqlServerError:
+        return st
+    if c.peek() != "WITH" or c.kind(1) != TokenType.L_PAREN:
+        return st
+    first = c.i
+    k = first + 2
+    toks = st.tokens
+    while k < len(toks) and toks[k].token_type != TokenType.R_PAREN:
+        word = toks[k].text.upper()
+        if toks[k].token_type != TokenType.COMMA:
+            if word in ("NOLOCK", "READUNCOMMITTED"):
+                raise SqlServerError(
+                    1065,
+                    "The NOLOCK and READUNCOMMITTED lock hints are not allowed for target tables of INSERT, "
+                    "UPDATE, DELETE or MERGE statements.",
+                    state=1,
+                    severity=15,
+                )
+            if word not in _INSERT_HINTS:
+                raise SqlServerError(
+                    321,
+                    f'"{toks[k].text}" is not a recognized table hints option. If it is intended as a parameter to '
+                    "a table-valued function or to the CHANGETABLE function, ensure that your database "
+                    "compatibility mode is set to 90.",
+                    1,
+                    15,
+                )
+        k += 1
+    if k >= len(toks):
+        raise syntax_error("(")
+    base = toks[0].start
+    a, b = toks[first].start - base, toks[k].end - base
+    text = st.text[:a] + " " * (b + 1 - a) + st.text[b + 1 :]
+    return Statement(text, toks[:first] + toks[k + 1 :], st.line)
+
+
 @dataclass
 class _Stored:
     value: object
@@ -2797,6 +2881,12 @@ def _bulk_text(v: str, t: SqlType) -> object:
         return v.strip()
     if t.is_string:
         return v
+    if t.name in ("binary", "varbinary", "image"):
+        # character-mode data files hold binary values as hex digits, without a 0x prefix
+        h = v.strip()
+        if len(h) % 2 or not all(ch in string.hexdigits for ch in h):
+            raise SqlServerError(8114, f"Error converting data type varchar to {t.name}.")
+        return bytes.fromhex(h)
     return v.strip()
 
 

@@ -44,7 +44,8 @@ class ResultSet:
     100 ns units since midnight; datetime/smalldatetime -> timestamp('us') holding the exact value SQL Server
     would show after rounding to its grid; datetime2 -> int64 of 100 ns units since 0001-01-01;
     datetimeoffset -> struct<utc: int64 100 ns since 0001-01-01, offset_min: int16>;
-    uniqueidentifier -> fixed_size_binary(16) in RFC 4122 (big-endian) byte order.
+    uniqueidentifier -> fixed_size_binary(16) in RFC 4122 (big-endian) byte order; sql_variant -> string (sent
+    with base type nvarchar), or an integer/floating Arrow type (sent with base type int, bigint or float).
     """
 
     columns: list[ColumnSpec]

@@ -268,9 +268,9 @@ def _identity_rows(cat: Catalog, ctx: ViewContext) -> list[tuple[object, ...]]:
                     tid,
                     c.type.max_length,
                     c.nullable,
-                    str(c.identity[0]),
-                    str(c.identity[1]),
-                    None if ctx.identity_current(t) is None else str(ctx.identity_current(t)),
+                    int(c.identity[0]),
+                    int(c.identity[1]),
+                    None if ctx.identity_current(t) is None else int(ctx.identity_current(t)),  # type: ignore[arg-type]
                 )
             )
     return rows
@@ -928,6 +928,13 @@ VIEWS["sys.views"] = ViewDef(VIEWS["sys.objects"].columns, _views_rows)
 VIEWS["sys.system_columns"] = ViewDef(VIEWS["sys.columns"].columns, lambda c, x: [])
 
 
+def _variant_arrow(vals: list[object]) -> pa.DataType:
+    """A sql_variant column holds whole numbers as BIGINT (sent with an int base type), anything else as text."""
+    if all(v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in vals):
+        return pa.int64()
+    return pa.string()
+
+
 def view_arrow(name: str, cat: Catalog, ctx: ViewContext) -> pa.Table:
     """Materialise one catalog view as an Arrow table in storage form."""
     v = VIEWS[name]
@@ -935,7 +942,7 @@ def view_arrow(name: str, cat: Catalog, ctx: ViewContext) -> pa.Table:
     arrays = []
     for k, (_cname, ty) in enumerate(v.columns):
         vals = [r[k] for r in rows]
-        at = arrow_type(ty) if ty.name != "sql_variant" else pa.string()
+        at = arrow_type(ty) if ty.name != "sql_variant" else _variant_arrow(vals)
         arrays.append(pa.array(vals, at))
     return pa.Table.from_arrays(arrays, names=[c for c, _ in v.columns])
 

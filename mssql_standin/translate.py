@@ -33,10 +33,13 @@ from sqlglot.tokens import Token, TokenType
 from .results import SqlServerError
 from .syscatalog import VIEWS, Catalog, Table, quote
 from .types import (
+    EXACT,
     INT_RANGES,
     TICKS_PER_DAY,
+    TICKS_PER_SECOND,
     SqlType,
     make_type,
+    out_of_range,
     parse_type,
     scalar_to_storage,
 )
@@ -94,11 +97,17 @@ def syntax_error(near: str) -> SqlServerError:
 
 def tokenize(sql: str) -> list[Token]:
     try:
-        return list(_TSQL.tokenize(sql))
+        toks = list(_TSQL.tokenize(sql))
     except TokenError as e:
         raise SqlServerError(
             105, f"Unclosed quotation mark after the character string '{sql[-20:]}'.", severity=15
         ) from e
+    for t in toks:
+        # sqlglot reads the empty binary literal `0x` as an identifier; in T-SQL it is a zero-length binary.
+        if t.token_type == TokenType.IDENTIFIER and sql[t.start : t.end + 1].lower() == "0x":
+            t.token_type = TokenType.HEX_STRING
+            t.text = ""
+    return toks
 
 
 @dataclass
@@ -329,6 +338,113 @@ def decode_type(name: str) -> SqlType | None:
     )
 
 
+def _raw_choice(node: exp.Expression, values: list[exp.Expression | None]) -> bool:
+    """CASE/IIF/COALESCE/ISNULL whose every value is in the same storage form (or NULL) stays in it, so a
+    datetime2 keeps its 100 ns; node is marked raw with the widest scale. False: nativize as usual."""
+    t: SqlType | None = None
+    for v in values:
+        if v is None or isinstance(v, exp.Null):
+            continue
+        vt = type_of(v)
+        if not v.meta.get("ss_raw") or vt is None or vt.name not in SPECIAL_STORAGE:
+            return False
+        if t is not None and vt.name != t.name:
+            return False
+        if t is None or vt.scale > t.scale:
+            t = vt
+    if t is None:
+        return False
+    node.meta["ss_type"] = t
+    node.meta["ss_raw"] = True
+    return True
+
+
+def _raw_temporal_style(arg: exp.Expression, src: SqlType, style: int) -> exp.Expression:
+    """CONVERT(varchar, datetime2/time, style) from the 100 ns storage: styles 21/121 show every fractional
+    digit of the declared scale, 126/127 too (with a 'T', and no fraction when it is zero); 20/120/8/108 none."""
+    is_time = src.name == "time"
+    fn = "__ss_time_str" if is_time else "__ss_dt2_str"
+    digits = src.scale if style in (21, 121, 126, 127) else 0
+    text: exp.Expression = exp.Anonymous(this=fn, expressions=[arg, exp.Literal.number(digits)])
+    if is_time and style in (20, 120):
+        raise unsupported(f"CONVERT style {style} of time")
+    if not is_time and style in (8, 24, 108):
+        text = exp.Anonymous(this="__ss_time_str", expressions=[
+            exp.Mod(this=exp.Paren(this=arg), expression=exp.Literal.number(TICKS_PER_DAY)), exp.Literal.number(0)
+        ])  # fmt: skip
+    if style in (126, 127) and digits:
+        whole = exp.Anonymous(this=fn, expressions=[arg, exp.Literal.number(0)])
+        zero = exp.EQ(
+            this=exp.Mod(this=exp.Paren(this=arg), expression=exp.Literal.number(TICKS_PER_SECOND)),
+            expression=exp.Literal.number(0),
+        )
+        text = exp.If(this=zero, true=whole, false=text)
+    if style in (126, 127) and not is_time:
+        text = exp.Anonymous(this="replace", expressions=[text, exp.Literal.string(" "), exp.Literal.string("T")])
+    return text
+
+
+def _raw_temporal_cast(arg: exp.Expression, src: SqlType, t: SqlType) -> exp.Expression:
+    """datetime2/time/datetimeoffset to another of them, on the 100 ns storage (DuckDB's own types would
+    drop the last digit). A datetimeoffset converts by its local time; a time gets the date 1900-01-01."""
+
+    def num(v: int) -> exp.Expression:
+        return exp.Literal.number(v)
+
+    unit = num(10 ** (7 - t.scale))
+    local: exp.Expression
+    if src.name == "datetimeoffset":
+        local = exp.Add(
+            this=exp.Dot(this=exp.Paren(this=arg), expression=exp.to_identifier("utc")),
+            expression=exp.Mul(
+                this=exp.Cast(
+                    this=exp.Dot(this=exp.Paren(this=arg), expression=exp.to_identifier("offset_min")),
+                    to=exp.DataType.build("BIGINT"),
+                ),
+                expression=num(600_000_000),
+            ),
+        )
+    elif src.name == "time":
+        local = exp.Add(this=exp.Paren(this=arg), expression=num(_DAY_1900 * TICKS_PER_DAY))
+    else:
+        local = arg
+    if t.name == "time":
+        tod = exp.Mod(this=exp.Paren(this=local), expression=num(TICKS_PER_DAY))
+        rounded = exp.Anonymous(this="__ss_round_ticks", expressions=[tod, unit])
+        return exp.Mod(this=rounded, expression=num(TICKS_PER_DAY))
+    ticks = _round_dt2(exp.Paren(this=local), unit, src.name)
+    if t.name == "datetime2":
+        return ticks
+    return exp.Struct(
+        expressions=[
+            exp.PropertyEQ(this=exp.to_identifier("utc"), expression=ticks),
+            exp.PropertyEQ(
+                this=exp.to_identifier("offset_min"),
+                expression=exp.Cast(this=num(0), to=exp.DataType.build("SMALLINT")),
+            ),
+        ]
+    )
+
+
+#: days from 0001-01-01 to 1900-01-01 (a time converted to datetime2 takes that date)
+_DAY_1900 = 693_595
+
+
+def _round_dt2(ticks: exp.Expression, unit: exp.Expression, src: str) -> exp.Expression:
+    """datetime2 ticks rounded to a coarser unit; reaching the year 10000 is error 242, as in SQL Server."""
+    msg = f"__ss_242: The conversion of a {src} data type to a datetime2 data type resulted in an out-of-range value."
+    return exp.Anonymous(this="__ss_round_dt2", expressions=[ticks, unit, exp.Literal.string(msg)])
+
+
+#: DATEPART parts below the second, by units per second
+_FRACTION_PARTS = {
+    "MILLISECOND": 1000, "MS": 1000, "MICROSECOND": 1_000_000, "MCS": 1_000_000, "NANOSECOND": 1_000_000_000,
+    "NS": 1_000_000_000,
+}  # fmt: skip
+#: what pre_rewrite puts in place of the empty binary literal `0x`, which sqlglot cannot parse
+_EMPTY_BINARY = "__ss_empty_binary"
+
+
 def pre_rewrite(sql: str, toks: list[Token]) -> str:
     """Rename lossy functions to __ss_fn_<name> and CAST/CONVERT target types to encoded opaque names."""
     edits: list[tuple[int, int, str]] = []
@@ -339,6 +455,8 @@ def pre_rewrite(sql: str, toks: list[Token]) -> str:
         t = toks[i]
         low = t.text.lower()
         nxt = toks[i + 1] if i + 1 < n else None
+        if t.token_type == TokenType.HEX_STRING and t.text == "":
+            edits.append((t.start, t.end, _EMPTY_BINARY))
         if nxt is not None and nxt.token_type == TokenType.L_PAREN and t.token_type != TokenType.IDENTIFIER:
             if low in ("cast", "try_cast"):
                 j = _matching_as(toks, i + 1)
@@ -815,6 +933,8 @@ class Translator:
         if isinstance(node, exp.Column):
             if isinstance(node.this, exp.Star) or (not node.table and node.name.lower().startswith("__ss_t_")):
                 return node
+            if not node.table and node.name == _EMPTY_BINARY and not node.this.quoted:
+                return literal(b"", SqlType("varbinary", 1))
             return self.resolve_column(node, scopes, aliases)
         if isinstance(node, exp.Parameter):
             return self._parameter(node)
@@ -900,7 +1020,7 @@ class Translator:
         ):
             v = node.this.meta["ss_const"]
             if isinstance(v, (int, float, decimal.Decimal)):
-                node.meta["ss_const"] = -v
+                node.meta["ss_const"] = EXACT.minus(v) if isinstance(v, decimal.Decimal) else -v
                 node.meta["ss_type"] = type_of(node.this)
             return node
         if isinstance(node, exp.Null):
@@ -944,8 +1064,16 @@ class Translator:
             return self._dateadd(node)
         if isinstance(node, exp.Extract):
             part = node.text("this").upper()
+            if part in _FRACTION_PARTS:
+                t = type_of(node.expression)
+                if t is not None and t.name == "date":
+                    name = {1000: "millisecond", 1_000_000: "microsecond"}.get(_FRACTION_PARTS[part], "nanosecond")
+                    raise SqlServerError(
+                        9810, f"The datepart {name} is not supported by date function datepart for data type date."
+                    )
+                return self._fraction_part(node.expression, _FRACTION_PARTS[part])
             self._nativize_children(node)
-            if part in ("WEEK", "WK", "WW", "TZOFFSET", "TZ", "NANOSECOND", "NS"):
+            if part in ("WEEK", "WK", "WW", "TZOFFSET", "TZ"):
                 raise unsupported(f"DATEPART({part.lower()})")
             if part in ("DAYOFWEEK", "WEEKDAY", "DW"):
                 # SQL Server numbers weekdays from SET DATEFIRST 7: Sunday = 1
@@ -1044,6 +1172,8 @@ class Translator:
             out.meta["ss_type"] = make_type("int", [])
             return out
         if isinstance(node, exp.Coalesce):
+            if _raw_choice(node, [node.this, *node.expressions]):
+                return node
             self._nativize_children(node)
             node.meta["ss_type"] = type_of(node.this)
             return node
@@ -1103,12 +1233,24 @@ class Translator:
                     if node.this.meta and k in node.this.meta:
                         node.meta[k] = node.this.meta[k]
             return node
+        if isinstance(node, exp.Case):
+            ifs = node.args.get("ifs") or []
+            if _raw_choice(node, [i.args["true"] for i in ifs] + [node.args.get("default")]):
+                return node
+            for i in ifs:
+                self._nativize_children(i)
+            self._nativize_children(node)
+            return node
+        if isinstance(node, exp.If):
+            if isinstance(node.parent, exp.Case):
+                return node  # a WHEN branch: the CASE decides the form of its values
+            if _raw_choice(node, [node.args.get("true"), node.args.get("false")]):
+                return node
+            self._nativize_children(node)
+            return node
         if isinstance(node, exp.Func):
             self._nativize_children(node)
             self._known_func(node)
-            return node
-        if isinstance(node, (exp.Case, exp.If)):
-            self._nativize_children(node)
             return node
         self._nativize_children(node)
         return node
@@ -1328,11 +1470,20 @@ class Translator:
             out.meta["ss_type"] = make_type("int", [])
             return out
         if fn == "isnull":
+            out = exp.Coalesce(this=args[0], expressions=[args[1]])
+            t0, t1 = type_of(args[0]), type_of(args[1])
+            narrower = t0 is not None and t1 is not None and t1.scale > t0.scale  # would need rounding
+            if not narrower and _raw_choice(out, args[:2]):
+                out.meta["ss_type"] = t0 or t1  # ISNULL takes the first argument's type
+                return out
             a, b = self._native(args[0]), self._native(args[1])
             out = exp.Coalesce(this=a, expressions=[b])
             out.meta["ss_type"] = type_of(args[0])
             return out
         if fn == "iif":
+            out = exp.If(this=args[0], true=args[1], false=args[2])
+            if _raw_choice(out, args[1:3]):
+                return out
             out = exp.If(this=args[0], true=self._native(args[1]), false=self._native(args[2]))
             return out
         if fn in ("left", "right"):
@@ -1543,6 +1694,41 @@ class Translator:
         out.meta["ss_type"] = SqlType("varbinary", 8000)
         return out
 
+    def _fraction_part(self, arg: exp.Expression, per_second: int) -> exp.Expression:
+        """DATEPART(millisecond/microsecond/nanosecond): the fraction of the second only, from the 100 ns
+        storage of datetime2/time/datetimeoffset (DuckDB's own parts are microseconds including the seconds)."""
+        t = type_of(arg)
+        if t is None or t.is_string:
+            t = make_type("datetime2", ["7"])
+            arg = self._convert_to(arg, t, False, None)
+        if arg.meta.get("ss_raw") and t.name in ("datetime2", "time", "datetimeoffset"):
+            ticks = arg
+            if t.name == "datetimeoffset":
+                ticks = exp.Dot(this=exp.Paren(this=arg), expression=exp.to_identifier("utc"))
+            frac: exp.Expression = exp.Mod(
+                this=exp.Paren(
+                    this=exp.Add(
+                        this=exp.Mod(this=exp.Paren(this=ticks), expression=exp.Literal.number(TICKS_PER_SECOND)),
+                        expression=exp.Literal.number(TICKS_PER_SECOND),
+                    )
+                ),
+                expression=exp.Literal.number(TICKS_PER_SECOND),
+            )
+        else:
+            us = exp.Anonymous(this="microsecond", expressions=[self._native(arg)])
+            frac = exp.Mul(
+                this=exp.Paren(this=exp.Mod(this=us, expression=exp.Literal.number(1_000_000))),
+                expression=exp.Literal.number(10),
+            )
+        scaled: exp.Expression = (
+            exp.Mul(this=exp.Paren(this=frac), expression=exp.Literal.number(per_second // TICKS_PER_SECOND))
+            if per_second >= TICKS_PER_SECOND
+            else exp.IntDiv(this=exp.Paren(this=frac), expression=exp.Literal.number(TICKS_PER_SECOND // per_second))
+        )
+        out = exp.Cast(this=scaled, to=exp.DataType.build("INTEGER"))
+        out.meta["ss_type"] = make_type("int", [])
+        return out
+
     def _cast(self, node: exp.Expression) -> exp.Expression:
         to = node.args["to"]
         tname = to.this if isinstance(to.this, str) else to.args.get("kind") or to.sql("tsql")
@@ -1575,9 +1761,11 @@ class Translator:
                 const = const.replace("T", " ")
             try:
                 st = scalar_to_storage(const, t, self.ctx.dateformat)
-            except SqlServerError:
+            except SqlServerError as e:
                 if try_:
                     return literal(None, t)
+                if e.number == 242 and src is not None and t.name == "datetime2":
+                    raise out_of_range(src.name, t.name) from None
                 raise
             if t.is_string and isinstance(st, str) and t.length > 0:
                 st = st[: t.length]
@@ -1591,6 +1779,16 @@ class Translator:
         n = t.name
         cast_cls = exp.TryCast if try_ else exp.Cast
         if (
+            style in (20, 120, 21, 121, 126, 127, 8, 24, 108)
+            and src is not None
+            and t.is_string
+            and arg.meta.get("ss_raw")
+            and src.name in ("datetime2", "time")
+        ):
+            out = _raw_temporal_style(arg, src, int(style))
+            if t.length > 0:
+                out = exp.Anonymous(this="left", expressions=[out, exp.Literal.number(t.length)])
+        elif (
             style not in (None, 0)
             and src is not None
             and t.is_string
@@ -1620,6 +1818,18 @@ class Translator:
             t.name in ("date", "datetime", "datetime2") and style in (120, 121, 126, 127, 23, 20)
         ):
             raise unsupported(f"CONVERT style {style}")
+        elif (
+            n in ("datetime2", "time", "datetimeoffset")
+            and src is not None
+            and src.name in ("datetime2", "time", "datetimeoffset")
+            and src.name != n
+            and arg.meta.get("ss_raw")
+        ):
+            out = _raw_temporal_cast(arg, src, t)
+            out.meta["ss_raw"] = True
+        elif n == "uniqueidentifier" and src is not None and src.name in ("binary", "varbinary"):
+            out = exp.Anonymous(this="__ss_le_guid", expressions=[native])
+            out.meta["ss_raw"] = True
         elif n in ("datetime2", "time", "datetimeoffset", "uniqueidentifier"):
             if src is not None and src.name == n:
                 out = arg
@@ -1627,6 +1837,8 @@ class Translator:
                     unit = exp.Literal.number(10 ** (7 - t.scale))
                     fn = "__ss_dto_round" if n == "datetimeoffset" else "__ss_round_ticks"
                     out = exp.Anonymous(this=fn, expressions=[arg, unit])
+                    if n == "datetime2":
+                        out = _round_dt2(arg, unit, "datetime2")
                     if n == "time":
                         out = exp.Mod(this=out, expression=exp.Literal.number(TICKS_PER_DAY))
             else:
@@ -1643,7 +1855,9 @@ class Translator:
                     "uniqueidentifier": "UUID",
                 }[n]
                 out = exp.Anonymous(this=fn, expressions=[cast_cls(this=native, to=exp.DataType.build(duck))])
-                if n in ("datetime2", "time"):
+                if n == "datetime2":
+                    out = _round_dt2(out, exp.Literal.number(10 ** (7 - t.scale)), src.name if src else "varchar")
+                elif n == "time":
                     out = exp.Anonymous(
                         this="__ss_round_ticks", expressions=[out, exp.Literal.number(10 ** (7 - t.scale))]
                     )
@@ -1666,6 +1880,10 @@ class Translator:
                 "smallmoney",
             )
         ):
+            if src.name in ("datetime2", "time", "datetimeoffset") and not arg.meta.get("ss_raw"):
+                # a DuckDB-native value typed as one of these (ISNULL of mixed scales): back to storage form
+                fn = {"datetime2": "__ss_ts_dt2", "time": "__ss_t_time", "datetimeoffset": "__ss_tz_dto"}[src.name]
+                arg = exp.Anonymous(this=fn, expressions=[arg])
             body = _temporal_text(arg, src)
             if t.length > 0:
                 body = exp.Anonymous(this="left", expressions=[body, exp.Literal.number(t.length)])
@@ -1699,6 +1917,17 @@ class Translator:
                 out = cast_cls(this=native, to=exp.DataType.build("BOOLEAN"))
             else:
                 out = exp.NEQ(this=native, expression=exp.Literal.number(0))
+        elif n in ("binary", "varbinary") and src is not None and src.name == "uniqueidentifier":
+            key = arg if arg.meta.get("ss_raw") else self._convert_to(arg, src, try_, None)
+            # the 16 bytes as SQL Server stores them (uuid.bytes_le order), from the comparison-order key
+            out = exp.Anonymous(this="__ss_guid_le", expressions=[key])
+            if t.length > 0 and t.length != 16:
+                hexed: exp.Expression = exp.Anonymous(this="hex", expressions=[out])
+                if t.length < 16:
+                    hexed = exp.Anonymous(this="left", expressions=[hexed, exp.Literal.number(2 * t.length)])
+                elif n == "binary":
+                    hexed = exp.DPipe(this=hexed, expression=exp.Literal.string("00" * (t.length - 16)), safe=False)
+                out = exp.Anonymous(this="unhex", expressions=[hexed])
         elif n in ("binary", "varbinary"):
             if src is None or src.name not in ("binary", "varbinary", "timestamp", "image"):
                 raise unsupported(f"CAST of {src.name if src else 'expression'} to {n}")

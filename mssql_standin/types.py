@@ -30,8 +30,12 @@ TICKS_PER_SECOND = 10_000_000
 TICKS_PER_DAY = 86_400 * TICKS_PER_SECOND
 #: 100 ns units between 0001-01-01 and 1970-01-01.
 EPOCH_TICKS = 719_162 * TICKS_PER_DAY
+#: 100 ns units from 0001-01-01 to 10000-01-01: datetime2/datetimeoffset values stay below this
+END_TICKS = 3_652_059 * TICKS_PER_DAY
 _DATE0 = dt.date(1, 1, 1)
 _DT1900 = dt.datetime(1900, 1, 1)
+# decimal(38, s) needs 38 digits; Python's default context has 28 and would round or raise InvalidOperation.
+EXACT = decimal.Context(prec=80, Emax=999_999, Emin=-999_999)
 
 #: SQL Server compares uniqueidentifier values by these RFC-order bytes, most significant first
 #: (memory order bytes 10-15, 8-9, 6-7, 4-5, 0-3 of the little-endian layout).
@@ -419,8 +423,15 @@ def truncated(table: str, column: str, value: object, t: SqlType) -> SqlServerEr
     )
 
 
+def out_of_range(src: str, target: str) -> SqlServerError:
+    """Error 242: a conversion whose result is outside the target's range (SQL Server's wording)."""
+    return SqlServerError(
+        242, f"The conversion of a {src} data type to a {target} data type resulted in an out-of-range value."
+    )
+
+
 def round_half_away(d: decimal.Decimal, scale: int) -> decimal.Decimal:
-    return d.quantize(decimal.Decimal(1).scaleb(-scale), rounding=decimal.ROUND_HALF_UP)
+    return d.quantize(decimal.Decimal(1).scaleb(-scale, EXACT), rounding=decimal.ROUND_HALF_UP, context=EXACT)
 
 
 def datetime_round(us: np.ndarray) -> np.ndarray:
@@ -595,6 +606,8 @@ def scalar_to_storage(v: object, t: SqlType, dateformat: str = "mdy") -> object:
             raise conversion_failed(v, t) from None
         if not d.is_finite():
             raise conversion_failed(v, t)
+        if d != 0 and d.adjusted() >= p - s:  # before quantizing: 1e300 would not fit even the exact context
+            raise overflow(t, d)
         q = round_half_away(d, s)
         if q.adjusted() >= p - s and q != 0:
             raise overflow(t, d)
@@ -675,7 +688,7 @@ def _temporal_scalar(v: object, t: SqlType, dateformat: str) -> object:
         if n != "time":
             ticks += _date_ticks(1900, 1, 1)
     elif isinstance(v, (int, float, decimal.Decimal)) and n in ("datetime", "smalldatetime"):
-        ticks = ticks_from_datetime(_DT1900) + int(decimal.Decimal(v) * TICKS_PER_DAY)
+        ticks = ticks_from_datetime(_DT1900) + int(EXACT.multiply(decimal.Decimal(v), TICKS_PER_DAY))
     else:
         raise SqlServerError(206, f"Operand type clash: {type(v).__name__} is incompatible with {n}")
     if n == "time":
@@ -695,6 +708,8 @@ def _temporal_scalar(v: object, t: SqlType, dateformat: str) -> object:
             )
         return out
     ticks = int(ticks_round(np.array([ticks], dtype=np.int64), t.scale)[0])
+    if ticks >= END_TICKS:  # rounding up 9999-12-31 23:59:59.9999999 reaches the year 10000
+        raise out_of_range("varchar" if isinstance(v, str) else "datetime2", n)
     if n == "datetime2":
         return ticks
     return {"utc": ticks, "offset_min": off or 0}
@@ -887,7 +902,13 @@ def _temporal_vector(arr: pa.Array, t: SqlType) -> pa.Array:
         ticks = ticks_round(np.mod(ticks, TICKS_PER_DAY), t.scale) % TICKS_PER_DAY
         return pa.array(ticks, pa.int64(), mask=mask)
     if n == "datetime2":
-        return pa.array(ticks_round(ticks, t.scale), pa.int64(), mask=mask)
+        rounded = ticks_round(ticks, t.scale)
+        over = rounded >= END_TICKS
+        if mask is not None:
+            over &= ~mask
+        if bool(over.any()):
+            raise out_of_range("datetime2", n)
+        return pa.array(rounded, pa.int64(), mask=mask)
     if n == "datetimeoffset":
         utc = pa.array(ticks_round(ticks, t.scale), pa.int64())
         offs = pa.array(offset if offset is not None else np.zeros(len(ticks), np.int16), pa.int16())

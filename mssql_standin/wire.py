@@ -427,13 +427,37 @@ def parse_login7(payload: bytes) -> Login7:
 
 
 def _b_varchar(s: str) -> bytes:
-    enc = s.encode("utf-16-le")
+    enc = s.encode("utf-16-le", errors="replace")[: 2 * 255]
     return bytes([len(enc) // 2]) + enc
 
 
 def _us_varchar(s: str) -> bytes:
-    enc = s.encode("utf-16-le")
+    enc = s.encode("utf-16-le", errors="replace")[: 2 * 0xFFFF]
     return struct.pack("<H", len(enc) // 2) + enc
+
+
+#: SQL Server shows at most 2,047 characters of a message: a longer one keeps its first 2,044 and gets "..."
+MAX_MESSAGE_CHARS = 2047
+#: PRINT keeps 4,000 UTF-16 units (nvarchar(4000)); INFO tokens are cut there
+MAX_PRINT_UNITS = 4000
+
+
+def _utf16_prefix(s: str, units: int) -> str:
+    """The longest prefix of s of at most `units` UTF-16 code units (never half a surrogate pair)."""
+    enc = s.encode("utf-16-le", errors="replace")
+    if len(enc) <= 2 * units:
+        return s
+    cut = enc[: 2 * units]
+    if 0xD800 <= int.from_bytes(cut[-2:], "little") <= 0xDBFF:
+        cut = cut[:-2]
+    return cut.decode("utf-16-le", errors="replace")
+
+
+def error_text(message: str) -> str:
+    """An error's message as SQL Server sends it: at most 2,047 characters (2,044 and an ellipsis)."""
+    if len(message.encode("utf-16-le", errors="replace")) <= 2 * MAX_MESSAGE_CHARS:
+        return message
+    return _utf16_prefix(message, MAX_MESSAGE_CHARS - 3) + "..."
 
 
 def envchange(kind: int, new: str | bytes, old: str | bytes = "") -> bytes:
@@ -447,8 +471,12 @@ def envchange(kind: int, new: str | bytes, old: str | bytes = "") -> bytes:
 
 
 def info_or_error(token: int, number: int, message: str, state: int, severity: int, line: int = 1) -> bytes:
+    """An ERROR or INFO token; it never raises, whatever the text or numbers (a session must survive it)."""
+    message = error_text(message) if token == TOK_ERROR else _utf16_prefix(message, MAX_PRINT_UNITS)
+    number = min(max(number, -(2**31)), 2**31 - 1)
+    line = min(max(line, -(2**31)), 2**31 - 1)
     body = (
-        struct.pack("<iBB", number, state, severity)
+        struct.pack("<iBB", number, state & 0xFF, severity & 0xFF)
         + _us_varchar(message)
         + _b_varchar(SERVER_NAME)
         + _b_varchar("")
@@ -848,8 +876,26 @@ def _fixed_to_binary(seg: Fixed) -> pa.Array:
     return _large_binary(seg.matrix[mask], np.concatenate([[0], np.cumsum(seg.lengths)]))
 
 
+def _variant_numbers(arr: pa.Array) -> Segment:
+    """sql_variant values of a numeric Arrow column (MS-TDS SSVARIANTTYPE: 4-byte length, BaseType, PropBytes 0,
+    the value): whole numbers as int, or bigint beyond int's range; floats as float."""
+    out: list[bytes] = []
+    for v in arr.to_pylist():
+        if v is None:
+            out.append(b"\0\0\0\0")
+        elif isinstance(v, float):
+            out.append(struct.pack("<IBBd", 10, T_FLT8, 0, v))
+        elif -(2**31) <= v < 2**31:
+            out.append(struct.pack("<IBBi", 6, T_INT4, 0, v))
+        else:
+            out.append(struct.pack("<IBBq", 10, T_INT8, 0, v))
+    return Var([pa.array(out, pa.large_binary())])
+
+
 def _encode_var_column(spec: ColumnSpec, arr: pa.Array, t: str, valid: np.ndarray | None) -> Segment:
     n = len(arr)
+    if t == "sql_variant" and (pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type)):
+        return _variant_numbers(arr)
     data, offs = _var_parts(arr, t, spec.collation)
     lengths = np.diff(offs)
     data_arr = _large_binary(data if isinstance(data, bytes) else np.asarray(data), offs)

@@ -197,3 +197,23 @@ def test_load_arrow_million_rows_quickly() -> None:
     for b in rs.batches:
         got += b.num_rows
     assert got == n
+
+
+def test_bulk_insert_binary_fields_are_hex_digits(tmp_path: Path) -> None:
+    """Character-mode data files hold binary values as hex digits without 0x, with or without FORMAT = 'CSV'."""
+    e = Engine("testdb", bulk_dir=str(tmp_path))
+    s = e.session()
+    run(s, "CREATE TABLE hb (id int NOT NULL, b binary(4) NULL, vb varbinary(10) NULL)")
+    (tmp_path / "b.csv").write_text('1,00000001,0a0B\n2,"FFFFFFFF",\n', encoding="ascii")
+    run(s, "BULK INSERT hb FROM 'b.csv' WITH (FORMAT = 'CSV', FIELDTERMINATOR = ',')")
+    (tmp_path / "b.tsv").write_text("3\t01\t\n", encoding="ascii")
+    run(s, "BULK INSERT hb FROM 'b.tsv'")
+    assert rows(s, "SELECT id, b, vb, DATALENGTH(b) FROM hb ORDER BY id") == [
+        (1, b"\x00\x00\x00\x01", b"\x0a\x0b", 4),
+        (2, b"\xff\xff\xff\xff", None, 4),
+        (3, b"\x01\x00\x00\x00", None, 4),  # binary(n) pads with zeros
+    ]
+    (tmp_path / "bad.csv").write_text("4,xyz1,\n", encoding="ascii")
+    with pytest.raises(SqlServerError) as ei:
+        run(s, "BULK INSERT hb FROM 'bad.csv' WITH (FORMAT = 'CSV', FIELDTERMINATOR = ',')")
+    assert ei.value.number == 4864

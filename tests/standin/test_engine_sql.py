@@ -392,3 +392,17 @@ def test_what_sqlglot_would_drop_is_refused(s: EngineSession) -> None:
         with pytest.raises(SqlServerError) as ei:
             run(s, sql)
         assert ei.value.number == 40517, sql
+
+
+def test_insert_target_table_hints(s: EngineSession) -> None:
+    run(s, "CREATE TABLE h (id int IDENTITY(5,2), v int)")
+    run(s, "INSERT INTO h WITH (TABLOCK) (v) VALUES (1)")
+    run(s, "INSERT h WITH (TABLOCK, HOLDLOCK) (v) SELECT 2")
+    run(s, "INSERT INTO dbo.h WITH (ROWLOCK) VALUES (3)")
+    assert rows(s, "SELECT id, v FROM h ORDER BY id") == [(5, 1), (7, 2), (9, 3)]
+    with pytest.raises(SqlServerError) as ei:
+        run(s, "INSERT INTO h WITH (NOLOCK) (v) VALUES (4)")
+    assert ei.value.number == 1065
+    with pytest.raises(SqlServerError) as ei:
+        run(s, "INSERT INTO h WITH (BOGUS) (v) VALUES (4)")
+    assert ei.value.number == 321

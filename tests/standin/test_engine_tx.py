@@ -157,7 +157,7 @@ def test_identity_functions_and_reseed(e: Engine) -> None:
     run(s, "SET IDENTITY_INSERT t ON; INSERT INTO t (id, name) VALUES (500, N'd'); SET IDENTITY_INSERT t OFF")
     run(s, "INSERT INTO t (name) VALUES (N'e')")
     assert rows(s, "SELECT MAX(id), IDENT_CURRENT('t') FROM t") == [(505, 505)]
-    assert rows(s, "SELECT last_value FROM sys.identity_columns") == [("505",)]
+    assert rows(s, "SELECT last_value FROM sys.identity_columns") == [(505,)]
     run(s, "TRUNCATE TABLE t")
     run(s, "INSERT INTO t (name) VALUES (N'f')")
     assert rows(s, "SELECT id FROM t") == [(10,)]

@@ -270,3 +270,106 @@ def test_storage_form_values_compare_through_subqueries(s: EngineSession) -> Non
         "AND d >= (SELECT MIN(d) FROM c)",
     ) == [(2,)]
     assert rows(s, "SELECT id FROM t WHERE g = (SELECT '6f9619ff-8b86-d011-b42d-00c04fc964ff')") == [(1,)]
+
+
+def test_guid_casts_to_binary_in_storage_order(s: EngineSession) -> None:
+    g = uuid.UUID("6F9619FF-8B86-D011-B42D-00C04FC964FF")
+    run(s, f"CREATE TABLE gb (g uniqueidentifier NULL); INSERT INTO gb VALUES ('{g}'), (NULL)")
+    assert rows(s, "SELECT CAST(g AS binary(16)), CONVERT(varbinary(16), g), CAST(g AS varbinary(4)) FROM gb") == [
+        (g.bytes_le, g.bytes_le, g.bytes_le[:4]),
+        (None, None, None),
+    ]
+    assert rows(s, f"SELECT CAST(CAST('{g}' AS uniqueidentifier) AS binary(18))") == [(g.bytes_le + b"\0\0",)]
+    # and back: binary -> uniqueidentifier reads the same byte order
+    got = rows(s, "SELECT CAST(CAST(g AS binary(16)) AS uniqueidentifier) FROM gb WHERE g IS NOT NULL")
+    assert got == [(g.bytes,)]
+    assert rows(s, "SELECT COUNT(*) FROM gb WHERE CAST(CAST(g AS varbinary(16)) AS uniqueidentifier) = g") == [(1,)]
+
+
+def test_datetime2_text_and_parts_keep_100ns(s: EngineSession) -> None:
+    run(
+        s,
+        "CREATE TABLE d7 (d2 datetime2(7), d3 datetime2(3), d0 datetime2(0), t time(7), o datetimeoffset(7)); "
+        "INSERT INTO d7 VALUES ('2024-01-02 03:04:05.1234567', '2024-01-02 03:04:05.123', '2024-01-02 03:04:05', "
+        "'03:04:05.1234567', '2024-01-02 03:04:05.1234567 +05:30')",
+    )
+    assert rows(s, "SELECT CONVERT(varchar(27), d2, 121), CONVERT(varchar(30), d3, 121), "
+                   "CONVERT(varchar(30), d0, 121), CONVERT(varchar(30), d2, 126), CONVERT(varchar(30), t, 121), "
+                   "CONVERT(varchar(30), d0, 126) FROM d7") == [  # fmt: skip
+        ("2024-01-02 03:04:05.1234567", "2024-01-02 03:04:05.123", "2024-01-02 03:04:05",
+         "2024-01-02T03:04:05.1234567", "03:04:05.1234567", "2024-01-02T03:04:05"),
+    ]  # fmt: skip
+    assert rows(s, "SELECT DATEPART(millisecond, d2), DATEPART(microsecond, d2), DATEPART(nanosecond, d2), "
+                   "DATEPART(nanosecond, t), DATEPART(mcs, o), DATEPART(ms, '2024-01-01 00:00:01.5') FROM d7") == [
+        (123, 123456, 123456700, 123456700, 123456, 500)
+    ]  # fmt: skip
+    # CASE / IIF / COALESCE over datetime2 values keep the 100 ns; ISNULL takes its first argument's scale
+    assert rows(
+        s,
+        "SELECT CAST(CASE WHEN 1 = 1 THEN d2 END AS varchar(30)), CAST(IIF(1 = 1, d2, NULL) AS "
+        "varchar(30)), CAST(COALESCE(NULL, d2) AS varchar(30)), CAST(ISNULL(d3, d2) AS varchar(30)), "
+        "CAST(ISNULL(NULL, d2) AS varchar(30)) FROM d7",
+    ) == [  # fmt: skip
+        ("2024-01-02 03:04:05.1234567",) * 3 + ("2024-01-02 03:04:05.123", "2024-01-02 03:04:05.1234567")
+    ]
+    with pytest.raises(SqlServerError) as ei:
+        run(s, "SELECT DATEPART(nanosecond, CAST(d2 AS date)) FROM d7")
+    assert ei.value.number == 9810
+    assert rows(s, "SELECT CAST(CAST(o AS datetime2(7)) AS varchar(30)), CAST(CAST(d2 AS time) AS varchar(20)), "
+                   "CAST(CAST(t AS datetime2) AS varchar(30)), CAST(CAST(d2 AS datetimeoffset) AS varchar(40)) "
+                   "FROM d7") == [  # fmt: skip
+        ("2024-01-02 03:04:05.1234567", "03:04:05.1234567", "1900-01-01 03:04:05.1234567",
+         "2024-01-02 03:04:05.1234567 +00:00"),
+    ]  # fmt: skip
+
+
+def test_datetime2_rounding_past_9999_is_error_242(s: EngineSession) -> None:
+    top = "'9999-12-31 23:59:59.9999999'"
+    for sql, src in [
+        (f"SELECT CAST(CAST({top} AS datetime2(7)) AS datetime2(6))", "datetime2"),
+        (f"SELECT CAST({top} AS datetime2(6))", "varchar"),
+    ]:
+        with pytest.raises(SqlServerError) as ei:
+            run(s, sql)
+        assert (ei.value.number, ei.value.message) == (
+            242,
+            f"The conversion of a {src} data type to a datetime2 data type resulted in an out-of-range value.",
+        )
+    run(s, f"CREATE TABLE top2 (x datetime2(7), y datetime2(0)); INSERT INTO top2 (x) VALUES ({top})")
+    for sql in (
+        "SELECT CAST(x AS datetime2(3)) FROM top2",
+        "UPDATE top2 SET y = x",
+        "INSERT INTO top2 (y) SELECT x FROM top2",
+        f"INSERT INTO top2 (y) VALUES ({top})",
+    ):
+        with pytest.raises(SqlServerError) as ei:
+            run(s, sql)
+        assert ei.value.number == 242, sql
+    assert rows(s, "SELECT CAST(CAST('9999-12-31 23:59:59.9999994' AS datetime2(7)) AS datetime2(6))") == [
+        (ticks(dt.datetime(9999, 12, 31, 23, 59, 59, 999999)),)
+    ]
+    run(s, "UPDATE top2 SET x = '2020-01-01 00:00:00.6'; UPDATE top2 SET y = x")
+    assert rows(s, "SELECT y FROM top2") == [(ticks(dt.datetime(2020, 1, 1, 0, 0, 1)),)]  # rounded to scale 0
+
+
+def test_decimal_38_digits_and_empty_binary_literal(s: EngineSession) -> None:
+    n38 = "9" * 38
+    run(s, "CREATE TABLE big38 (id int, big decimal(38,0), f decimal(38,10), b varbinary(10))")
+    run(s, f"INSERT INTO big38 (id, big) VALUES (1, {n38}), (2, -{n38})")
+    run(s, f"INSERT INTO big38 (id, big, f) SELECT 3, -{n38}, -9999999999999999999999999999.9999999999")
+    run(s, "INSERT INTO big38 (id, f) VALUES (4, 9999999999999999999999999999.9999999999)")
+    assert rows(s, "SELECT big, f FROM big38 ORDER BY id") == [
+        (Decimal(n38), None),
+        (Decimal("-" + n38), None),
+        (Decimal("-" + n38), Decimal("-9999999999999999999999999999.9999999999")),
+        (None, Decimal("9999999999999999999999999999.9999999999")),
+    ]
+    assert rows(s, f"SELECT COUNT(*) FROM big38 WHERE big = -{n38}") == [(2,)]
+    for bad in ("1e300", f"1{n38}", "'1e300'"):
+        with pytest.raises(SqlServerError) as ei:
+            run(s, f"INSERT INTO big38 (id, big) VALUES (9, {bad})")
+        assert ei.value.number == 8115
+    run(s, "INSERT INTO big38 (id, b) VALUES (5, 0x)")
+    run(s, "INSERT INTO big38 (id, b) SELECT 6, 0x")
+    assert rows(s, "SELECT id, b, DATALENGTH(b) FROM big38 WHERE b = 0x ORDER BY id") == [(5, b"", 0), (6, b"", 0)]
+    assert rows(s, "SELECT [0x] FROM (SELECT 1 AS [0x]) q") == [(1,)]  # a bracketed name stays a name

@@ -188,3 +188,58 @@ def test_varchar_uses_the_collation_code_page(collation: str | None, text: str, 
 def test_characters_outside_the_code_page_become_question_marks() -> None:
     spec = ColumnSpec("v", "varchar", length=100, collation="Cyrillic_General_CI_AS")
     assert wire.encode_value(spec, "Жλ😀") == b"\x03\x00\xc6??"
+
+
+VARIANT_NUMBERS = [ColumnSpec("seed", "sql_variant"), ColumnSpec("ratio", "sql_variant")]
+
+
+def variant_table() -> pa.Table:
+    return pa.table(
+        {"seed": pa.array([5, None, 3_000_000_000], pa.int64()), "ratio": pa.array([0.5, 1.0, None], pa.float64())}
+    )
+
+
+def test_sql_variant_numbers_carry_their_base_type() -> None:
+    """MS-TDS SSVARIANTTYPE: 4-byte length, BaseType, PropBytes, value (int, bigint beyond int, float)."""
+    data, _ = wire.encode_rows(VARIANT_NUMBERS, variant_table().to_batches()[0])
+    first = bytes(data)[1:]  # after the ROW token
+    assert first[:8] == struct.pack("<IBB", 6, wire.T_INT4, 0) + b"\x05\x00"
+    assert decode_stream(VARIANT_NUMBERS, bytes(data)) == [(5, 0.5), (None, 1.0), (3_000_000_000, None)]
+
+
+def test_sql_variant_numbers_reach_clients_as_numbers(stub_engine, stub_server) -> None:
+    import mssql_python
+    import pymssql
+    import pytds
+
+    stub_engine.add_table("var", VARIANT_NUMBERS, variant_table())
+    want = [(5, 0.5), (None, 1.0), (3_000_000_000, None)]
+    conn = pytds.connect(stub_server.host, "standin", USER, PASSWORD, port=stub_server.port, autocommit=True)
+    cur = conn.cursor()
+    cur.execute("select * from var")
+    assert cur.fetchall() == want
+    mp = mssql_python.connect(
+        f"Server=tcp:{stub_server.host},{stub_server.port};Database=standin;UID={USER};PWD={PASSWORD};Encrypt=no",
+        autocommit=True,
+    )
+    mcur = mp.cursor()
+    mcur.execute("select * from var")
+    assert [tuple(r) for r in mcur.fetchall()] == want
+    # FreeTDS's db-lib hands pymssql a sql_variant's base-type bytes, as it does against SQL Server itself
+    pc = pymssql.connect(
+        server=stub_server.host, port=stub_server.port, user=USER, password=PASSWORD, database="standin"
+    ).cursor()
+    pc.execute("select * from var")
+    got = pc.fetchall()
+    assert got[0][0] == struct.pack("<i", 5) and got[2][0] == struct.pack("<q", 3_000_000_000)
+
+
+def test_error_text_is_cut_as_sql_server_cuts_it() -> None:
+    assert wire.error_text("x" * 2047) == "x" * 2047
+    assert wire.error_text("x" * 2048) == "x" * 2044 + "..."
+    cut = wire.error_text("😀" * 2000)  # never half a surrogate pair
+    assert cut.endswith("...") and len(cut.encode("utf-16-le")) // 2 <= 2047 and "\ud83d" not in cut
+    for text in ("y" * 70_000, "\ud800 lone surrogate", ""):
+        tok = wire.error_token(50000, text, state=300, severity=16, line=2**40)
+        assert tok[0] == wire.TOK_ERROR and struct.unpack_from("<H", tok, 1)[0] == len(tok) - 3
+    assert len(wire.info_token(0, "p" * 70_000)) < 65_535

@@ -272,3 +272,18 @@ def test_login7_packet_size_zero_lets_the_server_decide(stub_engine: StubEngine)
         assert wire.envchange(wire.ENV_PACKETSIZE, "16384", "4096") in c.login_reply
         c2 = RawClient(srv.host, srv.port, packet_size=100_000)  # more than TDS allows: clamped
         assert wire.envchange(wire.ENV_PACKETSIZE, "32767", "4096") in c2.login_reply
+
+
+def test_error_longer_than_a_token_is_truncated_and_the_session_lives(stub_server) -> None:
+    c = RawClient(stub_server.host, stub_server.port)
+    c.batch("raise 50000 1 16 " + "é" * 70_000)
+    reply = c.read_message()
+    r = wire.Reader(reply)
+    assert r.u8() == wire.TOK_INFO
+    r.take(r.u16())
+    assert r.u8() == wire.TOK_ERROR
+    r.u16()
+    assert struct.unpack("<iBB", r.take(6)) == (50000, 1, 16)
+    assert r.us_varchar() == "é" * 2044 + "..."
+    c.batch("set nocount on")
+    assert done_tokens(c.read_message()) == [(0, 0)]
