@@ -97,7 +97,7 @@ def run_pgcopydb(source_url: str, base_url: str, workdir: Path) -> float | None:
 def run_ours(source_url: str, base_url: str, method: str, verify: str) -> tuple[float, dict[str, float]]:
     from ray_replicator.pipeline import replicate
 
-    target_url = recreate_database(base_url, f"bench_ours_{method}")
+    target_url = recreate_database(base_url, f"bench_ours_{method}_{verify}")
     settings = Settings.model_validate(
         {
             "source": {"url": source_url},

@@ -117,9 +117,23 @@ def load_catalog(settings: Settings, source: Source) -> tuple[Catalog, list[str]
     return replace(full, tables=chosen), excluded
 
 
+def copy_slots(settings: Settings) -> int:
+    """Copy tasks expected in flight: the setting, else the cluster's CPUs once Ray runs, else this machine's."""
+    if settings.parallelism:
+        return settings.parallelism
+    if ray.is_initialized():
+        return max(1, int(ray.cluster_resources().get("CPU", 1)))
+    return os.cpu_count() or 1
+
+
 def make_plan(settings: Settings, source: Source, catalog: Catalog) -> Plan:
     return plan_catalog(
-        source, catalog, settings.rows_per_range, settings.bytes_per_range, settings.max_ranges_per_table
+        source,
+        catalog,
+        settings.rows_per_range,
+        settings.bytes_per_range,
+        settings.max_ranges_per_table,
+        slots=copy_slots(settings),
     )
 
 

@@ -115,8 +115,24 @@ def schedule_largest_first(ranges: list[KeyRange]) -> list[KeyRange]:
     return sorted(ranges, key=lambda r: (-r.estimated_bytes, -r.estimated_rows, r.schema, r.table, r.index))
 
 
-def plan_catalog(source: Source, catalog: Catalog, rows_per_range: int, bytes_per_range: int, max_ranges: int) -> Plan:
+MIN_BALANCE_BYTES = 64 * 1024 * 1024
+
+
+def balanced_bytes_per_range(catalog: Catalog, bytes_per_range: int, slots: int) -> int:
+    """A table bigger than its fair share of the copy slots would be the run's critical path while other slots
+    idle, so ranges are also capped at total bytes / slots (never below 64 MB: tiny ranges cost more than they
+    save, and COPY of a whole table is cheaper than COPY of a key range)."""
+    if slots < 2:
+        return bytes_per_range
+    total = sum(max(t.byte_estimate, 0) for t in catalog.tables)
+    return max(MIN_BALANCE_BYTES, min(bytes_per_range, total // slots + 1))
+
+
+def plan_catalog(
+    source: Source, catalog: Catalog, rows_per_range: int, bytes_per_range: int, max_ranges: int, slots: int = 1
+) -> Plan:
+    cap = balanced_bytes_per_range(catalog, bytes_per_range, slots)
     ranges: list[KeyRange] = []
     for table in catalog.tables:
-        ranges.extend(plan_table_ranges(source, table, rows_per_range, bytes_per_range, max_ranges))
+        ranges.extend(plan_table_ranges(source, table, rows_per_range, cap, max_ranges))
     return Plan(catalog=catalog, ranges=schedule_largest_first(ranges))
