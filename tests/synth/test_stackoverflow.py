@@ -220,8 +220,8 @@ def test_posthistory_guids() -> None:
 
 
 def test_generate_rejects_other_schemes() -> None:
-    with pytest.raises(ValueError, match="'mssql'"):
-        so.generate("mssql://sa@localhost/db", SMALL, 1)
+    with pytest.raises(ValueError, match="'mysql'"):
+        so.generate("mysql://root@localhost/db", SMALL, 1)
     with pytest.raises(ValueError, match="no scheme"):
         so.generate("/tmp/file", SMALL, 1)
 
