@@ -35,6 +35,7 @@ from .syscatalog import VIEWS, Catalog, Table, quote
 from .types import (
     EXACT,
     INT_RANGES,
+    KNOWN_TYPES,
     TICKS_PER_DAY,
     TICKS_PER_SECOND,
     SqlType,
@@ -284,42 +285,8 @@ _KEEP_FUNCS = {
     "object_schema_name",
     "nchar",
 }
-_TYPE_WORDS = {
-    "int",
-    "integer",
-    "bigint",
-    "smallint",
-    "tinyint",
-    "bit",
-    "float",
-    "real",
-    "decimal",
-    "numeric",
-    "dec",
-    "money",
-    "smallmoney",
-    "char",
-    "varchar",
-    "nchar",
-    "nvarchar",
-    "binary",
-    "varbinary",
-    "date",
-    "time",
-    "datetime",
-    "smalldatetime",
-    "datetime2",
-    "datetimeoffset",
-    "uniqueidentifier",
-    "timestamp",
-    "rowversion",
-    "xml",
-    "text",
-    "ntext",
-    "image",
-    "sysname",
-    "sql_variant",
-}
+# Words that start a type name: every type types.py knows, plus the one-word aliases the parser maps.
+_TYPE_WORDS = KNOWN_TYPES | {"integer", "dec", "rowversion"}
 
 
 def encode_type(t: SqlType) -> str:

@@ -53,7 +53,7 @@ _ALIASES = {
     "national character": "nchar",
     "dec": "decimal",
 }
-_KNOWN = {
+KNOWN_TYPES = {
     "int",
     "bigint",
     "smallint",
@@ -231,7 +231,7 @@ def parse_type(text: str) -> SqlType:
     if name.startswith("sys.") or name.startswith("dbo."):
         name = name[4:]
     name = _ALIASES.get(name, name)
-    if name not in _KNOWN:
+    if name not in KNOWN_TYPES:
         raise SqlServerError(2715, f"Column, parameter, or variable #1: Cannot find data type {m.group(1)}.")
     args = [a.strip().lower() for a in m.group(2).split(",")] if m.group(2) else []
     return make_type(name, args)
