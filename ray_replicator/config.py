@@ -90,6 +90,9 @@ class Settings(BaseModel):
     batch_rows: int = Field(default=65_536, ge=1)
     batch_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     parallelism: int = Field(default=0, ge=0, description="Ray copy tasks in flight; 0 = CPUs in the cluster")
+    index_jobs: int = Field(
+        default=2, ge=1, description="tables finalized at once (keys, indexes, ANALYZE) while other tables copy"
+    )
     existing: Literal["fail", "truncate", "drop"] = "fail"
     keys: Literal["after-load", "before-load"] = "after-load"
     unlogged: bool = False

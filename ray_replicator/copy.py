@@ -53,6 +53,8 @@ class RangeResult:
     error: str | None = None
     peak_buffer_mb: float = 0.0
     spilled_mb: float = 0.0
+    source_rows: int = -1
+    """Rows the source produced for the range (-1: the reader cannot tell); compared with `rows` by verify."""
 
 
 _SOURCES: dict[str, Source] = {}
@@ -95,8 +97,10 @@ def _peak_rss_mb() -> float:
 
 
 def _counting(batches: Iterator[pa.RecordBatch], seen: list[int]) -> Iterator[pa.RecordBatch]:
+    """Tally bytes and rows as they pass: seen = [bytes, rows]."""
     for batch in batches:
         seen[0] += batch.nbytes
+        seen[1] += batch.num_rows
         yield batch
 
 
@@ -170,15 +174,18 @@ def copy_range_local(item: CopyItem) -> RangeResult:
             chunk = item.batch_bytes
             if item.budget is not None:
                 chunk = max(1 << 20, min(chunk, item.budget.task_cap // (2 * _RAW_QUEUE_CHUNKS)))
-            stream = _budgeted(raw_reader(item.source_table, item.rng, chunk), item, True, chunk)
+            stats: dict[str, int] = {}
+            stream = _budgeted(raw_reader(item.source_table, item.rng, chunk, stats), item, True, chunk)
             written = raw_writer(item.target_table, item.rng, stream, item.options)
             moved_bytes = written.bytes
+            source_rows = stats.get("rows", -1)
         else:
-            seen = [0]
+            seen = [0, 0]
             batches = source.read_range(item.source_table, item.rng, item.batch_rows, item.batch_bytes)
             stream = _budgeted(batches, item, False, item.batch_bytes)
             written = target.write_range(item.target_table, item.rng, _counting(stream, seen), item.options)
             moved_bytes = written.bytes or seen[0]
+            source_rows = seen[1]
     except BaseException as exc:  # also Ray's cancel (KeyboardInterrupt): never keep a connection mid-transaction
         if isinstance(stream, BudgetedStream):
             stream.close()
@@ -205,6 +212,7 @@ def copy_range_local(item: CopyItem) -> RangeResult:
         peak_rss_mb=_peak_rss_mb(),
         peak_buffer_mb=(buffered.peak_bytes / 1048576) if buffered else 0.0,
         spilled_mb=(buffered.spilled_bytes / 1048576) if buffered else 0.0,
+        source_rows=source_rows if written.fresh else -1,
     )
 
 
@@ -222,20 +230,7 @@ def copy_range(item: CopyItem) -> RangeResult:
     return copy_range_local(item)
 
 
-# Index builds and counts run inside the database: they take no Ray CPU slot, so a table's keys are built while
-# the copy tasks of the other tables keep both slots busy (the overlap pgcopydb gets from its index jobs).
-@ray.remote(max_retries=2, num_cpus=0)
-def finalize_table_task(target_url: str, table: Table, source_engine: str, options: WriteOptions) -> float:
-    started = time.perf_counter()
-    target = _cached_target(target_url)
-    try:
-        target.finalize_table(table, source_engine, options)
-    except Exception:
-        _drop_cached(target_url)
-        raise
-    return time.perf_counter() - started
-
-
+# Counts run inside the database: they take no Ray CPU slot.
 @ray.remote(num_cpus=0)
 def count_range_task(url: str, is_source: bool, table: Table, rng: KeyRange) -> int:
     conn: Source | Target = _cached_source(url) if is_source else _cached_target(url)

@@ -12,7 +12,8 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import ray
@@ -20,7 +21,7 @@ import ray
 from ray_replicator.budget import MB, BudgetConfig
 from ray_replicator.catalog import Catalog, Table
 from ray_replicator.config import Settings, scrub
-from ray_replicator.copy import CopyItem, RangeResult, copy_range, finalize_table_task, run_bounded
+from ray_replicator.copy import TRANSIENT_BACKOFF_SECONDS, CopyItem, RangeResult, copy_range, is_transient, run_bounded
 from ray_replicator.engines import open_source, open_target
 from ray_replicator.engines.base import EngineError, KeyRange, Source, UsageError, WriteOptions
 from ray_replicator.ledger import Resume, find_resume, plan_document
@@ -239,6 +240,62 @@ class _TableProgress:
     remaining: int
     started: float | None = None
     finished: float | None = None
+    source_rows: int = 0
+    counted: bool = True
+    """Every range was written in this run by a reader that counted its rows (else verify recounts)."""
+    range_mismatches: list[str] = field(default_factory=list)
+    finalized: Future[int | None] | None = None
+
+
+FINALIZE_ATTEMPTS = 3
+
+
+def finalize_and_count(
+    target_url: str, table: Table, source_engine: str, options: WriteOptions, count: bool
+) -> int | None:
+    """Keys, indexes, identity, ANALYZE of one table, then its row count when asked.
+
+    Runs on a driver thread: the work happens inside the target database, so it needs no Ray worker (starting
+    one costs more CPU than the job) and it overlaps with the copies of the other tables, as pgcopydb's index
+    jobs do.
+    """
+    for attempt in range(FINALIZE_ATTEMPTS):
+        target = open_target(target_url)
+        try:
+            target.finalize_table(table, source_engine, options)
+            if not count:
+                return None
+            return target.count_range(table, KeyRange(schema=table.schema, table=table.name, index=0, kind="full"))
+        except EngineError as exc:
+            if attempt + 1 == FINALIZE_ATTEMPTS or not is_transient(exc):
+                raise
+            time.sleep(TRANSIENT_BACKOFF_SECONDS)  # a restarting server: every step checks what already exists
+        finally:
+            target.close()
+    raise AssertionError("unreachable")
+
+
+def counted_checks(
+    progress: dict[tuple[str, str], _TableProgress], mapped: dict[tuple[str, str], Table]
+) -> dict[tuple[str, str], TableCheck]:
+    """verify = counts for tables copied whole in this run: each range's rows read at the source (COPY tag or
+    batches) against rows committed at the target (in the range's own transaction), and the target table's
+    count after finalize against their sum, which also catches rows that were there before or came twice."""
+    checks: dict[tuple[str, str], TableCheck] = {}
+    for key, entry in progress.items():
+        if not entry.counted or entry.finalized is None:
+            continue
+        target_rows = entry.finalized.result()
+        if target_rows is None:
+            continue
+        checks[key] = TableCheck(
+            schema=mapped[key].schema,
+            table=mapped[key].name,
+            source_rows=entry.source_rows,
+            target_rows=target_rows,
+            mismatched_ranges=list(entry.range_mismatches),
+        )
+    return checks
 
 
 def replicate(settings: Settings, on_event: Callable[[str, dict[str, Any]], None] | None = None) -> RunReport:
@@ -345,7 +402,15 @@ def replicate(settings: Settings, on_event: Callable[[str, dict[str, Any]], None
                 earlier = progress[(rng.schema, rng.table)].report
                 earlier.rows += int(done_before[rng.range_id].get("rows") or 0)
                 earlier.bytes += int(done_before[rng.range_id].get("bytes") or 0)
-        finalizers: list[ray.ObjectRef] = []
+                progress[(rng.schema, rng.table)].counted = False
+        count_in_copy = settings.verify == "counts"
+        table_jobs = ThreadPoolExecutor(max_workers=settings.index_jobs, thread_name_prefix="finalize")
+
+        def finish_table(key: tuple[str, str]) -> None:
+            progress[key].finalized = table_jobs.submit(
+                finalize_and_count, target_url, mapped[key], source.engine, options, count_in_copy
+            )
+
         worker_rss: dict[str, float] = {}
         buffers: dict[str, float] = {"peak_buffer_mb": 0.0, "spilled_mb": 0.0}
         budget = budget_config(settings)
@@ -374,6 +439,14 @@ def replicate(settings: Settings, on_event: Callable[[str, dict[str, Any]], None
             entry = progress[key]
             entry.report.rows += result.rows
             entry.report.bytes += result.bytes
+            if result.source_rows < 0:
+                entry.counted = False
+            else:
+                entry.source_rows += result.source_rows
+                if result.source_rows != result.rows:
+                    entry.range_mismatches.append(
+                        f"{rng.range_id}: source {result.source_rows} rows, target {result.rows} rows"
+                    )
             if result.node_id not in entry.report.nodes:
                 entry.report.nodes.append(result.node_id)
             entry.remaining -= 1
@@ -404,16 +477,18 @@ def replicate(settings: Settings, on_event: Callable[[str, dict[str, Any]], None
                         "seconds": round(entry.finished - (entry.started or entry.finished), 3),
                     },
                 )
-                finalizers.append(finalize_table_task.remote(target_url, mapped[key], source.engine, options))
+                finish_table(key)
 
         t0 = time.perf_counter()
         emit("copy", {"ranges": len(todo), "in_flight": in_flight, "resumed": len(done_before)})
         for key, entry in progress.items():
             if entry.remaining == 0:
-                finalizers.append(finalize_table_task.remote(target_url, mapped[key], source.engine, options))
+                finish_table(key)
         try:
             run_bounded(todo, submit, in_flight, done)
-            ray.get(finalizers)
+            for entry in progress.values():
+                if entry.finalized is not None:
+                    entry.finalized.result()
         except EngineError as exc:
             _note_in_ledger(target_url, run_id, "failed")
             report.status = "failed"
@@ -423,6 +498,8 @@ def replicate(settings: Settings, on_event: Callable[[str, dict[str, Any]], None
         except KeyboardInterrupt:
             _note_in_ledger(target_url, run_id, "interrupted")
             raise
+        finally:
+            table_jobs.shutdown(wait=False, cancel_futures=True)
         phases["copy+finalize"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -443,8 +520,14 @@ def replicate(settings: Settings, on_event: Callable[[str, dict[str, Any]], None
         if settings.verify != "none":
             t0 = time.perf_counter()
             emit("verify", {"tables": len(catalog.tables), "ranges": len(plan.ranges), "kind": settings.verify})
-            pairs = [(t, mapped[(t.schema, t.name)], plan.ranges_of(t)) for t in catalog.tables]
-            checks = _verify(settings, source_url, target_url, pairs)
+            counted = counted_checks(progress, mapped) if settings.verify == "counts" else {}
+            pairs = [
+                (t, mapped[(t.schema, t.name)], plan.ranges_of(t))
+                for t in catalog.tables
+                if (t.schema, t.name) not in counted
+            ]
+            rechecked = iter(_verify(settings, source_url, target_url, pairs) if pairs else [])
+            checks = [counted.get((t.schema, t.name)) or next(rechecked) for t in catalog.tables]
             phases["verify"] = time.perf_counter() - t0
             for check, table_report in zip(checks, report.tables, strict=True):
                 table_report.source_rows = check.source_rows
@@ -452,7 +535,7 @@ def replicate(settings: Settings, on_event: Callable[[str, dict[str, Any]], None
                 report.errors.extend(f"{table_report.table} {m}" for m in check.mismatched_ranges)
                 if check.source_rows != check.target_rows and not check.mismatched_ranges:
                     report.errors.append(
-                        f"{table_report.table}: source {check.source_rows} rows, target {check.target_rows}"
+                        f"{table_report.table}: source {check.source_rows} rows, target {check.target_rows} rows"
                     )
         report.status = "ok" if not report.errors else "verify failed"
         target.ledger_finish(run_id, "done" if report.status == "ok" else "verify failed")

@@ -60,6 +60,8 @@ class RangeWrite:
 
     rows: int
     bytes: int
+    fresh: bool = True
+    """False when the ledger already had the range done and nothing was written (a retried task)."""
 
 
 class EngineError(Exception):

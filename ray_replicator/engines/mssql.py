@@ -1109,7 +1109,7 @@ class MssqlTarget(_Endpoint):
         state = self._claim(rng, options.run_id, what)
         if state in ("done", "verified"):
             got = self.ledger_ranges(options.run_id).get(rng.range_id, {})
-            return RangeWrite(rows=int(got.get("rows") or 0), bytes=int(got.get("bytes") or 0))
+            return RangeWrite(rows=int(got.get("rows") or 0), bytes=int(got.get("bytes") or 0), fresh=False)
         counter = _Counter()
         counted = counter.wrap(iter(batches))
         try:
