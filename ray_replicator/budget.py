@@ -47,6 +47,9 @@ class BudgetConfig:
     node_cap: int
     spill_dir: str | None = None
     spill_cap: int = 0
+    node_actor: bool = True
+    """False when the node cap cannot be reached (every node's CPUs × task_cap fit under it and nothing spills):
+    then the task caps alone keep it, and no actor process has to start (about a CPU-second on a small box)."""
 
 
 @ray.remote(num_cpus=0)

@@ -13,7 +13,7 @@ import re
 import resource
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pyarrow as pa
@@ -129,7 +129,7 @@ _RAW_QUEUE_CHUNKS = 5
 
 def _budget_actor(config: BudgetConfig) -> Any:
     """This worker's handle on its node's budget actor (None outside Ray)."""
-    if not ray.is_initialized():
+    if not ray.is_initialized() or not config.node_actor:
         return None
     if not _NODE_BUDGET:
         _NODE_BUDGET.append(node_budget(config))
@@ -143,12 +143,7 @@ def _budgeted(stream: Iterator[Any], item: CopyItem, raw: bool, chunk: int) -> I
     if config is None:
         return stream
     if raw:
-        config = BudgetConfig(
-            task_cap=max(chunk, config.task_cap - _RAW_QUEUE_CHUNKS * chunk),
-            node_cap=config.node_cap,
-            spill_dir=config.spill_dir,
-            spill_cap=config.spill_cap,
-        )
+        config = replace(config, task_cap=max(chunk, config.task_cap - _RAW_QUEUE_CHUNKS * chunk))
     try:
         node = _budget_actor(config)
     except ray.exceptions.RayActorError:

@@ -145,11 +145,17 @@ def choose_method(settings: Settings, source_engine: str, target_engine: str) ->
 
 
 def budget_config(settings: Settings) -> BudgetConfig:
+    """The caps for copy tasks; the per-node actor only when the node cap can bind (copy tasks take one CPU each,
+    so a node runs at most its CPU count of them at once) or when spill files need a shared cap."""
+    task_cap = settings.memory_cap_mb * MB
+    node_cap = settings.node_memory_cap_mb * MB
+    widest = max((int(n.get("Resources", {}).get("CPU", 0)) for n in ray.nodes() if n.get("Alive")), default=0)
     return BudgetConfig(
-        task_cap=settings.memory_cap_mb * MB,
-        node_cap=settings.node_memory_cap_mb * MB,
+        task_cap=task_cap,
+        node_cap=node_cap,
         spill_dir=str(settings.spill_dir) if settings.spill_dir is not None else None,
         spill_cap=settings.spill_cap_mb * MB,
+        node_actor=settings.spill_dir is not None or widest == 0 or widest * task_cap > node_cap,
     )
 
 
