@@ -986,9 +986,16 @@ _LEDGER_TABLES = {
         "bytes bigint NULL, seconds float NULL, node nvarchar(128) NULL, error nvarchar(max) NULL, "
         "updated_at datetime2(6) NOT NULL, CONSTRAINT PK_rr_ranges PRIMARY KEY (run_id, range_id)"
     ),
+    "plans": (
+        "run_id nvarchar(64) NOT NULL, part int NOT NULL, plan_text nvarchar(max) NOT NULL, "
+        "saved_at datetime2(6) NOT NULL, CONSTRAINT PK_rr_plans PRIMARY KEY (run_id, part)"
+    ),
 }
 _RUNS = qualified(LEDGER_SCHEMA, "runs")
 _RANGES = qualified(LEDGER_SCHEMA, "ranges")
+_PLANS = qualified(LEDGER_SCHEMA, "plans")
+_PLAN_PART_CHARS = 200_000
+"""A plan is stored in parts of this many characters so no single T-SQL literal grows with the plan."""
 
 
 def _now() -> str:
@@ -1496,6 +1503,27 @@ class MssqlTarget(_Endpoint):
             "finishing the run in the ledger",
             f"UPDATE {_RUNS} SET state = {n_literal(state)}, finished_at = {_now()} WHERE run_id = {n_literal(run_id)}",
         )
+
+    def ledger_save_plan(self, run_id: str, plan_json: str) -> None:
+        """Keep the run's plan (ledger.plan_document) so --resume copies exactly the ranges it planned."""
+        self._ensure_ledger()
+        what = f"saving the plan of run {run_id} in the ledger"
+        self._exec(what, f"DELETE FROM {_PLANS} WHERE run_id = {n_literal(run_id)}")
+        parts = [plan_json[i : i + _PLAN_PART_CHARS] for i in range(0, len(plan_json), _PLAN_PART_CHARS)] or [""]
+        for index, text in enumerate(parts):
+            self._exec(
+                what,
+                f"INSERT INTO {_PLANS} (run_id, part, plan_text, saved_at) "
+                f"VALUES ({n_literal(run_id)}, {index}, {n_literal(text)}, {_now()})",
+            )
+
+    def ledger_load_plan(self, run_id: str) -> str | None:
+        self._ensure_ledger()
+        rows = self._rows(
+            f"reading the plan of run {run_id} from the ledger",
+            f"SELECT plan_text FROM {_PLANS} WHERE run_id = {n_literal(run_id)} ORDER BY part",
+        )
+        return "".join(str(r[0]) for r in rows) if rows else None
 
 
 def _plain_literal(value: Any) -> str:
