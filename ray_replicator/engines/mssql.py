@@ -675,6 +675,25 @@ class MssqlSource(_Endpoint):
                 out.append(tuple(r))
         return out
 
+    def range_boundaries(self, table: Table, rng: KeyRange, parts: int) -> list[tuple[Any, ...]]:
+        """split_boundaries within key range `rng`: verify bisects a mismatched range with these cuts."""
+        keys = rng.columns or table.split_key
+        if parts < 2 or not keys or rng.kind != "key":
+            return []
+        idents = ", ".join(quote_ident(k) for k in keys)
+        not_null = " AND ".join(f"{quote_ident(k)} IS NOT NULL" for k in keys)
+        sql = (
+            f"SELECT {idents} FROM (SELECT {idents}, ROW_NUMBER() OVER (PARTITION BY rr_tile ORDER BY {idents}) "
+            f"AS rr_rn, rr_tile FROM (SELECT {idents}, NTILE({int(parts)}) OVER (ORDER BY {idents}) AS rr_tile "
+            f"FROM {qualified(table.schema, table.name)} WHERE {range_predicate(table, rng)} AND {not_null}) "
+            f"AS tiles) AS firsts WHERE rr_rn = 1 AND rr_tile > 1 ORDER BY {idents}"
+        )
+        out: list[tuple[Any, ...]] = []
+        for r in self._rows(f"splitting {table.qualified} range {rng.range_id}", sql):
+            if not out or out[-1] != tuple(r):
+                out.append(tuple(r))
+        return out
+
     def has_null_keys(self, table: Table) -> bool:
         nullable = [k for k in table.split_key if table.column(k).nullable]
         if not nullable:

@@ -25,9 +25,9 @@ SETUP = [
     "ANALYZE",
 ]
 QUERIES = {
-    "t_int": ("SELECT id, v, n, d FROM {s}t_int ORDER BY id", "SELECT id, v, n, d FROM {s}t_int ORDER BY id"),
-    "t_text": ("SELECT k, v FROM {s}t_text ORDER BY v", "SELECT k, v FROM {s}t_text ORDER BY v"),
-    "t_heap": ("SELECT a, b FROM {s}t_heap ORDER BY a, b", "SELECT a, b FROM {s}t_heap ORDER BY a, b"),
+    "t_int": "SELECT id, v, n, d FROM {s}t_int ORDER BY id",
+    "t_text": "SELECT k, v FROM {s}t_text ORDER BY v",
+    "t_heap": "SELECT a, b FROM {s}t_heap ORDER BY a, b",
 }
 
 
@@ -52,11 +52,11 @@ def settings_for(source: str, target: str, **extra: Any) -> dict[str, Any]:
 
 def pg_rows(url: str, table: str) -> list[tuple[Any, ...]]:
     with psycopg.connect(url) as conn:
-        return [tuple(r) for r in conn.execute(QUERIES[table][0].format(s="")).fetchall()]
+        return [tuple(r) for r in conn.execute(QUERIES[table].format(s="")).fetchall()]
 
 
 def ms_rows(server: Server, table: str, schema: str = "dbo") -> list[tuple[Any, ...]]:
-    return server.rows(QUERIES[table][1].format(s=f"{schema}."))
+    return server.rows(QUERIES[table].format(s=f"{schema}."))
 
 
 def ledger_times(server: Server, run_id: str, except_ids: list[str]) -> dict[str, Any]:
@@ -97,7 +97,8 @@ def test_resume_into_sql_server_copies_only_unfinished_ranges(
         f"DELETE FROM dbo.t_int WHERE id >= {lo} AND id < {hi} AND id % 2 = 0",
         f"UPDATE _ray_replicator.ranges SET state = N'copying' WHERE run_id = N'{first.run_id}' "
         f"AND range_id = N'public.t_int#{half}'",
-        f"UPDATE _ray_replicator.ranges SET state = N'planned' WHERE run_id = N'{first.run_id}' AND range_id IN ({ids})",
+        f"UPDATE _ray_replicator.ranges SET state = N'planned' WHERE run_id = N'{first.run_id}' "
+        f"AND range_id IN ({ids})",
         f"UPDATE _ray_replicator.runs SET state = N'failed' WHERE run_id = N'{first.run_id}'",
     )
     redone = [f"public.t_int#{i}" for i in [half, *never]]
