@@ -487,8 +487,9 @@ GROUP BY ps.object_id"""
 
 def _declared(r: dict[str, Any]) -> Declared:
     name = str(r["type_name"]).lower()
-    if r["is_user_defined"] and name not in CLR_TYPES:
+    if r["is_user_defined"] and name not in CLR_TYPES and r["base_type"] is not None:
         name = str(r["base_type"]).lower()  # alias types: the base type (the alias may not exist on the target)
+    # A CLR user-defined type has no base type: its own name stays, and the unsupported_types setting decides.
     return Declared(name=name, max_length=int(r["max_length"]), precision=int(r["precision"]), scale=int(r["scale"]))
 
 
