@@ -488,7 +488,8 @@ class _Pair:
         pieces = [rng] if rows <= LEAF_ROWS else self.cut(rng, max(2, _parts_for(rows)), _larger(src, dst))
         if len(pieces) < 2:
             return self.diff_keys(rng, limit)
-        count, keys = 0, []
+        count = 0
+        keys: list[str] = []
         for piece in pieces:
             s, d = self.digest(piece)
             if s != d:
@@ -538,7 +539,8 @@ def _checksum_range(
     read = pair.rows_read
     if src == dst:
         return RangeDigest(rng.range_id, src, dst, rows_read=read)
-    count, keys = 0, []
+    count = 0
+    keys: list[str] = []
     for piece, s, d in digests:
         if s != d:
             n, found = pair.locate(piece, s, d, max(0, MAX_REPORTED_KEYS - len(keys)))
