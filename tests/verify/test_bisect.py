@@ -3,6 +3,7 @@ exact keys; the counters show how few rows that took."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 import psycopg
@@ -84,3 +85,29 @@ def test_bisection_with_a_composite_key_across_plan_ranges(copied: tuple[str, st
     assert (check.source_rows, check.target_rows) == (60_000, 59_999)
     assert sorted(check.differing_keys) == ["a=499, b='k100'", "a=7, b='k3'"]
     assert check.locate_rows_read < check.rows_read / 4
+
+
+def test_bisection_cuts_in_sql_server_order(ray_local: None, make_database: Callable[[str], str]) -> None:
+    """The SQL Server source cuts the pieces (NTILE over the range): generated Votes in the stand-in → PostgreSQL."""
+    from ray_replicator.engines.mssql import MssqlSource
+    from tests.engines.mssql_fixtures import standin
+
+    target = make_database("bisect_ms_pg")
+    with standin(so={"scale": 0.002, "seed": 7, "tables": ["Votes"]}) as src:
+        report = replicate({"source": {"url": src.url()}, "target": {"url": target}, "report_path": None})
+        assert report.status == "ok", report.errors
+        ids = [r[0] for r in src.rows("SELECT Id FROM dbo.Votes ORDER BY Id")]
+        assert len(ids) > 4 * LEAF_ROWS
+        changed, gone = ids[len(ids) // 3], ids[-2]
+        with psycopg.connect(target, autocommit=True) as conn:
+            conn.execute('UPDATE dbo."Votes" SET "VoteTypeId" = "VoteTypeId" + 1 WHERE "Id" = %s', (changed,))
+            conn.execute('DELETE FROM dbo."Votes" WHERE "Id" = %s', (gone,))
+        with MssqlSource(src.url()) as source:
+            catalog = source.catalog(["dbo.Votes"], [])
+            plan = plan_catalog(source, catalog, 10_000_000, 1 << 40, 64)
+        table = catalog.table("dbo", "Votes")
+        [check] = verify_checksums(src.url(), target, [(table, table, plan.ranges_of(table))], in_flight=2)
+    assert check.differing_keys == [f"Id={changed}", f"Id={gone}"]
+    assert check.rows_read == 2 * len(ids) - 1
+    # Digested as pieces of at most LEAF_ROWS from the start: locating re-read the 2 differing pieces only.
+    assert 0 < check.locate_rows_read <= 2 * 2 * LEAF_ROWS
