@@ -98,6 +98,11 @@ class Settings(BaseModel):
     unlogged: bool = False
     copy_method: Literal["auto", "arrow", "raw"] = "auto"
     verify: Literal["none", "counts", "checksums"] = "checksums"
+    unsupported_types: Literal["fail", "skip-column", "text"] = Field(
+        default="fail",
+        description="a column whose type has no mapping to the target: refuse before writing, leave the column out "
+        "(reported), or copy PostgreSQL's text form into nvarchar(max)",
+    )
     memory_cap_mb: int = Field(default=128, ge=1, description="bytes in flight per copy task (read, not written)")
     node_memory_cap_mb: int = Field(default=1024, ge=1, description="bytes in flight of all copy tasks on one node")
     spill_dir: Path | None = Field(default=None, description="spill batches here instead of waiting for the target")

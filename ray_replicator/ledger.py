@@ -33,6 +33,7 @@ PLAN_SETTINGS = (
     "keys",
     "unlogged",
     "copy_method",
+    "unsupported_types",
 )
 """Settings that decide which ranges exist and how tables are built: a resume refuses when any of them changed."""
 

@@ -22,11 +22,12 @@ from ray_replicator.budget import MB, BudgetConfig
 from ray_replicator.catalog import Catalog, Table
 from ray_replicator.config import Settings, scrub
 from ray_replicator.copy import TRANSIENT_BACKOFF_SECONDS, CopyItem, RangeResult, copy_range, is_transient, run_bounded
-from ray_replicator.engines import open_source, open_target
+from ray_replicator.engines import engine_of, open_source, open_target
 from ray_replicator.engines.base import EngineError, KeyRange, Source, UsageError, WriteOptions
 from ray_replicator.ledger import Resume, find_resume, plan_document
 from ray_replicator.plan import Plan, plan_catalog, schema_hash
 from ray_replicator.report import RunReport, TableReport
+from ray_replicator.typemap import apply_type_policy
 from ray_replicator.verify import TableCheck, verify_checksums, verify_counts
 
 log = logging.getLogger("ray_replicator")
@@ -319,6 +320,7 @@ def replicate(settings: Settings, on_event: Callable[[str, dict[str, Any]], None
     try:
         t0 = time.perf_counter()
         catalog, excluded = load_catalog(settings, source)
+        catalog, type_warnings = apply_type_policy(catalog, source.engine, target.engine, settings.unsupported_types)
         phases["catalog"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -335,6 +337,7 @@ def replicate(settings: Settings, on_event: Callable[[str, dict[str, Any]], None
             target=settings.target_endpoint.display(),
             method=method,
             excluded=excluded,
+            warnings=type_warnings,
         )
         resumed_done = resumed.done if resumed is not None else {}
         emit(
@@ -574,6 +577,7 @@ def verify_only(settings: Settings) -> list[tuple[str, int, int, list[str]]]:
     source = open_source(source_url)
     try:
         catalog, _ = load_catalog(settings, source)
+        catalog, _ = apply_type_policy(catalog, source.engine, engine_of(target_url), settings.unsupported_types)
         plan = make_plan(settings, source, catalog)
     finally:
         source.close()

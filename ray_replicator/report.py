@@ -41,6 +41,7 @@ class RunReport:
     excluded: list[str] = field(default_factory=list)
     workers: dict[str, Any] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def total_rows(self) -> int:
@@ -83,6 +84,8 @@ class RunReport:
             lines += ["", "phases: " + ", ".join(f"{k} {v:.2f} s" for k, v in self.phases.items())]
         if self.excluded:
             lines += ["", "excluded by filters: " + ", ".join(self.excluded)]
+        if self.warnings:
+            lines += ["", "warnings:"] + [f"- {w}" for w in self.warnings]
         if self.errors:
             lines += ["", "errors:"] + [f"- {e}" for e in self.errors]
         return "\n".join(lines) + "\n"
@@ -126,6 +129,8 @@ class RunReport:
             console.print("phases: " + ", ".join(f"{k} {v:.2f} s" for k, v in self.phases.items()))
         if self.excluded:
             console.print("excluded by filters: " + ", ".join(self.excluded))
+        for warning in self.warnings:
+            console.print(f"[yellow]warning:[/yellow] {warning}")
         for err in self.errors:
             console.print(f"[red]error:[/red] {err}")
 

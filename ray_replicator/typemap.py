@@ -7,9 +7,13 @@ PostgreSQL the native type is used verbatim and this table is not consulted.
 
 from __future__ import annotations
 
-from ray_replicator.catalog import Column, LogicalType
+from dataclasses import replace
+
+from ray_replicator.catalog import Catalog, Column, LogicalType, Table
+from ray_replicator.engines.base import UsageError
 
 POSTGRES = "postgres"
+MSSQL = "mssql"
 
 # pg_type.typname -> logical kind, for the types that need no typmod to describe.
 _PG_SIMPLE: dict[str, str] = {
@@ -128,3 +132,67 @@ def postgres_type(column: Column, source_engine: str) -> str:
     if source_engine == POSTGRES:
         return column.native_type
     return _pg_from_logical(column.logical)
+
+
+def unsupported_reason(column: Column, source_engine: str, target_engine: str) -> str | None:
+    """Why `column` cannot be copied to `target_engine` as a typed value, or None when it can.
+
+    SQL Server types outside mssql_types.TYPES (CLR user-defined types, types newer than that table) are read by
+    no reader; PostgreSQL types of kind 'other' (inet, tsvector, ranges, geometric, bit strings, timetz ...) have no
+    SQL Server type. sql_variant has its own source URL policy and is not judged here.
+    """
+    kind = column.logical.kind
+    base = column.native_type.split("(", 1)[0].strip().lower()
+    if source_engine == MSSQL and kind == "other" and base != "sql_variant":
+        return f"SQL Server type {column.native_type} has no mapping in ray-replicator"
+    if source_engine == POSTGRES and target_engine == MSSQL and kind == "other":
+        return f"PostgreSQL type {column.native_type} has no SQL Server type"
+    return None
+
+
+def _without(table: Table, name: str) -> Table:
+    """The table without column `name` and without the indexes and foreign keys that use it."""
+    return replace(
+        table,
+        columns=[c for c in table.columns if c.name != name],
+        indexes=[ix for ix in table.indexes if name not in ix.columns and name not in ix.include],
+        foreign_keys=[fk for fk in table.foreign_keys if name not in fk.columns],
+    )
+
+
+def apply_type_policy(
+    catalog: Catalog, source_engine: str, target_engine: str, policy: str
+) -> tuple[Catalog, list[str]]:
+    """Apply the `unsupported_types` setting before anything is written: 'fail' refuses the first unsupported
+    column; 'skip-column' leaves such columns out; 'text' copies PostgreSQL's text form. Returns the catalog to
+    copy and one warning per column left out or carried as text, for the report."""
+    warnings: list[str] = []
+    tables: list[Table] = []
+    for table in catalog.tables:
+        for column in list(table.columns):
+            why = unsupported_reason(column, source_engine, target_engine)
+            if why is None:
+                continue
+            where = f"{table.qualified}.{column.name}"
+            text_ok = source_engine == POSTGRES
+            if policy == "fail" or (policy == "text" and not text_ok):
+                hint = "skip-column to leave the column out" + (" or text to copy its text form" if text_ok else "")
+                raise UsageError(
+                    f"{where}: {why} (unsupported_types = {policy}); set unsupported_types = {hint}, "
+                    "or exclude the table"
+                )
+            if policy == "text":
+                warnings.append(f"{where}: {why}; copied as text (unsupported_types = text)")
+                continue
+            keyed = [
+                k.name for k in (table.primary_key, *table.unique_keys) if k is not None and column.name in k.columns
+            ]
+            if keyed:
+                raise UsageError(
+                    f"{where}: {why} and it is in key {keyed[0]}, so it cannot be left out "
+                    "(unsupported_types = skip-column); exclude the table"
+                )
+            table = _without(table, column.name)
+            warnings.append(f"{where}: {why}; column left out (unsupported_types = skip-column)")
+        tables.append(table)
+    return replace(catalog, tables=tables), warnings

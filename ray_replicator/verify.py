@@ -1,21 +1,31 @@
 """Compare source and target: per-range row counts, or order-independent checksums of every value.
 
 Key ranges are compared with the same predicate on both sides. Physical ranges (ctid pages) mean nothing on the
-target, so tables split that way are compared whole.
+target, and key ranges cut in one engine's order select other rows in another engine whose order differs (GUIDs,
+collations), so such tables are compared whole.
 
 Checksums are computed in Ray workers from Arrow batches read from both sides. Every column is first brought to a
 canonical Arrow form that does not depend on the engine (ints as int64, decimals as canonical strings, timestamps
-as UTC microseconds, floats by bit pattern with one NaN and no -0, uuids as 16 bytes, text as UTF-8), so the same
-value on SQL Server and PostgreSQL hashes the same. DuckDB then hashes each row and sums/xors the hashes — no
-per-row Python. On a mismatch the range's (key, row hash) pairs from both sides are joined to name the keys.
+and times as 100 ns ticks, floats by bit pattern with one NaN and no -0, uuids as hex, text as UTF-8), so the same
+value on SQL Server and PostgreSQL hashes the same while a difference in SQL Server's 100 ns digit still shows.
+datetimeoffset text is compared as its instant against an engine that keeps instants (PostgreSQL timestamptz) and
+as instant and offset when both sides are datetimeoffset. DuckDB hashes each row and sums/xors the hashes — no
+per-row Python.
+
+On a mismatch the range is bisected: it is read as sub-ranges cut by the database in key order, each digested on
+both sides, and only sub-ranges whose digests differ are cut again, until one is small enough (LEAF_ROWS) to join
+its (key, row hash) pairs from both sides and name the keys. A large range is digested as sub-ranges from the
+start, so locating a few differing rows reads a few small sub-ranges again, not the whole range.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import numpy as np
 import pyarrow as pa
@@ -24,9 +34,32 @@ import ray
 
 from ray_replicator.catalog import Column, Table
 from ray_replicator.copy import _cached_source, count_range_task, run_bounded
+from ray_replicator.engines import engine_of
 from ray_replicator.engines.base import EngineError, KeyRange
+from ray_replicator.engines.mssql_types import datetimeoffset_parts
 
 MAX_REPORTED_KEYS = 10
+LEAF_ROWS = 4096
+"""A (sub-)range with at most this many rows on either side is diffed key by key instead of cut again."""
+FANOUT = 64
+"""At most this many sub-ranges per cut."""
+_PORTABLE_ORDER_KINDS = {
+    "bool",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "decimal",
+    "money",
+    "float32",
+    "float64",
+    "date",
+    "time",
+    "timestamp",
+    "timestamptz",
+}
+"""Key kinds that every engine orders alike; text (collations), GUIDs (SQL Server's byte order) and binary do not."""
+_READ_POLICIES = ("hundred_ns", "nul", "sql_variant")
 _MASK64 = (1 << 64) - 1
 _DECIMAL_KINDS = {"decimal", "money"}
 
@@ -39,16 +72,53 @@ class TableCheck:
     target_rows: int = 0
     mismatched_ranges: list[str] = field(default_factory=list)
     differing_keys: list[str] = field(default_factory=list)
+    rows_read: int = 0
+    """Rows read from both sides to digest the table."""
+    locate_rows_read: int = 0
+    """Rows read again from both sides to bisect mismatched ranges down to their keys."""
 
     @property
     def ok(self) -> bool:
         return not self.mismatched_ranges and self.source_rows == self.target_rows
 
 
-def comparable_ranges(table: Table, ranges: list[KeyRange]) -> list[KeyRange]:
-    if ranges and all(r.kind in ("key", "null") for r in ranges):
+def portable_order(table: Table, source_url: str, target_url: str) -> bool:
+    """Whether a key range cut in the source's order selects the same rows on the target: always within one
+    engine, across engines only for keys whose order no collation or byte layout changes."""
+    if engine_of(source_url) == engine_of(target_url):
+        return True
+    return all(table.column(k).logical.kind in _PORTABLE_ORDER_KINDS for k in table.split_key)
+
+
+def comparable_ranges(table: Table, ranges: list[KeyRange], portable: bool = True) -> list[KeyRange]:
+    if ranges and (
+        (portable and all(r.kind in ("key", "null") for r in ranges)) or (len(ranges) == 1 and ranges[0].kind == "full")
+    ):
         return ranges
-    return [KeyRange(schema=table.schema, table=table.name, index=0, kind="full")]
+    return [
+        KeyRange(
+            schema=table.schema,
+            table=table.name,
+            index=0,
+            kind="full",
+            estimated_rows=sum(r.estimated_rows for r in ranges),
+            estimated_bytes=sum(r.estimated_bytes for r in ranges),
+        )
+    ]
+
+
+def target_read_url(source_url: str, target_url: str) -> str:
+    """The URL verify reads a SQL Server target with: the source's value policies (hundred_ns, nul, sql_variant),
+    so values the copy kept (100 ns digits, NUL) are read back as kept, not refused or rounded."""
+    if engine_of(source_url) != "mssql" or engine_of(target_url) != "mssql":
+        return target_url
+    wanted = {k: v for k, v in parse_qsl(urlsplit(source_url).query) if k.lower() in _READ_POLICIES}
+    if not wanted:
+        return target_url
+    parts = urlsplit(target_url)
+    query = {k: v for k, v in parse_qsl(parts.query, keep_blank_values=True) if k.lower() not in _READ_POLICIES}
+    query.update(wanted)
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def _on_target(rng: KeyRange, target_table: Table) -> KeyRange:
@@ -66,7 +136,7 @@ def verify_counts(
     for source_table, target_table, ranges in pairs:
         check = TableCheck(schema=target_table.schema, table=target_table.name)
         checks.append(check)
-        for rng in comparable_ranges(source_table, ranges):
+        for rng in comparable_ranges(source_table, ranges, portable_order(source_table, source_url, target_url)):
             jobs.append(
                 (
                     check,
@@ -108,7 +178,45 @@ def _canonical_decimal_text(arr: pa.Array) -> pa.Array:
     return pc.replace_substring_regex(text, r"^-0$", "0")
 
 
-def canonical_array(arr: pa.Array, column: Column | None = None) -> pa.Array:
+_TICKS_PER_UNIT = {"s": 10_000_000, "ms": 10_000, "us": 10}
+
+
+def _floor_div(ints: pa.Array, by: int) -> pa.Array:
+    truncated = pc.divide(ints, by)
+    return pc.if_else(pc.less(ints, pc.multiply(truncated, by)), pc.subtract(truncated, 1), truncated)
+
+
+def _ticks(ints: pa.Array, unit: str) -> pa.Array:
+    """A count of `unit` as 100 ns ticks: the finest any engine holds (SQL Server's datetime2(7)/time(7))."""
+    if unit == "ns":
+        return _floor_div(ints, 100)
+    return pc.multiply(ints, _TICKS_PER_UNIT[unit])
+
+
+def _offset_value(text: pa.Array, with_offset: bool) -> pa.Array:
+    """datetimeoffset text as its UTC instant in ticks, or as (instant, offset) when the offset is compared too."""
+    ticks, offset = datetimeoffset_parts(text)
+    if not with_offset:
+        return ticks
+    mask = pc.is_null(ticks)
+    return pa.StructArray.from_arrays([ticks, offset], names=["t", "o"], mask=mask if pc.any(mask).as_py() else None)
+
+
+def column_modes(source_columns: list[Column], target_columns: list[Column]) -> list[str]:
+    """Per column, what both sides must agree on beyond the value's type: 'offset' where both sides are
+    datetimeoffset (the offset is part of the value), else '' (an instant is an instant)."""
+
+    def base(col: Column) -> str:
+        return col.native_type.split("(", 1)[0].strip().lower()
+
+    modes = []
+    for i, src in enumerate(source_columns):
+        dst = target_columns[i] if i < len(target_columns) else src
+        modes.append("offset" if base(src) == base(dst) == "datetimeoffset" else "")
+    return modes
+
+
+def canonical_array(arr: pa.Array, column: Column | None = None, mode: str = "") -> pa.Array:
     """One column in its engine-independent form (see module doc)."""
     kind = column.logical.kind if column is not None else ""
     typ = arr.type
@@ -122,6 +230,8 @@ def canonical_array(arr: pa.Array, column: Column | None = None) -> pa.Array:
         pa.types.is_decimal(typ) or pa.types.is_string(typ) or pa.types.is_large_string(typ)
     ):
         return _canonical_decimal_text(arr)
+    if kind == "timestamptz" and (pa.types.is_string(typ) or pa.types.is_large_string(typ)):
+        return _offset_value(arr, mode == "offset")
     if pa.types.is_boolean(typ) or pa.types.is_integer(typ):
         return pc.cast(arr, pa.int64())
     if pa.types.is_floating(typ):
@@ -129,11 +239,12 @@ def canonical_array(arr: pa.Array, column: Column | None = None) -> pa.Array:
     if pa.types.is_decimal(typ):
         return _canonical_decimal_text(arr)
     if pa.types.is_timestamp(typ):
-        return pc.cast(pc.cast(arr, pa.timestamp("us", typ.tz), safe=False), pa.int64())
+        return _ticks(pc.cast(arr, pa.int64()), typ.unit)
     if pa.types.is_date(typ):
         return pc.cast(pc.cast(pc.cast(arr, pa.date32()), pa.int32()), pa.int64())
     if pa.types.is_time(typ):
-        return pc.cast(pc.cast(arr, pa.time64("us"), safe=False), pa.int64())
+        raw = pc.cast(arr, pa.int32() if pa.types.is_time32(typ) else pa.int64())
+        return _ticks(pc.cast(raw, pa.int64()), typ.unit)
     if pa.types.is_duration(typ):
         return pc.cast(pc.cast(arr, pa.duration("us"), safe=False), pa.int64())
     if kind == "uuid" and (pa.types.is_string(typ) or pa.types.is_large_string(typ)):
@@ -161,10 +272,15 @@ def _hex16(arr: pa.Array) -> pa.Array:
     return pc.if_else(mask, pa.scalar(None, pa.string()), pc.cast(pc.cast(text, pa.binary()), pa.string()))
 
 
-def canonical_batch(batch: pa.RecordBatch, columns: list[Column]) -> pa.Table:
+def canonical_batch(batch: pa.RecordBatch, columns: list[Column], modes: list[str] | None = None) -> pa.Table:
     """A batch with positional column names c0..cn in canonical form (sides may name columns differently)."""
     arrays = [
-        canonical_array(batch.column(i), columns[i] if i < len(columns) else None) for i in range(batch.num_columns)
+        canonical_array(
+            batch.column(i),
+            columns[i] if i < len(columns) else None,
+            modes[i] if modes is not None and i < len(modes) else "",
+        )
+        for i in range(batch.num_columns)
     ]
     return pa.Table.from_arrays(arrays, names=[f"c{i}" for i in range(len(arrays))])
 
@@ -198,14 +314,14 @@ def _row_hash_sql(ncols: int) -> str:
     return "hash(" + ", ".join(f"c{i}" for i in range(ncols)) + ")" if ncols else "hash(1)"
 
 
-def digest_batches(batches: Iterable[pa.RecordBatch], columns: list[Column]) -> Digest:
+def digest_batches(batches: Iterable[pa.RecordBatch], columns: list[Column], modes: list[str] | None = None) -> Digest:
     """Row count, sum and xor (mod 2^64) of DuckDB row hashes over the canonical batches."""
     con = _duck()
     rows = total = xor = 0
     for batch in batches:
         if batch.num_rows == 0:
             continue
-        canon = canonical_batch(batch, columns)
+        canon = canonical_batch(batch, columns, modes)
         h = _row_hash_sql(canon.num_columns)
         con.register("canon", canon)
         try:
@@ -220,14 +336,19 @@ def digest_batches(batches: Iterable[pa.RecordBatch], columns: list[Column]) -> 
     return Digest(rows, total, xor)
 
 
-def keyed_hashes(batches: Iterable[pa.RecordBatch], columns: list[Column], key_positions: list[int]) -> pa.Table:
+def keyed_hashes(
+    batches: Iterable[pa.RecordBatch],
+    columns: list[Column],
+    key_positions: list[int],
+    modes: list[str] | None = None,
+) -> pa.Table:
     """(k0.., h) for every row: canonical key columns and the row hash, to find which keys differ."""
     con = _duck()
     parts = []
     for batch in batches:
         if batch.num_rows == 0:
             continue
-        canon = canonical_batch(batch, columns)
+        canon = canonical_batch(batch, columns, modes)
         keys = ", ".join(f"c{p} AS k{j}" for j, p in enumerate(key_positions))
         sql = f"SELECT {keys + ', ' if keys else ''}{_row_hash_sql(canon.num_columns)} AS h FROM canon"
         con.register("canon", canon)
@@ -275,14 +396,112 @@ class RangeDigest:
     target: Digest
     differing_rows: int = 0
     keys: tuple[str, ...] = ()
+    rows_read: int = 0
+    """Rows read from both sides to digest the range."""
+    locate_rows_read: int = 0
+    """Rows read again from both sides to bisect a mismatch down to its keys."""
 
     @property
     def ok(self) -> bool:
         return self.source == self.target
 
 
-def _read(url: str, table: Table, rng: KeyRange, batch_rows: int, batch_bytes: int) -> Iterable[pa.RecordBatch]:
-    return _cached_source(url).read_range(table, rng, batch_rows, batch_bytes)
+def _combine(digests: Iterable[Digest]) -> Digest:
+    rows = total = xor = 0
+    for d in digests:
+        rows += d.rows
+        total = (total + d.total) & _MASK64
+        xor ^= d.xor
+    return Digest(rows, total, xor)
+
+
+def _parts_for(rows: int) -> int:
+    return min(FANOUT, math.ceil(max(rows, 0) / LEAF_ROWS))
+
+
+@dataclass
+class _Pair:
+    """One table on both sides, as a worker reads it: digests, key diffs and cuts of its key ranges."""
+
+    source_url: str
+    target_url: str
+    source_table: Table
+    target_table: Table
+    batch_rows: int
+    batch_bytes: int
+    rows_read: int = 0
+
+    def __post_init__(self) -> None:
+        self.columns = self.source_table.copy_columns
+        self.modes = column_modes(self.columns, self.target_table.copy_columns)
+        names = [c.name for c in self.columns]
+        self.key = [k for k in self.source_table.split_key if k in names] or [
+            k for k in (self.source_table.primary_key.columns if self.source_table.primary_key else ()) if k in names
+        ]
+        self.positions = [names.index(k) for k in self.key]
+        self.cuttable = bool(self.source_table.split_key) and portable_order(
+            self.source_table, self.source_url, self.target_url
+        )
+
+    def _read(self, side: str, rng: KeyRange) -> Iterable[pa.RecordBatch]:
+        url, table = (self.source_url, self.source_table) if side == "source" else (self.target_url, self.target_table)
+        rng = _on_target(rng, table)
+        for batch in _cached_source(url).read_range(table, rng, self.batch_rows, self.batch_bytes):
+            self.rows_read += batch.num_rows
+            yield batch
+
+    def digest(self, rng: KeyRange) -> tuple[Digest, Digest]:
+        return (
+            digest_batches(self._read("source", rng), self.columns, self.modes),
+            digest_batches(self._read("target", rng), self.columns, self.modes),
+        )
+
+    def cut(self, rng: KeyRange, parts: int, side: str) -> list[KeyRange]:
+        """Sub-ranges covering `rng`, cut in key order by `side`'s database; [rng] when it cannot be cut."""
+        if parts < 2 or not self.cuttable or rng.kind not in ("key", "full"):
+            return [rng]
+        url, table = (self.source_url, self.source_table) if side == "source" else (self.target_url, self.target_table)
+        split = getattr(_cached_source(url), "range_boundaries", None)
+        if not callable(split):
+            return [rng]
+        key = tuple(self.source_table.split_key)
+        keyed = rng if rng.kind == "key" else replace(rng, kind="key", columns=key, lower=None, upper=None)
+        bounds = [tuple(b) for b in split(table, _on_target(keyed, table), parts)]
+        if not bounds:
+            return [rng]
+        edges: list[tuple[Any, ...] | None] = [keyed.lower, *bounds, keyed.upper]
+        out = [replace(keyed, lower=lo, upper=hi) for lo, hi in zip(edges, edges[1:], strict=False)]
+        if rng.kind == "full" and any(self.source_table.column(k).nullable for k in key):
+            out.append(replace(rng, kind="null", columns=key, lower=None, upper=None))
+        return out
+
+    def diff_keys(self, rng: KeyRange, limit: int) -> tuple[int, list[str]]:
+        src = keyed_hashes(self._read("source", rng), self.columns, self.positions, self.modes)
+        dst = keyed_hashes(self._read("target", rng), self.columns, self.positions, self.modes)
+        count, found = differing_keys(src, dst, len(self.positions), limit)
+        return count, [", ".join(f"{k}={v!r}" for k, v in zip(self.key, row, strict=True)) for row in found]
+
+    def locate(self, rng: KeyRange, src: Digest, dst: Digest, limit: int) -> tuple[int, list[str]]:
+        """Bisect a range whose digests differ: cut it, digest the pieces, go on only into pieces that differ;
+        a piece of at most LEAF_ROWS rows is diffed key by key."""
+        rows = max(src.rows, dst.rows)
+        pieces = [rng] if rows <= LEAF_ROWS else self.cut(rng, max(2, _parts_for(rows)), _larger(src, dst))
+        if len(pieces) < 2:
+            return self.diff_keys(rng, limit)
+        count = 0
+        keys: list[str] = []
+        for piece in pieces:
+            s, d = self.digest(piece)
+            if s != d:
+                n, found = self.locate(piece, s, d, max(0, limit - len(keys)))
+                count += n
+                keys.extend(found)
+        return count, keys
+
+
+def _larger(src: Digest, dst: Digest) -> str:
+    """The side to cut by: the one with more rows, so rows only the target holds are cut small too."""
+    return "source" if src.rows >= dst.rows else "target"
 
 
 def checksum_range_local(
@@ -294,7 +513,7 @@ def checksum_range_local(
     batch_rows: int = 65_536,
     batch_bytes: int = 16 << 20,
 ) -> RangeDigest:
-    """Digest one range on both sides; when they differ, name the keys whose rows differ."""
+    """Digest one range on both sides; when they differ, bisect it to the keys whose rows differ."""
     try:
         return _checksum_range(source_url, target_url, source_table, target_table, rng, batch_rows, batch_bytes)
     except EngineError:
@@ -312,22 +531,22 @@ def _checksum_range(
     batch_rows: int,
     batch_bytes: int,
 ) -> RangeDigest:
-    columns = source_table.copy_columns
-    target_rng = _on_target(rng, target_table)
-    src = digest_batches(_read(source_url, source_table, rng, batch_rows, batch_bytes), columns)
-    dst = digest_batches(_read(target_url, target_table, target_rng, batch_rows, batch_bytes), columns)
+    pair = _Pair(source_url, target_url, source_table, target_table, batch_rows, batch_bytes)
+    pieces = pair.cut(rng, _parts_for(rng.estimated_rows), "source") if rng.estimated_rows > LEAF_ROWS else [rng]
+    digests = [(piece, *pair.digest(piece)) for piece in pieces]
+    src = _combine(d[1] for d in digests)
+    dst = _combine(d[2] for d in digests)
+    read = pair.rows_read
     if src == dst:
-        return RangeDigest(rng.range_id, src, dst)
-    names = [c.name for c in columns]
-    key = [k for k in source_table.split_key if k in names] or [
-        k for k in (source_table.primary_key.columns if source_table.primary_key else ()) if k in names
-    ]
-    positions = [names.index(k) for k in key]
-    src_h = keyed_hashes(_read(source_url, source_table, rng, batch_rows, batch_bytes), columns, positions)
-    dst_h = keyed_hashes(_read(target_url, target_table, target_rng, batch_rows, batch_bytes), columns, positions)
-    count, found = differing_keys(src_h, dst_h, len(positions))
-    shown = tuple(", ".join(f"{k}={v!r}" for k, v in zip(key, row, strict=True)) for row in found)
-    return RangeDigest(rng.range_id, src, dst, count, shown)
+        return RangeDigest(rng.range_id, src, dst, rows_read=read)
+    count = 0
+    keys: list[str] = []
+    for piece, s, d in digests:
+        if s != d:
+            n, found = pair.locate(piece, s, d, max(0, MAX_REPORTED_KEYS - len(keys)))
+            count += n
+            keys.extend(found)
+    return RangeDigest(rng.range_id, src, dst, count, tuple(keys), read, pair.rows_read - read)
 
 
 @ray.remote(max_retries=2, retry_exceptions=[ConnectionError, OSError])  # type: ignore[call-overload]
@@ -377,6 +596,7 @@ def verify_checksums(
     batch_bytes: int = 16 << 20,
 ) -> list[TableCheck]:
     """Checksum every range on both sides as Ray tasks (at most in_flight at once); report per table."""
+    target_url = target_read_url(source_url, target_url)
     mapped = target_tables(target_url, [t for _, t, _ in pairs])
     checks: list[TableCheck] = []
     jobs: list[tuple[TableCheck, Table, Table, KeyRange]] = []
@@ -384,7 +604,7 @@ def verify_checksums(
         check = TableCheck(schema=target_table.schema, table=target_table.name)
         checks.append(check)
         tgt = mapped[(target_table.schema, target_table.name)]
-        for rng in comparable_ranges(source_table, ranges):
+        for rng in comparable_ranges(source_table, ranges, portable_order(source_table, source_url, target_url)):
             jobs.append((check, source_table, tgt, rng))
 
     def submit(job: tuple[TableCheck, Table, Table, KeyRange]) -> ray.ObjectRef:
@@ -395,8 +615,13 @@ def verify_checksums(
         check = job[0]
         check.source_rows += result.source.rows
         check.target_rows += result.target.rows
+        check.rows_read += result.rows_read
+        check.locate_rows_read += result.locate_rows_read
         if not result.ok:
             where = f"; keys {', '.join(result.keys)}" if result.keys else ""
+            more = result.differing_rows - len(result.keys)
+            if result.keys and more > 0:
+                where += f" and {more} more"
             check.mismatched_ranges.append(
                 f"{result.range_id}: {result.differing_rows} row(s) differ (source {result.source.rows} rows, "
                 f"target {result.target.rows}){where}"

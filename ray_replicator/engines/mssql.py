@@ -487,8 +487,9 @@ GROUP BY ps.object_id"""
 
 def _declared(r: dict[str, Any]) -> Declared:
     name = str(r["type_name"]).lower()
-    if r["is_user_defined"] and name not in CLR_TYPES:
+    if r["is_user_defined"] and name not in CLR_TYPES and r["base_type"] is not None:
         name = str(r["base_type"]).lower()  # alias types: the base type (the alias may not exist on the target)
+    # A CLR user-defined type has no base type: its own name stays, and the unsupported_types setting decides.
     return Declared(name=name, max_length=int(r["max_length"]), precision=int(r["precision"]), scale=int(r["scale"]))
 
 
@@ -672,6 +673,25 @@ class MssqlSource(_Endpoint):
         out: list[tuple[Any, ...]] = []
         for r in rows:
             if not out or out[-1] != r:
+                out.append(tuple(r))
+        return out
+
+    def range_boundaries(self, table: Table, rng: KeyRange, parts: int) -> list[tuple[Any, ...]]:
+        """split_boundaries within key range `rng`: verify bisects a mismatched range with these cuts."""
+        keys = rng.columns or table.split_key
+        if parts < 2 or not keys or rng.kind != "key":
+            return []
+        idents = ", ".join(quote_ident(k) for k in keys)
+        not_null = " AND ".join(f"{quote_ident(k)} IS NOT NULL" for k in keys)
+        sql = (
+            f"SELECT {idents} FROM (SELECT {idents}, ROW_NUMBER() OVER (PARTITION BY rr_tile ORDER BY {idents}) "
+            f"AS rr_rn, rr_tile FROM (SELECT {idents}, NTILE({int(parts)}) OVER (ORDER BY {idents}) AS rr_tile "
+            f"FROM {qualified(table.schema, table.name)} WHERE {range_predicate(table, rng)} AND {not_null}) "
+            f"AS tiles) AS firsts WHERE rr_rn = 1 AND rr_tile > 1 ORDER BY {idents}"
+        )
+        out: list[tuple[Any, ...]] = []
+        for r in self._rows(f"splitting {table.qualified} range {rng.range_id}", sql):
+            if not out or out[-1] != tuple(r):
                 out.append(tuple(r))
         return out
 
@@ -986,9 +1006,16 @@ _LEDGER_TABLES = {
         "bytes bigint NULL, seconds float NULL, node nvarchar(128) NULL, error nvarchar(max) NULL, "
         "updated_at datetime2(6) NOT NULL, CONSTRAINT PK_rr_ranges PRIMARY KEY (run_id, range_id)"
     ),
+    "plans": (
+        "run_id nvarchar(64) NOT NULL, part int NOT NULL, plan_text nvarchar(max) NOT NULL, "
+        "saved_at datetime2(6) NOT NULL, CONSTRAINT PK_rr_plans PRIMARY KEY (run_id, part)"
+    ),
 }
 _RUNS = qualified(LEDGER_SCHEMA, "runs")
 _RANGES = qualified(LEDGER_SCHEMA, "ranges")
+_PLANS = qualified(LEDGER_SCHEMA, "plans")
+_PLAN_PART_CHARS = 200_000
+"""A plan is stored in parts of this many characters so no single T-SQL literal grows with the plan."""
 
 
 def _now() -> str:
@@ -1496,6 +1523,27 @@ class MssqlTarget(_Endpoint):
             "finishing the run in the ledger",
             f"UPDATE {_RUNS} SET state = {n_literal(state)}, finished_at = {_now()} WHERE run_id = {n_literal(run_id)}",
         )
+
+    def ledger_save_plan(self, run_id: str, plan_json: str) -> None:
+        """Keep the run's plan (ledger.plan_document) so --resume copies exactly the ranges it planned."""
+        self._ensure_ledger()
+        what = f"saving the plan of run {run_id} in the ledger"
+        self._exec(what, f"DELETE FROM {_PLANS} WHERE run_id = {n_literal(run_id)}")
+        parts = [plan_json[i : i + _PLAN_PART_CHARS] for i in range(0, len(plan_json), _PLAN_PART_CHARS)] or [""]
+        for index, text in enumerate(parts):
+            self._exec(
+                what,
+                f"INSERT INTO {_PLANS} (run_id, part, plan_text, saved_at) "
+                f"VALUES ({n_literal(run_id)}, {index}, {n_literal(text)}, {_now()})",
+            )
+
+    def ledger_load_plan(self, run_id: str) -> str | None:
+        self._ensure_ledger()
+        rows = self._rows(
+            f"reading the plan of run {run_id} from the ledger",
+            f"SELECT plan_text FROM {_PLANS} WHERE run_id = {n_literal(run_id)} ORDER BY part",
+        )
+        return "".join(str(r[0]) for r in rows) if rows else None
 
 
 def _plain_literal(value: Any) -> str:

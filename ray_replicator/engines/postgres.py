@@ -646,6 +646,29 @@ class PostgresSource(_PostgresEndpoint):
                 cuts.append(sample[pos])
         return cuts
 
+    def range_boundaries(self, table: Table, rng: KeyRange, parts: int) -> list[tuple[Any, ...]]:
+        """Up to parts-1 keys cutting the rows of key range `rng` into about equal counts, in the database's own
+        order: verify bisects a mismatched range with them, reading no rows into Python but the cuts."""
+        keys = rng.columns or table.split_key
+        if parts < 2 or not keys or rng.kind != "key":
+            return []
+        pred = range_predicate(table, rng, self._key_types(table))
+        idents = ", ".join(quote_ident(k) for k in keys)
+        not_null = " AND ".join(f"{quote_ident(k)} IS NOT NULL" for k in keys)
+        sql = (
+            f"SELECT {idents} FROM (SELECT {idents}, row_number() OVER (ORDER BY {idents}) AS rn__, "
+            f"count(*) OVER () AS n__ FROM {qualified(table.schema, table.name)} WHERE {pred.sql} AND {not_null}) s "
+            f"WHERE rn__ > 1 AND ((rn__ - 1) * $1::int8) / n__ > ((rn__ - 2) * $1::int8) / n__ ORDER BY {idents}"
+        )
+
+        async def go(c: Any) -> list[tuple[Any, ...]]:
+            async with c.transaction():
+                if pred.values:
+                    await c.fetch(_set_config_sql(len(pred.values), local=True), *pred.values)
+                return [tuple(r) for r in await c.fetch(sql, parts)]
+
+        return self._run(f"splitting {table.qualified} range {rng.range_id}", go)
+
     def has_null_keys(self, table: Table) -> bool:
         keys = table.split_key
         nullable = [k for k in keys if table.column(k).nullable]
