@@ -94,15 +94,19 @@ def run_pgcopydb(source_url: str, base_url: str, workdir: Path) -> float | None:
     return elapsed
 
 
-def run_ours(source_url: str, base_url: str, method: str, verify: str) -> tuple[float, dict[str, float]]:
+def run_ours(
+    source_url: str, base_url: str, method: str, keys: str, verify: str, run: int
+) -> tuple[float, dict[str, float]]:
     from ray_replicator.pipeline import replicate
 
-    target_url = recreate_database(base_url, f"bench_ours_{method}_{verify}")
+    # A fresh name per run: dropping a database WITH (FORCE) would cut the Ray workers' cached connections to it.
+    target_url = recreate_database(base_url, f"bench_ours_{method}_{keys.replace('-', '_')}_{verify}_{run}")
     settings = Settings.model_validate(
         {
             "source": {"url": source_url},
             "target": {"url": target_url},
             "copy_method": method,
+            "keys": keys,
             "verify": verify,
             "report_path": None,
         }
@@ -121,6 +125,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--repeat", type=int, default=1, help="runs per method; the median is reported")
     parser.add_argument("--methods", default="raw", help="our copy methods to time, comma-separated")
+    parser.add_argument("--keys", default="after-load", help="when ours builds keys: after-load,before-load")
     parser.add_argument(
         "--verify",
         default="counts,checksums",
@@ -148,25 +153,26 @@ def main() -> None:
         return values[len(values) // 2]
 
     rss: dict[str, float] = {}
-    ceilings = [run_ceiling(source_url, base_url, scratch / "copyfiles") for _ in range(args.repeat)]
-    pgcopydb_runs = [r for r in (run_pgcopydb(source_url, base_url, scratch / "pgcopydb") for _ in range(args.repeat))
-                     if r is not None]  # fmt: skip
     levels = args.verify.split(",")
-    ours: dict[tuple[str, str], float] = {}
-    for method in args.methods.split(","):
-        for level in levels:
-            runs = []
-            for _ in range(args.repeat):
-                elapsed, peaks = run_ours(source_url, base_url, method, level)
-                runs.append(elapsed)
-                rss.update({f"{method}:{k}": v for k, v in peaks.items()})
-            ours[(method, level)] = median(runs)
+    variants = [(m, k, lvl) for m in args.methods.split(",") for k in args.keys.split(",") for lvl in levels]
+    ceilings: list[float] = []
+    pgcopydb_runs: list[float] = []
+    timings: dict[tuple[str, str, str], list[float]] = {v: [] for v in variants}
+    for run in range(args.repeat):  # interleaved, so a noisy spell on the box hits every method alike
+        ceilings.append(run_ceiling(source_url, base_url, scratch / "copyfiles"))
+        if (pgcopydb := run_pgcopydb(source_url, base_url, scratch / "pgcopydb")) is not None:
+            pgcopydb_runs.append(pgcopydb)
+        for method, keys, level in variants:
+            elapsed, peaks = run_ours(source_url, base_url, method, keys, level, run)
+            timings[(method, keys, level)].append(elapsed)
+            rss.update({f"{method}:{k}": v for k, v in peaks.items()})
+    ours = {v: median(t) for v, t in timings.items()}
 
     ceiling_s = median(ceilings)
     pgcopydb_s = median(pgcopydb_runs) if pgcopydb_runs else None
-    headline = {m: v for (m, lvl), v in ours.items() if lvl == levels[0]}
-    best_method = min(headline, key=lambda m: headline[m])
-    ours_s = headline[best_method]
+    headline = {(m, k): v for (m, k, lvl), v in ours.items() if lvl == levels[0]}
+    best = min(headline, key=lambda mk: headline[mk])
+    ours_s = headline[best]
     lines = [
         f"PostgreSQL → PostgreSQL, scale {args.scale}, {rows:,} rows, median of {args.repeat}",
         "",
@@ -180,9 +186,9 @@ def main() -> None:
             f"| pgcopydb clone --table-jobs 2 --index-jobs 2 | {pgcopydb_s:.2f} | {rows / pgcopydb_s:,.0f} "
             f"| {ceiling_s / pgcopydb_s:.2f} |"
         )
-    for (method, level), secs in ours.items():
+    for (method, keys, level), secs in ours.items():
         lines.append(
-            f"| ray-replicator run ({method}; keys, sequences, ANALYZE, verify {level}) | {secs:.2f} "
+            f"| ray-replicator run ({method}; keys {keys}, sequences, ANALYZE, verify {level}) | {secs:.2f} "
             f"| {rows / secs:,.0f} | {ceiling_s / secs:.2f} |"
         )
     lines.append(f"| (Ray start-up, not included above) | {ray_start_s:.2f} | | |")
@@ -191,11 +197,10 @@ def main() -> None:
     print(f"driver peak RSS (MB): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}")
     summary = {
         "ours_s": round(ours_s, 3),
-        "ours_method": best_method,
+        "ours_method": best[0],
+        "ours_keys": best[1],
         "ours_verify": levels[0],
-        "ours_with_checksums_s": round(ours[(best_method, "checksums")], 3)
-        if (best_method, "checksums") in ours
-        else None,
+        "ours_with_checksums_s": round(ours[(*best, "checksums")], 3) if (*best, "checksums") in ours else None,
         "pgcopydb_s": None if pgcopydb_s is None else round(pgcopydb_s, 3),
         "ceiling_s": round(ceiling_s, 3),
         "pgcopydb_over_ours": None if pgcopydb_s is None else round(pgcopydb_s / ours_s, 3),
