@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -298,6 +299,7 @@ class Digest:
 
 
 _DUCK: list[Any] = []
+_SAME_HASH: dict[tuple[str, str], bool] = {}
 
 
 def _duck() -> Any:
@@ -443,6 +445,32 @@ class _Pair:
             self.source_table, self.source_url, self.target_url
         )
 
+    def in_database(self) -> bool:
+        """Both sides are PostgreSQL with the same column types and the same row hash: then each side hashes its
+        rows' text itself and only three numbers per range travel."""
+        if engine_of(self.source_url) != "postgres" or engine_of(self.target_url) != "postgres":
+            return False
+        if [c.native_type for c in self.columns] != [c.native_type for c in self.target_table.copy_columns]:
+            return False
+        key = (self.source_url, self.target_url)
+        if key not in _SAME_HASH:
+            _SAME_HASH[key] = (
+                _cached_source(self.source_url).hash_probe()  # type: ignore[attr-defined]
+                == _cached_source(self.target_url).hash_probe()  # type: ignore[attr-defined]
+            )
+        return _SAME_HASH[key]
+
+    def database_digests(self, rng: KeyRange) -> tuple[Digest, Digest]:
+        """Both sides' in-database digests of a range, computed at the same time."""
+        names = [c.name for c in self.columns]
+        target_rng = _on_target(rng, self.target_table)
+        with ThreadPoolExecutor(max_workers=1) as other:
+            target: Any = _cached_source(self.target_url)
+            source: Any = _cached_source(self.source_url)
+            dst = other.submit(target.range_digest, self.target_table, target_rng, names)
+            src = source.range_digest(self.source_table, rng, names)
+            return Digest(*src), Digest(*dst.result())
+
     def _read(self, side: str, rng: KeyRange) -> Iterable[pa.RecordBatch]:
         url, table = (self.source_url, self.source_table) if side == "source" else (self.target_url, self.target_table)
         rng = _on_target(rng, table)
@@ -532,6 +560,11 @@ def _checksum_range(
     batch_bytes: int,
 ) -> RangeDigest:
     pair = _Pair(source_url, target_url, source_table, target_table, batch_rows, batch_bytes)
+    if pair.in_database():
+        src, dst = pair.database_digests(rng)
+        if src == dst:
+            return RangeDigest(rng.range_id, src, dst)
+        # A difference: digest and bisect in the worker, which names the differing keys.
     pieces = pair.cut(rng, _parts_for(rng.estimated_rows), "source") if rng.estimated_rows > LEAF_ROWS else [rng]
     digests = [(piece, *pair.digest(piece)) for piece in pieces]
     src = _combine(d[1] for d in digests)

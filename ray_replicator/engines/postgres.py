@@ -336,6 +336,44 @@ class _PostgresEndpoint:
         """Column types to cast range bounds to; None means the catalog's native types are this database's."""
         return None
 
+    def hash_probe(self) -> tuple[str, int]:
+        """The server encoding and the hash of a fixed text: two servers that agree on both hash row text alike
+        (the hash function's bytes depend on the platform)."""
+
+        async def go(c: Any) -> tuple[str, int]:
+            row = await c.fetchrow(
+                "SELECT current_setting('server_encoding') AS enc, hashtextextended('ray-replicator ✓ 0', 42) AS h"
+            )
+            return str(row["enc"]), int(row["h"])
+
+        return self._run("probing the row hash", go)
+
+    def range_digest(self, table: Table, rng: KeyRange, columns: list[str]) -> tuple[int, int, int]:
+        """Rows, sum and xor (mod 2^64) of a 64-bit hash of each row's values as text, computed by the server:
+        between two PostgreSQL databases with the same column types a value's text is a canonical form of it (the
+        session fixes DateStyle, TimeZone, IntervalStyle and extra_float_digits), and nothing leaves the server."""
+        pred = range_predicate(table, rng, self._key_types(table))
+        # Each column's text hashed with its own seed (NULL gets a constant of its own, so '' and NULL differ),
+        # combined by xor: no ROW()::text, whose quoting pass over every character costs 3x the hashing.
+        row = " # ".join(
+            f"coalesce(hashtextextended({quote_ident(c)}::text, {i + 1}), {-7919 * (i + 1)})"
+            for i, c in enumerate(columns)
+        )
+        sql = (
+            "SELECT count(*), coalesce(sum(h::numeric) % 18446744073709551616, 0)::text, coalesce(bit_xor(h), 0) "
+            f"FROM (SELECT {row or '0'} AS h FROM {qualified(table.schema, table.name)} WHERE {pred.sql}) s"
+        )
+
+        async def go(c: Any) -> tuple[int, int, int]:
+            async with c.transaction(readonly=True):
+                if pred.values:
+                    await c.fetch(_set_config_sql(len(pred.values), local=True), *pred.values)
+                got = await c.fetchrow(sql)
+            mask = (1 << 64) - 1
+            return int(got[0]), int(got[1]) & mask, int(got[2]) & mask
+
+        return self._run(f"hashing {table.qualified} range {rng.range_id}", go)
+
     def count_range(self, table: Table, rng: KeyRange) -> int:
         pred = range_predicate(table, rng, self._key_types(table))
         sql = f"SELECT count(*) FROM {qualified(table.schema, table.name)} WHERE {pred.sql}"
