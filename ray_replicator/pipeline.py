@@ -28,7 +28,7 @@ from ray_replicator.ledger import Resume, find_resume, plan_document
 from ray_replicator.plan import Plan, plan_catalog, schema_hash
 from ray_replicator.report import RunReport, TableReport
 from ray_replicator.typemap import apply_type_policy
-from ray_replicator.verify import TableCheck, verify_checksums, verify_counts
+from ray_replicator.verify import TableCheck, database_check, verify_checksums, verify_counts
 
 log = logging.getLogger("ray_replicator")
 
@@ -251,7 +251,11 @@ class _TableProgress:
     counted: bool = True
     """Every range was written in this run by a reader that counted its rows (else verify recounts)."""
     range_mismatches: list[str] = field(default_factory=list)
-    finalized: Future[int | None] | None = None
+    finalized: Future[None] | None = None
+    target_rows: int | None = None
+    """The target table's count after finalize (verify = counts)."""
+    checked: TableCheck | None = None
+    """The table's checksums, taken by the servers right after finalize (verify = checksums)."""
 
 
 FINALIZE_ATTEMPTS = 3
@@ -285,15 +289,17 @@ def finalize_and_count(
 def counted_checks(
     progress: dict[tuple[str, str], _TableProgress], mapped: dict[tuple[str, str], Table]
 ) -> dict[tuple[str, str], TableCheck]:
-    """verify = counts for tables copied whole in this run: each range's rows read at the source (COPY tag or
-    batches) against rows committed at the target (in the range's own transaction), and the target table's
-    count after finalize against their sum, which also catches rows that were there before or came twice."""
+    """Checks taken while the copy ran. checksums: the servers' digests of every range, right after the table's
+    finalize. counts, for tables copied whole in this run: each range's rows read at the source (COPY tag or
+    batches) against rows committed at the target (in the range's own transaction), and the target table's count
+    after finalize against their sum, which also catches rows that were there before or came twice."""
     checks: dict[tuple[str, str], TableCheck] = {}
     for key, entry in progress.items():
-        if not entry.counted or entry.finalized is None:
+        if entry.checked is not None:
+            checks[key] = entry.checked
             continue
-        target_rows = entry.finalized.result()
-        if target_rows is None:
+        target_rows = entry.target_rows
+        if not entry.counted or target_rows is None:
             continue
         checks[key] = TableCheck(
             schema=mapped[key].schema,
@@ -416,9 +422,17 @@ def replicate(settings: Settings, on_event: Callable[[str, dict[str, Any]], None
         table_jobs = ThreadPoolExecutor(max_workers=settings.index_jobs, thread_name_prefix="finalize")
 
         def finish_table(key: tuple[str, str]) -> None:
-            progress[key].finalized = table_jobs.submit(
-                finalize_and_count, target_url, mapped[key], source.engine, options, count_in_copy
-            )
+            entry = progress[key]
+
+            def job() -> None:
+                entry.target_rows = finalize_and_count(
+                    target_url, mapped[key], source.engine, options, count_in_copy and entry.counted
+                )
+                if settings.verify == "checksums":
+                    table = catalog.table(*key)
+                    entry.checked = database_check(source_url, target_url, table, mapped[key], plan.ranges_of(table))
+
+            entry.finalized = table_jobs.submit(job)
 
         worker_rss: dict[str, float] = {}
         buffers: dict[str, float] = {"peak_buffer_mb": 0.0, "spilled_mb": 0.0}
@@ -529,7 +543,7 @@ def replicate(settings: Settings, on_event: Callable[[str, dict[str, Any]], None
         if settings.verify != "none":
             t0 = time.perf_counter()
             emit("verify", {"tables": len(catalog.tables), "ranges": len(plan.ranges), "kind": settings.verify})
-            counted = counted_checks(progress, mapped) if settings.verify == "counts" else {}
+            counted = counted_checks(progress, mapped)
             pairs = [
                 (t, mapped[(t.schema, t.name)], plan.ranges_of(t))
                 for t in catalog.tables

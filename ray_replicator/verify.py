@@ -620,6 +620,40 @@ def target_tables(target_url: str, tables: list[Table]) -> dict[tuple[str, str],
     return out
 
 
+def database_check(
+    source_url: str, target_url: str, source_table: Table, target_table: Table, ranges: list[KeyRange]
+) -> TableCheck | None:
+    """Every range of one table digested by both PostgreSQL servers, on connections of its own (it runs on a
+    driver thread while other tables copy). None when the servers cannot hash this table alike or a range
+    differs: the worker path then verifies the table and bisects to the keys."""
+    if engine_of(source_url) != "postgres" or engine_of(target_url) != "postgres":
+        return None
+    target = target_tables(target_url, [target_table])[(target_table.schema, target_table.name)]
+    columns = source_table.copy_columns
+    if [c.native_type for c in columns] != [c.native_type for c in target.copy_columns]:
+        return None
+    from ray_replicator.engines import open_source
+
+    source_side: Any = open_source(source_url)
+    target_side: Any = open_source(target_url)
+    try:
+        if source_side.hash_probe() != target_side.hash_probe():
+            return None
+        check = TableCheck(schema=target_table.schema, table=target_table.name)
+        names = [c.name for c in columns]
+        for rng in comparable_ranges(source_table, ranges):
+            src = source_side.range_digest(source_table, rng, names)
+            dst = target_side.range_digest(target, _on_target(rng, target), names)
+            if src != dst:
+                return None
+            check.source_rows += src[0]
+            check.target_rows += dst[0]
+        return check
+    finally:
+        source_side.close()
+        target_side.close()
+
+
 def verify_checksums(
     source_url: str,
     target_url: str,
