@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar, cast
 
-import pyarrow as pa
 import ray
 
 from ray_replicator.engines.base import EngineError
@@ -180,17 +179,26 @@ def budget_stats() -> list[dict[str, int]]:
     return found
 
 
+def _is_raw(item: Any) -> bool:
+    """Raw COPY chunks are plain bytes; telling them apart this way keeps Arrow out of raw-path workers."""
+    return isinstance(item, bytes | bytearray | memoryview)
+
+
 def _write_spill(path: Path, item: Any) -> int:
-    if isinstance(item, pa.RecordBatch):
+    if _is_raw(item):
+        path.write_bytes(item)
+    else:
+        import pyarrow as pa
+
         with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, item.schema) as writer:
             writer.write_batch(item)
-    else:
-        path.write_bytes(bytes(item))
     return path.stat().st_size
 
 
 def _read_spill(path: Path, kind: str) -> Any:
     if kind == "arrow":
+        import pyarrow as pa
+
         # A plain file read (not a memory map) so the batch owns its memory and the file can go at once.
         with pa.OSFile(str(path), "rb") as source:
             return pa.ipc.open_file(source).get_batch(0)
@@ -304,7 +312,7 @@ class BudgetedStream(Generic[T]):
 
     def _spill(self, item: T, reserved: int) -> None:
         assert self._spill_dir is not None
-        kind = "arrow" if isinstance(item, pa.RecordBatch) else "raw"
+        kind = "raw" if _is_raw(item) else "arrow"
         self._spill_dir.mkdir(parents=True, exist_ok=True)
         path = self._spill_dir / f"{self.spill_files:06d}.{kind}"
         try:

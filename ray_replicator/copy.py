@@ -14,15 +14,17 @@ import resource
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
 import ray
 
 from ray_replicator.budget import BudgetConfig, BudgetedStream, node_budget
 from ray_replicator.catalog import Table
 from ray_replicator.engines import open_source, open_target
 from ray_replicator.engines.base import EngineError, KeyRange, Source, Target, WriteOptions
+
+if TYPE_CHECKING:  # only the Arrow path needs it, and its engines import it themselves
+    import pyarrow as pa
 
 
 @dataclass(frozen=True)

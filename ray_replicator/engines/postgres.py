@@ -26,11 +26,8 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import chain
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 from urllib.parse import parse_qsl, urlsplit
-
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from ray_replicator.catalog import (
     Catalog,
@@ -45,6 +42,9 @@ from ray_replicator.catalog import (
 )
 from ray_replicator.engines.base import EngineError, KeyRange, RangeWrite, UsageError, WriteOptions
 from ray_replicator.typemap import POSTGRES, postgres_logical, postgres_type
+
+if TYPE_CHECKING:  # imported where used: a raw COPY worker never loads Arrow (~60 MB of RSS)
+    import pyarrow as pa
 
 log = logging.getLogger(__name__)
 
@@ -701,6 +701,8 @@ class PostgresSource(_PostgresEndpoint):
 
     def _normalize(self, table: Table, batch: pa.RecordBatch) -> pa.RecordBatch:
         """Turn ADBC's opaque numeric strings into decimals where Arrow can hold them; plain strings else."""
+        import pyarrow as pa
+
         arrays = []
         fields = []
         changed = False
@@ -725,6 +727,9 @@ class PostgresSource(_PostgresEndpoint):
     def _check_time_range(table: Table, col: Column, arr: pa.Array) -> None:
         """ADBC wraps around silently where Arrow's int64 microseconds / int32 days since 1970 end: infinity,
         -infinity and timestamps after 294246 AD come out as values before PostgreSQL's own minimum (4714 BC)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
         if arr.null_count == len(arr):
             return
         lowest = pc.min(arr.cast(pa.int64() if pa.types.is_timestamp(arr.type) else pa.int32())).as_py()
@@ -738,6 +743,9 @@ class PostgresSource(_PostgresEndpoint):
 
     @staticmethod
     def _decimal(table: Table, col: Column, text: pa.Array) -> pa.Array:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
         lt = col.logical
         if lt.kind == "money":
             precision, scale = 21, 2
@@ -1063,6 +1071,8 @@ class PostgresTarget(_PostgresEndpoint):
     def write_range(
         self, table: Table, rng: KeyRange, batches: Iterable[pa.RecordBatch], options: WriteOptions
     ) -> RangeWrite:
+        import pyarrow as pa
+
         started = time.monotonic()
         what = f"writing {table.qualified} range {rng.range_id}"
         types = self._target_types(table)
