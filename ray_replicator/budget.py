@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar, cast
 
-import pyarrow as pa
 import ray
 
 from ray_replicator.engines.base import EngineError
@@ -183,17 +182,26 @@ def budget_stats() -> list[dict[str, int]]:
     return found
 
 
+def _is_raw(item: Any) -> bool:
+    """Raw COPY chunks are plain bytes; telling them apart this way keeps Arrow out of raw-path workers."""
+    return isinstance(item, bytes | bytearray | memoryview)
+
+
 def _write_spill(path: Path, item: Any) -> int:
-    if isinstance(item, pa.RecordBatch):
+    if _is_raw(item):
+        path.write_bytes(item)
+    else:
+        import pyarrow as pa
+
         with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, item.schema) as writer:
             writer.write_batch(item)
-    else:
-        path.write_bytes(bytes(item))
     return path.stat().st_size
 
 
 def _read_spill(path: Path, kind: str) -> Any:
     if kind == "arrow":
+        import pyarrow as pa
+
         # A plain file read (not a memory map) so the batch owns its memory and the file can go at once.
         with pa.OSFile(str(path), "rb") as source:
             return pa.ipc.open_file(source).get_batch(0)
@@ -234,6 +242,7 @@ class BudgetedStream(Generic[T]):
         config: BudgetConfig,
         label: str,
         node: Any = None,
+        max_ahead: int | None = None,
     ) -> None:
         self._produce = produce
         self._size_of = size_of
@@ -247,6 +256,8 @@ class BudgetedStream(Generic[T]):
         self._local = 0  # bytes this task holds in memory
         self._stop = False
         self._last: int = 0  # size of the item handed out last, released when the next is asked for
+        self._max_ahead = max_ahead
+        self._queued = 0  # items in memory the writer has not taken yet
         self.peak_bytes = 0
         self.spilled_bytes = 0
         self.spill_files = 0
@@ -274,14 +285,20 @@ class BudgetedStream(Generic[T]):
         if self._node is not None and delta:
             self._node.adjust.remote(self.holder, delta)
 
-    def _local_fits(self, nbytes: int) -> bool:
-        return self._local == 0 or self._local + nbytes <= self._config.task_cap
+    def _local_fits(self, nbytes: int, spill: bool) -> bool:
+        """Within the task's cap, and (when the reader would wait rather than spill) no more than max_ahead items
+        ahead of the writer: once the writer is the slower side, a deeper queue adds memory, not speed."""
+        if self._local == 0:
+            return True
+        if not spill and self._max_ahead is not None and self._queued >= self._max_ahead:
+            return False
+        return self._local + nbytes <= self._config.task_cap
 
     def _reserve_memory(self, spill: bool) -> bool:
         """Reserve the estimate in memory; False means 'spill this one' (only when spilling is possible)."""
         est = self._estimate
         with self._cond:
-            while not self._stop and not self._local_fits(est):
+            while not self._stop and not self._local_fits(est, spill):
                 if spill:
                     return False
                 self._cond.wait(_POLL_SECONDS)
@@ -307,7 +324,7 @@ class BudgetedStream(Generic[T]):
 
     def _spill(self, item: T, reserved: int) -> None:
         assert self._spill_dir is not None
-        kind = "arrow" if isinstance(item, pa.RecordBatch) else "raw"
+        kind = "raw" if _is_raw(item) else "arrow"
         self._spill_dir.mkdir(parents=True, exist_ok=True)
         path = self._spill_dir / f"{self.spill_files:06d}.{kind}"
         try:
@@ -351,6 +368,7 @@ class BudgetedStream(Generic[T]):
                         self._local += size - self._estimate
                         self.peak_bytes = max(self.peak_bytes, self._local)
                         self._entries.append(("mem", item, size))
+                        self._queued += 1
                         self._cond.notify_all()
                     self._node_adjust(size - self._estimate)
                 else:
@@ -389,6 +407,9 @@ class BudgetedStream(Generic[T]):
             while not self._entries:
                 self._cond.wait(_POLL_SECONDS)
             kind, payload, size = self._entries.popleft()
+            if kind == "mem":
+                self._queued -= 1
+                self._cond.notify_all()
         if kind == "end":
             self._finish()
             raise StopIteration
@@ -417,6 +438,7 @@ class BudgetedStream(Generic[T]):
                 with contextlib.suppress(OSError):
                     payload.unlink()
         self._entries.clear()
+        self._queued = 0
         if self._spill_dir is not None:
             with contextlib.suppress(OSError):
                 self._spill_dir.rmdir()

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from ray_replicator.catalog import Catalog, Table
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 RangeKind = Literal["key", "null", "physical", "full"]
 

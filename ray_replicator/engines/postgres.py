@@ -26,11 +26,8 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import chain
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 from urllib.parse import parse_qsl, urlsplit
-
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from ray_replicator.catalog import (
     Catalog,
@@ -46,6 +43,9 @@ from ray_replicator.catalog import (
 from ray_replicator.engines.base import EngineError, KeyRange, RangeWrite, UsageError, WriteOptions
 from ray_replicator.typemap import POSTGRES, postgres_logical, postgres_type
 
+if TYPE_CHECKING:  # imported where used: a raw COPY worker never loads Arrow (~60 MB of RSS)
+    import pyarrow as pa
+
 log = logging.getLogger(__name__)
 
 LEDGER_SCHEMA = "_ray_replicator"
@@ -55,6 +55,9 @@ _SYSTEM_SAMPLE_PAGES = 20_000
 _EXACT_SPLIT_ROWS = 500_000
 _COPY_STALL_SECONDS = 10.0
 """A raw COPY that sent nothing for this long checks that its server backend still exists."""
+_COPY_PIECE_BYTES = 1 << 20
+"""Raw COPY data goes to asyncpg in pieces of this size: it copies each piece into a message and the socket's flow
+control keeps about one queued, so the writer holds ~2 MB of copies instead of two more copies of a whole chunk."""
 _SESSION = {
     "DateStyle": "ISO, YMD",
     "IntervalStyle": "postgres",
@@ -762,6 +765,8 @@ class PostgresSource(_PostgresEndpoint):
 
     def _normalize(self, table: Table, batch: pa.RecordBatch) -> pa.RecordBatch:
         """Turn ADBC's opaque numeric strings into decimals where Arrow can hold them; plain strings else."""
+        import pyarrow as pa
+
         arrays = []
         fields = []
         changed = False
@@ -786,6 +791,9 @@ class PostgresSource(_PostgresEndpoint):
     def _check_time_range(table: Table, col: Column, arr: pa.Array) -> None:
         """ADBC wraps around silently where Arrow's int64 microseconds / int32 days since 1970 end: infinity,
         -infinity and timestamps after 294246 AD come out as values before PostgreSQL's own minimum (4714 BC)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
         if arr.null_count == len(arr):
             return
         lowest = pc.min(arr.cast(pa.int64() if pa.types.is_timestamp(arr.type) else pa.int32())).as_py()
@@ -799,6 +807,9 @@ class PostgresSource(_PostgresEndpoint):
 
     @staticmethod
     def _decimal(table: Table, col: Column, text: pa.Array) -> pa.Array:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
         lt = col.logical
         if lt.kind == "money":
             precision, scale = 21, 2
@@ -825,19 +836,23 @@ class PostgresSource(_PostgresEndpoint):
         cols = ", ".join(quote_ident(c.name) for c in table.copy_columns)
         return f"SELECT {cols} FROM {qualified(table.schema, table.name)} WHERE {pred.sql}", pred.values
 
+    raw_chunks_held = 2
+    """Chunks read_range_raw holds besides what its consumer took: one queued, one being filled. Reading further
+    ahead is the caller's job (the byte budget), which counts what it holds."""
+
     def read_range_raw(
         self, table: Table, rng: KeyRange, chunk_bytes: int = 4 << 20, stats: dict[str, int] | None = None
-    ) -> Generator[bytes, None, None]:
+    ) -> Generator[bytearray, None, None]:
         """Binary COPY output of one range in chunks of about chunk_bytes; only a PostgreSQL target can read it.
 
         A thread with its own connection and loop runs the COPY so that the consumer (another connection's
-        COPY FROM) overlaps with it; a small bounded queue keeps memory flat. stats["rows"] receives the row
-        count from the COPY command tag once the range is read.
+        COPY FROM) overlaps with it; a one-chunk queue hands chunks over. stats["rows"] receives the row count
+        from the COPY command tag once the range is read.
         """
         sql, values = self.copy_query(table, rng)
         columns = [c.name for c in table.copy_columns]
         what = f"reading {table.qualified} range {rng.range_id} (raw COPY)"
-        chunks: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=4)
+        chunks: queue.Queue[bytearray | BaseException | None] = queue.Queue(maxsize=self.raw_chunks_held - 1)
         stop = threading.Event()
 
         async def produce() -> None:
@@ -845,19 +860,17 @@ class PostgresSource(_PostgresEndpoint):
 
             conn = await asyncpg.connect(self.url, server_settings=_SESSION)
             try:
-                pending: list[bytes] = []
-                size = 0
+                # Appending to one buffer holds a chunk once; a list of pieces joined at the end held it twice.
+                pending = bytearray()
 
                 async def sink(data: bytes) -> None:
-                    nonlocal size
+                    nonlocal pending
                     if stop.is_set():
                         raise asyncio.CancelledError
-                    pending.append(data)
-                    size += len(data)
-                    if size >= chunk_bytes:
-                        await asyncio.to_thread(chunks.put, b"".join(pending))
-                        pending.clear()
-                        size = 0
+                    pending += data
+                    if len(pending) >= chunk_bytes:
+                        full, pending = pending, bytearray()
+                        await asyncio.to_thread(chunks.put, full)
 
                 async with conn.transaction(readonly=True):
                     if rng.kind == "full":
@@ -872,7 +885,7 @@ class PostgresSource(_PostgresEndpoint):
                 if stats is not None:
                     stats["rows"] = int(status.split()[-1])
                 if pending:
-                    chunks.put(b"".join(pending))
+                    chunks.put(pending)
             finally:
                 await conn.close()
 
@@ -1129,6 +1142,8 @@ class PostgresTarget(_PostgresEndpoint):
     def write_range(
         self, table: Table, rng: KeyRange, batches: Iterable[pa.RecordBatch], options: WriteOptions
     ) -> RangeWrite:
+        import pyarrow as pa
+
         started = time.monotonic()
         what = f"writing {table.qualified} range {rng.range_id}"
         types = self._target_types(table)
@@ -1232,7 +1247,7 @@ class PostgresTarget(_PostgresEndpoint):
         cur.execute(f"DROP TABLE pg_temp.{quote_ident(stage)}")
 
     def write_range_raw(
-        self, table: Table, rng: KeyRange, chunks: Iterable[bytes], options: WriteOptions
+        self, table: Table, rng: KeyRange, chunks: Iterable[bytes | bytearray], options: WriteOptions
     ) -> RangeWrite:
         """Binary COPY FROM STDIN of chunks made by PostgresSource.read_range_raw, in one transaction with the
         ledger's done mark; the row count comes from the COPY command tag.
@@ -1248,12 +1263,14 @@ class PostgresTarget(_PostgresEndpoint):
 
         last_sent = [time.monotonic()]
 
-        async def source() -> AsyncIterator[bytes]:
+        async def source() -> AsyncIterator[memoryview]:
             nonlocal nbytes
             for chunk in chunks:
                 nbytes += len(chunk)
-                last_sent[0] = time.monotonic()
-                yield chunk
+                view = memoryview(chunk)
+                for start in range(0, len(view), _COPY_PIECE_BYTES):
+                    last_sent[0] = time.monotonic()
+                    yield view[start : start + _COPY_PIECE_BYTES]
 
         async def go(c: Any) -> RangeWrite:
             async with c.transaction():

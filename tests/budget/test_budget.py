@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import errno
+import json
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -16,8 +19,8 @@ import ray
 from ray_replicator import budget as budget_mod
 from ray_replicator.budget import MB, BudgetConfig, BudgetedStream, budget_stats, node_budget
 from ray_replicator.catalog import Table
-from ray_replicator.engines.base import EngineError, KeyRange
-from ray_replicator.engines.postgres import PostgresSource
+from ray_replicator.engines.base import EngineError, KeyRange, WriteOptions
+from ray_replicator.engines.postgres import PostgresSource, PostgresTarget
 
 
 def batches(n: int, rows: int = 1000, width: int = 1000) -> Iterator[pa.RecordBatch]:
@@ -87,6 +90,36 @@ def test_disk_full_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.Monkey
         drain_slowly(stream, 0.0)
 
 
+def test_reader_stays_at_most_max_ahead_items_ahead_of_a_slow_writer() -> None:
+    produced = [0]
+
+    def source() -> Iterator[bytes]:
+        for i in range(20):
+            produced[0] += 1
+            yield bytes([i]) * 1000
+
+    config = BudgetConfig(task_cap=1 << 30, node_cap=1 << 40)
+    stream = BudgetedStream(source(), len, 1000, config, "ahead#0", max_ahead=2)
+    seen: list[int] = []
+    lead: list[int] = []
+    for chunk in stream:
+        time.sleep(0.02)  # a slow writer: the reader has time to run as far ahead as it may
+        seen.append(chunk[0])
+        lead.append(produced[0] - len(seen))
+    assert seen == list(range(20))
+    assert max(lead) == 2, lead
+    assert stream.peak_bytes <= 3 * 1000
+
+
+def test_max_ahead_does_not_make_a_spilling_reader_spill(tmp_path: Path) -> None:
+    """With a spill directory the reader may use its whole cap in memory before it spills, max_ahead or not."""
+    config = BudgetConfig(task_cap=1 << 30, node_cap=1 << 40, spill_dir=str(tmp_path), spill_cap=1 << 30)
+    stream = BudgetedStream(iter([bytes([i]) * 1000 for i in range(10)]), len, 1000, config, "ahead#1", max_ahead=1)
+    time.sleep(0.3)  # let the reader run ahead of a writer that has not started
+    assert [c[0] for c in stream] == list(range(10))
+    assert stream.spill_files == 0
+
+
 def test_close_stops_the_reader_early() -> None:
     produced = []
 
@@ -135,3 +168,45 @@ def test_postgres_reader_honours_batch_bytes_with_multi_mb_values(make_database:
         sizes = [b.nbytes for b in src.read_range(table, KeyRange("public", "big", 0, "full"), 65_536, 8 * MB)]
     assert sum(sizes) > 70 * MB
     assert max(sizes) <= 8 * MB + 4 * MB, sizes  # the hint is passed at most by one value
+
+
+_RAW_WORKER = """
+import json, sys
+from ray_replicator.budget import BudgetConfig
+from ray_replicator.copy import CopyItem, copy_range_local
+from ray_replicator.engines.base import KeyRange, WriteOptions
+from ray_replicator.engines.postgres import PostgresSource
+
+source, target = sys.argv[1], sys.argv[2]
+with PostgresSource(source) as src:
+    table = src.catalog(["public.t"], []).tables[0]
+rng = KeyRange("public", "t", 0, "full")
+budget = BudgetConfig(task_cap=8 << 20, node_cap=64 << 20)
+item = CopyItem(source, target, table, table, rng, 1000, 1 << 20, "raw", WriteOptions(run_id="noarrow"), budget)
+done = copy_range_local(item)
+print(json.dumps({"rows": done.rows, "arrow": "pyarrow" in sys.modules}))
+"""
+
+
+def test_raw_copy_worker_never_loads_arrow(make_database: Callable[[str], str]) -> None:
+    """Arrow and numpy are ~60 MB of a worker's RSS: a PostgreSQL→PostgreSQL (raw COPY) worker must not pay it."""
+    source, target = make_database("noarrow_src"), make_database("noarrow_dst")
+    with psycopg.connect(source, autocommit=True) as conn:
+        conn.execute("CREATE TABLE t (id int PRIMARY KEY, body text, at timestamptz, n numeric(12, 2))")
+        # ~5 MB: several raw chunks, each written in several pieces
+        conn.execute("INSERT INTO t SELECT g, md5(g::text), now(), g / 7.0 FROM generate_series(1, 60000) g")
+    with PostgresSource(source) as src:
+        catalog = src.catalog(["public.t"], [])
+    with PostgresTarget(target) as dst:
+        dst.prepare(catalog, "postgres", WriteOptions(run_id="noarrow"))
+    done = subprocess.run(
+        [sys.executable, "-c", _RAW_WORKER, source, target], capture_output=True, text=True, check=False, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result == {"rows": 60000, "arrow": False}
+    with psycopg.connect(target) as conn:
+        copied = conn.execute("SELECT count(*), sum(hashtext(t::text)) FROM t").fetchone()
+    with psycopg.connect(source) as conn:
+        original = conn.execute("SELECT count(*), sum(hashtext(t::text)) FROM t").fetchone()
+    assert copied == original
