@@ -56,7 +56,18 @@ from .results import (
     RowCount,
     SqlServerError,
 )
-from .syscatalog import Catalog, Check, Column, ForeignKey, Index, Table, ViewContext, quote, view_arrow
+from .syscatalog import (
+    Catalog,
+    Check,
+    Column,
+    ForeignKey,
+    Index,
+    Table,
+    ViewContext,
+    data_bytes_sql,
+    quote,
+    view_arrow,
+)
 from .translate import (
     SPECIAL_STORAGE,
     STATEMENT_STARTS,
@@ -1116,6 +1127,10 @@ class EngineSession:
         r = _first(self.cur.execute(f"SELECT count(*) FROM {t.physical}"))
         return int(r[0]) if r else 0  # type: ignore[call-overload]
 
+    def _data_bytes(self, t: Table) -> tuple[int, int]:
+        r = _first(self.cur.execute(data_bytes_sql(t)))
+        return (int(r[0]), int(r[1])) if r else (0, 0)  # type: ignore[call-overload]
+
     # ------------------------------------------------------------------ SELECT
 
     def _translate_query(self, tree: exp.Expression) -> tuple[str, list[OutCol], Context]:
@@ -1128,7 +1143,7 @@ class EngineSession:
     def _register_views(self, ctx: Context) -> None:
         if not ctx.views:
             return
-        vctx = ViewContext(self.database, self._count, self.engine.identity_current)
+        vctx = ViewContext(self.database, self._count, self.engine.identity_current, self._data_bytes)
         for v in ctx.views:
             tbl = view_arrow(v, self.catalog, vctx)
             self._close_reader()

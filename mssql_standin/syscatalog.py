@@ -198,6 +198,8 @@ class ViewContext:
     database: str
     row_counts: Callable[[Table], int]
     identity_current: Callable[[Table], int | None]
+    #: (in-row bytes, LOB bytes) of a table's stored rows, from data_bytes_sql; None: estimate from declared widths
+    data_bytes: Callable[[Table], tuple[int, int]] | None = None
 
 
 def _types_rows(cat: Catalog, ctx: ViewContext) -> list[tuple[object, ...]]:
@@ -461,15 +463,77 @@ def _partitions_rows(cat: Catalog, ctx: ViewContext) -> list[tuple[object, ...]]
 
 
 def _stats_rows(cat: Catalog, ctx: ViewContext) -> list[tuple[object, ...]]:
-    """Page counts estimated from declared row widths (8,096 usable bytes per page)."""
-    widths = {t.object_id: 11 + sum(type_for_storage(c.type) for c in t.columns if c.computed is None)
-              for t in cat.tables.values()}  # fmt: skip
+    """Page counts as SQL Server keeps them: the heap or clustered index from the bytes its rows really take
+    (8,096 usable bytes per page, LOB pages apart), so planners see nvarchar(max) columns; nonclustered indexes
+    from the declared widths of their columns."""
     rows: list[tuple[object, ...]] = []
+    measured: dict[int, tuple[int, int]] = {}
     for r in _partitions_rows(cat, ctx):
-        n = int(r[5])  # type: ignore[call-overload]
-        pages = -(-n * min(widths.get(int(r[1]), 100), 8060) // 8096)  # type: ignore[call-overload]
-        rows.append((r[0], r[1], r[2], 1, pages, pages, pages, 0, pages, pages, n))
+        oid, iid, n = int(r[1]), int(r[2]), int(r[5])  # type: ignore[call-overload]
+        t = next(x for x in cat.tables.values() if x.object_id == oid)
+        if iid in (0, 1) and ctx.data_bytes is not None:
+            if oid not in measured:
+                measured[oid] = ctx.data_bytes(t)
+            in_row, lob = measured[oid]
+            data, lob_pages = -(-in_row // 8096), -(-lob // 8060)
+        else:
+            data, lob_pages = -(-n * _index_row_width(t, iid) // 8096), 0
+        used = data + lob_pages
+        rows.append((r[0], oid, iid, 1, data, data, data, lob_pages, used, used, n))
     return rows
+
+
+def _index_row_width(t: Table, index_id: int) -> int:
+    """Declared bytes of one row of an index (the whole row for a heap or clustered index), capped at a page."""
+    ix = next((i for i in t.indexes if i.index_id == index_id), None)
+    if ix is None or ix.clustered:
+        cols = [c for c in t.columns if c.computed is None]
+    else:
+        names = {n.lower() for n, _ in ix.columns} | {n.lower() for n in ix.include}
+        clustered = next((i for i in t.indexes if i.clustered), None)
+        names |= {n.lower() for n, _ in clustered.columns} if clustered is not None else set()
+        cols = [c for c in t.columns if c.name.lower() in names]
+    width = 11 + sum(type_for_storage(c.type) for c in cols) + (8 if ix is not None and not ix.clustered else 0)
+    return min(width, 8060)
+
+
+VARIABLE_TYPES = {"varchar", "nvarchar", "varbinary", "xml", "sql_variant"}
+LOB_TYPES = {"text", "ntext", "image"}
+
+
+def data_bytes_sql(t: Table) -> str:
+    """A DuckDB query for (in-row bytes, LOB bytes) of t's rows as SQL Server stores them: row header and
+    fixed-width columns, then each variable-length value (UTF-16 for n-types) with its 2-byte offset; values
+    of (max) types longer than 8,000 bytes, and text/ntext/image always, go to LOB pages behind a 24-byte
+    pointer."""
+    fixed = 11
+    in_row: list[str] = []
+    lob: list[str] = []
+    for c in t.columns:
+        if c.computed is not None:
+            continue
+        ty = c.type
+        if ty.name not in VARIABLE_TYPES and ty.name not in LOB_TYPES:
+            fixed += type_for_storage(ty)
+            continue
+        col = quote(c.name)
+        if ty.name in ("varbinary", "image"):
+            size = f"octet_length({col})"
+        elif ty.name == "sql_variant":
+            size = f"strlen({col})"
+        else:
+            size = f"{2 if ty.is_unicode else 1} * length({col})"
+        if ty.name in LOB_TYPES:
+            in_row.append(f"CASE WHEN {col} IS NULL THEN 2 ELSE 18 END")
+            lob.append(f"coalesce({size}, 0)")
+        elif ty.length == -1:
+            in_row.append(f"CASE WHEN {col} IS NULL THEN 2 WHEN {size} > 8000 THEN 26 ELSE {size} + 2 END")
+            lob.append(f"CASE WHEN {size} > 8000 THEN {size} ELSE 0 END")
+        else:
+            in_row.append(f"coalesce({size}, 0) + 2")
+    per_row = " + ".join([str(fixed), *in_row])
+    lob_sum = " + ".join(lob) if lob else "0"
+    return f"SELECT coalesce(sum({per_row}), 0), coalesce(sum({lob_sum}), 0) FROM {t.physical}"
 
 
 def _is_tables(cat: Catalog, ctx: ViewContext) -> list[tuple[object, ...]]:

@@ -809,6 +809,9 @@ def _scalar_path(arr: pa.Array, t: SqlType) -> pa.Array:
     return pa.array(vals, _storage_arrow(t))
 
 
+_NON_BMP = "[\\x{10000}-\\x{10FFFF}]"
+
+
 def _check_strings(arr: pa.Array, t: SqlType, table: str, column: str) -> pa.Array:
     if not t.is_unicode and not pc.all(pc.string_is_ascii(arr)).as_py():
         arr = pa.array([None if v is None else to_cp1252(v) for v in arr.to_pylist()], pa.string())
@@ -818,10 +821,12 @@ def _check_strings(arr: pa.Array, t: SqlType, table: str, column: str) -> pa.Arr
         if mx is not None:
             limit = t.length
             if mx > limit // (2 if t.is_unicode else 1):
-                for v in arr.to_pylist():
-                    if v is not None and (utf16_len(v) if t.is_unicode else len(v)) > limit:
-                        raise truncated(table, column, v, t)
-            if t.name == "nchar" and pc.any(pc.match_substring_regex(arr, "[\\x{10000}-\\x{10FFFF}]")).as_py():
+                # UTF-16 code units: one per character, two for those outside the BMP
+                units = pc.add(lens, pc.count_substring_regex(arr, _NON_BMP)) if t.is_unicode else lens
+                over = pc.greater(units, limit)
+                if pc.any(over).as_py():
+                    raise truncated(table, column, arr[int(pc.index(over, True).as_py())].as_py(), t)
+            if t.name == "nchar" and pc.any(pc.match_substring_regex(arr, _NON_BMP)).as_py():
                 vals = arr.to_pylist()
                 arr = pa.array([None if v is None else v + " " * (limit - utf16_len(v)) for v in vals], pa.string())
             elif t.name in ("char", "nchar"):

@@ -10,7 +10,7 @@ import pytest
 
 from ray_replicator.catalog import Table
 from ray_replicator.engines.base import EngineError, KeyRange, UsageError
-from ray_replicator.engines.mssql import MssqlSource
+from ray_replicator.engines.mssql import MssqlSource, _has_nul
 from ray_replicator.plan import plan_table_ranges
 from tests.engines.mssql_fixtures import (
     HARD_COLUMNS,
@@ -195,6 +195,19 @@ def test_heap_is_one_full_range(loaded: Server, reader: str) -> None:
         ranges = plan_table_ranges(src, table, 1000, 1 << 40, 8)
         assert [r.kind for r in ranges] == ["full"]
         assert sorted(_read_all(src, table), key=repr) == sorted([{"a": 1, "b": "x"}, {"a": None, "b": None}], key=repr)
+
+
+@pytest.mark.parametrize("kind", [pa.string(), pa.large_string()])
+def test_nul_scan_sees_only_the_values_of_a_slice(kind: pa.DataType) -> None:
+    """The NUL check scans the bytes a (sliced) array's values span: a NUL just outside must not count."""
+    arr = pa.array(["a\x00", "bc", None, "", "d\x00e"], kind)
+    assert _has_nul(arr)
+    assert not _has_nul(arr.slice(1, 3))
+    assert _has_nul(arr.slice(1, 4))
+    assert _has_nul(arr.slice(0, 1))
+    assert not _has_nul(arr.slice(2, 2))
+    assert not _has_nul(pa.array([], kind))
+    assert not _has_nul(pa.array([None, None], kind))
 
 
 @pytest.mark.parametrize("reader", READERS)

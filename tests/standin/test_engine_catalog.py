@@ -278,3 +278,30 @@ def test_alter_table_add_column_and_default(s: EngineSession) -> None:
     with pytest.raises(SqlServerError) as ei:
         run(s, "ALTER TABLE sales.Orders ADD Needed int NOT NULL")
     assert ei.value.number == 4901
+
+
+def test_page_counts_follow_stored_bytes() -> None:
+    """Planners size tables by sys.dm_db_partition_stats: an nvarchar(max) column's values must count (as
+    UTF-16, long ones on LOB pages), however small its declared max_length looks."""
+    sess = Engine("pages").session()
+    run(
+        sess,
+        "CREATE TABLE dbo.Docs (Id int NOT NULL PRIMARY KEY, Body nvarchar(max) NULL)\n"
+        "CREATE TABLE dbo.Narrow (Id int NOT NULL PRIMARY KEY, Name nvarchar(400) NULL)\n"
+        "CREATE INDEX IX_Narrow_Name ON dbo.Narrow (Name)",
+    )
+    run(sess, "INSERT INTO dbo.Docs VALUES " + ", ".join(f"({i}, REPLICATE(N'λ', 5000))" for i in range(1, 101)))
+    run(sess, "INSERT INTO dbo.Docs VALUES (101, N'short'), (102, NULL)")
+    run(sess, "INSERT INTO dbo.Narrow VALUES " + ", ".join(f"({i}, N'ab')" for i in range(1, 1001)))
+    stats = rows(
+        sess,
+        "SELECT OBJECT_NAME(object_id), index_id, row_count, in_row_used_page_count, lob_used_page_count, "
+        "used_page_count FROM sys.dm_db_partition_stats ORDER BY 1, 2",
+    )
+    # Docs: 102 rows of 11 + 4 + (26 pointer | 10 + 2 | 2) bytes in-row; 100 × 10,000 bytes of LOB
+    # Narrow: 1000 rows of 11 + 4 + 4 + 2 bytes; its index is sized by its declared columns (+ key, + locator)
+    assert stats == [
+        ("Docs", 1, 102, 1, 125, 126),
+        ("Narrow", 1, 1000, 3, 0, 3),
+        ("Narrow", 2, 1000, 102, 0, 102),
+    ]

@@ -197,6 +197,16 @@ def test_conversion_errors(s: EngineSession, ddl: str, value: str, number: int) 
     assert rows(s, "SELECT COUNT(*) FROM t") == [(0,)]
 
 
+def test_nvarchar_length_counts_utf16_units(s: EngineSession) -> None:
+    """n in nvarchar(n) counts UTF-16 code units: a character outside the BMP takes two."""
+    run(s, "CREATE TABLE t (c nvarchar(4))")
+    run(s, "INSERT INTO t VALUES (N'😀😀'), (N'abcd'), (N'λλλλ'), (NULL)")
+    with pytest.raises(SqlServerError) as ei:
+        run(s, "INSERT INTO t VALUES (N'ab'), (N'😀😀x'), (N'abc')")
+    assert ei.value.number == 2628 and "😀😀" in ei.value.message
+    assert rows(s, "SELECT COUNT(*) FROM t") == [(4,)]
+
+
 def test_truncation_message_is_sql_servers(s: EngineSession) -> None:
     run(s, "CREATE TABLE dbo.t (name varchar(3))")
     with pytest.raises(SqlServerError) as ei:

@@ -36,6 +36,25 @@ def test_every_type_round_trips_exactly() -> None:
                 assert g == w, spec.name
 
 
+def test_bulk_rows_decode_every_type_exactly() -> None:
+    """A bulk-load message (COLMETADATA, ROWs, DONE) decodes to the very batch that was encoded, NULLs too."""
+    table = typed_table()
+    data, _ = wire.encode_rows(TYPED_COLUMNS, table.to_batches()[0])
+    payload = wire.colmetadata(TYPED_COLUMNS) + bytes(data) + wire.done()
+    specs, batch = wire.read_bulk_rows(payload)
+    assert [s.name for s in specs] == [c.name for c in TYPED_COLUMNS]
+    for spec, want, got in zip(TYPED_COLUMNS, table.columns, batch.columns, strict=True):
+        assert got.type == want.type, spec.name
+        assert got.to_pylist() == want.to_pylist(), spec.name
+
+
+def test_bulk_rows_refuse_a_message_that_ends_early() -> None:
+    data, offsets = wire.encode_rows(TYPED_COLUMNS, typed_table().to_batches()[0])
+    cut = bytes(data)[: int(offsets[1]) - 3]
+    with pytest.raises(wire.ProtocolError, match="ends early"):
+        wire.read_bulk_rows(wire.colmetadata(TYPED_COLUMNS) + cut)
+
+
 def test_row_offsets_mark_token_starts() -> None:
     data, offsets = wire.encode_rows(TYPED_COLUMNS, typed_table().to_batches()[0])
     raw = bytes(data)
