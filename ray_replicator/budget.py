@@ -239,6 +239,7 @@ class BudgetedStream(Generic[T]):
         config: BudgetConfig,
         label: str,
         node: Any = None,
+        max_ahead: int | None = None,
     ) -> None:
         self._produce = produce
         self._size_of = size_of
@@ -252,6 +253,8 @@ class BudgetedStream(Generic[T]):
         self._local = 0  # bytes this task holds in memory
         self._stop = False
         self._last: int = 0  # size of the item handed out last, released when the next is asked for
+        self._max_ahead = max_ahead
+        self._queued = 0  # items in memory the writer has not taken yet
         self.peak_bytes = 0
         self.spilled_bytes = 0
         self.spill_files = 0
@@ -279,14 +282,20 @@ class BudgetedStream(Generic[T]):
         if self._node is not None and delta:
             self._node.adjust.remote(self.holder, delta)
 
-    def _local_fits(self, nbytes: int) -> bool:
-        return self._local == 0 or self._local + nbytes <= self._config.task_cap
+    def _local_fits(self, nbytes: int, spill: bool) -> bool:
+        """Within the task's cap, and (when the reader would wait rather than spill) no more than max_ahead items
+        ahead of the writer: once the writer is the slower side, a deeper queue adds memory, not speed."""
+        if self._local == 0:
+            return True
+        if not spill and self._max_ahead is not None and self._queued >= self._max_ahead:
+            return False
+        return self._local + nbytes <= self._config.task_cap
 
     def _reserve_memory(self, spill: bool) -> bool:
         """Reserve the estimate in memory; False means 'spill this one' (only when spilling is possible)."""
         est = self._estimate
         with self._cond:
-            while not self._stop and not self._local_fits(est):
+            while not self._stop and not self._local_fits(est, spill):
                 if spill:
                     return False
                 self._cond.wait(_POLL_SECONDS)
@@ -356,6 +365,7 @@ class BudgetedStream(Generic[T]):
                         self._local += size - self._estimate
                         self.peak_bytes = max(self.peak_bytes, self._local)
                         self._entries.append(("mem", item, size))
+                        self._queued += 1
                         self._cond.notify_all()
                     self._node_adjust(size - self._estimate)
                 else:
@@ -394,6 +404,9 @@ class BudgetedStream(Generic[T]):
             while not self._entries:
                 self._cond.wait(_POLL_SECONDS)
             kind, payload, size = self._entries.popleft()
+            if kind == "mem":
+                self._queued -= 1
+                self._cond.notify_all()
         if kind == "end":
             self._finish()
             raise StopIteration
@@ -422,6 +435,7 @@ class BudgetedStream(Generic[T]):
                 with contextlib.suppress(OSError):
                     payload.unlink()
         self._entries.clear()
+        self._queued = 0
         if self._spill_dir is not None:
             with contextlib.suppress(OSError):
                 self._spill_dir.rmdir()

@@ -55,6 +55,9 @@ _SYSTEM_SAMPLE_PAGES = 20_000
 _EXACT_SPLIT_ROWS = 500_000
 _COPY_STALL_SECONDS = 10.0
 """A raw COPY that sent nothing for this long checks that its server backend still exists."""
+_COPY_PIECE_BYTES = 1 << 20
+"""Raw COPY data goes to asyncpg in pieces of this size: it copies each piece into a message and the socket's flow
+control keeps about one queued, so the writer holds ~2 MB of copies instead of two more copies of a whole chunk."""
 _SESSION = {
     "DateStyle": "ISO, YMD",
     "IntervalStyle": "postgres",
@@ -772,16 +775,22 @@ class PostgresSource(_PostgresEndpoint):
         cols = ", ".join(quote_ident(c.name) for c in table.copy_columns)
         return f"SELECT {cols} FROM {qualified(table.schema, table.name)} WHERE {pred.sql}", pred.values
 
-    def read_range_raw(self, table: Table, rng: KeyRange, chunk_bytes: int = 4 << 20) -> Generator[bytes, None, None]:
+    raw_chunks_held = 2
+    """Chunks read_range_raw holds besides what its consumer took: one queued, one being filled. Reading further
+    ahead is the caller's job (the byte budget), which counts what it holds."""
+
+    def read_range_raw(
+        self, table: Table, rng: KeyRange, chunk_bytes: int = 4 << 20
+    ) -> Generator[bytearray, None, None]:
         """Binary COPY output of one range in chunks of about chunk_bytes; only a PostgreSQL target can read it.
 
         A thread with its own connection and loop runs the COPY so that the consumer (another connection's
-        COPY FROM) overlaps with it; a small bounded queue keeps memory flat.
+        COPY FROM) overlaps with it; a one-chunk queue hands chunks over.
         """
         sql, values = self.copy_query(table, rng)
         columns = [c.name for c in table.copy_columns]
         what = f"reading {table.qualified} range {rng.range_id} (raw COPY)"
-        chunks: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=4)
+        chunks: queue.Queue[bytearray | BaseException | None] = queue.Queue(maxsize=self.raw_chunks_held - 1)
         stop = threading.Event()
 
         async def produce() -> None:
@@ -789,19 +798,17 @@ class PostgresSource(_PostgresEndpoint):
 
             conn = await asyncpg.connect(self.url, server_settings=_SESSION)
             try:
-                pending: list[bytes] = []
-                size = 0
+                # Appending to one buffer holds a chunk once; a list of pieces joined at the end held it twice.
+                pending = bytearray()
 
                 async def sink(data: bytes) -> None:
-                    nonlocal size
+                    nonlocal pending
                     if stop.is_set():
                         raise asyncio.CancelledError
-                    pending.append(data)
-                    size += len(data)
-                    if size >= chunk_bytes:
-                        await asyncio.to_thread(chunks.put, b"".join(pending))
-                        pending.clear()
-                        size = 0
+                    pending += data
+                    if len(pending) >= chunk_bytes:
+                        full, pending = pending, bytearray()
+                        await asyncio.to_thread(chunks.put, full)
 
                 async with conn.transaction(readonly=True):
                     if rng.kind == "full":
@@ -814,7 +821,7 @@ class PostgresSource(_PostgresEndpoint):
                             await conn.fetch(_set_config_sql(len(values), local=True), *values)
                         await conn.copy_from_query(sql, output=sink, format="binary")
                 if pending:
-                    chunks.put(b"".join(pending))
+                    chunks.put(pending)
             finally:
                 await conn.close()
 
@@ -1176,7 +1183,7 @@ class PostgresTarget(_PostgresEndpoint):
         cur.execute(f"DROP TABLE pg_temp.{quote_ident(stage)}")
 
     def write_range_raw(
-        self, table: Table, rng: KeyRange, chunks: Iterable[bytes], options: WriteOptions
+        self, table: Table, rng: KeyRange, chunks: Iterable[bytes | bytearray], options: WriteOptions
     ) -> RangeWrite:
         """Binary COPY FROM STDIN of chunks made by PostgresSource.read_range_raw, in one transaction with the
         ledger's done mark; the row count comes from the COPY command tag."""
@@ -1186,12 +1193,14 @@ class PostgresTarget(_PostgresEndpoint):
 
         last_sent = [time.monotonic()]
 
-        async def source() -> AsyncIterator[bytes]:
+        async def source() -> AsyncIterator[memoryview]:
             nonlocal nbytes
             for chunk in chunks:
                 nbytes += len(chunk)
-                last_sent[0] = time.monotonic()
-                yield chunk
+                view = memoryview(chunk)
+                for start in range(0, len(view), _COPY_PIECE_BYTES):
+                    last_sent[0] = time.monotonic()
+                    yield view[start : start + _COPY_PIECE_BYTES]
 
         async def go(c: Any) -> RangeWrite:
             async with c.transaction():

@@ -90,6 +90,36 @@ def test_disk_full_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.Monkey
         drain_slowly(stream, 0.0)
 
 
+def test_reader_stays_at_most_max_ahead_items_ahead_of_a_slow_writer() -> None:
+    produced = [0]
+
+    def source() -> Iterator[bytes]:
+        for i in range(20):
+            produced[0] += 1
+            yield bytes([i]) * 1000
+
+    config = BudgetConfig(task_cap=1 << 30, node_cap=1 << 40)
+    stream = BudgetedStream(source(), len, 1000, config, "ahead#0", max_ahead=2)
+    seen: list[int] = []
+    lead: list[int] = []
+    for chunk in stream:
+        time.sleep(0.02)  # a slow writer: the reader has time to run as far ahead as it may
+        seen.append(chunk[0])
+        lead.append(produced[0] - len(seen))
+    assert seen == list(range(20))
+    assert max(lead) == 2, lead
+    assert stream.peak_bytes <= 3 * 1000
+
+
+def test_max_ahead_does_not_make_a_spilling_reader_spill(tmp_path: Path) -> None:
+    """With a spill directory the reader may use its whole cap in memory before it spills, max_ahead or not."""
+    config = BudgetConfig(task_cap=1 << 30, node_cap=1 << 40, spill_dir=str(tmp_path), spill_cap=1 << 30)
+    stream = BudgetedStream(iter([bytes([i]) * 1000 for i in range(10)]), len, 1000, config, "ahead#1", max_ahead=1)
+    time.sleep(0.3)  # let the reader run ahead of a writer that has not started
+    assert [c[0] for c in stream] == list(range(10))
+    assert stream.spill_files == 0
+
+
 def test_close_stops_the_reader_early() -> None:
     produced = []
 
@@ -163,7 +193,8 @@ def test_raw_copy_worker_never_loads_arrow(make_database: Callable[[str], str]) 
     source, target = make_database("noarrow_src"), make_database("noarrow_dst")
     with psycopg.connect(source, autocommit=True) as conn:
         conn.execute("CREATE TABLE t (id int PRIMARY KEY, body text, at timestamptz, n numeric(12, 2))")
-        conn.execute("INSERT INTO t SELECT g, md5(g::text), now(), g / 7.0 FROM generate_series(1, 20000) g")
+        # ~5 MB: several raw chunks, each written in several pieces
+        conn.execute("INSERT INTO t SELECT g, md5(g::text), now(), g / 7.0 FROM generate_series(1, 60000) g")
     with PostgresSource(source) as src:
         catalog = src.catalog(["public.t"], [])
     with PostgresTarget(target) as dst:
@@ -173,7 +204,7 @@ def test_raw_copy_worker_never_loads_arrow(make_database: Callable[[str], str]) 
     )
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert result == {"rows": 20000, "arrow": False}
+    assert result == {"rows": 60000, "arrow": False}
     with psycopg.connect(target) as conn:
         copied = conn.execute("SELECT count(*), sum(hashtext(t::text)) FROM t").fetchone()
     with psycopg.connect(source) as conn:
