@@ -243,6 +243,7 @@ class BudgetedStream(Generic[T]):
         label: str,
         node: Any = None,
         max_ahead: int | None = None,
+        node_grant: int = 0,
     ) -> None:
         self._produce = produce
         self._size_of = size_of
@@ -258,6 +259,11 @@ class BudgetedStream(Generic[T]):
         self._last: int = 0  # size of the item handed out last, released when the next is asked for
         self._max_ahead = max_ahead
         self._queued = 0  # items in memory the writer has not taken yet
+        # Node bytes are reserved in grants of at least node_grant: small items then cost one actor round trip per
+        # grant, not per item. _credit is what this task holds at the node but has not given to an item yet.
+        self._grant = max(node_grant, self._estimate)
+        self._credit = 0
+        self._credit_lock = threading.Lock()
         self.peak_bytes = 0
         self.spilled_bytes = 0
         self.spill_files = 0
@@ -274,15 +280,41 @@ class BudgetedStream(Generic[T]):
     def _node_reserve(self, nbytes: int, wait: bool) -> bool:
         if self._node is None:
             return True
+        with self._credit_lock:
+            if self._credit >= nbytes:
+                self._credit -= nbytes
+                return True
+            need = nbytes - self._credit
+            grant = max(self._grant, nbytes) - self._credit
+        if grant > need and ray.get(self._node.reserve.remote(self.holder, grant, 0.0)):
+            with self._credit_lock:
+                self._credit += grant - nbytes
+            return True
+        ask = need  # the node has no room for a whole grant now: wait for just what this item needs, as before
         while not self._stop:
-            if ray.get(self._node.reserve.remote(self.holder, nbytes, _POLL_SECONDS if wait else 0.0)):
+            if ray.get(self._node.reserve.remote(self.holder, ask, _POLL_SECONDS if wait else 0.0)):
+                with self._credit_lock:
+                    self._credit += ask - nbytes
                 return True
             if not wait:
                 return False
         return False
 
     def _node_adjust(self, delta: int) -> None:
-        if self._node is not None and delta:
+        """True up (delta > 0: from credit first) or give back (delta < 0: into credit, the part beyond one grant to
+        the node)."""
+        if self._node is None or not delta:
+            return
+        with self._credit_lock:
+            if delta > 0:
+                taken = min(delta, self._credit)
+                self._credit -= taken
+                delta -= taken
+            else:
+                self._credit -= delta
+                delta = min(0, self._grant - self._credit)
+                self._credit += delta
+        if delta:
             self._node.adjust.remote(self.holder, delta)
 
     def _local_fits(self, nbytes: int, spill: bool) -> bool:
@@ -446,6 +478,7 @@ class BudgetedStream(Generic[T]):
             with contextlib.suppress(Exception):
                 ray.get(self._node.release_all.remote(self.holder))
         self._local = 0
+        self._credit = 0
 
     def close(self) -> None:
         """Stop reading (a range found already done, or the writer failed) and give everything back."""
