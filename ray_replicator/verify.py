@@ -421,6 +421,14 @@ def _parts_for(rows: int) -> int:
     return min(FANOUT, math.ceil(max(rows, 0) / LEAF_ROWS))
 
 
+def _servers_can_hash(source_url: str, target_url: str, columns: list[Column], target_columns: list[Column]) -> bool:
+    """Both sides PostgreSQL with the same column types: each server's text of a value is then the same canonical
+    form (whether both servers also hash alike is the probe's job)."""
+    if engine_of(source_url) != "postgres" or engine_of(target_url) != "postgres":
+        return False
+    return [c.native_type for c in columns] == [c.native_type for c in target_columns]
+
+
 @dataclass
 class _Pair:
     """One table on both sides, as a worker reads it: digests, key diffs and cuts of its key ranges."""
@@ -448,9 +456,7 @@ class _Pair:
     def in_database(self) -> bool:
         """Both sides are PostgreSQL with the same column types and the same row hash: then each side hashes its
         rows' text itself and only three numbers per range travel."""
-        if engine_of(self.source_url) != "postgres" or engine_of(self.target_url) != "postgres":
-            return False
-        if [c.native_type for c in self.columns] != [c.native_type for c in self.target_table.copy_columns]:
+        if not _servers_can_hash(self.source_url, self.target_url, self.columns, self.target_table.copy_columns):
             return False
         key = (self.source_url, self.target_url)
         if key not in _SAME_HASH:
@@ -626,11 +632,11 @@ def database_check(
     """Every range of one table digested by both PostgreSQL servers, on connections of its own (it runs on a
     driver thread while other tables copy). None when the servers cannot hash this table alike or a range
     differs: the worker path then verifies the table and bisects to the keys."""
-    if engine_of(source_url) != "postgres" or engine_of(target_url) != "postgres":
+    if not _servers_can_hash(source_url, target_url, [], []):
         return None
     target = target_tables(target_url, [target_table])[(target_table.schema, target_table.name)]
     columns = source_table.copy_columns
-    if [c.native_type for c in columns] != [c.native_type for c in target.copy_columns]:
+    if not _servers_can_hash(source_url, target_url, columns, target.copy_columns):
         return None
     from ray_replicator.engines import open_source
 
