@@ -2,9 +2,9 @@
 stand-in cuts the first connections that have carried a few hundred KB of results; the ranges they were reading
 must be retried and the copy end exact (every row equal, no duplicate keys), or the run must fail loudly.
 
-Opt-in (RR_FAULT_DROPS=1) because it does not pass yet: in its first runs (2026-11-27) the run hung and was
-stopped by pytest-timeout after 120-300 s with no range finished; whether the product (a reader that never sees
-the cut) or this harness hangs is not yet known. It stays out of CI until that is found and fixed.
+The cut is a reset from the proxy, as from a dying server: pymssql then reports "DBPROCESS is dead" (FreeTDS
+20047) and mssql-python "Communication link failure" (08S01); both are transient, so Ray retries the range on a
+fresh connection. RR_FAULT_TRIALS sets the repetitions.
 """
 
 from __future__ import annotations
@@ -25,9 +25,6 @@ from ray_replicator.synth import stackoverflow as so
 from tests.engines.mssql_fixtures import Server, standin
 
 TRIALS = range(int(os.environ.get("RR_FAULT_TRIALS", "1")))
-pytestmark = pytest.mark.skipif(
-    os.environ.get("RR_FAULT_DROPS") != "1", reason="opt-in: hangs today, see the module docstring (RR_FAULT_DROPS=1)"
-)
 SCALE = 0.004
 CUT_AFTER_BYTES = 256 * 1024
 
@@ -79,9 +76,14 @@ class CuttingProxy:
                         break
         except OSError:
             pass
+        # close() alone does not end a connection while the opposite pump is blocked in recv() on the same socket
+        # (the kernel keeps the file open until that call returns): shut the read side first to wake it, so the
+        # last close, with a zero linger, resets the connection as a dying server would.
         for sock in (src, dst):
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RD)
             with contextlib.suppress(OSError):
                 sock.close()
 

@@ -1,0 +1,38 @@
+"""Which errors retry a range: lost connections as each real driver words them do, data and usage errors do not
+(a retry of those would only repeat the failure three times)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ray_replicator.copy import is_transient
+
+SEEN_LOST = [
+    # pymssql (FreeTDS) after the stand-in's connection was reset mid-result (fault 4)
+    "DB-Lib error message 20047, severity 9: DBPROCESS is dead or not enabled",
+    "DB-Lib error message 20017, severity 9: Unexpected EOF from the server (127.0.0.1:1433)",
+    "DB-Lib error message 20004, severity 9: Read from the server failed (127.0.0.1:1433)",
+    # mssql-python (ODBC 18) in the same case
+    "Driver Error: Communication link failure; DDBC Error: [Microsoft]TCP Provider: Error code 0x68",
+    "[08S01] [Microsoft][ODBC Driver 18 for SQL Server]Communication link failure",
+    # PostgreSQL restarting under a copy (fault 3)
+    "terminating connection due to administrator command",
+    "server closed the connection unexpectedly",
+    "the database system is starting up",
+]
+NOT_LOST = [
+    'duplicate key value violates unique constraint "Posts_pkey"',
+    "Invalid column name 'Bodyy'.",
+    "value too long for type character varying(40)",
+    "DB-Lib error message 20018, severity 16: General SQL Server error: Check messages from the SQL Server",
+]
+
+
+@pytest.mark.parametrize("message", SEEN_LOST)
+def test_lost_connections_are_retried(message: str) -> None:
+    assert is_transient(RuntimeError(message))
+
+
+@pytest.mark.parametrize("message", NOT_LOST)
+def test_data_errors_are_not_retried(message: str) -> None:
+    assert not is_transient(RuntimeError(message))
