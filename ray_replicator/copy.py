@@ -113,7 +113,9 @@ _TRANSIENT = re.compile(
     r"connection reset|broken pipe|could not receive data|connect call failed|"
     r"SQLSTATE: (57P0[123]|08\d\d\d)|\b(57P0[123]|08006|08S01)\b|communication link failure|"
     # FreeTDS (pymssql): 20004/20006 read/write failed, 20017 unexpected EOF, 20047 the handle died with its socket
-    r"DBPROCESS is dead|unexpected EOF from the server|(read from|write to) the server failed",
+    r"DBPROCESS is dead|unexpected EOF from the server|(read from|write to) the server failed|"
+    # asyncpg, when the server went away inside a COPY: the protocol is left failed, the connection unusable
+    r"protocol is in the \"failed\" state",
     re.IGNORECASE,
 )
 

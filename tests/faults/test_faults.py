@@ -1,7 +1,7 @@
 """Faults with real processes: kill -9 of a copying Ray worker, kill -9 of the driver then --resume, a target
 PostgreSQL restarting mid-run, a spill directory that fills up. Every trial ends with exactly the source's rows
 (same digest of every row, primary key in place, so no duplicate) — directly, or after one clear error and a
-resume. RR_FAULT_TRIALS sets the repetitions (1 in CI to keep the suite short; 3 for a report); each trial prints
+resume. RR_FAULT_TRIALS sets the repetitions (2 in CI; 3 for a report); each trial prints
 its outcome (see with -s)."""
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from ray_replicator.report import RunReport
 from tests.helpers import pg_primary_key, pg_table_digest
 from tests.pgserver import PasswordPostgres
 
-TRIALS = range(int(os.environ.get("RR_FAULT_TRIALS", "1")))
+TRIALS = range(int(os.environ.get("RR_FAULT_TRIALS", "2")))
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -24,7 +24,7 @@ from ray_replicator import replicate
 from ray_replicator.synth import stackoverflow as so
 from tests.engines.mssql_fixtures import Server, standin
 
-TRIALS = range(int(os.environ.get("RR_FAULT_TRIALS", "1")))
+TRIALS = range(int(os.environ.get("RR_FAULT_TRIALS", "2")))
 SCALE = 0.004
 CUT_AFTER_BYTES = 256 * 1024
 

@@ -19,6 +19,8 @@ SEEN_LOST = [
     "terminating connection due to administrator command",
     "server closed the connection unexpectedly",
     "the database system is starting up",
+    # asyncpg when the restart came inside a COPY (fault 3, 2026-11-27: the run failed and needed --resume)
+    'cannot switch to state 12; protocol is in the "failed" state',
 ]
 NOT_LOST = [
     'duplicate key value violates unique constraint "Posts_pkey"',
