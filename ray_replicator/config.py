@@ -88,7 +88,11 @@ class Settings(BaseModel):
     bytes_per_range: int = Field(default=1024 * 1024 * 1024, ge=1024)
     max_ranges_per_table: int = Field(default=64, ge=1)
     batch_rows: int = Field(default=65_536, ge=1)
-    batch_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    batch_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        ge=1024,
+        description="Arrow batch size cap; a driver holds a few times this while decoding (16 MB: +90 MB per worker)",
+    )
     parallelism: int = Field(default=0, ge=0, description="Ray copy tasks in flight; 0 = CPUs in the cluster")
     index_jobs: int = Field(
         default=2, ge=1, description="tables finalized at once (keys, indexes, ANALYZE) while other tables copy"
