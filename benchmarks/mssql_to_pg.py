@@ -12,7 +12,7 @@ What each did to the data is measured afterwards, value by value, against ray-re
 checked against the source by checksums). Prints a markdown table, writes it and a PNG bar chart to
 benchmarks/results/, and prints as its last line one JSON object.
 
-    python benchmarks/mssql_to_pg.py --scale 0.1
+    python benchmarks/mssql_to_pg.py --scale 0.1 [--repeat 3]
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import psycopg  # noqa: E402
 
+from benchmarks.pg_to_pg import drop_database  # noqa: E402
 from benchmarks.standin_so import DATABASE, PASSWORD, USER, StandIn, standin  # noqa: E402
 from ray_replicator.config import Settings  # noqa: E402
 from ray_replicator.embedded import recreate_database, start_embedded_postgres  # noqa: E402
@@ -108,7 +109,25 @@ def run_drain(src: StandIn, tables: list[str], client: str, expected: int) -> fl
 # ------------------------------------------------------------------------------------------- ours
 
 
-def run_ours(src: StandIn, target_url: str, reader: str, expected: int) -> float:
+def quiesce(base_url: str, limit_s: float = 180.0) -> None:
+    """Wait until no autovacuum worker runs: the copy timed before leaves 1.9 M fresh rows that autovacuum
+    analyses and vacuums, and that work would otherwise land on whichever method is timed next."""
+    deadline = time.perf_counter() + limit_s
+    with psycopg.connect(base_url, autocommit=True) as conn:
+        while time.perf_counter() < deadline:
+            busy = "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'"
+            row = conn.execute(busy).fetchone()
+            if row is not None and row[0] == 0:
+                return
+            time.sleep(0.5)
+
+
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2]
+
+
+def run_ours(src: StandIn, target_url: str, reader: str, expected: int) -> tuple[float, dict[str, float]]:
     from ray_replicator.pipeline import replicate
 
     settings = Settings.model_validate(
@@ -124,7 +143,7 @@ def run_ours(src: StandIn, target_url: str, reader: str, expected: int) -> float
     elapsed = time.perf_counter() - started
     if report.status != "ok" or report.total_rows != expected:
         raise SystemExit(f"ray-replicator reader={reader}: {report.status}, {report.total_rows} rows: {report.errors}")
-    return elapsed
+    return elapsed, dict(report.workers.get("peak_rss_mb", {}))
 
 
 def warm_ray_workers(src: StandIn, target_url: str) -> None:
@@ -374,6 +393,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="rounds of the drains and of ours, interleaved; medians are reported"
+    )
     args = parser.parse_args()
 
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
@@ -394,17 +416,30 @@ def main() -> None:
             ray_start_s = time.perf_counter() - t0
 
             warm_ray_workers(src, recreate_database(base_url, "bench_warmup"))
-            drain = {client: run_drain(src, tables, client, rows) for client in ("mssql-python", "pymssql")}
-            print(f"drain: {drain}", file=sys.stderr)
-            ref_url = recreate_database(base_url, "bench_ours_mssql_python")
-            pym_url = recreate_database(base_url, "bench_ours_pymssql")
-            ours = {
-                "pymssql": run_ours(src, pym_url, "pymssql", rows),
-                "mssql-python": run_ours(src, ref_url, "mssql-python", rows),
-            }
-            print(f"ours: {ours}", file=sys.stderr)
+            drains: dict[str, list[float]] = {"mssql-python": [], "pymssql": []}
+            ours_runs: dict[str, list[float]] = {"pymssql": [], "mssql-python": []}
+            rss: dict[str, float] = {}
+            urls: dict[str, str] = {}
+            for run in range(args.repeat):  # interleaved, so a noisy spell on the box hits every method alike
+                for client in drains:
+                    quiesce(base_url)
+                    drains[client].append(run_drain(src, tables, client, rows))
+                for reader in ours_runs:
+                    if reader in urls:  # only the last round's copies are kept for the checks below
+                        drop_database(base_url, urls[reader])
+                    urls[reader] = recreate_database(base_url, f"bench_ours_{reader.replace('-', '_')}_{run}")
+                    quiesce(base_url)
+                    elapsed_s, peaks = run_ours(src, urls[reader], reader, rows)
+                    ours_runs[reader].append(elapsed_s)
+                    rss.update({f"{reader} {k}": v for k, v in peaks.items()})
+            drain = {client: median(runs) for client, runs in drains.items()}
+            ours = {reader: median(runs) for reader, runs in ours_runs.items()}
+            print(f"drain runs: {drains}\nours runs: {ours_runs}", file=sys.stderr)
+            ref_url, pym_url = urls["mssql-python"], urls["pymssql"]
+            quiesce(base_url)
             current_s = run_current(src, ref_url, "current")
             print(f"current method: {current_s:.1f} s", file=sys.stderr)
+            quiesce(base_url)
             pgl = run_pgloader(src, ref_url, "pgloader", scratch)
             print(f"pgloader: {pgl.seconds} {pgl.error or ''}", file=sys.stderr)
             load_end = os.getloadavg()
@@ -442,7 +477,8 @@ def main() -> None:
 
     title = f"SQL Server stand-in → PostgreSQL, StackOverflow2010 scale {args.scale}, {rows:,} rows"
     lines = [
-        f"{title}, one run each, load average {load_start[0]:.2f} before / {load_end[0]:.2f} after",
+        f"{title}; drains and ray-replicator: median of {args.repeat} interleaved rounds, the others one run; "
+        f"autovacuum idle before each; load average {load_start[0]:.2f} before / {load_end[0]:.2f} after",
         "",
         "| method | seconds | rows/s | drain/method | what it did to the data |",
         "|---|---:|---:|---:|---|",
@@ -453,6 +489,8 @@ def main() -> None:
         else:
             lines.append(f"| {label} | {took:.2f} | {rows / took:,.0f} | {drain_s / took:.2f} | {data} |")
     lines.append(f"| (Ray start-up, not included above) | {ray_start_s:.2f} | | | |")
+    lines.append("")
+    lines.append("peak RSS per copy worker (MB): " + ", ".join(f"{k} {v:.0f}" for k, v in sorted(rss.items())))
     markdown = "\n".join(lines)
     print(markdown)
     if pgl.seconds is None and pgl.log_tail:
@@ -493,6 +531,10 @@ def main() -> None:
         "scale": args.scale,
         "seed": args.seed,
         "ray_start_s": round(ray_start_s, 3),
+        "repeat": args.repeat,
+        "drain_runs_s": {client: [round(x, 3) for x in runs] for client, runs in drains.items()},
+        "ours_runs_s": {reader: [round(x, 3) for x in runs] for reader, runs in ours_runs.items()},
+        "worker_peak_rss_mb": max(rss.values()) if rss else None,
         "load_avg_start": [round(x, 2) for x in load_start],
         "load_avg_end": [round(x, 2) for x in load_end],
     }
