@@ -490,7 +490,7 @@ def main() -> None:
             lines.append(f"| {label} | {took:.2f} | {rows / took:,.0f} | {drain_s / took:.2f} | {data} |")
     lines.append(f"| (Ray start-up, not included above) | {ray_start_s:.2f} | | | |")
     lines.append("")
-    lines.append("peak RSS per copy worker (MB): " + ", ".join(f"{k} {v:.0f}" for k, v in sorted(rss.items())))
+    lines.append("peak RSS per copy worker process over all its runs here, warm-ups included (MB): " + ", ".join(f"{k} {v:.0f}" for k, v in sorted(rss.items())))
     markdown = "\n".join(lines)
     print(markdown)
     if pgl.seconds is None and pgl.log_tail:
