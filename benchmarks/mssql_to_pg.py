@@ -490,7 +490,8 @@ def main() -> None:
             lines.append(f"| {label} | {took:.2f} | {rows / took:,.0f} | {drain_s / took:.2f} | {data} |")
     lines.append(f"| (Ray start-up, not included above) | {ray_start_s:.2f} | | | |")
     lines.append("")
-    lines.append("peak RSS per copy worker process over all its runs here, warm-ups included (MB): " + ", ".join(f"{k} {v:.0f}" for k, v in sorted(rss.items())))
+    peaks = ", ".join(f"{k} {v:.0f}" for k, v in sorted(rss.items()))
+    lines.append(f"peak RSS per copy worker process over all its runs here, warm-ups included (MB): {peaks}")
     markdown = "\n".join(lines)
     print(markdown)
     if pgl.seconds is None and pgl.log_tail:
