@@ -39,7 +39,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import psycopg  # noqa: E402
 
-from benchmarks.pg_to_pg import drop_database  # noqa: E402
+from benchmarks.pg_to_pg import drop_database, quiesce  # noqa: E402
 from benchmarks.standin_so import DATABASE, PASSWORD, USER, StandIn, standin  # noqa: E402
 from ray_replicator.config import Settings  # noqa: E402
 from ray_replicator.embedded import recreate_database, start_embedded_postgres  # noqa: E402
@@ -107,19 +107,6 @@ def run_drain(src: StandIn, tables: list[str], client: str, expected: int) -> fl
 
 
 # ------------------------------------------------------------------------------------------- ours
-
-
-def quiesce(base_url: str, limit_s: float = 180.0) -> None:
-    """Wait until no autovacuum worker runs: the copy timed before leaves 1.9 M fresh rows that autovacuum
-    analyses and vacuums, and that work would otherwise land on whichever method is timed next."""
-    deadline = time.perf_counter() + limit_s
-    with psycopg.connect(base_url, autocommit=True) as conn:
-        while time.perf_counter() < deadline:
-            busy = "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'"
-            row = conn.execute(busy).fetchone()
-            if row is not None and row[0] == 0:
-                return
-            time.sleep(0.5)
 
 
 def median(values: list[float]) -> float:

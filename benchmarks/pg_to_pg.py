@@ -54,6 +54,21 @@ def drop_database(base_url: str, url: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1].split("?")[0]}" WITH (FORCE)')
 
 
+def quiesce(base_url: str, limit_s: float = 180.0) -> None:
+    """Start every timed method on a settled server: a checkpoint writes out what the previous method left dirty,
+    then wait until no autovacuum worker runs (a copy leaves millions of fresh rows that autovacuum analyses and
+    vacuums). Otherwise that work lands on whichever method is timed next."""
+    deadline = time.perf_counter() + limit_s
+    with psycopg.connect(base_url, autocommit=True) as conn:
+        conn.execute("CHECKPOINT")
+        while time.perf_counter() < deadline:
+            busy = "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'"
+            row = conn.execute(busy).fetchone()
+            if row is not None and row[0] == 0:
+                return
+            time.sleep(0.5)
+
+
 def run_ceiling(source_url: str, base_url: str, workdir: Path) -> float:
     target_url = recreate_database(base_url, "bench_ceiling")
     with psycopg.connect(target_url, autocommit=True) as conn:
@@ -170,10 +185,13 @@ def main() -> None:
         pgcopydb_runs: list[float] = []
         timings: dict[tuple[str, str, str], list[float]] = {v: [] for v in variants}
         for run in range(args.repeat):  # interleaved, so a noisy spell on the box hits every method alike
+            quiesce(base_url)
             ceilings.append(run_ceiling(source_url, base_url, scratch / "copyfiles"))
+            quiesce(base_url)
             if (pgcopydb := run_pgcopydb(source_url, base_url, scratch / "pgcopydb")) is not None:
                 pgcopydb_runs.append(pgcopydb)
             for method, keys, level in variants:
+                quiesce(base_url)
                 elapsed, peaks = run_ours(source_url, base_url, method, keys, level, run)
                 timings[(method, keys, level)].append(elapsed)
                 rss.update({f"{method}:{k}": v for k, v in peaks.items()})
@@ -185,7 +203,8 @@ def main() -> None:
         best = min(headline, key=lambda mk: headline[mk])
         ours_s = headline[best]
         lines = [
-            f"PostgreSQL → PostgreSQL, scale {args.scale}, {rows:,} rows, median of {args.repeat}",
+            f"PostgreSQL → PostgreSQL, scale {args.scale}, {rows:,} rows, median of {args.repeat} interleaved rounds "
+            "(checkpoint and autovacuum idle before each method)",
             "",
             "| method | seconds | rows/s | ceiling/method |",
             "|---|---:|---:|---:|",
@@ -220,6 +239,11 @@ def main() -> None:
             "scale": args.scale,
             "ray_start_s": round(ray_start_s, 3),
             "worker_peak_rss_mb": max(rss.values()) if rss else None,
+            "runs_s": {
+                "ceiling": [round(x, 3) for x in ceilings],
+                "pgcopydb": [round(x, 3) for x in pgcopydb_runs],
+                **{"/".join(v): [round(x, 3) for x in t] for v, t in timings.items()},
+            },
         }
         ray.shutdown()
         print(json.dumps(summary))
