@@ -425,12 +425,17 @@ def replicate(settings: Settings, on_event: Callable[[str, dict[str, Any]], None
             entry = progress[key]
 
             def job() -> None:
+                started = time.perf_counter()
                 entry.target_rows = finalize_and_count(
                     target_url, mapped[key], source.engine, options, count_in_copy and entry.counted
                 )
                 if settings.verify == "checksums":
                     table = catalog.table(*key)
                     entry.checked = database_check(source_url, target_url, table, mapped[key], plan.ranges_of(table))
+                emit(
+                    "table_finalized",
+                    {"table": entry.report.table, "seconds": round(time.perf_counter() - started, 3)},
+                )
 
             entry.finalized = table_jobs.submit(job)
 

@@ -130,12 +130,12 @@ class Progress:
 
     def __call__(self, kind: str, data: dict[str, Any]) -> None:
         """The on_event callback: record the event, then log it as JSON when asked."""
-        with self._lock:
+        with self._lock:  # finalize events come from the driver's finalize threads
             self._apply(kind, data)
-        if self.json_stream is not None:
-            line = json.dumps({"ts": round(time.time(), 3), "event": kind, **data}, default=str)
-            self.json_stream.write(line + "\n")
-            self.json_stream.flush()
+            if self.json_stream is not None:
+                line = json.dumps({"ts": round(time.time(), 3), "event": kind, **data}, default=str)
+                self.json_stream.write(line + "\n")
+                self.json_stream.flush()
 
     def fail(self, error: str) -> None:
         """Report a run that stopped with an error, unless the pipeline already did (JSON consumers need an
@@ -187,6 +187,9 @@ class Progress:
             state = self.tables.setdefault(data["table"], TableState(table=data["table"]))
             state.finished = now
             state.state = "finalizing"
+        elif kind == "table_finalized":
+            state = self.tables.setdefault(data["table"], TableState(table=data["table"]))
+            state.state = "done"
         elif kind in ("finalize", "verify"):
             self.phase = kind
             self.copy_finished = self.copy_finished or now

@@ -62,6 +62,11 @@ def test_table_lines_rates_and_eta() -> None:
     progress("table_done", {"table": "public.Votes", "rows": 4000, "seconds": 40.0})
     progress("range", {"table": "public.Users", "rows": 100, "seconds": 1.0, "left": 0})
     progress("table_done", {"table": "public.Users", "rows": 100, "seconds": 1.0})
+    progress("table_finalized", {"table": "public.Users", "seconds": 0.2})
+    lines = _render(progress).splitlines()
+    assert "finalizing" in next(line for line in lines if "public.Votes" in line)
+    assert "done" in next(line for line in lines if "public.Users" in line), "keys and ANALYZE of Users are over"
+    progress("table_finalized", {"table": "public.Votes", "seconds": 3.0})
     progress("finalize", {"tables": 2, "step": "foreign keys"})
     progress("done", {"status": "ok", "rows": 4100, "seconds": 41.0})
     clock.now += 1000

@@ -204,6 +204,8 @@ password_env = "DST_PASSWORD"
 
     result = json.loads(report.read_text())
     assert result["status"] == "ok", result["errors"]
+    finalized = [e["table"] for e in events if e["event"] == "table_finalized"]
+    assert sorted(finalized) == sorted(t["table"] for t in result["tables"]), "one finalize event per table"
     copied_on = {node for table in result["tables"] for node in table["nodes"]}
     assert copied_on == set(nodes), f"ranges ran on {copied_on}, cluster nodes are {nodes}"
     assert sum(t["ranges"] for t in result["tables"]) > 10
