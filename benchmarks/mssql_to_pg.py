@@ -39,7 +39,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import psycopg  # noqa: E402
 
-from benchmarks.pg_to_pg import drop_database, quiesce  # noqa: E402
+from benchmarks.pg_to_pg import drop_database, median, quiesce  # noqa: E402
 from benchmarks.standin_so import DATABASE, PASSWORD, USER, StandIn, standin  # noqa: E402
 from ray_replicator.config import Settings  # noqa: E402
 from ray_replicator.embedded import recreate_database, start_embedded_postgres  # noqa: E402
@@ -107,11 +107,6 @@ def run_drain(src: StandIn, tables: list[str], client: str, expected: int) -> fl
 
 
 # ------------------------------------------------------------------------------------------- ours
-
-
-def median(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[len(ordered) // 2]
 
 
 def run_ours(src: StandIn, target_url: str, reader: str, expected: int) -> tuple[float, dict[str, float]]:
@@ -477,8 +472,8 @@ def main() -> None:
             lines.append(f"| {label} | {took:.2f} | {rows / took:,.0f} | {drain_s / took:.2f} | {data} |")
     lines.append(f"| (Ray start-up, not included above) | {ray_start_s:.2f} | | | |")
     lines.append("")
-    peaks = ", ".join(f"{k} {v:.0f}" for k, v in sorted(rss.items()))
-    lines.append(f"peak RSS per copy worker process over all its runs here, warm-ups included (MB): {peaks}")
+    peak_text = ", ".join(f"{k} {v:.0f}" for k, v in sorted(rss.items()))
+    lines.append(f"peak RSS per copy worker process over all its runs here, warm-ups included (MB): {peak_text}")
     markdown = "\n".join(lines)
     print(markdown)
     if pgl.seconds is None and pgl.log_tail:

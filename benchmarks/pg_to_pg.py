@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import resource
 import shutil
@@ -52,6 +53,12 @@ def drop_database(base_url: str, url: str) -> None:
     """Each copy is GBs on disk: measured, then dropped."""
     with psycopg.connect(base_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1].split("?")[0]}" WITH (FORCE)')
+
+
+def median(values: list[float]) -> float:
+    """The middle run (of an even count, the slower of the two middle ones)."""
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2]
 
 
 def quiesce(base_url: str, limit_s: float = 180.0) -> None:
@@ -171,12 +178,8 @@ def main() -> None:
         import ray
 
         t0 = time.perf_counter()
-        ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+        ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
         ray_start_s = time.perf_counter() - t0
-
-        def median(values: list[float]) -> float:
-            values = sorted(values)
-            return values[len(values) // 2]
 
         rss: dict[str, float] = {}
         levels = args.verify.split(",")

@@ -1293,6 +1293,18 @@ _FLOATS = {4: struct.Struct("<f"), 8: struct.Struct("<d")}
 _US_1900_TO_1970 = 25_567 * 86_400_000_000
 
 
+def _length_prefixed(by_size: dict[int, struct.Struct]) -> ValueReader:
+    """INTN/FLTN: a length byte (0 = NULL), then a little-endian value of that size."""
+
+    def read(buf: bytes, pos: int) -> tuple[object, int]:
+        n = buf[pos]
+        if n == 0:
+            return None, pos + 1
+        return by_size[n].unpack_from(buf, pos + 1)[0], pos + 1 + n
+
+    return read
+
+
 def _row_reader(ti: TypeInfo) -> ValueReader:
     """A reader of one ROW value of type ti, specialised once per column: bulk loads decode millions of values,
     and read_value's per-value dispatch was most of the stand-in's bulk-load time. Values equal read_value's;
@@ -1302,24 +1314,8 @@ def _row_reader(ti: TypeInfo) -> ValueReader:
         fixed = _INTS[FIXED_LEN[c]].unpack_from
         size = FIXED_LEN[c]
         return lambda buf, pos: (fixed(buf, pos)[0], pos + size)
-    if c == T_INTN:
-
-        def intn(buf: bytes, pos: int) -> tuple[object, int]:
-            n = buf[pos]
-            if n == 0:
-                return None, pos + 1
-            return _INTS[n].unpack_from(buf, pos + 1)[0], pos + 1 + n
-
-        return intn
-    if c == T_FLTN:
-
-        def fltn(buf: bytes, pos: int) -> tuple[object, int]:
-            n = buf[pos]
-            if n == 0:
-                return None, pos + 1
-            return _FLOATS[n].unpack_from(buf, pos + 1)[0], pos + 1 + n
-
-        return fltn
+    if c in (T_INTN, T_FLTN):
+        return _length_prefixed(_INTS if c == T_INTN else _FLOATS)
     if c == T_BITN:
 
         def bitn(buf: bytes, pos: int) -> tuple[object, int]:

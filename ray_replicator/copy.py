@@ -149,9 +149,8 @@ RAW_READ_AHEAD = 2
 its index and WAL work) is the slower side of a PostgreSQL→PostgreSQL copy: a deeper queue only fills up, adding
 memory but no speed."""
 ARROW_READ_AHEAD = 2
-"""Arrow batches the budget reads ahead of the writer when it waits rather than spills. Unbounded, the queue
-filled the whole task cap whenever PostgreSQL was the slower side (SQL Server → PostgreSQL workers peaked at
-320-600 MB) without copying any faster."""
+"""Arrow batches the budget reads ahead of the writer when it waits rather than spills, as on the raw path: the
+writer is the slower side, so a deeper queue would only hold more of the task cap."""
 RAW_NODE_GRANT_CHUNKS = 8
 """Raw chunks reserve node bytes in grants of this many chunks: one budget-actor round trip (~3 ms of CPU, 5-15 ms
 of latency on a loaded 2-core box) per 2 MB chunk made the reader the slow side (copy phase ~20-40% longer)."""
@@ -181,10 +180,9 @@ def _budgeted(stream: Iterator[Any], item: CopyItem, held: int, chunk: int) -> I
         _NODE_BUDGET.clear()
         node = _budget_actor(config)
     size_of: Callable[[Any], int] = len if raw else (lambda b: int(b.nbytes))
-    if not raw:
-        return BudgetedStream(stream, size_of, chunk, config, item.rng.range_id, node, ARROW_READ_AHEAD)
-    grant = RAW_NODE_GRANT_CHUNKS * chunk
-    return BudgetedStream(stream, size_of, chunk, config, item.rng.range_id, node, RAW_READ_AHEAD, grant)
+    ahead = RAW_READ_AHEAD if raw else ARROW_READ_AHEAD
+    grant = RAW_NODE_GRANT_CHUNKS * chunk if raw else 0
+    return BudgetedStream(stream, size_of, chunk, config, item.rng.range_id, node, ahead, grant)
 
 
 def copy_range_local(item: CopyItem) -> RangeResult:
