@@ -108,6 +108,12 @@ class Settings(BaseModel):
         "(reported), or copy PostgreSQL's text form into nvarchar(max)",
     )
     memory_cap_mb: int = Field(default=128, ge=1, description="bytes in flight per copy task (read, not written)")
+    worker_max_ranges: int = Field(
+        default=0,
+        ge=0,
+        description="ranges a Ray worker process copies before Ray replaces it (0 = reuse it for the whole run): "
+        "bounds the native memory drivers leave behind, at the cost of a process start",
+    )
     node_memory_cap_mb: int = Field(default=1024, ge=1, description="bytes in flight of all copy tasks on one node")
     spill_dir: Path | None = Field(default=None, description="spill batches here instead of waiting for the target")
     spill_cap_mb: int = Field(default=4096, ge=1, description="bytes of spill files per node")

@@ -21,7 +21,14 @@ import ray
 from ray_replicator.budget import MB, BudgetConfig
 from ray_replicator.catalog import Catalog, Table
 from ray_replicator.config import Settings, scrub
-from ray_replicator.copy import TRANSIENT_BACKOFF_SECONDS, CopyItem, RangeResult, copy_range, is_transient, run_bounded
+from ray_replicator.copy import (
+    TRANSIENT_BACKOFF_SECONDS,
+    CopyItem,
+    RangeResult,
+    copy_range_task,
+    is_transient,
+    run_bounded,
+)
 from ray_replicator.engines import engine_of, open_source, open_target
 from ray_replicator.engines.base import EngineError, KeyRange, Source, UsageError, WriteOptions
 from ray_replicator.ledger import Resume, find_resume, plan_document
@@ -442,6 +449,7 @@ def replicate(settings: Settings, on_event: Callable[[str, dict[str, Any]], None
         worker_rss: dict[str, float] = {}
         buffers: dict[str, float] = {"peak_buffer_mb": 0.0, "spilled_mb": 0.0}
         budget = budget_config(settings)
+        copy_task = copy_range_task(settings.worker_max_ranges)
 
         def submit(rng: KeyRange) -> ray.ObjectRef:
             key = (rng.schema, rng.table)
@@ -460,7 +468,7 @@ def replicate(settings: Settings, on_event: Callable[[str, dict[str, Any]], None
                 options=options,
                 budget=budget,
             )
-            return copy_range.remote(item)
+            return copy_task.remote(item)
 
         def done(rng: KeyRange, result: RangeResult) -> None:
             key = (rng.schema, rng.table)
