@@ -288,6 +288,7 @@ def run_bounded(
     submit: Callable[[Any], ray.ObjectRef],
     in_flight: int,
     on_done: Callable[[Any, Any], None],
+    is_ready: Callable[[Any], bool] | None = None,
 ) -> None:
     """Submit items in order with at most `in_flight` outstanding; call on_done(item, result) as each ends.
 
@@ -298,7 +299,12 @@ def run_bounded(
     queue = list(items)
     while queue or pending:
         while queue and len(pending) < in_flight:
-            item = queue.pop(0)
+            pick = next((i for i, it in enumerate(queue) if is_ready is None or is_ready(it)), None)
+            if pick is None:
+                if pending:
+                    break
+                pick = 0
+            item = queue.pop(pick)
             pending[submit(item)] = item
         ready, _ = ray.wait(list(pending), num_returns=1)
         for ref in ready:

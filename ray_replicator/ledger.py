@@ -108,6 +108,7 @@ def encode_range(rng: KeyRange) -> dict[str, Any]:
         "upper": _bound(rng.upper),
         "estimated_rows": rng.estimated_rows,
         "estimated_bytes": rng.estimated_bytes,
+        "lead": rng.lead,
     }
 
 
@@ -122,6 +123,7 @@ def decode_range(data: dict[str, Any]) -> KeyRange:
         upper=_unbound(data["upper"]),
         estimated_rows=int(data["estimated_rows"]),
         estimated_bytes=int(data["estimated_bytes"]),
+        lead=bool(data.get("lead", False)),
     )
 
 

@@ -135,7 +135,9 @@ def copy_slots(settings: Settings) -> int:
     return os.cpu_count() or 1
 
 
-def make_plan(settings: Settings, source: Source, catalog: Catalog) -> Plan:
+def make_plan(settings: Settings, source: Source, catalog: Catalog, target_engine: str | None = None) -> Plan:
+    """target_engine: where the rows go, when known; a raw PostgreSQL → PostgreSQL copy gets lead ranges."""
+    lead = target_engine is not None and choose_method(settings, source.engine, target_engine) == "raw"
     return plan_catalog(
         source,
         catalog,
@@ -143,6 +145,7 @@ def make_plan(settings: Settings, source: Source, catalog: Catalog) -> Plan:
         settings.bytes_per_range,
         settings.max_ranges_per_table,
         slots=copy_slots(settings),
+        lead=lead,
     )
 
 
@@ -341,7 +344,7 @@ def replicate(settings: Settings, on_event: Callable[[str, dict[str, Any]], None
             resumed = find_resume(target, settings, catalog)
             run_id, plan = resumed.run_id, resumed.plan
         else:
-            plan = make_plan(settings, source, catalog)
+            plan = make_plan(settings, source, catalog, target.engine)
         phases["plan"] = time.perf_counter() - t0
         method = choose_method(settings, source.engine, target.engine)
         report = RunReport(
@@ -450,6 +453,11 @@ def replicate(settings: Settings, on_event: Callable[[str, dict[str, Any]], None
         buffers: dict[str, float] = {"peak_buffer_mb": 0.0, "spilled_mb": 0.0}
         budget = budget_config(settings)
         copy_task = copy_range_task(settings.worker_max_ranges)
+        waiting_for_lead = {(r.schema, r.table) for r in todo if r.lead}
+
+        def ready(rng: KeyRange) -> bool:
+            """A table's other ranges start once its lead range has committed (see KeyRange.lead)."""
+            return rng.lead or (rng.schema, rng.table) not in waiting_for_lead
 
         def submit(rng: KeyRange) -> ray.ObjectRef:
             key = (rng.schema, rng.table)
@@ -472,6 +480,8 @@ def replicate(settings: Settings, on_event: Callable[[str, dict[str, Any]], None
 
         def done(rng: KeyRange, result: RangeResult) -> None:
             key = (rng.schema, rng.table)
+            if rng.lead:
+                waiting_for_lead.discard(key)
             entry = progress[key]
             entry.report.rows += result.rows
             entry.report.bytes += result.bytes
@@ -521,7 +531,7 @@ def replicate(settings: Settings, on_event: Callable[[str, dict[str, Any]], None
             if entry.remaining == 0:
                 finish_table(key)
         try:
-            run_bounded(todo, submit, in_flight, done)
+            run_bounded(todo, submit, in_flight, done, ready)
             for entry in progress.values():
                 if entry.finalized is not None:
                     entry.finalized.result()
@@ -591,7 +601,8 @@ def plan_only(settings: Settings) -> tuple[Plan, list[str]]:
     source = open_source(settings.source.resolved_url())
     try:
         catalog, excluded = load_catalog(settings, source)
-        return make_plan(settings, source, catalog), excluded
+        target_engine = engine_of(settings.target.resolved_url()) if settings.target is not None else None
+        return make_plan(settings, source, catalog, target_engine), excluded
     finally:
         source.close()
 

@@ -38,6 +38,9 @@ class KeyRange:
     upper: tuple[Any, ...] | None = None
     estimated_rows: int = 0
     estimated_bytes: int = 0
+    lead: bool = False
+    """The first range of a table split only to keep the copy slots busy: it is loaded alone, with TRUNCATE + COPY
+    FREEZE where the target can, and the table's other ranges start once it has committed."""
 
     @property
     def range_id(self) -> str:

@@ -938,6 +938,10 @@ _CLAIM_SQL = (
     "ON CONFLICT (run_id, range_id) DO NOTHING"
 )
 _LOCK_SQL = f"SELECT state, rows, bytes FROM {_RANGES} WHERE run_id = $1 AND range_id = $2 FOR UPDATE"
+_OTHERS_DONE_SQL = (
+    f"SELECT EXISTS (SELECT 1 FROM {_RANGES} WHERE run_id = $1 AND schema_name = $2 AND table_name = $3 "
+    "AND range_id <> $4 AND state IN ('done', 'verified'))"
+)
 _DONE_SQL = (
     f"UPDATE {_RANGES} SET state = 'done', rows = $3::int8, bytes = $4::int8, seconds = $5::float8, "
     "error = NULL, updated_at = now() WHERE run_id = $1 AND range_id = $2"
@@ -1254,7 +1258,9 @@ class PostgresTarget(_PostgresEndpoint):
 
         A range that is the whole table is loaded with TRUNCATE + COPY FREEZE in that transaction: rows land
         frozen and all-visible, so the index builds, ANALYZE and the first reads after the load do not rewrite
-        every page to set hint bits (with data checksums on, each such write also goes to the WAL).
+        every page to set hint bits (with data checksums on, each such write also goes to the WAL). So is a lead
+        range (its table's other ranges wait for it), unless the ledger already has another range of the table
+        done in this run (a resume): the TRUNCATE would take those rows.
         """
         started = time.monotonic()
         freeze = rng.kind == "full"
@@ -1279,7 +1285,11 @@ class PostgresTarget(_PostgresEndpoint):
                 if row is not None and row["state"] in ("done", "verified"):
                     _close(chunks)
                     return RangeWrite(rows=int(row["rows"] or 0), bytes=int(row["bytes"] or 0), fresh=False)
-                if freeze:
+                freezing = freeze
+                if rng.lead and not freeze:
+                    others = await c.fetchval(_OTHERS_DONE_SQL, options.run_id, rng.schema, rng.table, rng.range_id)
+                    freezing = not others
+                if freezing:
                     await c.execute(f"TRUNCATE ONLY {qualified(table.schema, table.name)}")
                 copy = asyncio.ensure_future(
                     c.copy_to_table(
@@ -1288,7 +1298,7 @@ class PostgresTarget(_PostgresEndpoint):
                         columns=columns,
                         schema_name=table.schema,
                         format="binary",
-                        freeze=freeze,
+                        freeze=freezing,
                     )
                 )
                 watcher = asyncio.ensure_future(self._watch_copy(c, copy, last_sent))

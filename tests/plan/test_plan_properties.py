@@ -14,7 +14,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ray_replicator.engines.postgres import PostgresSource
-from ray_replicator.plan import plan_table_ranges, schedule_largest_first
+from ray_replicator.plan import (
+    LEAD_TILES_PER_PART,
+    MAX_LEAD_FRACTION,
+    MIN_LEAD_FRACTION,
+    lead_fraction,
+    plan_table_ranges,
+    schedule_largest_first,
+)
 
 
 def _keys_by_range(source: PostgresSource, table: Any, ranges: list[Any]) -> list[list[tuple[Any, ...]]]:
@@ -178,3 +185,38 @@ def test_schedule_largest_first(plan_db: str) -> None:
         assert sizes == sorted(sizes, reverse=True)
     finally:
         source.close()
+
+
+@pytest.mark.parametrize("fraction", [0.2, 0.31, 0.5])
+def test_lead_range_holds_its_share_and_the_ranges_partition(plan_db: str, fraction: float) -> None:
+    """A lead range takes `fraction` of the rows; the rest is cut into as many ranges as without a lead; together
+    they still cover every row exactly once."""
+    _load(plan_db, "CREATE TABLE t (id int PRIMARY KEY, v text)", [(i * 7 - 5000, "z") for i in range(6000)], "id, v")
+    source = PostgresSource(plan_db)
+    try:
+        table = source.catalog(["t"], []).table("public", "t")
+        ranges = plan_table_ranges(source, table, 3_000, 1 << 40, 64, lead_fraction=fraction)
+        assert [r.lead for r in ranges] == [True, False, False]
+        per_range = _keys_by_range(source, table, ranges)
+        _assert_partition(per_range, [(i * 7 - 5000,) for i in range(6000)])
+        sizes = [len(keys) for keys in per_range]
+        assert abs(sizes[0] - fraction * 6000) <= 6000 / (LEAD_TILES_PER_PART * 2), sizes
+        assert abs(sizes[1] - sizes[2]) <= 6000 / (LEAD_TILES_PER_PART * 2), sizes
+        plain = plan_table_ranges(source, table, 3_000, 1 << 40, 64)
+        assert len(plain) == 2 and not any(r.lead for r in plain)
+    finally:
+        source.close()
+
+
+def test_lead_fraction_matches_the_other_tables_work() -> None:
+    """The lead copies what the other tables take on the other slots, between 20 % and 50 % of its table."""
+    from ray_replicator.catalog import Catalog, Table
+
+    def table(name: str, size: int) -> Table:
+        return Table(schema="public", name=name, columns=[], byte_estimate=size)
+
+    posts, comments, votes = table("Posts", 739), table("Comments", 132), table("Votes", 99)
+    catalog = Catalog(engine="postgres", database="so", tables=[posts, comments, votes])
+    assert lead_fraction(posts, catalog, slots=2) == pytest.approx(231 / 739)
+    assert lead_fraction(posts, catalog, slots=8) == MIN_LEAD_FRACTION
+    assert lead_fraction(comments, catalog, slots=2) == MAX_LEAD_FRACTION
