@@ -136,8 +136,16 @@ def copy_slots(settings: Settings) -> int:
 
 
 def make_plan(settings: Settings, source: Source, catalog: Catalog, target_engine: str | None = None) -> Plan:
-    """target_engine: where the rows go, when known; a raw PostgreSQL → PostgreSQL copy gets lead ranges."""
-    lead = target_engine is not None and choose_method(settings, source.engine, target_engine) == "raw"
+    """target_engine: where the rows go, when known. A raw PostgreSQL → PostgreSQL copy gets lead ranges unless it
+    verifies checksums: the split table then finishes last, and its digest, taken after its finalize, can no
+    longer overlap other tables' copies. Measured at scale 0.14 on 2 cores, interleaved runs: verify counts
+    8.4-10.3 s (median 9.55) with lead ranges against 9.7-11.4 s (median 10.54) without; verify checksums
+    16.9-19.0 s with against 14.3-17.2 s without."""
+    lead = (
+        target_engine is not None
+        and settings.verify != "checksums"
+        and choose_method(settings, source.engine, target_engine) == "raw"
+    )
     return plan_catalog(
         source,
         catalog,

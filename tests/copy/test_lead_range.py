@@ -15,7 +15,7 @@ from ray_replicator import plan as plan_mod
 from ray_replicator.config import load_settings
 from ray_replicator.engines.base import KeyRange, WriteOptions
 from ray_replicator.engines.postgres import PostgresSource, PostgresTarget
-from ray_replicator.pipeline import replicate
+from ray_replicator.pipeline import make_plan, replicate
 
 FROZEN = 0x0300  # HEAP_XMIN_COMMITTED | HEAP_XMIN_INVALID: the tuple was written frozen
 
@@ -49,7 +49,7 @@ def test_lead_range_loads_frozen_before_the_rest(
     source = _source(make_database)
     target = make_database("lead_dst")
     events: list[tuple[str, dict[str, Any]]] = []
-    settings = load_settings(None, {"source": source, "target": target, "verify": "checksums", "parallelism": 2})
+    settings = load_settings(None, {"source": source, "target": target, "verify": "counts", "parallelism": 2})
     report = replicate(settings, on_event=lambda kind, data: events.append((kind, data)))
     assert report.status == "ok", report.errors
     assert {t.table: (t.rows, t.ranges) for t in report.tables} == {"public.big": (20000, 3), "public.small": (3000, 1)}
@@ -92,3 +92,25 @@ def test_lead_does_not_truncate_rows_of_a_range_already_done(make_database: Call
     with psycopg.connect(target_url) as conn:
         assert conn.execute("SELECT count(*), min(id), max(id) FROM big").fetchone() == (20000, 1, 20000)
     assert _frozen_tuples(target_url, "big") == 0
+
+
+@pytest.mark.parametrize(("verify", "method", "leads"), [("counts", "auto", 1), ("none", "auto", 1),
+                                                         ("checksums", "auto", 0), ("counts", "arrow", 0)])  # fmt: skip
+def test_which_runs_plan_a_lead(
+    make_database: Callable[[str], str], monkeypatch: pytest.MonkeyPatch, verify: str, method: str, leads: int
+) -> None:
+    """Only a raw PostgreSQL → PostgreSQL copy can load a range frozen, and with verify = checksums a lead would
+    push the split table's digest to the end of the run."""
+    monkeypatch.setattr(plan_mod, "MIN_BALANCE_BYTES", 0)
+    source_url = _source(make_database)
+    settings = load_settings(
+        None,
+        {"source": source_url, "target": source_url, "verify": verify, "copy_method": method, "parallelism": 2},
+    )
+    source = PostgresSource(source_url)
+    try:
+        plan = make_plan(settings, source, source.catalog([], []), "postgres")
+    finally:
+        source.close()
+    assert sum(r.lead for r in plan.ranges) == leads
+    assert len([r for r in plan.ranges if r.table == "big"]) == 2 + leads
