@@ -609,7 +609,7 @@ def plan_only(settings: Settings) -> tuple[Plan, list[str]]:
     source = open_source(settings.source.resolved_url())
     try:
         catalog, excluded = load_catalog(settings, source)
-        target_engine = engine_of(settings.target.resolved_url()) if settings.target is not None else None
+        target_engine = engine_of(settings.target.display()) if settings.target is not None else None
         return make_plan(settings, source, catalog, target_engine), excluded
     finally:
         source.close()
