@@ -89,13 +89,14 @@ def plan_table_ranges(
             )
         )
 
-    lead = lead_fraction is not None and parts > 1 and bool(key)
+    share_of_lead = lead_fraction if parts > 1 and key else None
     if parts > 1 and key:
-        tile_starts = source.split_boundaries(table, LEAD_TILES_PER_PART * parts) if lead else []
+        tile_starts = source.split_boundaries(table, LEAD_TILES_PER_PART * parts) if share_of_lead else []
         tiles = len(tile_starts) + 1
-        lead = lead and tiles == LEAD_TILES_PER_PART * parts  # fewer distinct keys than tiles: plain ranges
-        if lead and lead_fraction is not None:
-            first = min(tiles - parts, max(1, round(lead_fraction * tiles)))
+        if tiles != LEAD_TILES_PER_PART * parts:  # no lead, or fewer distinct keys than tiles: plain ranges
+            share_of_lead = None
+        if share_of_lead is not None:
+            first = min(tiles - parts, max(1, round(share_of_lead * tiles)))
             bounds = [tile_starts[first + round((tiles - first) * j / parts) - 1] for j in range(parts)]
         else:
             bounds = source.split_boundaries(table, parts)
@@ -115,16 +116,16 @@ def plan_table_ranges(
         add("full")
     share = len(ranges)
     weights = [1.0 / share] * share
-    if lead and lead_fraction is not None:
+    if share_of_lead is not None:
         rest = share - 1
-        weights = [lead_fraction] + [(1 - lead_fraction) / rest] * rest
+        weights = [share_of_lead] + [(1 - share_of_lead) / rest] * rest
     return [
         KeyRange(
             **{
                 **asdict(r),
                 "estimated_rows": int(table.row_estimate * w),
                 "estimated_bytes": int(table.byte_estimate * w),
-                "lead": lead and r.index == 0,
+                "lead": share_of_lead is not None and r.index == 0,
             }
         )
         for r, w in zip(ranges, weights, strict=True)
