@@ -50,6 +50,8 @@ class Column:
     identity: Identity | None = None
     computed: str | None = None
     collation: str | None = None
+    storage: str | None = None
+    """PostgreSQL's STORAGE (plain, external, extended, main) when the source sets one other than its type's."""
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,9 @@ class Table:
     row_estimate: int = 0
     byte_estimate: int = 0
     physical_pages: int = 0
+    large_values_compressed: bool | None = None
+    """Whether the source stores this table's large values compressed (PostgreSQL TOAST, from a sample); None when
+    unknown, when the engine has no such notion, or when the sample held too few large values to tell."""
 
     @property
     def qualified(self) -> str:

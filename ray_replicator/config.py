@@ -100,6 +100,12 @@ class Settings(BaseModel):
     existing: Literal["fail", "truncate", "drop"] = "fail"
     keys: Literal["after-load", "before-load"] = "after-load"
     unlogged: bool = False
+    large_values: Literal["as-source", "compress"] = Field(
+        default="as-source",
+        description="PostgreSQL target: as-source loads a table whose PostgreSQL source stores its large values "
+        "uncompressed (sampled) without TOAST compression, as large as the source and faster; compress lets the "
+        "target compress them as it does by default",
+    )
     copy_method: Literal["auto", "arrow", "raw"] = "auto"
     verify: Literal["none", "counts", "checksums"] = "checksums"
     unsupported_types: Literal["fail", "skip-column", "text"] = Field(

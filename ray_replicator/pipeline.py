@@ -394,6 +394,7 @@ def replicate(settings: Settings, on_event: Callable[[str, dict[str, Any]], None
             keys_before_load=settings.keys == "before-load",
             unlogged=settings.unlogged,
             run_id=run_id,
+            large_values_as_source=settings.large_values == "as-source",
         )
         mapped = {(t.schema, t.name): map_table(t, settings.schema_map) for t in catalog.tables}
         target_catalog = replace(catalog, tables=list(mapped.values()))

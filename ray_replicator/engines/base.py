@@ -55,6 +55,8 @@ class WriteOptions:
     keys_before_load: bool = False
     unlogged: bool = False
     run_id: str = ""
+    large_values_as_source: bool = False
+    """Load a table whose source stores its large values uncompressed without compressing them."""
     extra: dict[str, Any] = field(default_factory=dict)
 
 

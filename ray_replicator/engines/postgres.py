@@ -335,6 +335,64 @@ class _PostgresEndpoint:
             cur.execute(_set_config_sql(len(values)), list(values))
             cur.fetchall()
 
+    async def _load_uncompressed(self, c: Any, table: Table, run_id: str) -> None:
+        """Load a table whose source stores its large values uncompressed without TOAST compression: rows up to a
+        page stay inline and larger values go out of line as they are, so PostgreSQL spends no CPU on compression
+        the source did not have (on StackOverflow's Posts, pglz was the largest item of the target's CPU).
+
+        The table's own settings go to the ledger first, in this transaction; finalize_table puts them back.
+        """
+        rel = qualified(table.schema, table.name)
+        columns = await c.fetch(
+            "SELECT attname::text AS name FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 "
+            "AND NOT attisdropped AND attstorage = 'x' ORDER BY attnum",
+            rel,
+        )
+        if not columns:
+            return
+        current = await c.fetchval(
+            "SELECT o.option_value FROM pg_class c, pg_options_to_table(c.reloptions) o "
+            "WHERE c.oid = $1::regclass AND o.option_name = 'toast_tuple_target'",
+            rel,
+        )
+        await c.execute(
+            f"INSERT INTO {_LOAD_SETTINGS} (run_id, schema_name, table_name, extended_columns, toast_tuple_target) "
+            "VALUES ($1, $2, $3, $4::text[], $5::int) ON CONFLICT DO NOTHING",
+            run_id,
+            table.schema,
+            table.name,
+            [r["name"] for r in columns],
+            None if current is None else int(current),
+        )
+        block = int(await c.fetchval("SELECT current_setting('block_size')"))
+        await c.execute(f"ALTER TABLE {rel} SET (toast_tuple_target = {block - 32})")  # a page's largest row
+        for r in columns:
+            await c.execute(f"ALTER TABLE {rel} ALTER COLUMN {quote_ident(r['name'])} SET STORAGE EXTERNAL")
+
+    def _restore_compression(self, table: Table, run_id: str) -> None:
+        """Put back what _load_uncompressed changed, so later writes are compressed as the user's defaults say."""
+        rel = qualified(table.schema, table.name)
+
+        async def go(c: Any) -> None:
+            async with c.transaction():
+                saved = await c.fetchrow(
+                    f"DELETE FROM {_LOAD_SETTINGS} WHERE run_id = $1 AND schema_name = $2 AND table_name = $3 "
+                    "RETURNING extended_columns, toast_tuple_target",
+                    run_id,
+                    table.schema,
+                    table.name,
+                )
+                if saved is None:
+                    return
+                for name in saved["extended_columns"]:
+                    await c.execute(f"ALTER TABLE {rel} ALTER COLUMN {quote_ident(name)} SET STORAGE EXTENDED")
+                if saved["toast_tuple_target"] is None:
+                    await c.execute(f"ALTER TABLE {rel} RESET (toast_tuple_target)")
+                else:
+                    await c.execute(f"ALTER TABLE {rel} SET (toast_tuple_target = {int(saved['toast_tuple_target'])})")
+
+        self._run(f"restoring the storage settings of {table.qualified}", go)
+
     def _key_types(self, table: Table) -> dict[str, str] | None:
         """Column types to cast range bounds to; None means the catalog's native types are this database's."""
         return None
@@ -438,7 +496,8 @@ SELECT a.attrelid::int8 AS oid, a.attname::text AS name, format_type(a.atttypid,
             THEN quote_ident(cn.nspname) || '.' || quote_ident(co.collname) END AS collation,
        t.typname::text AS typname, t.typtype::text AS typtype, t.typcategory::text AS typcategory,
        e.typname::text AS elem_typname, e.typtype::text AS elem_typtype,
-       pg_get_serial_sequence(quote_ident(n.nspname) || '.' || quote_ident(c.relname), a.attname) AS sequence
+       pg_get_serial_sequence(quote_ident(n.nspname) || '.' || quote_ident(c.relname), a.attname) AS sequence,
+       a.attstorage::text AS attstorage, t.typstorage::text AS typstorage
 FROM pg_attribute a
 JOIN pg_class c ON c.oid = a.attrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -450,6 +509,43 @@ LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace
 WHERE a.attrelid = ANY($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attrelid, a.attnum
 """
+
+_STORAGE_NAMES = {"p": "PLAIN", "e": "EXTERNAL", "x": "EXTENDED", "m": "MAIN"}
+
+LARGE_VALUE_BYTES = 2000
+"""PostgreSQL compresses values (TOAST) once a row passes about 2 KB; a value this large sits in such a row."""
+_COMPRESSION_SAMPLE_PAGES = 500
+_COMPRESSION_SAMPLE_MIN_PAGES = 128
+_COMPRESSION_SAMPLE_VALUES = 1000
+_COMPRESSION_MIN_VALUES = 20
+
+
+def compression_sample_sql(schema: str, table: str, columns: list[str], pages: int) -> str:
+    """How many of a sample of the table's large values are stored compressed, and how many were looked at.
+
+    A compressed value counts at any size: compression shrinks it, and it sat in a row TOAST worked on.
+
+    A fixed seed (REPEATABLE) keeps the answer the same on every read of an unchanged table, so a resumed run
+    loads as the first one did.
+    """
+    pct = min(100.0, 100.0 * _COMPRESSION_SAMPLE_PAGES / max(1, pages))
+    arms = ", ".join(
+        f"(pg_column_compression(s.{quote_ident(c)}), pg_column_size(s.{quote_ident(c)}))" for c in columns
+    )
+    return (
+        "SELECT count(*) FILTER (WHERE v.method IS NOT NULL) AS compressed, count(*) AS large FROM ("
+        f"SELECT v.method FROM {qualified(schema, table)} AS s TABLESAMPLE SYSTEM ({pct:.6f}) REPEATABLE (0), "
+        f"LATERAL (VALUES {arms}) AS v(method, size) WHERE v.method IS NOT NULL OR v.size >= {LARGE_VALUE_BYTES} "
+        f"LIMIT {_COMPRESSION_SAMPLE_VALUES}) AS v"
+    )
+
+
+def large_values_compressed(compressed: int, large: int) -> bool | None:
+    """The sample's verdict: compressed if any sampled large value is; uncompressed only on enough evidence."""
+    if compressed:
+        return True
+    return False if large >= _COMPRESSION_MIN_VALUES else None
+
 
 _SEQUENCE_STATE_SQL = """
 SELECT s.seqstart AS start, s.seqincrement AS increment, pg_sequence_last_value(s.seqrelid) AS last_value
@@ -539,14 +635,25 @@ class PostgresSource(_PostgresEndpoint):
             indexes = await c.fetch(_INDEXES_SQL, oids)
             sequences = await c.fetch(_SEQUENCES_SQL, system)
             enums = await c.fetch(_ENUMS_SQL, system)
+            compression: dict[int, bool | None] = {}
+            if int(await c.fetchval("SELECT current_setting('server_version_num')")) >= 140000:
+                extended: dict[int, list[str]] = {}
+                for col in columns:
+                    if col["attstorage"] == "x":
+                        extended.setdefault(col["oid"], []).append(col["name"])
+                for r in rows:
+                    if r["oid"] in extended and r["pages"] >= _COMPRESSION_SAMPLE_MIN_PAGES:
+                        sql = compression_sample_sql(r["schema"], r["name"], extended[r["oid"]], r["pages"])
+                        got = await c.fetchrow(sql)
+                        compression[r["oid"]] = large_values_compressed(got["compressed"], got["large"])
             counts = {}
             for r in rows:
                 if r["reltuples"] < 0:  # never vacuumed or analyzed: count once
                     counts[r["oid"]] = await c.fetchval(f"SELECT count(*) FROM {qualified(r['schema'], r['name'])}")
-            return db, collation, rows, columns, seq_state, constraints, indexes, sequences, enums, counts
+            return db, collation, rows, columns, seq_state, constraints, indexes, sequences, enums, counts, compression
 
-        db, collation, rows, columns, seq_state, constraints, indexes, sequences, enums, counts = self._run(
-            "reading the catalog", go
+        db, collation, rows, columns, seq_state, constraints, indexes, sequences, enums, counts, compression = (
+            self._run("reading the catalog", go)
         )
         if include and not rows:
             raise UsageError(f"no table on {self.display} matches include patterns {include}")
@@ -561,6 +668,7 @@ class PostgresSource(_PostgresEndpoint):
                 row_estimate=max(est, 0),
                 byte_estimate=int(r["bytes"]),
                 physical_pages=int(r["pages"]),
+                large_values_compressed=compression.get(r["oid"]),
             )
             by_oid[r["oid"]] = t
             tables.append(t)
@@ -648,6 +756,7 @@ class PostgresSource(_PostgresEndpoint):
             identity=identity,
             computed=computed,
             collation=col["collation"],
+            storage=_STORAGE_NAMES.get(col["attstorage"]) if col["attstorage"] != col["typstorage"] else None,
         )
 
     # -- planning -----------------------------------------------------------------------------------------
@@ -930,7 +1039,12 @@ _LEDGER_DDL = [
         run_id text NOT NULL, range_id text NOT NULL, schema_name text, table_name text, kind text,
         state text NOT NULL DEFAULT 'planned', rows int8, bytes int8, seconds float8, node text, error text,
         updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (run_id, range_id))""",
+    f"""CREATE TABLE IF NOT EXISTS {quote_ident(LEDGER_SCHEMA)}.load_settings (
+        run_id text NOT NULL, schema_name text NOT NULL, table_name text NOT NULL,
+        extended_columns text[] NOT NULL, toast_tuple_target int,
+        PRIMARY KEY (run_id, schema_name, table_name))""",
 ]
+_LOAD_SETTINGS = f"{quote_ident(LEDGER_SCHEMA)}.load_settings"
 _RANGES = f"{quote_ident(LEDGER_SCHEMA)}.ranges"
 _RUNS = f"{quote_ident(LEDGER_SCHEMA)}.runs"
 _CLAIM_SQL = (
@@ -1099,18 +1213,25 @@ class PostgresTarget(_PostgresEndpoint):
                     )
                 if exists and options.existing == "truncate":
                     await c.execute(f"TRUNCATE {rel}")
-                    return
-                if exists:
-                    await c.execute(f"DROP TABLE {rel} CASCADE")
-                for seq in serials:
-                    await c.execute(f"CREATE SEQUENCE IF NOT EXISTS {seq}")
-                await c.execute(create)
-                for col in table.columns:
-                    if same and col.identity is not None and col.default is not None and col.identity.sequence:
-                        await c.execute(
-                            f"ALTER SEQUENCE {col.identity.sequence} INCREMENT BY {int(col.identity.increment)} "
-                            f"START WITH {int(col.identity.seed)} OWNED BY {rel}.{quote_ident(col.name)}"
-                        )
+                else:
+                    if exists:
+                        await c.execute(f"DROP TABLE {rel} CASCADE")
+                    for seq in serials:
+                        await c.execute(f"CREATE SEQUENCE IF NOT EXISTS {seq}")
+                    await c.execute(create)
+                    for col in table.columns:
+                        if same and col.identity is not None and col.default is not None and col.identity.sequence:
+                            await c.execute(
+                                f"ALTER SEQUENCE {col.identity.sequence} INCREMENT BY {int(col.identity.increment)} "
+                                f"START WITH {int(col.identity.seed)} OWNED BY {rel}.{quote_ident(col.name)}"
+                            )
+                    for col in table.columns:
+                        if same and col.storage and col.computed is None:
+                            await c.execute(
+                                f"ALTER TABLE {rel} ALTER COLUMN {quote_ident(col.name)} SET STORAGE {col.storage}"
+                            )
+                if options.large_values_as_source and table.large_values_compressed is False:
+                    await self._load_uncompressed(c, table, options.run_id)
 
         self._run(
             f"creating table {table.qualified}", go, "check that every type, collation and schema exists on the target"
@@ -1426,6 +1547,7 @@ class PostgresTarget(_PostgresEndpoint):
             await c.execute(f"ANALYZE {rel}")
 
         self._run(f"finalizing {table.qualified}", go)
+        self._restore_compression(table, options.run_id)
 
     def finalize(self, catalog: Catalog, source_engine: str, options: WriteOptions) -> None:
         copied = {(t.schema, t.name) for t in catalog.tables}
