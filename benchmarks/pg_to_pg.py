@@ -49,6 +49,12 @@ def _row_count(url: str) -> int:
     return total
 
 
+def database_mb(url: str) -> float:
+    """What a copy left on disk: a method that compresses less writes a larger database."""
+    with psycopg.connect(url) as conn:
+        return round(conn.execute("SELECT pg_database_size(current_database()) / 1e6").fetchone()[0], 1)  # type: ignore[index]
+
+
 def drop_database(base_url: str, url: str) -> None:
     """Each copy is GBs on disk: measured, then dropped."""
     with psycopg.connect(base_url, autocommit=True) as conn:
@@ -101,7 +107,7 @@ def run_ceiling(source_url: str, base_url: str, workdir: Path) -> float:
     return elapsed
 
 
-def run_pgcopydb(source_url: str, base_url: str, workdir: Path) -> float | None:
+def run_pgcopydb(source_url: str, base_url: str, workdir: Path, sizes: dict[str, float]) -> float | None:
     if shutil.which("pgcopydb") is None:
         print("pgcopydb is not installed (Debian package pgcopydb): skipped", file=sys.stderr)
         return None
@@ -118,6 +124,8 @@ def run_pgcopydb(source_url: str, base_url: str, workdir: Path) -> float | None:
         env=env, capture_output=True, text=True,
     )  # fmt: skip
     elapsed = time.perf_counter() - started
+    if done.returncode == 0:
+        sizes["pgcopydb"] = database_mb(target_url)
     drop_database(base_url, target_url)
     if done.returncode != 0:
         print(f"pgcopydb failed ({done.returncode}): {done.stderr[-800:]}", file=sys.stderr)
@@ -126,12 +134,14 @@ def run_pgcopydb(source_url: str, base_url: str, workdir: Path) -> float | None:
 
 
 def run_ours(
-    source_url: str, base_url: str, method: str, keys: str, verify: str, run: int
-) -> tuple[float, dict[str, float]]:
+    source_url: str, base_url: str, variant: tuple[str, str, str, str], run: int
+) -> tuple[float, dict[str, float], float]:
     from ray_replicator.pipeline import replicate
 
+    method, keys, verify, large_values = variant
     # A fresh name per run: dropping a database WITH (FORCE) would cut the Ray workers' cached connections to it.
-    target_url = recreate_database(base_url, f"bench_ours_{method}_{keys.replace('-', '_')}_{verify}_{run}")
+    name = "_".join(["bench_ours", method, keys, verify, large_values, str(run)]).replace("-", "_")
+    target_url = recreate_database(base_url, name)
     settings = Settings.model_validate(
         {
             "source": {"url": source_url},
@@ -139,16 +149,18 @@ def run_ours(
             "copy_method": method,
             "keys": keys,
             "verify": verify,
+            "large_values": large_values,
             "report_path": None,
         }
     )
     started = time.perf_counter()
     report = replicate(settings)
     elapsed = time.perf_counter() - started
+    size = database_mb(target_url)
     drop_database(base_url, target_url)
     if report.status != "ok":
         raise SystemExit(f"ray-replicator run failed verification: {report.errors}")
-    return elapsed, report.workers.get("peak_rss_mb", {})
+    return elapsed, report.workers.get("peak_rss_mb", {}), size
 
 
 def main() -> None:
@@ -162,6 +174,12 @@ def main() -> None:
         "--verify",
         default="counts,checksums",
         help="verification levels to time; the first is the headline (pgcopydb verifies nothing during clone)",
+    )
+    parser.add_argument(
+        "--large-values",
+        default="as-source,compress",
+        help="ours' large_values settings to time; the first is the headline. The generator stores Bodies "
+        "uncompressed, so as-source loads them uncompressed while pgcopydb and compress have PostgreSQL compress them",
     )
     args = parser.parse_args()
 
@@ -183,48 +201,61 @@ def main() -> None:
 
         rss: dict[str, float] = {}
         levels = args.verify.split(",")
-        variants = [(m, k, lvl) for m in args.methods.split(",") for k in args.keys.split(",") for lvl in levels]
+        storages = args.large_values.split(",")
+        variants = [
+            (m, k, lvl, lv)
+            for m in args.methods.split(",")
+            for k in args.keys.split(",")
+            for lvl in levels
+            for lv in storages
+            if lv == storages[0] or lvl == levels[0]  # compress only with the headline verification
+        ]
+        sizes = {"source": database_mb(source_url)}
         ceilings: list[float] = []
         pgcopydb_runs: list[float] = []
-        timings: dict[tuple[str, str, str], list[float]] = {v: [] for v in variants}
+        timings: dict[tuple[str, str, str, str], list[float]] = {v: [] for v in variants}
         for run in range(args.repeat):  # interleaved, so a noisy spell on the box hits every method alike
             quiesce(base_url)
             ceilings.append(run_ceiling(source_url, base_url, scratch / "copyfiles"))
             quiesce(base_url)
-            if (pgcopydb := run_pgcopydb(source_url, base_url, scratch / "pgcopydb")) is not None:
+            if (pgcopydb := run_pgcopydb(source_url, base_url, scratch / "pgcopydb", sizes)) is not None:
                 pgcopydb_runs.append(pgcopydb)
-            for method, keys, level in variants:
+            for variant in variants:
                 quiesce(base_url)
-                elapsed, peaks = run_ours(source_url, base_url, method, keys, level, run)
-                timings[(method, keys, level)].append(elapsed)
-                rss.update({f"{method}:{k}": v for k, v in peaks.items()})
+                elapsed, peaks, size = run_ours(source_url, base_url, variant, run)
+                timings[variant].append(elapsed)
+                sizes["ours " + "/".join(variant)] = size
+                rss.update({f"{variant[0]}:{k}": v for k, v in peaks.items()})
         ours = {v: median(t) for v, t in timings.items()}
 
         ceiling_s = median(ceilings)
         pgcopydb_s = median(pgcopydb_runs) if pgcopydb_runs else None
-        headline = {(m, k): v for (m, k, lvl), v in ours.items() if lvl == levels[0]}
+        headline = {(m, k): v for (m, k, lvl, lv), v in ours.items() if lvl == levels[0] and lv == storages[0]}
         best = min(headline, key=lambda mk: headline[mk])
         ours_s = headline[best]
         lines = [
             f"PostgreSQL → PostgreSQL, scale {args.scale}, {rows:,} rows, median of {args.repeat} interleaved rounds "
             "(checkpoint and autovacuum idle before each method)",
             "",
-            "| method | seconds | rows/s | ceiling/method |",
-            "|---|---:|---:|---:|",
+            "| method | seconds | rows/s | ceiling/method | database MB |",
+            "|---|---:|---:|---:|---:|",
             f"| ceiling: server-side binary COPY out and in, UNLOGGED, no indexes, 2 at a time | {ceiling_s:.2f} "
-            f"| {rows / ceiling_s:,.0f} | 1.00 |",
+            f"| {rows / ceiling_s:,.0f} | 1.00 | |",
         ]
         if pgcopydb_s is not None:
             lines.append(
                 f"| pgcopydb clone --table-jobs 2 --index-jobs 2 | {pgcopydb_s:.2f} | {rows / pgcopydb_s:,.0f} "
-                f"| {ceiling_s / pgcopydb_s:.2f} |"
+                f"| {ceiling_s / pgcopydb_s:.2f} | {sizes.get('pgcopydb', '')} |"
             )
-        for (method, keys, level), secs in ours.items():
+        for variant, secs in ours.items():
+            method, keys, level, large_values = variant
             lines.append(
-                f"| ray-replicator run ({method}; keys {keys}, sequences, ANALYZE, verify {level}) | {secs:.2f} "
-                f"| {rows / secs:,.0f} | {ceiling_s / secs:.2f} |"
+                f"| ray-replicator run ({method}; keys {keys}, sequences, ANALYZE, verify {level}, large values "
+                f"{large_values}) | {secs:.2f} | {rows / secs:,.0f} | {ceiling_s / secs:.2f} "
+                f"| {sizes['ours ' + '/'.join(variant)]} |"
             )
-        lines.append(f"| (Ray start-up, not included above) | {ray_start_s:.2f} | | |")
+        lines.append(f"| (Ray start-up, not included above) | {ray_start_s:.2f} | | | |")
+        lines.append(f"| (the source database) | | | | {sizes['source']} |")
         print("\n".join(lines))
         print("\npeak RSS per copy worker (MB): " + ", ".join(f"{k} {v:.0f}" for k, v in sorted(rss.items())))
         print(f"driver peak RSS (MB): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}")
@@ -233,7 +264,10 @@ def main() -> None:
             "ours_method": best[0],
             "ours_keys": best[1],
             "ours_verify": levels[0],
-            "ours_with_checksums_s": round(ours[(*best, "checksums")], 3) if (*best, "checksums") in ours else None,
+            "ours_large_values": storages[0],
+            "ours_with_checksums_s": (
+                round(ours[(*best, "checksums", storages[0])], 3) if (*best, "checksums", storages[0]) in ours else None
+            ),
             "pgcopydb_s": None if pgcopydb_s is None else round(pgcopydb_s, 3),
             "ceiling_s": round(ceiling_s, 3),
             "pgcopydb_over_ours": None if pgcopydb_s is None else round(pgcopydb_s / ours_s, 3),
@@ -242,6 +276,7 @@ def main() -> None:
             "scale": args.scale,
             "ray_start_s": round(ray_start_s, 3),
             "worker_peak_rss_mb": max(rss.values()) if rss else None,
+            "database_mb": sizes,
             "runs_s": {
                 "ceiling": [round(x, 3) for x in ceilings],
                 "pgcopydb": [round(x, 3) for x in pgcopydb_runs],
