@@ -52,7 +52,7 @@ def _row_count(url: str) -> int:
 def database_mb(url: str) -> float:
     """What a copy left on disk: a method that compresses less writes a larger database."""
     with psycopg.connect(url) as conn:
-        return round(conn.execute("SELECT pg_database_size(current_database()) / 1e6").fetchone()[0], 1)  # type: ignore[index]
+        return round(float(conn.execute("SELECT pg_database_size(current_database()) / 1e6").fetchone()[0]), 1)  # type: ignore[index]
 
 
 def drop_database(base_url: str, url: str) -> None:

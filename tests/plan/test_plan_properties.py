@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from ray_replicator.engines.postgres import PostgresSource
 from ray_replicator.plan import (
+    COPY_ROW_COST_BYTES,
     LEAD_TILES_PER_PART,
     MAX_LEAD_FRACTION,
     MIN_LEAD_FRACTION,
@@ -212,11 +213,22 @@ def test_lead_fraction_matches_the_other_tables_work() -> None:
     """The lead copies what the other tables take on the other slots, between 20 % and 50 % of its table."""
     from ray_replicator.catalog import Catalog, Table
 
-    def table(name: str, size: int) -> Table:
-        return Table(schema="public", name=name, columns=[], byte_estimate=size)
+    def table(name: str, size: int, rows: int = 0) -> Table:
+        return Table(schema="public", name=name, columns=[], byte_estimate=size, row_estimate=rows)
 
     posts, comments, votes = table("Posts", 739), table("Comments", 132), table("Votes", 99)
     catalog = Catalog(engine="postgres", database="so", tables=[posts, comments, votes])
     assert lead_fraction(posts, catalog, slots=2) == pytest.approx(231 / 739)
+    # Rows cost beyond their bytes: a million narrow rows weigh like COPY_ROW_COST_BYTES MB more.
+    mb = 1_000_000
+    posts = table("Posts", 775 * mb, 521_539)
+    comments, votes = table("Comments", 138 * mb, 542_526), table("Votes", 74 * mb, 1_420_071)
+    catalog = Catalog(engine="postgres", database="so", tables=[posts, comments, votes])
+    others = 212 * mb + COPY_ROW_COST_BYTES * (542_526 + 1_420_071)
+    want = others / (775 * mb + COPY_ROW_COST_BYTES * 521_539)
+    assert lead_fraction(posts, catalog, slots=2) == pytest.approx(want)
+    assert want > 212 / 775 + 0.1
+    posts, comments, votes = table("Posts", 739), table("Comments", 132), table("Votes", 99)
+    catalog = Catalog(engine="postgres", database="so", tables=[posts, comments, votes])
     assert lead_fraction(posts, catalog, slots=8) == MIN_LEAD_FRACTION
     assert lead_fraction(comments, catalog, slots=2) == MAX_LEAD_FRACTION
