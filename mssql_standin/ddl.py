@@ -156,6 +156,7 @@ class CreateTable:
     name: list[str]
     columns: list[ColDef]
     constraints: list[ConstraintDef]
+    data_compression: int = 0
 
 
 @dataclass
@@ -232,11 +233,13 @@ def _name_list(c: Cursor) -> list[str]:
     return [n for n, _ in _index_columns(c)]
 
 
-def _skip_index_options(c: Cursor) -> None:
+def _skip_index_options(c: Cursor) -> int:
+    """Skip WITH (...), ON filegroup and the like; return the DATA_COMPRESSION among the WITH options."""
+    compression = 0
     while True:
         if c.peek() == "WITH" and c.kind(1) == TokenType.L_PAREN:
             c.next()
-            c.paren_raw()
+            compression = _data_compression(c.paren_raw())
         elif c.peek() == "ON" and c.peek(1) not in ("DELETE", "UPDATE"):
             c.next()
             c.next()
@@ -245,7 +248,7 @@ def _skip_index_options(c: Cursor) -> None:
             c.next()
             c.next()
         else:
-            return
+            return compression
 
 
 def _constraint(c: Cursor, name: str | None, column: str | None) -> ConstraintDef:
@@ -336,13 +339,28 @@ def parse_create_table(text: str, toks: list[Token]) -> CreateTable:
             continue
         c.expect(")")
         break
-    _skip_index_options(c)
+    compression = _skip_index_options(c)
     if c.peek() == "WITH":
         c.next()
-        c.skip_parens()
+        compression = _data_compression(c.paren_raw())
     if not c.at_end():
         raise syntax_error(c.next().text)
-    return CreateTable(name, cols, cons)
+    return CreateTable(name, cols, cons, compression)
+
+
+DATA_COMPRESSION = {"NONE": 0, "ROW": 1, "PAGE": 2}
+"""sys.partitions.data_compression of each DATA_COMPRESSION a rowstore table accepts."""
+
+
+def _data_compression(options: str) -> int:
+    """The table's DATA_COMPRESSION among its WITH options (the others are accepted and ignored)."""
+    m = re.search(r"(?i)\bDATA_COMPRESSION\s*=\s*(\w+)", options)
+    if m is None:
+        return 0
+    value = m.group(1).upper()
+    if value not in DATA_COMPRESSION:
+        raise syntax_error(m.group(1))
+    return DATA_COMPRESSION[value]
 
 
 def _column(c: Cursor, cons: list[ConstraintDef]) -> ColDef:

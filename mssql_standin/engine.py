@@ -1946,7 +1946,14 @@ class EngineSession:
                 col.default_name = cd.default_name or f"DF__{name[:9]}__{cd.name[:5]}__{oid + i:08X}"
                 col.default_id = self.engine.new_id()
             cols.append(col)
-        t = Table(oid, schema, name, cols, create_date=dt.datetime.now().replace(microsecond=0))
+        t = Table(
+            oid,
+            schema,
+            name,
+            cols,
+            create_date=dt.datetime.now().replace(microsecond=0),
+            data_compression=ct.data_compression,
+        )
         for c, cd in zip(cols, ct.columns, strict=True):
             if cd.computed is not None:
                 self._computed(t, c, cd.computed)

@@ -85,6 +85,8 @@ class Table:
     view: bool = False
     view_base: tuple[str, str] | None = None
     view_map: dict[str, str] = field(default_factory=dict)
+    #: sys.partitions.data_compression of the heap or clustered index (0 NONE, 1 ROW, 2 PAGE)
+    data_compression: int = 0
 
     def col(self, name: str) -> Column | None:
         low = name.lower()
@@ -458,7 +460,7 @@ def _partitions_rows(cat: Catalog, ctx: ViewContext) -> list[tuple[object, ...]]
             ids = [0, *ids]
         for iid in ids:
             pid = t.object_id * 1000 + iid
-            rows.append((pid, t.object_id, iid, 1, pid, n, 0))
+            rows.append((pid, t.object_id, iid, 1, pid, n, t.data_compression if iid in (0, 1) else 0))
     return rows
 
 

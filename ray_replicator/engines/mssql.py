@@ -479,8 +479,8 @@ JOIN sys.columns pc ON pc.object_id = fkc.parent_object_id AND pc.column_id = fk
 JOIN sys.columns rc ON rc.object_id = fkc.referenced_object_id AND rc.column_id = fkc.referenced_column_id
 ORDER BY fkc.constraint_object_id, fkc.constraint_column_id"""
 
-_ROWS_SQL = """SELECT p.object_id, SUM(p.rows) AS row_count FROM sys.partitions p
-WHERE p.index_id IN (0, 1) GROUP BY p.object_id"""
+_ROWS_SQL = """SELECT p.object_id, SUM(p.rows) AS row_count, MAX(p.data_compression) AS data_compression
+FROM sys.partitions p WHERE p.index_id IN (0, 1) GROUP BY p.object_id"""
 
 _BYTES_SQL = """SELECT ps.object_id, SUM(ps.used_page_count) * 8192 AS bytes FROM sys.dm_db_partition_stats ps
 GROUP BY ps.object_id"""
@@ -552,13 +552,17 @@ class MssqlSource(_Endpoint):
                 t.columns.append(self._column(t, r))
         self._keys_and_indexes(by_id)
         self._foreign_keys(by_id)
-        rows = {int(o): int(n or 0) for o, n in self._rows("reading row estimates", _ROWS_SQL)}
+        partitions = self._rows("reading row estimates", _ROWS_SQL)
+        rows = {int(o): int(n or 0) for o, n, _ in partitions}
+        # ROW, PAGE or columnstore compression on the heap or clustered index: the user chose small over fast.
+        compressed = {int(o): int(c or 0) > 0 for o, _, c in partitions}
         try:
             sizes = {int(o): int(b or 0) for o, b in self._rows("reading table sizes", _BYTES_SQL)}
         except EngineError:  # needs VIEW DATABASE STATE; estimate from row counts and declared widths
             sizes = {}
         for oid, t in by_id.items():
             t.row_estimate = rows.get(oid, 0)
+            t.large_values_compressed = compressed.get(oid)
             t.byte_estimate = sizes.get(oid) or t.row_estimate * self._row_width(t)
         return Catalog(engine=MSSQL, database=database, tables=list(by_id.values()), collation=collation)
 

@@ -68,6 +68,11 @@ def test_stackoverflow_mssql_to_postgres_row_by_row(
             "SELECT count(*) FROM pg_constraint WHERE contype = 'p' AND connamespace = 'dbo'::regnamespace"
         ).fetchone()
         nxt = conn.execute("SELECT nextval(pg_get_serial_sequence('dbo.\"Votes\"', 'Id'))").fetchone()
+        bodies = conn.execute(
+            'SELECT count(*) FILTER (WHERE octet_length("Body") > 2000), '
+            'count(*) FILTER (WHERE pg_column_compression("Body") IS NOT NULL) FROM dbo."Posts"'
+        ).fetchone()
+    assert bodies is not None and bodies[0] > 100 and bodies[1] == 0, "stored uncompressed, as SQL Server does"
     assert types["Posts.Body"] == "text" and types["Comments.Text"] == "character varying"
     assert types["Votes.CreationDate"] == "timestamp without time zone"
     assert pk is not None and pk[0] == len(so.TABLES)
@@ -158,3 +163,39 @@ def test_postgres_to_mssql(make_database: Callable[[str], str], ray_local: None,
         assert sorted(r[0] for r in dst.rows("SELECT name FROM app.tags")) == ["", "B", "a"]
         dst.run("INSERT INTO app.things (name) VALUES (N'next')")
         assert dst.rows("SELECT MAX(id) FROM app.things")[0][0] == 42
+
+
+def test_large_values_are_stored_as_sql_server_stores_them(
+    make_database: Callable[[str], str], ray_local: None
+) -> None:
+    """A table SQL Server keeps uncompressed (the default) loads into PostgreSQL without TOAST compression; one
+    with DATA_COMPRESSION = PAGE is compressed by PostgreSQL as usual. Either way the values are equal."""
+    words = "lorem ipsum dolor sit amet, consectetur adipiscing elit, 😀 "
+    rows = [(i, f"{i} " + words * 60) for i in range(1, 201)]
+    values = ", ".join(f"({i}, N'{body}')" for i, body in rows)
+    with standin() as server:
+        server.run(
+            "CREATE TABLE dbo.plain (id int NOT NULL PRIMARY KEY, body nvarchar(max) NOT NULL)",
+            "CREATE TABLE dbo.packed (id int NOT NULL PRIMARY KEY, body nvarchar(max) NOT NULL) "
+            "WITH (DATA_COMPRESSION = PAGE)",
+            f"INSERT INTO dbo.plain (id, body) VALUES {values}",
+            f"INSERT INTO dbo.packed (id, body) VALUES {values}",
+        )
+        pg_url = make_database("large_values")
+        report = replicate(_settings(server.url(), pg_url, verify="checksums"))
+    assert report.status == "ok", report.errors
+    with psycopg.connect(pg_url) as conn:
+        for table in ("plain", "packed"):
+            got = conn.execute(f"SELECT id, body FROM dbo.{table} ORDER BY id").fetchall()
+            assert got == rows, table
+        compressed = {
+            table: conn.execute(
+                f"SELECT count(*) FROM dbo.{table} WHERE pg_column_compression(body) IS NOT NULL"
+            ).fetchone()
+            for table in ("plain", "packed")
+        }
+        options = conn.execute(
+            "SELECT count(*) FROM pg_class WHERE reloptions IS NOT NULL AND relname IN ('plain', 'packed')"
+        ).fetchone()
+    assert compressed == {"plain": (0,), "packed": (200,)}
+    assert options == (0,)

@@ -92,6 +92,27 @@ def test_sql_errors_keep_their_numbers(shared_engine, sql: str, number: int | tu
     assert text in str(ei2.value)
 
 
+def test_data_compression_shows_in_sys_partitions(shared_engine) -> None:
+    """The copy reads sys.partitions.data_compression to decide how a PostgreSQL target stores large values."""
+    cur = pymssql_conn(shared_engine).cursor()
+    cur.execute(
+        "create table dbo.packed (id int not null primary key, body nvarchar(max)) with (data_compression = page)"
+    )
+    cur.execute("create table dbo.rowwise (id int not null, body nvarchar(max)) with (DATA_COMPRESSION = ROW)")
+    query = (
+        "select t.name, p.index_id, p.data_compression from sys.partitions p join sys.tables t "
+        "on t.object_id = p.object_id where t.name in ('packed', 'rowwise', 'small') order by t.name, p.index_id"
+    )
+    cur.execute(query)
+    assert cur.fetchall() == [("packed", 1, 2), ("rowwise", 0, 1), ("small", 1, 0)]
+    py = mssql_python_conn(shared_engine).cursor()
+    py.execute(query)
+    assert [tuple(r) for r in py.fetchall()] == [("packed", 1, 2), ("rowwise", 0, 1), ("small", 1, 0)]
+    with pytest.raises(pymssql.DatabaseError) as ei:
+        cur.execute("create table dbo.bad (id int) with (data_compression = zip)")
+    assert ei.value.args[0] == 102 and b"Incorrect syntax near 'zip'." in ei.value.args[1]
+
+
 def test_transactions_roll_back_for_every_client(engine_child) -> None:
     conn = pymssql_conn(engine_child, autocommit=False)  # pymssql: BEGIN TRAN in a batch
     cur = conn.cursor()
