@@ -83,6 +83,11 @@ def test_filters_schema_map_and_existing_policy(
     assert "public.Votes" in report.excluded and "public.PostLinks" in report.excluded
     for table in ("Posts", "Users", "PostTypes"):
         assert pg_table_digest(so_source, "public", table) == pg_table_digest(target, "so", table)
+    with psycopg.connect(target) as conn:  # loaded uncompressed under its mapped name, then put back
+        assert conn.execute("SELECT reloptions FROM pg_class WHERE oid = 'so.\"Posts\"'::regclass").fetchone() == (
+            None,
+        )
+        assert conn.execute("SELECT count(*) FROM _ray_replicator.load_settings").fetchone() == (0,)
 
     from ray_replicator.engines.base import UsageError
 
