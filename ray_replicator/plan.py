@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from ray_replicator.catalog import Catalog, Table
@@ -167,13 +167,17 @@ def copy_cost(table: Table) -> int:
     return max(table.byte_estimate, 0) + COPY_ROW_COST_BYTES * max(table.row_estimate, 0)
 
 
+def others_share(table: Table, catalog: Catalog, slots: int) -> float:
+    """How much of this table one stream copies while the other tables keep the other slots busy."""
+    own = max(copy_cost(table), 1)
+    others = sum(copy_cost(t) for t in catalog.tables if t is not table)
+    return others / ((slots - 1) * own)
+
+
 def lead_fraction(table: Table, catalog: Catalog, slots: int) -> float:
     """The share of a table its lead range copies: about what the other tables take on the other slots, so the
     lead (one stream) and they end together and the rest of the table then fills every slot."""
-    own = max(copy_cost(table), 1)
-    others = sum(copy_cost(t) for t in catalog.tables if t is not table)
-    share = others / ((slots - 1) * own)
-    return min(MAX_LEAD_FRACTION, max(MIN_LEAD_FRACTION, share))
+    return min(MAX_LEAD_FRACTION, max(MIN_LEAD_FRACTION, others_share(table, catalog, slots)))
 
 
 def plan_catalog(
@@ -185,16 +189,27 @@ def plan_catalog(
     slots: int = 1,
     lead: bool = False,
 ) -> Plan:
-    """lead: the target loads a lead range frozen (PostgreSQL's COPY FREEZE). A table split only to balance the
-    slots, not because of its size, then gets one: splitting costs a PostgreSQL table its COPY FREEZE, and the
-    key build, ANALYZE and count afterwards set hint bits on every page, each written to the WAL in full after a
-    checkpoint when data checksums are on (measured on Posts at scale 0.14: 124,590 full-page images and 1,197 MB
-    of WAL split in two, 1,537 and 623 MB in one frozen range)."""
+    """lead: the target loads a lead range frozen (PostgreSQL's COPY FREEZE), and the table's other ranges wait
+    for it. Splitting costs a PostgreSQL table its COPY FREEZE, and the key build, ANALYZE and count afterwards
+    set hint bits on every page, each written to the WAL in full after a checkpoint when data checksums are on
+    (measured on Posts at scale 0.14: 124,590 full-page images and 1,197 MB of WAL split in two, 1,537 and 623 MB
+    in one frozen range).
+
+    A table split only to balance the slots gets a lead of lead_fraction; a table split for its size makes its
+    first range the lead, when the other tables can keep the other slots busy that long."""
     cap = balanced_bytes_per_range(catalog, bytes_per_range, slots)
     ranges: list[KeyRange] = []
     for table in catalog.tables:
         fraction = None
-        if lead and slots > 1 and parts_for(table, rows_per_range, bytes_per_range, max_ranges) == 1:
-            fraction = lead_fraction(table, catalog, slots)
-        ranges.extend(plan_table_ranges(source, table, rows_per_range, cap, max_ranges, fraction))
+        first_leads = False
+        if lead and slots > 1:
+            by_size = parts_for(table, rows_per_range, bytes_per_range, max_ranges)
+            if by_size == 1:
+                fraction = lead_fraction(table, catalog, slots)
+            else:
+                first_leads = others_share(table, catalog, slots) * by_size >= 1
+        planned = plan_table_ranges(source, table, rows_per_range, cap, max_ranges, fraction)
+        if first_leads and len(planned) > 1 and planned[0].kind == "key":
+            planned[0] = replace(planned[0], lead=True)
+        ranges.extend(planned)
     return Plan(catalog=catalog, ranges=schedule_largest_first(ranges))

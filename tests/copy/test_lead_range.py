@@ -114,3 +114,43 @@ def test_which_runs_plan_a_lead(
         source.close()
     assert sum(r.lead for r in plan.ranges) == leads
     assert len([r for r in plan.ranges if r.table == "big"]) == 2 + leads
+
+
+@pytest.mark.parametrize(("medium_rows", "leads"), [(10000, 1), (500, 0)])
+def test_a_table_split_for_its_size_leads_with_its_first_range(
+    ray_local: None, make_database: Callable[[str], str], medium_rows: int, leads: int
+) -> None:
+    """Split into 4 ranges by rows_per_range, big's first range leads when the other tables can keep the other
+    slot busy for a quarter of big; with only a tiny other table, the four ranges run without waiting."""
+    source = _source(make_database)
+    with psycopg.connect(source, autocommit=True) as conn:
+        conn.execute("CREATE TABLE medium (id int PRIMARY KEY, v text NOT NULL)")
+        conn.execute(f"INSERT INTO medium SELECT g, repeat('m', g % 40) FROM generate_series(1, {medium_rows}) g")
+        conn.execute("DROP TABLE small")
+        conn.execute("ANALYZE")
+    target = make_database("lead_size_dst")
+    settings = load_settings(
+        None,
+        {"source": source, "target": target, "verify": "counts", "parallelism": 2, "rows_per_range": 5000},
+    )
+    pg = PostgresSource(source)
+    try:
+        plan = make_plan(settings, pg, pg.catalog([], []), "postgres")
+    finally:
+        pg.close()
+    big = [r for r in plan.ranges if r.table == "big"]
+    assert len(big) == 4 and [r.lead for r in sorted(big, key=lambda r: r.index)] == [bool(leads), False, False, False]
+
+    events: list[tuple[str, dict[str, Any]]] = []
+    report = replicate(settings, on_event=lambda kind, data: events.append((kind, data)))
+    assert report.status == "ok", report.errors
+    lead_rows = next(data["rows"] for kind, data in events if kind == "range" and data["range"] == "public.big#0")
+    if leads:
+        order = [(kind, data["range"]) for kind, data in events if kind in ("range_start", "range")]
+        lead_done = order.index(("range", "public.big#0"))
+        assert all(order.index(("range_start", f"public.big#{i}")) > lead_done for i in (1, 2, 3))
+    assert _frozen_tuples(target, "big") == (lead_rows if leads else 0)
+    with psycopg.connect(source) as a, psycopg.connect(target) as b:
+        for table in ("big", "medium"):
+            query = f"SELECT id, v FROM {table} ORDER BY id"
+            assert a.execute(query).fetchall() == b.execute(query).fetchall()
