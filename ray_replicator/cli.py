@@ -150,6 +150,7 @@ def plan(
                 "upper": r.upper,
                 "estimated_rows": r.estimated_rows,
                 "estimated_bytes": r.estimated_bytes,
+                "lead": r.lead,
             }
             for r in the_plan.ranges
         ]
@@ -164,7 +165,7 @@ def plan(
         table.add_row(
             str(order),
             r.range_id,
-            r.kind,
+            f"{r.kind} (lead)" if r.lead else r.kind,
             "" if r.lower is None else str(r.lower),
             "" if r.upper is None else str(r.upper),
             f"{r.estimated_rows:,}",

@@ -80,6 +80,7 @@ def test_plan_prints_ranges_and_moves_nothing(small_source: str) -> None:
     plan = json.loads(done.stdout)
     assert plan["plan_hash"] and plan["ranges"]
     assert {r["range"].split("#")[0] for r in plan["ranges"]} >= {"public.Votes", "public.Posts"}
+    assert all(r["lead"] is False for r in plan["ranges"])  # no target given: nothing can load frozen
 
 
 @pytest.mark.parametrize(
