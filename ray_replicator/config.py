@@ -102,9 +102,9 @@ class Settings(BaseModel):
     unlogged: bool = False
     large_values: Literal["as-source", "compress"] = Field(
         default="as-source",
-        description="PostgreSQL target: as-source loads a table whose PostgreSQL source stores its large values "
-        "uncompressed (sampled) without TOAST compression, as large as the source and faster; compress lets the "
-        "target compress them as it does by default",
+        description="PostgreSQL target: as-source loads a table whose source stores its large values uncompressed "
+        "(PostgreSQL: sampled; SQL Server: no DATA_COMPRESSION) without TOAST compression, faster and about as large "
+        "as the source; compress lets the target compress them as it does by default",
     )
     copy_method: Literal["auto", "arrow", "raw"] = "auto"
     verify: Literal["none", "counts", "checksums"] = "checksums"
