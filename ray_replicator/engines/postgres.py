@@ -335,64 +335,6 @@ class _PostgresEndpoint:
             cur.execute(_set_config_sql(len(values)), list(values))
             cur.fetchall()
 
-    async def _load_uncompressed(self, c: Any, table: Table, run_id: str) -> None:
-        """Load a table whose source stores its large values uncompressed without TOAST compression: rows up to a
-        page stay inline and larger values go out of line as they are, so PostgreSQL spends no CPU on compression
-        the source did not have (on StackOverflow's Posts, pglz was the largest item of the target's CPU).
-
-        The table's own settings go to the ledger first, in this transaction; finalize_table puts them back.
-        """
-        rel = qualified(table.schema, table.name)
-        columns = await c.fetch(
-            "SELECT attname::text AS name FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 "
-            "AND NOT attisdropped AND attstorage = 'x' ORDER BY attnum",
-            rel,
-        )
-        if not columns:
-            return
-        current = await c.fetchval(
-            "SELECT o.option_value FROM pg_class c, pg_options_to_table(c.reloptions) o "
-            "WHERE c.oid = $1::regclass AND o.option_name = 'toast_tuple_target'",
-            rel,
-        )
-        await c.execute(
-            f"INSERT INTO {_LOAD_SETTINGS} (run_id, schema_name, table_name, extended_columns, toast_tuple_target) "
-            "VALUES ($1, $2, $3, $4::text[], $5::int) ON CONFLICT DO NOTHING",
-            run_id,
-            table.schema,
-            table.name,
-            [r["name"] for r in columns],
-            None if current is None else int(current),
-        )
-        block = int(await c.fetchval("SELECT current_setting('block_size')"))
-        await c.execute(f"ALTER TABLE {rel} SET (toast_tuple_target = {block - 32})")  # a page's largest row
-        for r in columns:
-            await c.execute(f"ALTER TABLE {rel} ALTER COLUMN {quote_ident(r['name'])} SET STORAGE EXTERNAL")
-
-    def _restore_compression(self, table: Table, run_id: str) -> None:
-        """Put back what _load_uncompressed changed, so later writes are compressed as the user's defaults say."""
-        rel = qualified(table.schema, table.name)
-
-        async def go(c: Any) -> None:
-            async with c.transaction():
-                saved = await c.fetchrow(
-                    f"DELETE FROM {_LOAD_SETTINGS} WHERE run_id = $1 AND schema_name = $2 AND table_name = $3 "
-                    "RETURNING extended_columns, toast_tuple_target",
-                    run_id,
-                    table.schema,
-                    table.name,
-                )
-                if saved is None:
-                    return
-                for name in saved["extended_columns"]:
-                    await c.execute(f"ALTER TABLE {rel} ALTER COLUMN {quote_ident(name)} SET STORAGE EXTENDED")
-                if saved["toast_tuple_target"] is None:
-                    await c.execute(f"ALTER TABLE {rel} RESET (toast_tuple_target)")
-                else:
-                    await c.execute(f"ALTER TABLE {rel} SET (toast_tuple_target = {int(saved['toast_tuple_target'])})")
-
-        self._run(f"restoring the storage settings of {table.qualified}", go)
-
     def _key_types(self, table: Table) -> dict[str, str] | None:
         """Column types to cast range bounds to; None means the catalog's native types are this database's."""
         return None
@@ -1225,7 +1167,6 @@ class PostgresTarget(_PostgresEndpoint):
                                 f"ALTER SEQUENCE {col.identity.sequence} INCREMENT BY {int(col.identity.increment)} "
                                 f"START WITH {int(col.identity.seed)} OWNED BY {rel}.{quote_ident(col.name)}"
                             )
-                    for col in table.columns:
                         if same and col.storage and col.computed is None:
                             await c.execute(
                                 f"ALTER TABLE {rel} ALTER COLUMN {quote_ident(col.name)} SET STORAGE {col.storage}"
@@ -1238,6 +1179,60 @@ class PostgresTarget(_PostgresEndpoint):
         )
         if options.keys_before_load:
             self._add_keys(table)
+
+    async def _load_uncompressed(self, c: Any, table: Table, run_id: str) -> None:
+        """Load a table whose source stores its large values uncompressed without TOAST compression: rows up to a
+        page stay inline and larger values go out of line as they are, so PostgreSQL spends no CPU on compression
+        the source did not have (on StackOverflow's Posts, pglz was the largest item of the target's CPU).
+
+        The table's own settings go to the ledger first, in this transaction; finalize_table puts them back.
+        """
+        rel = qualified(table.schema, table.name)
+        columns = await c.fetch(
+            "SELECT attname::text AS name FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 "
+            "AND NOT attisdropped AND attstorage = 'x' ORDER BY attnum",
+            rel,
+        )
+        if not columns:
+            return
+        current = await c.fetchval(
+            "SELECT o.option_value FROM pg_class c, pg_options_to_table(c.reloptions) o "
+            "WHERE c.oid = $1::regclass AND o.option_name = 'toast_tuple_target'",
+            rel,
+        )
+        await c.execute(
+            f"INSERT INTO {_LOAD_SETTINGS} (run_id, schema_name, table_name, extended_columns, toast_tuple_target) "
+            "VALUES ($1, $2, $3, $4::text[], $5::int) ON CONFLICT DO NOTHING",
+            run_id,
+            table.schema,
+            table.name,
+            [r["name"] for r in columns],
+            None if current is None else int(current),
+        )
+        block = int(await c.fetchval("SELECT current_setting('block_size')"))
+        await c.execute(f"ALTER TABLE {rel} SET (toast_tuple_target = {block - 32})")  # a page's largest row
+        for r in columns:
+            await c.execute(f"ALTER TABLE {rel} ALTER COLUMN {quote_ident(r['name'])} SET STORAGE EXTERNAL")
+
+    async def _restore_compression(self, c: Any, table: Table, run_id: str) -> None:
+        """Put back what _load_uncompressed changed, so later writes are compressed as the user's defaults say."""
+        rel = qualified(table.schema, table.name)
+        async with c.transaction():
+            saved = await c.fetchrow(
+                f"DELETE FROM {_LOAD_SETTINGS} WHERE run_id = $1 AND schema_name = $2 AND table_name = $3 "
+                "RETURNING extended_columns, toast_tuple_target",
+                run_id,
+                table.schema,
+                table.name,
+            )
+            if saved is None:
+                return
+            for name in saved["extended_columns"]:
+                await c.execute(f"ALTER TABLE {rel} ALTER COLUMN {quote_ident(name)} SET STORAGE EXTENDED")
+            if saved["toast_tuple_target"] is None:
+                await c.execute(f"ALTER TABLE {rel} RESET (toast_tuple_target)")
+            else:
+                await c.execute(f"ALTER TABLE {rel} SET (toast_tuple_target = {int(saved['toast_tuple_target'])})")
 
     def _key_types(self, table: Table) -> dict[str, str] | None:
         """The target's own column types: a table from another engine's catalog has that engine's names."""
@@ -1545,9 +1540,9 @@ class PostgresTarget(_PostgresEndpoint):
                 if not await self._constraint_exists(c, table, check.name):
                     await c.execute(f"ALTER TABLE {rel} ADD CONSTRAINT {quote_ident(check.name)} {check.definition}")
             await c.execute(f"ANALYZE {rel}")
+            await self._restore_compression(c, table, options.run_id)
 
         self._run(f"finalizing {table.qualified}", go)
-        self._restore_compression(table, options.run_id)
 
     def finalize(self, catalog: Catalog, source_engine: str, options: WriteOptions) -> None:
         copied = {(t.schema, t.name) for t in catalog.tables}
