@@ -55,7 +55,14 @@ def ensure_ray(settings: Settings) -> None:
         else:
             # Makes a local Ray bind every port to 127.0.0.1 instead of all interfaces.
             os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-            ray.init(num_cpus=settings.ray_num_cpus, include_dashboard=False, **common)
+            # No dashboard reads this instance's metrics, and Ray's OpenTelemetry exporter can crash the driver
+            # as it exits (seen once in CI: exit -11 in Meter::Collect instead of the run's own exit code).
+            ray.init(
+                num_cpus=settings.ray_num_cpus,
+                include_dashboard=False,
+                _system_config={"enable_metrics_collection": False},
+                **common,
+            )
     except (OSError, RuntimeError, ValueError) as exc:
         where = address or "a local Ray instance"
         raise EngineError(
