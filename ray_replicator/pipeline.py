@@ -8,7 +8,6 @@ from __future__ import annotations
 import fnmatch
 import logging
 import os
-import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from typing import Any
 
 import ray
 
+from ray_replicator import local_ray
 from ray_replicator.budget import MB, BudgetConfig
 from ray_replicator.catalog import Catalog, Table
 from ray_replicator.config import Settings, scrub
@@ -41,61 +41,8 @@ log = logging.getLogger("ray_replicator")
 
 
 def ensure_ray(settings: Settings) -> None:
-    """Join the cluster named by --address/RAY_ADDRESS, else start a local Ray bound to loopback."""
-    if ray.is_initialized():
-        return
-    address = settings.ray_address or os.environ.get("RAY_ADDRESS")
-    common: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False}
-    # A failed range cancels its siblings; their errors are expected and must not spill tracebacks on stderr.
-    os.environ.setdefault("RAY_IGNORE_UNHANDLED_ERRORS", "1")
-    try:
-        if address:
-            _check_reachable(address)
-            ray.init(address=address, **common)
-        else:
-            # Makes a local Ray bind every port to 127.0.0.1 instead of all interfaces.
-            os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-            # No dashboard reads this instance's metrics, and Ray's OpenTelemetry exporter can crash the driver
-            # as it exits (seen once in CI: exit -11 in Meter::Collect instead of the run's own exit code).
-            ray.init(
-                num_cpus=settings.ray_num_cpus,
-                include_dashboard=False,
-                _system_config={"enable_metrics_collection": False},
-                **common,
-            )
-    except (OSError, RuntimeError, ValueError) as exc:
-        where = address or "a local Ray instance"
-        raise EngineError(
-            f"cannot reach Ray at {where}: {str(exc).splitlines()[0]}; start it with `ray start --head` "
-            "or unset RAY_ADDRESS to run locally"
-        ) from None
-
-
-def _check_reachable(address: str, timeout: float = 5.0) -> None:
-    """Fail in seconds on a closed port: Ray itself retries its GCS for minutes, logging to stderr meanwhile."""
-    hostport = address.split("://", 1)[-1].rsplit("/", 1)[0]
-    if address == "auto" or ":" not in hostport:
-        return
-    host, _, port = hostport.rpartition(":")
-    try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
-            return
-    except (OSError, ValueError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
-        raise ConnectionError(f"nothing answers at {hostport} ({reason})") from None
-
-
-def dashboard_url() -> str | None:
-    """The Ray dashboard's http URL when this driver's cluster runs one (a local run starts none)."""
-    override = os.environ.get("RAY_OVERRIDE_DASHBOARD_URL")
-    try:
-        node = ray._private.worker._global_node
-        url = override or (node.webui_url if node is not None else None)
-    except Exception:  # noqa: BLE001 - a private attribute; no URL is better than a failed run
-        return None
-    if not url:
-        return None
-    return url if "://" in url else f"http://{url}"
+    """Join the cluster named by --address/RAY_ADDRESS, else start a private local Ray (see local_ray)."""
+    local_ray.ensure_ray(settings.ray_address, settings.ray_num_cpus)
 
 
 def select_tables(catalog: Catalog, include: list[str], exclude: list[str]) -> tuple[list[Table], list[str]]:
@@ -428,7 +375,7 @@ def replicate(settings: Settings, on_event: Callable[[str, dict[str, Any]], None
             {
                 "nodes": sum(1 for n in ray.nodes() if n.get("Alive")),
                 "in_flight": in_flight,
-                "dashboard_url": dashboard_url(),
+                "dashboard_url": local_ray.dashboard_url(),
             },
         )
         progress = {
