@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -74,4 +75,16 @@ def assert_one_line_error(done: subprocess.CompletedProcess[str], code: int, *ne
     assert "Traceback" not in done.stderr + done.stdout
     for secret in SECRETS:
         assert secret not in done.stderr + done.stdout
+    _catalogue(code, lines[0])
     return lines[0]
+
+
+def _catalogue(code: int, line: str) -> None:
+    """With RR_ERROR_CATALOGUE=FILE, append each checked failure (test, exit code, line) to FILE as JSON lines: the
+    list of bad inputs and faults the README and the release notes quote is taken from the tests themselves."""
+    path = os.environ.get("RR_ERROR_CATALOGUE")
+    if not path:
+        return
+    test = os.environ.get("PYTEST_CURRENT_TEST", "?").rsplit(" ", 1)[0]
+    with open(path, "a", encoding="utf-8") as out:
+        out.write(json.dumps({"test": test, "exit": code, "line": line}) + "\n")
