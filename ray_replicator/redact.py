@@ -84,6 +84,7 @@ def spellings_of(secret: str) -> set[str]:
         quote(secret, safe=""),
         quote(secret),
         quote_plus(secret),
+        quote_plus(secret, safe="/"),
         quote(secret, safe="!$&'()*+,;=:"),
         secret.replace("}", "}}"),
         secret.replace("\\", "\\\\").replace("'", "\\'"),
@@ -149,7 +150,7 @@ def _password_may_run_on(token: str) -> bool:
     containing whitespace."""
     authority = re.split(r"[/?#]", token, maxsplit=1)[0]
     _, colon, after = authority.partition(":")
-    return bool(colon) and not re.fullmatch(r"[0-9]*(?:,.*)?", after)
+    return bool(colon) and not re.fullmatch(r"[0-9]+(?:,.*)?", after)
 
 
 def _token_end(text: str, begin: int, limit: int) -> int:
