@@ -261,7 +261,7 @@ def url_problem(url: str) -> str | None:
         return "starts or ends with whitespace; remove it"
     head = re.match(rf"({_SCHEME}):", url)
     if head is None:
-        return "is not a URL; expected postgresql://user:password@host:port/database or mssql://user:password@…"
+        return "is not a URL; expected postgresql://user@host:port/database or mssql://user@host:port/database"
     scheme = head.group(1)
     base = scheme.split("+")[0].lower()
     if base not in SUPPORTED_SCHEMES:
@@ -271,7 +271,8 @@ def url_problem(url: str) -> str | None:
     if postgres and scheme != base:
         return f"must start with {base}:// exactly (lower case, no driver suffix): libpq reads nothing else"
     if not url[head.end() :].startswith("//"):
-        return f"has no '//' after '{scheme}:'; write {scheme}://user:password@host:port/database"
+        shape = f"{scheme}://user@host:port/database, ':password' after the user"
+        return f"has no '//' after '{scheme}:' (write {shape}); {_ENCODE_HINT}"
     if "#" in url:
         return "contains '#', which ends a URL early; " + _ENCODE_HINT
     rest = url[head.end() + 2 :]
@@ -375,14 +376,32 @@ def _query_problem(query: str) -> str | None:
 
 
 def hide_secrets_in_process_title() -> None:
-    """A password given on the command line would show in `ps` for the whole run: rewrite our title. Called
-    before the heavy imports, so the password is visible only while the interpreter starts."""
+    """A password given on the command line would show in `ps` for the whole run: rewrite our title. Called first
+    thing, so the password shows only while the interpreter starts (about 30 ms)."""
     shown = [redact_url(arg) if _URL_START.search(arg) else scrub(arg) for arg in sys.argv]
     if shown == sys.argv:
+        return
+    title = " ".join(["ray-replicator", *shown[1:]])
+    if _overwrite_arguments(title):
         return
     try:
         from ray._raylet import setproctitle  # type: ignore[attr-defined]
 
-        setproctitle(" ".join(["ray-replicator", *shown[1:]]))
+        setproctitle(title)
     except Exception:  # noqa: BLE001 - cosmetic; the run must not fail over a title
         return
+
+
+def _overwrite_arguments(title: str) -> bool:
+    """Write `title` over the process's argument area, which `ps` and /proc/PID/cmdline read (Linux). Python keeps
+    its own copy of the arguments, so nothing else reads this memory; the title is cut to the area's length."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        start, end = int(fields[45]), int(fields[46])  # arg_start and arg_end: fields 48 and 49 of proc(5)
+        data = title.encode()[: max(end - start - 1, 0)]
+        with open("/proc/self/mem", "r+b", buffering=0) as mem:
+            mem.seek(start)
+            mem.write(data + b"\0" * (end - start - len(data)))
+    except (OSError, ValueError, IndexError):
+        return False
+    return True
