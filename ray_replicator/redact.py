@@ -30,7 +30,7 @@ _DB_SCHEMES = r"(?:postgres(?:ql)?|mssql|sqlserver|jdbc:sqlserver|jdbc:postgresq
 _URL_START = re.compile(rf"(?P<s>{_SCHEME})://|(?<![A-Za-z0-9+.\-])(?P<b>{_DB_SCHEMES}):(?!//)")
 # Where another URL begins on the same line: a password in free text never runs into it.
 _NEXT_URL = re.compile(rf"(?:(?<=[\s\"'(<\[,;=])|^){_SCHEME}://", re.MULTILINE)
-_PASSWORD_KEY = re.compile(r"(?i)(?<![\w.\-])(?:ssl)?(?:password|passwd|pwd)\s*=\s*")
+_PASSWORD_KEY = re.compile(r"(?i)(?<![\w.\-])(?:ssl)?(?:password|passwd|pwd)\s*=")
 # Connection-string keywords (libpq, ODBC / ADO.NET, our mssql:// options): a password value that is not quoted
 # ends only where one of these follows, so a ';', '&' or space inside a password does not end it early.
 _KEYWORDS = (
@@ -49,7 +49,10 @@ _KEYWORDS = (
     r"(?:ssl)?(?:password|passwd|pwd)"
 )
 # A value ends where a separator and a known keyword follow, or at the end of the line.
-_VALUE_END = re.compile(rf"(?i)(?:[;&]|\s)\s*(?:{_KEYWORDS})\s*=|[;&]?[ \t]*(?:\r?\n|$)")
+_NEXT_KEYWORD = rf"(?:[;&]|\s)\s*(?:{_KEYWORDS})\s*="
+_VALUE_END = re.compile(rf"(?i){_NEXT_KEYWORD}|[;&]?[ \t]*(?:\r?\n|$)")
+NEXT_OPTION = re.compile(rf"(?i){_NEXT_KEYWORD}")
+"""A separator and a connection-string keyword: a raw password holding this cannot be told from the next option."""
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -137,9 +140,9 @@ def _mask_url(text: str, start: re.Match[str], whole: bool) -> tuple[str, int]:
     tail_end = len(text) if whole else _token_end(text, at + 1, limit)
     userinfo = text[begin:at]
     user, colon, _ = userinfo.partition(":")
-    if re.search(r"[/?#=\s]", user) or (not colon and "=" in userinfo):
-        # Not a user name: a path or query that an '@' further on made look like one. What is a password here
-        # and where it ends cannot be told, so all of it goes.
+    if re.search(r"[/?#=\s]", user) or (not colon and "=" in userinfo) or _PASSWORD_KEY.search(userinfo):
+        # Not a user name: a path, a query or a JDBC option list that an '@' further on made look like one. What
+        # is a password here and where it ends cannot be told, so all of it goes.
         return head + MASK, tail_end
     shown = f"{user}:{MASK}" if colon else userinfo
     return head + shown + "@" + _scrub_shapes_kv(text[at + 1 : tail_end]), tail_end
@@ -175,6 +178,8 @@ def _value_end(text: str, begin: int) -> int:
     that never closes runs to the end of the line: hiding too much is the safe side."""
     line_end = text.find("\n", begin)
     line_end = len(text) if line_end < 0 else line_end
+    while begin < line_end and text[begin] in " \t":  # blanks after '=' may be the password's own: masked too
+        begin += 1
     opener = text[begin : begin + 1]
     if opener in ("{", "'", '"'):
         closer = "}" if opener == "{" else opener
@@ -266,7 +271,7 @@ def url_problem(url: str) -> str | None:
     base = scheme.split("+")[0].lower()
     if base not in SUPPORTED_SCHEMES:
         shown = f" {scheme!r}" if url[head.end() :].startswith("//") and len(scheme) <= 20 else ""
-        return f"has an unsupported scheme{shown}; use one of {', '.join(SUPPORTED_SCHEMES)}"
+        return f"has an unsupported URL scheme{shown}; use one of {', '.join(SUPPORTED_SCHEMES)}"
     postgres = base in ("postgresql", "postgres")
     if postgres and scheme != base:
         return f"must start with {base}:// exactly (lower case, no driver suffix): libpq reads nothing else"
