@@ -15,9 +15,10 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from ray_replicator.config import Settings, load_settings, scrub
+from ray_replicator.config import Settings, known_secrets, load_settings, parse_endpoint
 from ray_replicator.engines.base import EngineError, UsageError
 from ray_replicator.errors import with_hint
+from ray_replicator.redact import hide_secrets_in_process_title, scrub
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
 err = Console(stderr=True, soft_wrap=True, highlight=False)
@@ -31,12 +32,13 @@ ExcludeOpt = Annotated[list[str] | None, typer.Option("--exclude", help="glob to
 DebugOpt = Annotated[bool, typer.Option("--debug", help="show tracebacks")]
 
 
-def _fail(exc: BaseException, debug: bool, settings: Settings | None = None) -> None:
+def _fail(exc: BaseException, debug: bool, settings: Settings | None = None, secrets: list[str] | None = None) -> None:
+    known = [*known_secrets(settings), *(secrets or [])]
     if debug:
-        traceback.print_exc()
+        err.print(scrub(traceback.format_exc(), known), markup=False, end="")
     code = exc.exit_code if isinstance(exc, EngineError) else 1
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    err.print(f"error: {scrub(with_hint(text), settings)}", markup=False)
+    err.print(f"error: {scrub(with_hint(text), known)}", markup=False)
     raise typer.Exit(code)
 
 
@@ -106,7 +108,7 @@ def _run(settings: Settings, json_logs: bool = False) -> None:
         try:
             result = replicate(settings, on_event=progress)
         except EngineError as exc:
-            progress.fail(scrub((str(exc).strip() or type(exc).__name__).splitlines()[0], settings))
+            progress.fail(scrub((str(exc).strip() or type(exc).__name__).splitlines()[0], known_secrets(settings)))
             raise
     result.print(out)
     if settings.report_path is not None:
@@ -225,14 +227,17 @@ def generate(
     debug: DebugOpt = False,
 ) -> None:
     """Write a synthetic StackOverflow2010 database."""
+    secrets: list[str] = []
     try:
         if scale <= 0:
             raise UsageError(f"--scale must be positive, got {scale}")
+        endpoint = parse_endpoint(target, "target")
+        secrets = endpoint.secrets()
         from ray_replicator.synth.stackoverflow import generate as generate_db
 
-        counts = generate_db(target, scale, seed)
+        counts = generate_db(endpoint.resolved_url(), scale, seed)
     except (EngineError, ValueError) as exc:
-        _fail(exc if isinstance(exc, EngineError) else UsageError(str(exc)), debug)
+        _fail(exc if isinstance(exc, EngineError) else UsageError(str(exc)), debug, secrets=secrets)
         return
     for name, rows in counts.items():
         out.print(f"{name}: {rows:,} rows", markup=False)
@@ -261,17 +266,18 @@ def status(
     debug: DebugOpt = False,
 ) -> None:
     """Show the ledger of the latest (or a given) run kept in the target database."""
+    secrets: list[str] = []
     try:
-        from ray_replicator.config import Endpoint
         from ray_replicator.engines import open_target
 
         if target is None and config is None:
             raise UsageError("status needs --target URL or --config FILE")
         endpoint = (
-            Endpoint(url=target)  # type: ignore[arg-type]
+            parse_endpoint(target, "target")
             if target
             else load_settings(config, {"source": "postgresql://unused"}).target_endpoint
         )
+        secrets = endpoint.secrets()
         tgt = open_target(endpoint.resolved_url())
         try:
             runs = tgt.ledger_runs()
@@ -285,7 +291,7 @@ def status(
         finally:
             tgt.close()
     except EngineError as exc:
-        _fail(exc, debug)
+        _fail(exc, debug, secrets=secrets)
         return
     states: dict[str, int] = {}
     for info in ranges.values():
@@ -297,21 +303,8 @@ def status(
     )
 
 
-def _hide_secrets_in_process_title() -> None:
-    """A password given on the command line would show in `ps` for the whole run: rewrite our title."""
-    shown = [scrub(arg) for arg in sys.argv]
-    if shown == sys.argv:
-        return
-    try:
-        from ray._raylet import setproctitle  # type: ignore[attr-defined]
-
-        setproctitle(" ".join(["ray-replicator", *shown[1:]]))
-    except Exception:  # noqa: BLE001 - cosmetic; the run must not fail over a title
-        return
-
-
 def main() -> None:
-    _hide_secrets_in_process_title()
+    hide_secrets_in_process_title()
     try:
         app()
     except KeyboardInterrupt:

@@ -3,13 +3,13 @@
 Values come, lowest priority first, from the defaults here, a TOML file, environment variables
 (`RAY_REPLICATOR_<FIELD>`, nested with `__`, e.g. `RAY_REPLICATOR_SOURCE__URL`), then command-line flags.
 Passwords may live in the URL, in an environment variable (`password_env`) or a file (`password_file`); they are
-kept as SecretStr and every URL is redacted before it reaches a log line, report or error.
+kept as SecretStr. A URL that drivers could read more than one way is refused here, before anything connects, and
+every URL and message goes through ray_replicator.redact before anyone sees it.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -18,9 +18,10 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from ray_replicator.engines.base import UsageError
+from ray_replicator.redact import SUPPORTED_SCHEMES, ray_token, redact_url, url_problem, url_secrets
 
 ENV_PREFIX = "RAY_REPLICATOR_"
-SUPPORTED_SCHEMES = ("postgresql", "postgres", "mssql", "sqlserver")
+__all__ = ["SUPPORTED_SCHEMES", "Endpoint", "Settings", "known_secrets", "load_settings", "parse_endpoint"]
 
 
 class Endpoint(BaseModel):
@@ -34,14 +35,11 @@ class Endpoint(BaseModel):
 
     @field_validator("url")
     @classmethod
-    def _scheme_is_known(cls, value: SecretStr) -> SecretStr:
-        raw = value.get_secret_value()
-        scheme = urlsplit(raw).scheme.split("+")[0]
-        if scheme not in SUPPORTED_SCHEMES:
-            raise ValueError(
-                f"unsupported URL scheme {scheme or '(none)'!r} in {redact(raw)}; "
-                f"use one of {', '.join(SUPPORTED_SCHEMES)}"
-            )
+    def _readable_one_way(cls, value: SecretStr) -> SecretStr:
+        """Refuse a URL that the drivers could split differently (the message never quotes the URL)."""
+        problem = url_problem(value.get_secret_value())
+        if problem:
+            raise ValueError(problem)
         return value
 
     @property
@@ -49,29 +47,44 @@ class Endpoint(BaseModel):
         scheme = urlsplit(self.url.get_secret_value()).scheme.split("+")[0]
         return "postgres" if scheme in ("postgresql", "postgres") else "mssql"
 
-    def resolved_url(self) -> str:
-        """The URL with the password filled in from password_env/password_file; only engines see it."""
-        raw = self.url.get_secret_value()
-        password: str | None = None
+    def _given_password(self) -> str | None:
         if self.password_env:
             password = os.environ.get(self.password_env)
             if password is None:
                 raise UsageError(f"environment variable {self.password_env} (password_env) is not set")
-        elif self.password_file:
+            return password
+        if self.password_file:
             try:
-                password = self.password_file.read_text().strip()
+                return self.password_file.read_text().strip()
             except OSError as exc:
                 raise UsageError(f"cannot read password_file {self.password_file}: {exc.strerror}") from None
+        return None
+
+    def resolved_url(self) -> str:
+        """The URL with the password filled in from password_env/password_file; only engines see it."""
+        raw = self.url.get_secret_value()
+        password = self._given_password()
         if password is None:
             return raw
-        parts = urlsplit(raw)
-        user = parts.username or ""
-        host = parts.netloc.rsplit("@", 1)[-1]
-        netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{host}"
+        parts = urlsplit(raw)  # the validator made sure every driver splits it the same way
+        userinfo, _, hosts = parts.netloc.rpartition("@")
+        user = userinfo.partition(":")[0]  # as written: already percent-encoded
+        netloc = f"{user}:{quote(password, safe='')}@{hosts}"
         return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
     def display(self) -> str:
-        return redact(self.url.get_secret_value())
+        return redact_url(self.url.get_secret_value())
+
+    def secrets(self) -> list[str]:
+        """Every password this endpoint may hand a driver, as written and decoded: scrub() masks them all."""
+        found = url_secrets(self.url.get_secret_value())
+        try:
+            given = self._given_password()
+        except UsageError:
+            given = None
+        if given:
+            found.append(given)
+        return found
 
 
 class Settings(BaseModel):
@@ -136,43 +149,26 @@ class Settings(BaseModel):
         return self.target
 
 
-def redact(url: str) -> str:
-    """Hide the password of a URL (and any password=... parameter) so it can be shown."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable URL>"
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, host = netloc.rsplit("@", 1)
-        user = userinfo.split(":", 1)[0]
-        netloc = f"{user}:***@{host}" if ":" in userinfo else f"{user}@{host}"
-    query = re.sub(r"(?i)(password|pwd)=[^&;]*", r"\1=***", parts.query)
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-
-
-def scrub(text: str, settings: Settings | None = None) -> str:
-    """Remove every known secret from free text (driver messages sometimes echo connection strings)."""
-    text = re.sub(r"(?i)(://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
-    text = re.sub(r"(?i)((?:password|pwd)\s*=\s*)[^\s;&]+", r"\1***", text)
+def known_secrets(settings: Settings | None) -> list[str]:
+    """The passwords of both endpoints and the Ray auth token: what scrub() must never let through."""
+    found: list[str] = []
     if settings is not None:
-        for ep in (settings.source, settings.target):
-            if ep is None:
-                continue
-            for secret in _secrets_of(ep):
-                if secret and len(secret) >= 3:
-                    text = text.replace(secret, "***")
-    return text
-
-
-def _secrets_of(ep: Endpoint) -> list[str]:
-    found = [urlsplit(ep.url.get_secret_value()).password or ""]
-    try:
-        resolved = urlsplit(ep.resolved_url()).password
-    except UsageError:
-        resolved = None
-    found.append(resolved or "")
+        for endpoint in (settings.source, settings.target):
+            if endpoint is not None:
+                found += endpoint.secrets()
+    token = ray_token()
+    if token:
+        found.append(token)
     return found
+
+
+def parse_endpoint(url: str, name: str) -> Endpoint:
+    """One endpoint from a command-line URL (status, generate), refused with a one-line UsageError like a
+    config's own."""
+    try:
+        return Endpoint(url=url)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise UsageError(_explain(exc, name)) from None
 
 
 def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
@@ -199,10 +195,12 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _explain(exc: ValidationError) -> str:
+def _explain(exc: ValidationError, endpoint: str | None = None) -> str:
     first = exc.errors()[0]
     field = ".".join(str(p) for p in first["loc"]) or "config"
     kind = first["type"]
+    if endpoint is not None:
+        field = f"{endpoint}.{field}"
     if kind == "extra_forbidden":
         allowed = ", ".join(Settings.model_fields) if "." not in field else ", ".join(Endpoint.model_fields)
         return f"unknown config field {field!r}; allowed fields: {allowed}"
@@ -212,6 +210,8 @@ def _explain(exc: ValidationError) -> str:
     if kind == "missing":
         return f"config field {field!r} is required"
     message = first["msg"].removeprefix("Value error, ")
+    if field.endswith(".url") and kind == "value_error":
+        return f"{field.removesuffix('.url')} URL ({field}) {message}"
     value = first.get("input")
     if isinstance(value, str | int | float) and "url" not in field:
         return f"config field {field!r} = {value!r}: {message}"

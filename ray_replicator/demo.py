@@ -23,9 +23,10 @@ from typing import Any
 
 from rich.console import Console
 
-from ray_replicator.config import Settings
+from ray_replicator.config import Settings, known_secrets
 from ray_replicator.embedded import DEFAULT_DIR, recreate_database, start_embedded_postgres
 from ray_replicator.engines.base import EngineError
+from ray_replicator.redact import scrub
 from ray_replicator.report import RunReport
 
 STANDIN_USER = "sa"
@@ -119,7 +120,7 @@ def _leg(name: str, source_url: str, target_url: str, console: Console, report_p
     try:
         report = replicate(settings)
     except EngineError as exc:
-        console.print(f"[red]{name} failed:[/red] {exc}")
+        console.print(f"[red]{name} failed:[/red] {scrub(str(exc), known_secrets(settings))}")
         return None
     report.print(console)
     if report_path is not None:

@@ -20,7 +20,7 @@ import ray
 from ray_replicator import local_ray
 from ray_replicator.budget import MB, BudgetConfig
 from ray_replicator.catalog import Catalog, Table
-from ray_replicator.config import Settings, scrub
+from ray_replicator.config import Settings, known_secrets
 from ray_replicator.copy import (
     TRANSIENT_BACKOFF_SECONDS,
     CopyItem,
@@ -33,6 +33,7 @@ from ray_replicator.engines import engine_of, open_source, open_target
 from ray_replicator.engines.base import EngineError, KeyRange, Source, UsageError, WriteOptions
 from ray_replicator.ledger import Resume, find_resume, plan_document
 from ray_replicator.plan import Plan, plan_catalog, schema_hash
+from ray_replicator.redact import scrub, url_secrets
 from ray_replicator.report import RunReport, TableReport
 from ray_replicator.typemap import apply_type_policy
 from ray_replicator.verify import TableCheck, database_check, verify_checksums, verify_counts
@@ -201,7 +202,8 @@ def _note_in_ledger(target_url: str, run_id: str, state: str) -> None:
         finally:
             target.close()
     except Exception as exc:  # noqa: BLE001 - the run's own error matters more than this note
-        log.warning("could not record state %s of run %s in the ledger: %s", state, run_id, exc)
+        reason = scrub(str(exc), url_secrets(target_url))
+        log.warning("could not record state %s of run %s in the ledger: %s", state, run_id, reason)
 
 
 def _verify(
@@ -501,7 +503,7 @@ def replicate(settings: Settings, on_event: Callable[[str, dict[str, Any]], None
         except EngineError as exc:
             _note_in_ledger(target_url, run_id, "failed")
             report.status = "failed"
-            report.errors.append(scrub(str(exc), settings))
+            report.errors.append(scrub(str(exc), known_secrets(settings)))
             emit("failed", {"error": report.errors[-1]})
             raise
         except KeyboardInterrupt:

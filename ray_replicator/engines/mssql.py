@@ -73,6 +73,7 @@ from ray_replicator.engines.mssql_types import (
     native_type,
     scale_of,
 )
+from ray_replicator.redact import scrub, url_problem
 
 log = logging.getLogger(__name__)
 
@@ -145,8 +146,8 @@ def parse_url(url: str) -> MssqlUrl:
     try:
         parts = urlsplit(url)
         port = parts.port or 1433
-    except ValueError as exc:
-        raise UsageError(f"cannot parse the SQL Server URL: {exc}") from None
+    except ValueError:  # its text would quote the URL, and a misread port may be a piece of the password
+        raise UsageError(f"the SQL Server URL {url_problem(url) or 'cannot be parsed'}") from None
     if parts.scheme.split("+")[0] not in ("mssql", "sqlserver"):
         raise UsageError("not a SQL Server URL (expected mssql://user:password@host:port/database)")
     database = unquote(parts.path.lstrip("/")) or "master"
@@ -336,10 +337,7 @@ class _Endpoint:
 
     # -- errors -------------------------------------------------------------------------------------------
     def _scrub(self, text: str) -> str:
-        text = _one_line(text)
-        if self.u.password:
-            text = text.replace(self.u.password, "***")
-        text = re.sub(r"(?i)(pwd|password)\s*=\s*(\{[^}]*\}|[^;\s]*)", r"\1=***", text)
+        text = scrub(_one_line(text), [self.u.password])
         text = re.sub(r"DB-Lib error message \d+, severity \d+: General SQL Server error: Check messages.*$", "", text)
         return text.strip()
 

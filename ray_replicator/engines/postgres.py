@@ -27,7 +27,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Itera
 from dataclasses import dataclass
 from itertools import chain
 from typing import TYPE_CHECKING, Any, Self, TypeVar
-from urllib.parse import parse_qsl, urlsplit
 
 from ray_replicator.catalog import (
     Catalog,
@@ -41,6 +40,7 @@ from ray_replicator.catalog import (
     Table,
 )
 from ray_replicator.engines.base import EngineError, KeyRange, RangeWrite, UsageError, WriteOptions
+from ray_replicator.redact import redact_url, scrub, url_secrets
 from ray_replicator.typemap import POSTGRES, postgres_logical, postgres_type
 
 if TYPE_CHECKING:  # imported where used: a raw COPY worker never loads Arrow (~60 MB of RSS)
@@ -97,24 +97,6 @@ def quote_literal(value: str) -> str:
 
 def qualified(schema: str, name: str) -> str:
     return f"{quote_ident(schema)}.{quote_ident(name)}"
-
-
-def redact_url(url: str) -> str:
-    """The URL with any password replaced, fit for messages and logs."""
-    url = re.sub(r"(://[^:/@?]*):[^@/?]*@", r"\1:***@", url)
-    return re.sub(r"(?i)(password=)[^&\s]*", r"\1***", url)
-
-
-def _url_secrets(url: str) -> list[str]:
-    secrets = []
-    try:
-        parts = urlsplit(url)
-        if parts.password:
-            secrets.append(parts.password)
-        secrets += [v for k, v in parse_qsl(parts.query) if k.lower() == "password" and v]
-    except ValueError:
-        pass
-    return secrets
 
 
 def _one_line(text: str) -> str:
@@ -262,18 +244,14 @@ class _PostgresEndpoint:
             raise UsageError(f"not a PostgreSQL URL: {redact_url(url)} (expected postgresql://user@host/db)")
         self.url = url
         self.display = redact_url(url)
-        self._secrets = _url_secrets(url)
+        self._secrets = url_secrets(url)
         self._loop: _Loop | None = None
         self._conn: Any = None
         self._adbc: Any = None
 
     # -- errors -------------------------------------------------------------------------------------------
     def _scrub(self, text: str) -> str:
-        text = _one_line(text).replace(self.url, self.display)
-        for secret in self._secrets:
-            if len(secret) >= 2:  # a one-character password would garble every message
-                text = text.replace(secret, "***")
-        return redact_url(text)
+        return scrub(_one_line(text).replace(self.url, self.display), self._secrets)
 
     def _error(self, what: str, exc: BaseException, hint: str = "") -> EngineError:
         if isinstance(exc, EngineError):

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from ray_replicator.config import load_settings, redact, scrub
+from ray_replicator.config import known_secrets, load_settings
 from ray_replicator.engines.base import UsageError
+from ray_replicator.redact import redact_url, scrub
 
 SRC = "postgresql://alice:s3cret-pw@db1:5432/app"
 DST = "postgresql://bob@db2/app"
@@ -79,13 +80,13 @@ def test_password_from_env_and_file_never_displayed(tmp_path: Path, monkeypatch:
     assert s.source.resolved_url() == "postgresql://u:filepass@h/db"
     assert s.target_endpoint.resolved_url() == "postgresql://bob:p%40ss%3Aw%2Frd@db2/app"
     assert "filepass" not in s.model_dump_json() and "filepass" not in repr(s)
-    assert scrub("failed for postgresql://u:filepass@h/db and filepass", s).count("filepass") == 0
+    assert scrub("failed for postgresql://u:filepass@h/db and filepass", known_secrets(s)).count("filepass") == 0
     monkeypatch.delenv("DST_PW")
     with pytest.raises(UsageError, match="DST_PW"):
         s.target_endpoint.resolved_url()
 
 
 def test_redact() -> None:
-    assert redact(SRC) == "postgresql://alice:***@db1:5432/app"
-    assert redact(DST) == DST
-    assert "pw1" not in redact("mssql://sa@h:1433/db?password=pw1&encrypt=no")
+    assert redact_url(SRC) == "postgresql://alice:***@db1:5432/app"
+    assert redact_url(DST) == DST
+    assert redact_url("mssql://sa@h:1433/db?password=pw1&encrypt=no") == "mssql://sa@h:1433/db?password=***&encrypt=no"
