@@ -197,7 +197,9 @@ def _value_end(text: str, begin: int) -> int:
                     return i + 1
             i += 1
         return line_end
-    found = _VALUE_END.search(text, begin, line_end + 1)
+    # The first character belongs to the value even when it is a separator: an empty password is rarer than a
+    # password that starts with ';' or '&', and hiding the next option too is the safe side.
+    found = _VALUE_END.search(text, min(begin + 1, line_end), line_end + 1)
     return min(found.start(), line_end) if found else line_end
 
 

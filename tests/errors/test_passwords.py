@@ -170,3 +170,23 @@ def test_special_password_works_and_is_nowhere(
     leaks = {where: leaks_in(text) for where, text in texts.items() if leaks_in(text)}
     shutil.rmtree(ray_tmp, ignore_errors=True)
     assert leaks == {}
+
+
+def test_wrong_special_password_is_not_shown(pwpg: PasswordPostgres, special_role: str) -> None:
+    """The server refuses the password: exit 1, one line saying what to check, the password in no spelling; with
+    --json-logs the failed event holds none of it either."""
+    wrong = quote(RAW + "-wrong", safe="")
+    source = f"postgresql://{special_role}:{wrong}@127.0.0.1:{pwpg.port}/src"
+    done = cli("plan", "--source", source)
+    line = assert_one_line_error(done, 1, "password authentication failed", "check the user and password")
+    assert f"{special_role}:***@" in line and leaks_in(done.stdout + done.stderr) == []
+    logged = cli("run", "--source", source, "--target", source, "--json-logs")
+    assert logged.returncode == 1 and '"event": "failed"' in logged.stderr
+    assert leaks_in(logged.stdout + logged.stderr) == []
+
+
+def test_debug_traceback_is_scrubbed_too(pwpg: PasswordPostgres, special_role: str) -> None:
+    wrong = quote(RAW + "-wrong", safe="")
+    done = cli("plan", "--debug", "--source", f"postgresql://{special_role}:{wrong}@127.0.0.1:{pwpg.port}/src")
+    assert done.returncode == 1 and "Traceback" in done.stderr
+    assert leaks_in(done.stdout + done.stderr) == []
