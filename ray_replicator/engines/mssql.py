@@ -208,7 +208,9 @@ _TRANSIENT = re.compile(r"\b1205\b|deadlock victim|\b2000[36]\b|\b20017\b|Unexpe
 
 # FreeTDS 20003 "Adaptive Server connection timed out"; ODBC HYT00 "Login timeout expired" and, for a server that
 # accepts but never answers, "TCP Provider: Timeout error [258]".
-_LOGIN_TIMEOUT = re.compile(r"\b20003\b|connection timed out|Login timeout expired|HYT00|TCP Provider: Timeout error", re.IGNORECASE)
+_LOGIN_TIMEOUT = re.compile(
+    r"\b20003\b|connection timed out|Login timeout expired|HYT00|TCP Provider: Timeout error", re.IGNORECASE
+)
 
 
 def quote_ident(name: str) -> str:

@@ -1,0 +1,136 @@
+"""Never hang: servers that accept a connection and then go silent, through the real CLI.
+
+(a) Nothing ever answers: every driver's connection attempt times out after connect_timeout_s, one line naming
+host and port, exit 1. (b) A source or target that stops sending or taking data mid-range (a proxy that forwards
+the first bytes of each connection, then nothing): the range's watchdog cuts it after stall_timeout_s, Ray retries
+it like a lost connection, and once the retries are used up the run fails with one line naming the range and the
+side that stalled, marked failed in the ledger; after the proxy heals, `run --resume` finishes with equal rows.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.errors.conftest import assert_one_line_error, cli
+from tests.faults.proxy import SilentProxy, SilentServer
+from tests.helpers import pg_primary_key, pg_table_digest
+from tests.pgserver import SUPERUSER_PASSWORD, PasswordPostgres
+
+pytestmark = pytest.mark.timeout(600)
+TIMEOUTS = {"RAY_REPLICATOR_CONNECT_TIMEOUT_S": "2", "RAY_REPLICATOR_STALL_TIMEOUT_S": "2"}
+STALL_AFTER = 1 << 20
+"""Bytes each proxied connection carries before it goes silent: more than the driver's catalog and ledger work,
+far less than the table's range (~30 MB), plus the socket buffers a writer fills before it blocks."""
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[PasswordPostgres]:
+    pg = PasswordPostgres()
+    pg.sql("CREATE DATABASE stall_src")
+    pg.sql(
+        "CREATE TABLE big (id int PRIMARY KEY, grp int NOT NULL, body text NOT NULL)",
+        "INSERT INTO big SELECT g, g % 89, repeat(md5(g::text), 12) FROM generate_series(1, 70000) g",
+        "ANALYZE big",
+        database="stall_src",
+    )
+    yield pg
+    pg.close()
+
+
+_targets = iter(range(1000))
+
+
+@pytest.fixture
+def target_db(server: PasswordPostgres) -> str:
+    name = f"stall_dst_{next(_targets)}"
+    server.sql(f"CREATE DATABASE {name}")
+    return name
+
+
+def proxied(url: str, proxy: SilentProxy) -> str:
+    return url.replace(f"127.0.0.1:{proxy.upstream[1]}/", f"127.0.0.1:{proxy.port}/")
+
+
+def run_args(source: str, target: str, tmp_path: Path, *extra: str) -> list[str]:
+    return [
+        "run",
+        "--source",
+        source,
+        "--target",
+        target,
+        "--parallelism",
+        "1",
+        "--report",
+        str(tmp_path / "report.json"),
+        *extra,
+    ]
+
+
+def run_states(url: str) -> list[str]:
+    with psycopg.connect(url) as conn:
+        return [r[0] for r in conn.execute("SELECT state FROM _ray_replicator.runs ORDER BY started_at").fetchall()]
+
+
+@pytest.fixture
+def silent() -> Iterator[SilentServer]:
+    srv = SilentServer()
+    yield srv
+    srv.close()
+
+
+@pytest.mark.parametrize(
+    "side,url",
+    [
+        ("source", "postgresql://postgres:{pw}@127.0.0.1:{port}/stall_src"),
+        ("source", "mssql://sa:{pw}@127.0.0.1:{port}/src"),
+        ("source", "mssql://sa:{pw}@127.0.0.1:{port}/src?reader=pymssql"),
+        ("target", "postgresql://postgres:{pw}@127.0.0.1:{port}/dst"),
+        ("target", "mssql://sa:{pw}@127.0.0.1:{port}/dst"),
+    ],
+)
+def test_connect_timeout_names_host_and_port(
+    server: PasswordPostgres, silent: SilentServer, tmp_path: Path, side: str, url: str
+) -> None:
+    """A server that accepts and never answers: ADBC/asyncpg, mssql-python and pymssql all give up in time."""
+    dead = url.format(pw=SUPERUSER_PASSWORD, port=silent.port)
+    source, target = (dead, server.url("postgres")) if side == "source" else (server.url("stall_src"), dead)
+    done = cli(*run_args(source, target, tmp_path), env=TIMEOUTS, timeout=180)
+    line = assert_one_line_error(done, 1, f"connecting to 127.0.0.1:{silent.port} timed out after 2 s")
+    assert line.endswith("check that the server runs and answers on that host and port, or raise connect_timeout_s")
+
+
+@pytest.mark.parametrize("method", ["raw", "arrow"])
+@pytest.mark.parametrize(
+    "side,direction,culprit",
+    [
+        ("source", "down", "no rows from the source for 2 s (reader); check the source server"),
+        ("target", "up", "the target took no rows for 2 s (writer); check the target server"),
+    ],
+)
+def test_stalled_range_fails_in_one_line_then_resumes(
+    server: PasswordPostgres, target_db: str, tmp_path: Path, side: str, direction: str, culprit: str, method: str
+) -> None:
+    source, target = server.url("stall_src"), server.url(target_db)
+    proxy = SilentProxy(server.port)
+    try:
+        proxy.stall(direction, STALL_AFTER)  # type: ignore[arg-type]
+        via = (proxied(source, proxy), target) if side == "source" else (source, proxied(target, proxy))
+        done = cli(*run_args(*via, tmp_path, "--method", method), env=TIMEOUTS, timeout=400)
+        line = assert_one_line_error(done, 1, culprit, "or raise stall_timeout_s")
+        assert re.fullmatch(r"error: range public\.big#\d+ stalled: .*", line), line
+        assert proxy.stalled_connections >= 4  # the first attempt and Ray's three retries each went silent
+        assert run_states(target) == ["failed"]
+
+        proxy.heal()
+        resumed = cli(*run_args(*via, tmp_path, "--method", method, "--resume"), env=TIMEOUTS, timeout=400)
+        assert resumed.returncode == 0, resumed.stderr[-3000:]
+        assert run_states(target) == ["done"]
+        assert pg_table_digest(target, "public", "big") == pg_table_digest(source, "public", "big")
+        assert pg_primary_key(target, "public", "big") == ["id"]
+    finally:
+        proxy.close()
