@@ -65,7 +65,8 @@ class Endpoint(BaseModel):
         return "postgres" if scheme in ("postgresql", "postgres") else "mssql"
 
     def resolved_url(self) -> str:
-        """The URL with the password filled in from password_env/password_file; only engines see it."""
+        """The URL with the password filled in from password_env/password_file, and the connect timeout; only
+        engines see it."""
         raw = self.url.get_secret_value()
         password: str | None = None
         if self.password_env:
@@ -77,13 +78,14 @@ class Endpoint(BaseModel):
                 password = self.password_file.read_text().strip()
             except OSError as exc:
                 raise UsageError(f"cannot read password_file {self.password_file}: {exc.strerror}") from None
-        if password is not None:
-            parts = urlsplit(raw)
-            user = parts.username or ""
-            host = parts.netloc.rsplit("@", 1)[-1]
-            netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{host}"
-            raw = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-        return with_connect_timeout(raw, self._connect_timeout_s)
+        if password is None:
+            return with_connect_timeout(raw, self._connect_timeout_s)
+        parts = urlsplit(raw)
+        user = parts.username or ""
+        host = parts.netloc.rsplit("@", 1)[-1]
+        netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{host}"
+        resolved = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+        return with_connect_timeout(resolved, self._connect_timeout_s)
 
     def display(self) -> str:
         return redact(self.url.get_secret_value())

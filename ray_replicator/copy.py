@@ -282,10 +282,10 @@ class StallMonitor:
     holds the interpreter), is force-cancelled and started again, up to STALL_RETRIES times; then the run fails
     with the stall's one line. Heartbeats are compared by content, never by clock, so nodes may disagree on time."""
 
-    def __init__(self, run_id: str, stall_timeout_s: float) -> None:
+    def __init__(self, run_id: str, stall_timeout_s: float, margin: float | None = None) -> None:
         self.run_id = run_id
         self.timeout = stall_timeout_s
-        self.margin = stall_margin(stall_timeout_s)
+        self.margin = stall_margin(stall_timeout_s) if margin is None else margin
         self.poll_s = min(5.0, stall_timeout_s / 2)
         self._seen: dict[str, tuple[bytes | None, float, float | None]] = {}
 

@@ -73,8 +73,7 @@ class SilentProxy:
                     while self._heals == heals and not self._closed.wait(0.2):
                         pass
                     for sock in (src, dst):
-                        with contextlib.suppress(OSError):
-                            sock.close()
+                        _drop(sock)
                     return
                 want = _PIECE if limit is None else min(_PIECE, limit - carried)
                 data = src.recv(want)
@@ -93,9 +92,17 @@ class SilentProxy:
             self._listener.close()
         with self._lock:
             for sock in self._sockets:
-                with contextlib.suppress(OSError):
-                    sock.close()
+                _drop(sock)
             self._sockets.clear()
+
+
+def _drop(sock: socket.socket) -> None:
+    """Shut down, then close: a bare close() while another thread waits in recv() on the socket sends nothing, so
+    the peer would never learn the connection is gone."""
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+    with contextlib.suppress(OSError):
+        sock.close()
 
 
 class SilentServer:
@@ -119,5 +126,4 @@ class SilentServer:
         with contextlib.suppress(OSError):
             self._listener.close()
         for conn in self._held:
-            with contextlib.suppress(OSError):
-                conn.close()
+            _drop(conn)

@@ -9,13 +9,18 @@ side that stalled, marked failed in the ledger; after the proxy heals, `run --re
 
 from __future__ import annotations
 
+import os
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
+import ray
 
+from ray_replicator.copy import _KV_NAMESPACE, STALL_RETRIES, StallMonitor, _beat_key, run_bounded
+from ray_replicator.engines.base import EngineError, KeyRange
 from tests.errors.conftest import assert_one_line_error, cli
 from tests.faults.proxy import SilentProxy, SilentServer
 from tests.helpers import pg_primary_key, pg_table_digest
@@ -123,7 +128,10 @@ def test_stalled_range_fails_in_one_line_then_resumes(
         done = cli(*run_args(*via, tmp_path, "--method", method), env=TIMEOUTS, timeout=400)
         line = assert_one_line_error(done, 1, culprit, "or raise stall_timeout_s")
         assert re.fullmatch(r"error: range public\.big#\d+ stalled: .*", line), line
-        assert proxy.stalled_connections >= 4  # the first attempt and Ray's three retries each went silent
+        # A reader's every attempt goes silent on its own connection. A writer's retries go silent earlier: they
+        # wait for the range's ledger row, which the first attempt's session, cut off by the silent network but
+        # alive on the server, still locks (so they stall as writers too, as they would in production).
+        assert proxy.stalled_connections >= (4 if side == "source" else 1)
         assert run_states(target) == ["failed"]
 
         proxy.heal()
@@ -134,3 +142,51 @@ def test_stalled_range_fails_in_one_line_then_resumes(
         assert pg_primary_key(target, "public", "big") == ["id"]
     finally:
         proxy.close()
+
+
+@ray.remote(max_retries=0)
+def _wedged_task(run_id: str, range_id: str, reported: str) -> None:
+    """A copy task stuck in a call that ignores its cut sockets: its watchdog reported the stall (or, holding the
+    interpreter, could not even do that), and it never returns."""
+    if reported:
+        from ray.experimental.internal_kv import _internal_kv_put
+
+        _internal_kv_put(_beat_key(run_id, range_id), f"1:1|{reported}".encode(), namespace=_KV_NAMESPACE)
+    while True:
+        time.sleep(60)
+
+
+@pytest.mark.parametrize(
+    "reported,expected",
+    [
+        (
+            "range s.t#0 stalled: no rows from the source for 1 s (reader); check the source server, "
+            "or raise stall_timeout_s",
+            "range s.t#0 stalled: no rows from the source for 1 s (reader); check the source server, "
+            "or raise stall_timeout_s",
+        ),
+        (
+            "",
+            "range s.t#0 stalled: its worker gave no sign of life for 2 s (worker); check the worker's node, "
+            "or raise stall_timeout_s",
+        ),
+    ],
+)
+def test_driver_kills_a_wedged_task_then_fails_in_one_line(ray_local: None, reported: str, expected: str) -> None:
+    """The driver never waits for ever: a task that stays stalled past the margin (or sends no heartbeat at all)
+    is force-cancelled and started again, STALL_RETRIES times, then the run fails with the stall's line."""
+    rng = KeyRange(schema="s", table="t", index=0, kind="full")
+    run_id = f"wedged-{os.getpid()}-{len(reported)}"
+    submitted: list[ray.ObjectRef] = []
+
+    def submit(item: KeyRange) -> ray.ObjectRef:
+        submitted.append(_wedged_task.remote(run_id, item.range_id, reported))
+        return submitted[-1]
+
+    with pytest.raises(EngineError) as failed:
+        run_bounded([rng], submit, 1, lambda *_: None, monitor=StallMonitor(run_id, 1.0, margin=1.0))
+    assert str(failed.value) == expected
+    assert len(submitted) == 1 + STALL_RETRIES
+    for ref in submitted:
+        with pytest.raises((ray.exceptions.TaskCancelledError, ray.exceptions.WorkerCrashedError)):
+            ray.get(ref, timeout=60)
