@@ -199,6 +199,20 @@ def cut_connections(urls: Iterable[str]) -> int:
     return cut
 
 
+def stall_line(range_id: str, side: str, seconds: float, silent_worker: bool = False) -> str:
+    """The one line a stalled range fails with: the range, the side it waited on and what to check."""
+    if side == "reader":
+        what, check = "no rows from the source", "the source server"
+    else:
+        what, check = "the target took no rows", "the target server"
+    if silent_worker:  # the driver's view: the worker itself fell silent while it waited on that side
+        return (
+            f"range {range_id} stalled: {what} and no sign of life from its worker for {seconds:g} s ({side}); "
+            f"check {check}, or raise stall_timeout_s"
+        )
+    return f"range {range_id} stalled: {what} for {seconds:g} s ({side}); check {check}, or raise stall_timeout_s"
+
+
 def _beat_key(run_id: str, range_id: str) -> bytes:
     return f"beat:{run_id}:{range_id}".encode()
 
@@ -226,17 +240,11 @@ class _Watchdog:
     def writes(self, items: Iterable[T]) -> _Tap[T]:
         return _Tap(items, self.progress, reader=False)
 
+    def _waiting_on(self) -> str:
+        return "reader" if self.progress.reading_since is not None else "writer"
+
     def _reason(self) -> str:
-        rid, seconds = self.item.rng.range_id, f"{self.timeout:g}"
-        if self.progress.reading_since is not None:
-            return (
-                f"range {rid} stalled: no rows from the source for {seconds} s (reader); "
-                "check the source server, or raise stall_timeout_s"
-            )
-        return (
-            f"range {rid} stalled: the target took no rows for {seconds} s (writer); "
-            "check the target server, or raise stall_timeout_s"
-        )
+        return stall_line(self.item.rng.range_id, self._waiting_on(), self.timeout)
 
     def _watch(self) -> None:
         tick = min(1.0, self.timeout / 4)
@@ -249,23 +257,27 @@ class _Watchdog:
                 with contextlib.suppress(Exception):
                     cut_connections([self.item.source_url, self.item.target_url])
             if now >= next_beat:
-                self._beat(self.stalled or "")
+                self._beat(self.stalled)
                 next_beat = now + beat_every
 
-    def _beat(self, reason: str) -> None:
+    def _beat(self, stalled: str | None) -> None:
+        """pid:count|side|stall line: the side the range waits on tells the driver whom to blame should the
+        worker fall silent (a driver call holding the interpreter while it waits on the network, as mssql-python's
+        arrow_batch does, stops this thread too)."""
         if self._key is None:
             return
         from ray.experimental.internal_kv import _internal_kv_put
 
         self._beats += 1
+        beat = f"{os.getpid()}:{self._beats}|{self._waiting_on()}|{stalled or ''}"
         with contextlib.suppress(Exception):
-            _internal_kv_put(self._key, f"{os.getpid()}:{self._beats}|{reason}".encode(), namespace=_KV_NAMESPACE)
+            _internal_kv_put(self._key, beat.encode(), namespace=_KV_NAMESPACE)
 
     def stop(self) -> None:
         """The task is ending on its own: no more cuts, and the driver need not wait for it."""
         self._done.set()
         self._thread.join()
-        self._beat("")
+        self._beat(None)
 
 
 def _kv_ready() -> bool:
@@ -288,6 +300,15 @@ class StallMonitor:
         self.margin = stall_margin(stall_timeout_s) if margin is None else margin
         self.poll_s = min(5.0, stall_timeout_s / 2)
         self._seen: dict[str, tuple[bytes | None, float, float | None]] = {}
+        self._next_look = 0.0
+
+    def due(self) -> bool:
+        """Look at heartbeats once per poll interval, not after every finished range (one GCS read per task)."""
+        now = time.monotonic()
+        if now < self._next_look:
+            return False
+        self._next_look = now + self.poll_s
+        return True
 
     def started(self, range_id: str) -> None:
         self._forget(range_id)
@@ -315,13 +336,17 @@ class StallMonitor:
         now = time.monotonic()
         if beat != last:
             changed = now
-        reason = beat.decode(errors="replace").split("|", 1)[-1] if beat else ""
+        _, side, reason = (beat.decode(errors="replace").split("|", 2) + ["", ""])[:3] if beat else ("", "", "")
         stalled_at = (stalled_at or now) if reason else None
         self._seen[range_id] = (beat, changed, stalled_at)
         if stalled_at is not None and now - stalled_at > self.margin:
             return reason
         if now - changed > self.timeout + self.margin:
-            return reason or (
+            if reason:
+                return reason
+            if side in ("reader", "writer"):
+                return stall_line(range_id, side, self.timeout + self.margin, silent_worker=True)
+            return (
                 f"range {range_id} stalled: its worker gave no sign of life for {self.timeout + self.margin:g} s "
                 "(worker); check the worker's node, or raise stall_timeout_s"
             )
@@ -558,7 +583,7 @@ def run_bounded(
                 pick = 0
             start(queue.pop(pick))
         ready, _ = ray.wait(list(pending), num_returns=1, timeout=monitor.poll_s if monitor is not None else None)
-        if monitor is not None:
+        if monitor is not None and monitor.due():
             for ref, item in pending.items():
                 reason = None if ref in forced else monitor.wedged(item.range_id)
                 if reason is not None:

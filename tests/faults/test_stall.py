@@ -21,6 +21,8 @@ import ray
 
 from ray_replicator.copy import _KV_NAMESPACE, STALL_RETRIES, StallMonitor, _beat_key, run_bounded
 from ray_replicator.engines.base import EngineError, KeyRange
+from tests.engines.mssql_fixtures import PASSWORD as MSSQL_PASSWORD
+from tests.engines.mssql_fixtures import Server, standin
 from tests.errors.conftest import assert_one_line_error, cli
 from tests.faults.proxy import SilentProxy, SilentServer
 from tests.helpers import pg_primary_key, pg_table_digest
@@ -144,6 +146,48 @@ def test_stalled_range_fails_in_one_line_then_resumes(
         proxy.close()
 
 
+@pytest.fixture(scope="module")
+def posts_standin() -> Iterator[Server]:
+    with standin(so={"scale": 0.005, "seed": 42, "tables": ["Posts"]}) as srv:
+        yield srv
+
+
+def posts(conn: object, sql: str) -> list[tuple[object, ...]]:
+    cur = conn.cursor()  # type: ignore[attr-defined]
+    cur.execute(sql)
+    return [tuple(r) for r in cur.fetchall()]
+
+
+@pytest.mark.parametrize("reader", ["mssql-python", "pymssql"])
+def test_sql_server_source_stall_fails_in_one_line_then_resumes(
+    server: PasswordPostgres, target_db: str, posts_standin: Server, tmp_path: Path, reader: str
+) -> None:
+    """mssql-python keeps the interpreter while it waits inside arrow_batch, so its worker cannot even run the
+    watchdog: the driver kills the task once its heartbeat stops, and still names the side it waited on."""
+    target = server.url(target_db)
+    proxy = SilentProxy(posts_standin.port)
+    try:
+        proxy.stall("down", STALL_AFTER)
+        source = f"mssql://sa:{MSSQL_PASSWORD}@127.0.0.1:{proxy.port}/master?reader={reader}"
+        args = run_args(source, target, tmp_path, "--tables", "Posts")
+        done = cli(*args, env=TIMEOUTS, timeout=500)
+        line = assert_one_line_error(done, 1, "no rows from the source", "(reader); check the source server")
+        assert MSSQL_PASSWORD not in done.stdout + done.stderr
+        assert re.fullmatch(r"error: range dbo\.Posts#\d+ stalled: .*, or raise stall_timeout_s", line), line
+        assert run_states(target) == ["failed"]
+
+        proxy.heal()
+        resumed = cli(*args, "--resume", env=TIMEOUTS, timeout=500)
+        assert resumed.returncode == 0, resumed.stderr[-3000:]
+        assert run_states(target) == ["done"]
+        query = 'SELECT "Id", "Score", "Title", "Body" FROM {} ORDER BY "Id"'
+        with posts_standin.connect() as ms, psycopg.connect(target) as pg:
+            expected = posts(ms, query.format("dbo.Posts").replace('"', ""))
+            assert expected and pg.execute(query.format('dbo."Posts"')).fetchall() == expected
+    finally:
+        proxy.close()
+
+
 @ray.remote(max_retries=0)
 def _wedged_task(run_id: str, range_id: str, reported: str) -> None:
     """A copy task stuck in a call that ignores its cut sockets: its watchdog reported the stall (or, holding the
@@ -151,21 +195,26 @@ def _wedged_task(run_id: str, range_id: str, reported: str) -> None:
     if reported:
         from ray.experimental.internal_kv import _internal_kv_put
 
-        _internal_kv_put(_beat_key(run_id, range_id), f"1:1|{reported}".encode(), namespace=_KV_NAMESPACE)
+        _internal_kv_put(_beat_key(run_id, range_id), reported.encode(), namespace=_KV_NAMESPACE)
     while True:
         time.sleep(60)
+
+
+LINE = (
+    "range s.t#0 stalled: no rows from the source for 1 s (reader); check the source server, or raise stall_timeout_s"
+)
 
 
 @pytest.mark.parametrize(
     "reported,expected",
     [
-        (
-            "range s.t#0 stalled: no rows from the source for 1 s (reader); check the source server, "
-            "or raise stall_timeout_s",
-            "range s.t#0 stalled: no rows from the source for 1 s (reader); check the source server, "
-            "or raise stall_timeout_s",
+        ("1:9|reader|" + LINE, LINE),  # the watchdog saw the stall, cut the sockets, and the call ignored them
+        (  # the worker fell silent while its range waited on the target
+            "1:3|writer|",
+            "range s.t#0 stalled: the target took no rows and no sign of life from its worker for 2 s (writer); "
+            "check the target server, or raise stall_timeout_s",
         ),
-        (
+        (  # not even one heartbeat
             "",
             "range s.t#0 stalled: its worker gave no sign of life for 2 s (worker); check the worker's node, "
             "or raise stall_timeout_s",
