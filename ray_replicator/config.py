@@ -9,19 +9,33 @@ every URL and message goes through ray_replicator.redact before anyone sees it.
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ray_replicator.engines.base import UsageError
 from ray_replicator.redact import SUPPORTED_SCHEMES, ray_token, redact_url, url_problem, url_secrets
 
 ENV_PREFIX = "RAY_REPLICATOR_"
 __all__ = ["SUPPORTED_SCHEMES", "Endpoint", "Settings", "known_secrets", "load_settings", "parse_endpoint"]
+CONNECT_TIMEOUT_S = 30.0
+"""Default seconds a connection attempt may take (engines use it too when a URL names no connect_timeout)."""
+STALL_TIMEOUT_S = 300.0
+"""Default seconds a copy range may go without reading or writing a batch before it is cut and retried."""
 
 
 class Endpoint(BaseModel):
@@ -32,6 +46,7 @@ class Endpoint(BaseModel):
     url: SecretStr
     password_env: str | None = None
     password_file: Path | None = None
+    _connect_timeout_s: float = PrivateAttr(default=CONNECT_TIMEOUT_S)
 
     @field_validator("url")
     @classmethod
@@ -65,12 +80,13 @@ class Endpoint(BaseModel):
         raw = self.url.get_secret_value()
         password = self._given_password()
         if password is None:
-            return raw
+            return with_connect_timeout(raw, self._connect_timeout_s)
         parts = urlsplit(raw)  # the validator made sure every driver splits it the same way
         userinfo, _, hosts = parts.netloc.rpartition("@")
         user = userinfo.partition(":")[0]  # as written: already percent-encoded
         netloc = f"{user}:{quote(password, safe='')}@{hosts}"
-        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+        resolved = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+        return with_connect_timeout(resolved, self._connect_timeout_s)
 
     def display(self) -> str:
         return redact_url(self.url.get_secret_value())
@@ -141,12 +157,45 @@ class Settings(BaseModel):
     ray_num_cpus: int | None = Field(default=None, ge=1)
     report_path: Path | None = Path("ray-replicator-report.json")
     run_id: str | None = None
+    connect_timeout_s: float = Field(
+        default=CONNECT_TIMEOUT_S,
+        gt=0,
+        description="seconds a connection attempt may take, with every driver; a URL's own connect_timeout wins",
+    )
+    stall_timeout_s: float = Field(
+        default=STALL_TIMEOUT_S,
+        gt=0,
+        description="seconds a copy range may read nothing from the source and write nothing to the target before "
+        "its connections are cut and it is retried like a lost connection (a long index build or a huge range's "
+        "first row counts as a stall too: raise it for those)",
+    )
+
+    @model_validator(mode="after")
+    def _timeouts_reach_endpoints(self) -> Settings:
+        """Engines are opened from URLs alone (also in Ray workers), so the connect timeout rides in the URL."""
+        for ep in (self.source, self.target):
+            if ep is not None:
+                ep._connect_timeout_s = self.connect_timeout_s
+        return self
 
     @property
     def target_endpoint(self) -> Endpoint:
         if self.target is None:
             raise UsageError("no target given: pass --target URL or set [target] url in the config file")
         return self.target
+
+
+def with_connect_timeout(url: str, seconds: float) -> str:
+    """The URL with a connect_timeout option (whole seconds, as libpq takes it) unless it names one already."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url  # the engine reports the malformed URL
+    if any(k.lower() == "connect_timeout" for k, _ in parse_qsl(parts.query, keep_blank_values=True)):
+        return url
+    option = f"connect_timeout={max(1, math.ceil(seconds))}"
+    query = f"{parts.query}&{option}" if parts.query else option
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
 
 
 def known_secrets(settings: Settings | None) -> list[str]:

@@ -11,10 +11,13 @@ import contextlib
 import os
 import re
 import resource
+import socket
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from urllib.parse import parse_qsl, urlsplit
 
 import ray
 
@@ -39,6 +42,8 @@ class CopyItem:
     method: str
     options: WriteOptions
     budget: BudgetConfig | None = None
+    stall_timeout_s: float | None = None
+    """Seconds without a batch read or written before the range's connections are cut (None: no watchdog)."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +109,248 @@ def _drop_cached(url: str) -> None:
                 conn._conn = None  # type: ignore[union-attr]
             with contextlib.suppress(Exception):
                 conn.close()
+
+
+T = TypeVar("T")
+_KV_NAMESPACE = "ray_replicator"
+STALL_RETRIES = 3
+"""Times the driver starts a range again after force-cancelling its wedged task (as Ray retries a lost
+connection max_retries times)."""
+
+
+def stall_margin(stall_timeout_s: float) -> float:
+    """How long past a stall the driver waits for the worker to end the task itself before it kills the task:
+    cutting the sockets ends a blocked read or write at once, so this only matters for a call that ignores them.
+    It also covers a retry's backoff and a new worker's start, when no heartbeat comes."""
+    return max(30.0, stall_timeout_s)
+
+
+class _Progress:
+    """When a range last moved a batch, and since when its reader has been waiting on the source."""
+
+    def __init__(self) -> None:
+        self.last = time.monotonic()
+        self.reading_since: float | None = None
+
+
+class _Tap(Generic[T]):
+    """Passes items through and tells the range's progress when one arrives; on the reader's side also while it
+    waits for the source. A class, not a generator, so close() reaches the inner iterator even before the first
+    item (a raw reader's COPY thread stops on close)."""
+
+    def __init__(self, inner: Iterable[T], progress: _Progress, reader: bool) -> None:
+        self._inner = iter(inner)
+        self._progress = progress
+        self._reader = reader
+
+    def __iter__(self) -> _Tap[T]:
+        return self
+
+    def __next__(self) -> T:
+        if self._reader:
+            self._progress.reading_since = time.monotonic()
+        try:
+            item = next(self._inner)
+        finally:
+            if self._reader:
+                self._progress.reading_since = None
+        self._progress.last = time.monotonic()
+        return item
+
+    def close(self) -> None:
+        close = getattr(self._inner, "close", None)
+        if callable(close):
+            close()
+
+
+def _endpoint_addresses(url: str) -> set[tuple[str, int]]:
+    """The (ip, port) pairs a URL's connections go to; empty for a unix socket (its peer has no address)."""
+    parts = urlsplit(url)
+    query = {k.lower(): v for k, v in parse_qsl(parts.query)}
+    if query.get("host", "").startswith("/") or not parts.hostname:
+        return set()
+    postgres = parts.scheme.split("+")[0] in ("postgresql", "postgres")
+    port = int(query.get("port") or parts.port or (5432 if postgres else 1433))
+    found = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
+    return {(str(info[4][0]).removeprefix("::ffff:"), port) for info in found}
+
+
+def cut_connections(urls: Iterable[str]) -> int:
+    """Shut down (not close: another thread is inside a call on them) this process's TCP sockets to the given
+    endpoints, so a read or write blocked on a silent server returns an error at once, whatever the driver.
+    Returns how many were cut."""
+    import psutil
+
+    wanted: set[tuple[str, int]] = set()
+    for url in urls:
+        with contextlib.suppress(OSError, ValueError):
+            wanted |= _endpoint_addresses(url)
+    cut = 0
+    for conn in psutil.Process().net_connections(kind="inet"):
+        if conn.fd < 0 or not conn.raddr or (conn.raddr.ip.removeprefix("::ffff:"), conn.raddr.port) not in wanted:
+            continue
+        with contextlib.suppress(OSError):
+            sock = socket.socket(fileno=os.dup(conn.fd))
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+                cut += 1
+            finally:
+                sock.close()  # the duplicate only; the driver still owns (and later closes) its descriptor
+    return cut
+
+
+def stall_line(range_id: str, side: str, seconds: float, silent_worker: bool = False) -> str:
+    """The one line a stalled range fails with: the range, the side it waited on and what to check."""
+    if side == "reader":
+        what, check = "no rows from the source", "the source server"
+    else:
+        what, check = "the target took no rows", "the target server"
+    if silent_worker:  # the driver's view: the worker itself fell silent while it waited on that side
+        return (
+            f"range {range_id} stalled: {what} and no sign of life from its worker for {seconds:g} s ({side}); "
+            f"check {check}, or raise stall_timeout_s"
+        )
+    return f"range {range_id} stalled: {what} for {seconds:g} s ({side}); check {check}, or raise stall_timeout_s"
+
+
+def _beat_key(run_id: str, range_id: str) -> bytes:
+    return f"beat:{run_id}:{range_id}".encode()
+
+
+class _Watchdog:
+    """One per running range: when neither its reader nor its writer moved a batch for stall_timeout_s, name the
+    side that stalled, cut the range's connections (the blocked call then fails and the task raises the stall as
+    a lost connection, which Ray retries), and keep telling the driver through Ray's key-value store, so the
+    driver can kill a task whose call ignored the cut (see StallMonitor)."""
+
+    def __init__(self, item: CopyItem, timeout: float) -> None:
+        self.item = item
+        self.timeout = timeout
+        self.progress = _Progress()
+        self.stalled: str | None = None
+        self._done = threading.Event()
+        self._key = _beat_key(item.options.run_id, item.rng.range_id) if _kv_ready() else None
+        self._beats = 0
+        self._thread = threading.Thread(target=self._watch, name=f"watchdog {item.rng.range_id}", daemon=True)
+        self._thread.start()
+
+    def reads(self, items: Iterable[T]) -> _Tap[T]:
+        return _Tap(items, self.progress, reader=True)
+
+    def writes(self, items: Iterable[T]) -> _Tap[T]:
+        return _Tap(items, self.progress, reader=False)
+
+    def _waiting_on(self) -> str:
+        return "reader" if self.progress.reading_since is not None else "writer"
+
+    def _reason(self) -> str:
+        return stall_line(self.item.rng.range_id, self._waiting_on(), self.timeout)
+
+    def _watch(self) -> None:
+        tick = min(1.0, self.timeout / 4)
+        beat_every = min(5.0, self.timeout / 2)
+        next_beat = 0.0
+        while not self._done.wait(tick):
+            now = time.monotonic()
+            if self.stalled is None and now - self.progress.last >= self.timeout:
+                self.stalled = self._reason()
+                with contextlib.suppress(Exception):
+                    cut_connections([self.item.source_url, self.item.target_url])
+            if now >= next_beat:
+                self._beat(self.stalled)
+                next_beat = now + beat_every
+
+    def _beat(self, stalled: str | None) -> None:
+        """pid:count|side|stall line: the side the range waits on tells the driver whom to blame should the
+        worker fall silent (a driver call holding the interpreter while it waits on the network, as mssql-python's
+        arrow_batch does, stops this thread too)."""
+        if self._key is None:
+            return
+        from ray.experimental.internal_kv import _internal_kv_put
+
+        self._beats += 1
+        beat = f"{os.getpid()}:{self._beats}|{self._waiting_on()}|{stalled or ''}"
+        with contextlib.suppress(Exception):
+            _internal_kv_put(self._key, beat.encode(), namespace=_KV_NAMESPACE)
+
+    def stop(self) -> None:
+        """The task is ending on its own: no more cuts, and the driver need not wait for it."""
+        self._done.set()
+        self._thread.join()
+        self._beat(None)
+
+
+def _kv_ready() -> bool:
+    if not ray.is_initialized():
+        return False
+    from ray.experimental.internal_kv import _internal_kv_initialized
+
+    return bool(_internal_kv_initialized())
+
+
+class StallMonitor:
+    """The driver's side of the watchdog: a copy task whose worker reported a stall and still runs stall_margin
+    later, or that sent no heartbeat for stall_timeout_s plus that margin (its process wedged in a C call that
+    holds the interpreter), is force-cancelled and started again, up to STALL_RETRIES times; then the run fails
+    with the stall's one line. Heartbeats are compared by content, never by clock, so nodes may disagree on time."""
+
+    def __init__(self, run_id: str, stall_timeout_s: float, margin: float | None = None) -> None:
+        self.run_id = run_id
+        self.timeout = stall_timeout_s
+        self.margin = stall_margin(stall_timeout_s) if margin is None else margin
+        self.poll_s = min(5.0, stall_timeout_s / 2)
+        self._seen: dict[str, tuple[bytes | None, float, float | None]] = {}
+        self._next_look = 0.0
+
+    def due(self) -> bool:
+        """Look at heartbeats once per poll interval, not after every finished range (one GCS read per task)."""
+        now = time.monotonic()
+        if now < self._next_look:
+            return False
+        self._next_look = now + self.poll_s
+        return True
+
+    def started(self, range_id: str) -> None:
+        self._forget(range_id)
+        self._seen[range_id] = (None, time.monotonic(), None)
+
+    def ended(self, range_id: str) -> None:
+        self._seen.pop(range_id, None)
+        self._forget(range_id)
+
+    def _forget(self, range_id: str) -> None:
+        from ray.experimental.internal_kv import _internal_kv_del
+
+        with contextlib.suppress(Exception):
+            _internal_kv_del(_beat_key(self.run_id, range_id), namespace=_KV_NAMESPACE)
+
+    def wedged(self, range_id: str) -> str | None:
+        """The line to fail with when the range's task must be killed now, else None."""
+        from ray.experimental.internal_kv import _internal_kv_get
+
+        try:
+            beat = _internal_kv_get(_beat_key(self.run_id, range_id), namespace=_KV_NAMESPACE)
+        except Exception:  # noqa: BLE001 - a GCS hiccup: look again on the next poll
+            return None
+        last, changed, stalled_at = self._seen.get(range_id, (None, time.monotonic(), None))
+        now = time.monotonic()
+        if beat != last:
+            changed = now
+        _, side, reason = (beat.decode(errors="replace").split("|", 2) + ["", ""])[:3] if beat else ("", "", "")
+        stalled_at = (stalled_at or now) if reason else None
+        self._seen[range_id] = (beat, changed, stalled_at)
+        if stalled_at is not None and now - stalled_at > self.margin:
+            return reason
+        if now - changed > self.timeout + self.margin:
+            if reason:
+                return reason
+            if side in ("reader", "writer"):
+                return stall_line(range_id, side, self.timeout + self.margin, silent_worker=True)
+            return (
+                f"range {range_id} stalled: its worker gave no sign of life for {self.timeout + self.margin:g} s "
+                "(worker); check the worker's node, or raise stall_timeout_s"
+            )
+        return None
 
 
 def _peak_rss_mb() -> float:
@@ -189,8 +436,20 @@ def copy_range_local(item: CopyItem) -> RangeResult:
     """Move one range; the body of the Ray task, callable in-process for tests and debugging."""
     started = time.perf_counter()
     stream: Iterator[Any] | None = None
+    watch = _Watchdog(item, item.stall_timeout_s) if item.stall_timeout_s else None
+
+    def reads(items: Iterator[Any]) -> Iterator[Any]:
+        return watch.reads(items) if watch is not None else items
+
+    def writes(items: Iterator[Any]) -> Iterator[Any]:
+        return watch.writes(items) if watch is not None else items
+
     try:
+        if watch is not None:  # a source that never completes the connection stalls the reader
+            watch.progress.reading_since = time.monotonic()
         source = _cached_source(item.source_url)
+        if watch is not None:
+            watch.progress.reading_since = None
         target = _cached_target(item.target_url)
         claim = getattr(target, "ledger_claim_copying", None)
         if callable(claim) and item.options.run_id:
@@ -203,28 +462,36 @@ def copy_range_local(item: CopyItem) -> RangeResult:
             if item.budget is not None:  # the reader's own chunks take at most half the cap
                 chunk = max(1 << 20, min(chunk, item.budget.task_cap // (2 * held)))
             stats: dict[str, int] = {}
-            stream = _budgeted(raw_reader(item.source_table, item.rng, chunk, stats), item, held, chunk)
-            written = raw_writer(item.target_table, item.rng, stream, item.options)
+            stream = _budgeted(reads(raw_reader(item.source_table, item.rng, chunk, stats)), item, held, chunk)
+            written = raw_writer(item.target_table, item.rng, writes(stream), item.options)
             moved_bytes = written.bytes
             source_rows = stats.get("rows", -1)
         else:
             seen = [0, 0]
             batches = source.read_range(item.source_table, item.rng, item.batch_rows, item.batch_bytes)
-            stream = _budgeted(batches, item, 0, item.batch_bytes)
-            written = target.write_range(item.target_table, item.rng, _counting(stream, seen), item.options)
+            stream = _budgeted(reads(batches), item, 0, item.batch_bytes)
+            written = target.write_range(item.target_table, item.rng, writes(_counting(stream, seen)), item.options)
             moved_bytes = written.bytes or seen[0]
             source_rows = seen[1]
     except BaseException as exc:  # also Ray's cancel (KeyboardInterrupt): never keep a connection mid-transaction
+        stalled = watch.stalled if watch is not None else None
         if isinstance(stream, BudgetedStream):
             stream.close()
         _drop_cached(item.source_url)
         _drop_cached(item.target_url)
+        if watch is not None:
+            watch.stop()
+        if stalled is not None:
+            time.sleep(TRANSIENT_BACKOFF_SECONDS)
+            raise TransientError(stalled) from None
         if is_transient(exc):
             # The range's transaction is gone with its connection, so a retry starts clean; wait a little so a
             # restarting server is back before Ray runs the retry.
             time.sleep(TRANSIENT_BACKOFF_SECONDS)
             raise TransientError(str(exc)) from None
         raise
+    if watch is not None:
+        watch.stop()
     buffered = stream if isinstance(stream, BudgetedStream) else None
     if buffered is not None:
         buffered.close()
@@ -289,14 +556,24 @@ def run_bounded(
     in_flight: int,
     on_done: Callable[[Any, Any], None],
     is_ready: Callable[[Any], bool] | None = None,
+    monitor: StallMonitor | None = None,
 ) -> None:
     """Submit items in order with at most `in_flight` outstanding; call on_done(item, result) as each ends.
 
     A task that fails after its retries raises here with the range named, after the other in-flight tasks
-    were cancelled, so the caller can record the failure in the ledger.
+    were cancelled, so the caller can record the failure in the ledger. With a monitor (items have a range_id),
+    a task whose worker stalled beyond the cut is killed and started again, and never waited for for ever.
     """
     pending: dict[ray.ObjectRef, Any] = {}
+    forced: dict[ray.ObjectRef, str] = {}
+    kills: dict[str, int] = {}
     queue = list(items)
+
+    def start(item: Any) -> None:
+        if monitor is not None:
+            monitor.started(item.range_id)
+        pending[submit(item)] = item
+
     while queue or pending:
         while queue and len(pending) < in_flight:
             pick = next((i for i, it in enumerate(queue) if is_ready is None or is_ready(it)), None)
@@ -304,14 +581,29 @@ def run_bounded(
                 if pending:
                     break
                 pick = 0
-            item = queue.pop(pick)
-            pending[submit(item)] = item
-        ready, _ = ray.wait(list(pending), num_returns=1)
+            start(queue.pop(pick))
+        ready, _ = ray.wait(list(pending), num_returns=1, timeout=monitor.poll_s if monitor is not None else None)
+        if monitor is not None and monitor.due():
+            for ref, item in pending.items():
+                reason = None if ref in forced else monitor.wedged(item.range_id)
+                if reason is not None:
+                    forced[ref] = reason
+                    ray.cancel(ref, force=True)
         for ref in ready:
             item = pending.pop(ref)
+            reason = forced.pop(ref, None)
+            if monitor is not None:
+                monitor.ended(item.range_id)
             try:
                 result = ray.get(ref)
             except Exception as exc:
+                killed = (ray.exceptions.TaskCancelledError, ray.exceptions.WorkerCrashedError)
+                if reason is not None and isinstance(exc, killed):
+                    kills[item.range_id] = kills.get(item.range_id, 0) + 1
+                    if kills[item.range_id] <= STALL_RETRIES:
+                        start(item)
+                        continue
+                    exc = EngineError(reason)
                 for other in pending:
                     ray.cancel(other, force=False)
                 raise _unwrap(exc) from None

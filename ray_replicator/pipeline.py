@@ -25,6 +25,7 @@ from ray_replicator.copy import (
     TRANSIENT_BACKOFF_SECONDS,
     CopyItem,
     RangeResult,
+    StallMonitor,
     copy_range_task,
     is_transient,
     run_bounded,
@@ -440,6 +441,7 @@ def replicate(settings: Settings, on_event: Callable[[str, dict[str, Any]], None
                 method=method,
                 options=options,
                 budget=budget,
+                stall_timeout_s=settings.stall_timeout_s,
             )
             return copy_task.remote(item)
 
@@ -496,7 +498,7 @@ def replicate(settings: Settings, on_event: Callable[[str, dict[str, Any]], None
             if entry.remaining == 0:
                 finish_table(key)
         try:
-            run_bounded(todo, submit, in_flight, done, ready)
+            run_bounded(todo, submit, in_flight, done, ready, StallMonitor(run_id, settings.stall_timeout_s))
             for entry in progress.values():
                 if entry.finalized is not None:
                     entry.finalized.result()

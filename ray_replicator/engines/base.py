@@ -82,6 +82,33 @@ class UsageError(EngineError):
     exit_code = 2
 
 
+class ConnectTimeoutError(EngineError, ConnectionError):
+    """A server that did not complete a connection within connect_timeout: a ConnectionError, so a copy task
+    retries it like a lost connection, with one message whatever the driver."""
+
+    def __init__(self, host: str, port: int | str, seconds: float) -> None:
+        super().__init__(
+            f"connecting to {host}:{port} timed out after {seconds:g} s (connect_timeout_s); check that the server "
+            "runs and answers on that host and port, or raise connect_timeout_s"
+        )
+
+
+def connect_timeout_of(query: str, default: float) -> float:
+    """The connect_timeout option of a URL's query (seconds), else default."""
+    from urllib.parse import parse_qsl
+
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        if key.lower() == "connect_timeout":
+            try:
+                seconds = float(value)
+            except ValueError:
+                raise UsageError(f"URL option connect_timeout={value!r} is not a number of seconds") from None
+            if seconds <= 0:
+                raise UsageError(f"URL option connect_timeout={value!r} must be more than 0 seconds")
+            return seconds
+    return default
+
+
 @runtime_checkable
 class Source(Protocol):
     engine: str

@@ -46,6 +46,7 @@ import datetime as dt
 import decimal
 import fnmatch
 import logging
+import math
 import os
 import re
 import time
@@ -61,7 +62,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ray_replicator.catalog import Catalog, Column, ForeignKey, Identity, Index, Key, Table
-from ray_replicator.engines.base import EngineError, KeyRange, RangeWrite, UsageError, WriteOptions
+from ray_replicator.engines.base import (
+    ConnectTimeoutError,
+    EngineError,
+    KeyRange,
+    RangeWrite,
+    UsageError,
+    WriteOptions,
+    connect_timeout_of,
+)
 from ray_replicator.engines.mssql_types import (
     CLR_TYPES,
     MSSQL,
@@ -121,6 +130,8 @@ class MssqlUrl:
     hundred_ns: str = "refuse"
     nul: str = "refuse"
     sql_variant: str = "refuse"
+    connect_timeout: float = 30.0
+    """Seconds a connection attempt may take (option connect_timeout; the pipeline sets connect_timeout_s)."""
 
     @property
     def display(self) -> str:
@@ -153,6 +164,12 @@ def parse_url(url: str) -> MssqlUrl:
     database = unquote(parts.path.lstrip("/")) or "master"
     opts = {k.lower(): v for k, v in parse_qsl(parts.query, keep_blank_values=True)}
     password = unquote(parts.password or "") or opts.pop("password", "")
+    if "connect_timeout" in opts:
+        connect_timeout = connect_timeout_of(f"connect_timeout={opts.pop('connect_timeout')}", 0.0)
+    else:
+        from ray_replicator.config import CONNECT_TIMEOUT_S  # a pipeline URL names it: workers skip pydantic
+
+        connect_timeout = CONNECT_TIMEOUT_S
     out = MssqlUrl(
         host=parts.hostname or "127.0.0.1",
         port=port,
@@ -169,6 +186,7 @@ def parse_url(url: str) -> MssqlUrl:
         hundred_ns=_choice(opts, "hundred_ns", _HUNDRED_NS, "refuse"),
         nul=_choice(opts, "nul", _NUL, "refuse"),
         sql_variant=_choice(opts, "sql_variant", _VARIANT, "refuse"),
+        connect_timeout=connect_timeout,
     )
     opts.pop("password", None)
     if opts:
@@ -187,6 +205,13 @@ class TransientEngineError(EngineError, ConnectionError):
 
 # 1205 deadlock victim; DB-Lib 20003/20006/20017 and ODBC 08S01/08S02: the connection is gone or timed out.
 _TRANSIENT = re.compile(r"\b1205\b|deadlock victim|\b2000[36]\b|\b20017\b|Unexpected EOF|08S0[12]|Communication link")
+
+
+# FreeTDS 20003 "Adaptive Server connection timed out"; ODBC HYT00 "Login timeout expired" and, for a server that
+# accepts but never answers, "TCP Provider: Timeout error [258]".
+_LOGIN_TIMEOUT = re.compile(
+    r"\b20003\b|connection timed out|Login timeout expired|HYT00|TCP Provider: Timeout error", re.IGNORECASE
+)
 
 
 def quote_ident(name: str) -> str:
@@ -305,7 +330,10 @@ def connect_mssql_python(u: MssqlUrl, autocommit: bool) -> Any:
 
     if not u.password:
         raise UsageError(f"{u.display}: mssql-python needs a password in the URL (it rejects an empty one)")
-    return mssql_python.connect(mssql_python_connection_string(u), autocommit=autocommit)
+    # timeout= is ODBC's SQL_ATTR_LOGIN_TIMEOUT: it bounds the TCP connect, TLS handshake and login
+    return mssql_python.connect(
+        mssql_python_connection_string(u), autocommit=autocommit, timeout=max(1, math.ceil(u.connect_timeout))
+    )
 
 
 def connect_pymssql(u: MssqlUrl, autocommit: bool) -> Any:
@@ -320,7 +348,7 @@ def connect_pymssql(u: MssqlUrl, autocommit: bool) -> Any:
         autocommit=autocommit,
         tds_version="7.4",
         charset="UTF-8",
-        login_timeout=30,
+        login_timeout=max(1, math.ceil(u.connect_timeout)),
     )
 
 
@@ -365,6 +393,8 @@ class _Endpoint:
         except EngineError:
             raise
         except Exception as exc:
+            if _LOGIN_TIMEOUT.search(str(exc)):
+                raise ConnectTimeoutError(self.u.host, self.u.port, self.u.connect_timeout) from None
             raise self._error("connecting", exc, "check host, port, user, password and encrypt=") from None
 
     def _control(self) -> Any:

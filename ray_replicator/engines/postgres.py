@@ -18,6 +18,7 @@ import contextlib
 import datetime as dt
 import fnmatch
 import logging
+import math
 import queue
 import re
 import threading
@@ -27,6 +28,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Itera
 from dataclasses import dataclass
 from itertools import chain
 from typing import TYPE_CHECKING, Any, Self, TypeVar
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from ray_replicator.catalog import (
     Catalog,
@@ -39,7 +41,15 @@ from ray_replicator.catalog import (
     Sequence,
     Table,
 )
-from ray_replicator.engines.base import EngineError, KeyRange, RangeWrite, UsageError, WriteOptions
+from ray_replicator.engines.base import (
+    ConnectTimeoutError,
+    EngineError,
+    KeyRange,
+    RangeWrite,
+    UsageError,
+    WriteOptions,
+    connect_timeout_of,
+)
 from ray_replicator.redact import redact_url, scrub, url_secrets
 from ray_replicator.typemap import POSTGRES, postgres_logical, postgres_type
 
@@ -101,6 +111,28 @@ def qualified(schema: str, name: str) -> str:
 
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
+
+
+def _connect_target(url: str) -> tuple[str, str]:
+    """Host (or unix socket directory) and port a URL connects to, for messages."""
+    try:
+        parts = urlsplit(url)
+        query = dict(parse_qsl(parts.query))
+        host = query.get("host") or parts.hostname or "localhost"
+        return host, query.get("port") or str(parts.port or 5432)
+    except ValueError:
+        return "the server", "?"
+
+
+def _url_with_connect_timeout(url: str, seconds: float) -> tuple[str, str]:
+    """(URL for libpq with connect_timeout, URL for asyncpg without it): libpq takes the option (whole seconds, at
+    least 2), asyncpg would send it to the server as a setting and takes a timeout argument instead."""
+    parts = urlsplit(url)
+    kept = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k.lower() != "connect_timeout"]
+    plain = "&".join(f"{k}={v}" for k, v in kept)
+    libpq = "&".join(filter(None, [plain, f"connect_timeout={max(2, math.ceil(seconds))}"]))
+    rebuilt = (parts.scheme, parts.netloc, parts.path)
+    return urlunsplit((*rebuilt, libpq, parts.fragment)), urlunsplit((*rebuilt, plain, parts.fragment))
 
 
 def _param_text(value: Any) -> str:
@@ -242,7 +274,17 @@ class _PostgresEndpoint:
     def __init__(self, url: str) -> None:
         if not url.startswith(("postgresql://", "postgres://")):
             raise UsageError(f"not a PostgreSQL URL: {redact_url(url)} (expected postgresql://user@host/db)")
-        self.url = url
+        try:
+            query = urlsplit(url).query
+        except ValueError as exc:
+            raise UsageError(f"cannot parse the PostgreSQL URL {redact_url(url)}: {exc}") from None
+        if "connect_timeout" in query.lower():
+            self.connect_timeout = connect_timeout_of(query, 0.0)
+        else:
+            from ray_replicator.config import CONNECT_TIMEOUT_S  # a pipeline URL names it: workers skip pydantic
+
+            self.connect_timeout = CONNECT_TIMEOUT_S
+        self.url, self._asyncpg_url = _url_with_connect_timeout(url, self.connect_timeout)
         self.display = redact_url(url)
         self._secrets = url_secrets(url)
         self._loop: _Loop | None = None
@@ -251,7 +293,8 @@ class _PostgresEndpoint:
 
     # -- errors -------------------------------------------------------------------------------------------
     def _scrub(self, text: str) -> str:
-        return scrub(_one_line(text).replace(self.url, self.display), self._secrets)
+        text = _one_line(text).replace(self.url, self.display).replace(self._asyncpg_url, self.display)
+        return scrub(text, self._secrets)
 
     def _error(self, what: str, exc: BaseException, hint: str = "") -> EngineError:
         if isinstance(exc, EngineError):
@@ -264,10 +307,14 @@ class _PostgresEndpoint:
         return EngineError(msg + (f"; {hint}" if hint else ""))
 
     # -- asyncpg ------------------------------------------------------------------------------------------
-    async def _connect_async(self) -> Any:
+    async def _connect_async(self, settings: dict[str, str] | None = _SESSION) -> Any:
+        """An asyncpg connection within connect_timeout (asyncpg's own timeout covers TCP, TLS and the login)."""
         import asyncpg
 
-        return await asyncpg.connect(self.url, server_settings=_SESSION)
+        try:
+            return await asyncpg.connect(self._asyncpg_url, server_settings=settings, timeout=self.connect_timeout)
+        except TimeoutError:
+            raise ConnectTimeoutError(*_connect_target(self.url), self.connect_timeout) from None
 
     def _run(self, what: str, fn: Callable[[Any], Awaitable[T]], hint: str = "") -> T:
         """Run `fn(connection)` on the control connection, wrapping driver errors into EngineError."""
@@ -297,7 +344,12 @@ class _PostgresEndpoint:
             import adbc_driver_postgresql.dbapi as pgdb
 
             try:
-                self._adbc = pgdb.connect(self.url)
+                try:
+                    self._adbc = pgdb.connect(self.url)
+                except Exception as exc:
+                    if "timeout expired" in str(exc):  # libpq's words for connect_timeout
+                        raise ConnectTimeoutError(*_connect_target(self.url), self.connect_timeout) from None
+                    raise
                 with self._adbc.cursor() as cur:
                     for name, value in _SESSION.items():
                         cur.execute(f"SELECT set_config('{name}', '{value}', false)")
@@ -885,9 +937,7 @@ class PostgresSource(_PostgresEndpoint):
         stop = threading.Event()
 
         async def produce() -> None:
-            import asyncpg
-
-            conn = await asyncpg.connect(self.url, server_settings=_SESSION)
+            conn = await self._connect_async()
             try:
                 # Appending to one buffer holds a chunk once; a list of pieces joined at the end held it twice.
                 pending = bytearray()
@@ -1413,15 +1463,13 @@ class PostgresTarget(_PostgresEndpoint):
         """asyncpg can wait forever on a socket the server already closed (seen when the target restarts
         mid-COPY: CLOSE-WAIT, never read). When no chunk went out for a while, ask the server on a fresh
         connection whether our backend still exists; if not, cancel the COPY so the range fails and is retried."""
-        import asyncpg
-
         backend = c.get_server_pid()
         while not copy.done():
             await asyncio.sleep(_COPY_STALL_SECONDS)
             if time.monotonic() - last_sent[0] < _COPY_STALL_SECONDS or copy.done():
                 continue
             try:
-                probe = await asyncio.wait_for(asyncpg.connect(self.url), _COPY_STALL_SECONDS)
+                probe = await asyncio.wait_for(self._connect_async(None), _COPY_STALL_SECONDS)
                 try:
                     alive = await probe.fetchval(
                         "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)", backend

@@ -77,8 +77,8 @@ def test_password_from_env_and_file_never_displayed(tmp_path: Path, monkeypatch:
          "target": {"url": DST, "password_env": "DST_PW"}},
         environ={},
     )  # fmt: skip
-    assert s.source.resolved_url() == "postgresql://u:filepass@h/db"
-    assert s.target_endpoint.resolved_url() == "postgresql://bob:p%40ss%3Aw%2Frd@db2/app"
+    assert s.source.resolved_url() == "postgresql://u:filepass@h/db?connect_timeout=30"
+    assert s.target_endpoint.resolved_url() == "postgresql://bob:p%40ss%3Aw%2Frd@db2/app?connect_timeout=30"
     assert "filepass" not in s.model_dump_json() and "filepass" not in repr(s)
     assert scrub("failed for postgresql://u:filepass@h/db and filepass", known_secrets(s)).count("filepass") == 0
     monkeypatch.delenv("DST_PW")
@@ -90,3 +90,20 @@ def test_redact() -> None:
     assert redact_url(SRC) == "postgresql://alice:***@db1:5432/app"
     assert redact_url(DST) == DST
     assert redact_url("mssql://sa@h:1433/db?password=pw1&encrypt=no") == "mssql://sa@h:1433/db?password=***&encrypt=no"
+
+
+def test_connect_timeout_rides_in_every_resolved_url() -> None:
+    """Engines are opened from URLs alone (in Ray workers too): the setting reaches them in the URL, and a URL's
+    own connect_timeout wins."""
+    s = load_settings(
+        None,
+        {"source": "postgresql://u:pw@h/db?sslmode=disable", "target": "mssql://sa:pw@h:1433/db?connect_timeout=9"},
+        environ={"RAY_REPLICATOR_CONNECT_TIMEOUT_S": "2.5", "RAY_REPLICATOR_STALL_TIMEOUT_S": "7"},
+    )
+    assert s.stall_timeout_s == 7.0
+    assert s.source.resolved_url() == "postgresql://u:pw@h/db?sslmode=disable&connect_timeout=3"
+    assert s.target_endpoint.resolved_url() == "mssql://sa:pw@h:1433/db?connect_timeout=9"
+    s.connect_timeout_s = 40
+    assert s.source.resolved_url() == "postgresql://u:pw@h/db?sslmode=disable&connect_timeout=40"
+    with pytest.raises(UsageError, match="stall_timeout_s"):
+        load_settings(None, {"source": "postgresql://u@h/db"}, environ={"RAY_REPLICATOR_STALL_TIMEOUT_S": "0"})
