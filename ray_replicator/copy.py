@@ -359,9 +359,9 @@ _SYSTEM_FAILURES = (
     ray.exceptions.WorkerCrashedError,
     ray.exceptions.NodeDiedError,
     ray.exceptions.LocalRayletDiedError,
-    ray.exceptions.OutOfMemoryError,
 )
-"""Failures Ray itself retried (max_retries) before giving up."""
+"""Failures Ray itself retried (max_retries) before giving up. (Out-of-memory kills count against Ray's own
+task_oom_retries instead.)"""
 
 
 def describe_failure(exc: BaseException) -> str:
