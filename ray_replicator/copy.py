@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import resource
 import time
 from collections.abc import Callable, Iterator
@@ -333,7 +334,9 @@ def run_bounded(
                         continue
                     raise _failure(name(item), cause, failures[index]) from None
                 on_done(item, result)
-    except BaseException:
+    except Exception:
+        # Not on Ctrl-C/SIGTERM: the CLI shuts Ray down then, and a cancel racing that shutdown crashed the driver
+        # in Ray's task manager (seen: "Tried to complete task that was not pending", a C++ abort).
         for ref in pending:
             with contextlib.suppress(Exception):
                 ray.cancel(ref, force=False)
@@ -348,6 +351,9 @@ def _first_line(exc: BaseException) -> str:
 def _failure(what: str, cause: BaseException, tries: int) -> EngineError:
     """The one-line error for a task that will not be tried again. An engine's own error on its first try is
     already the message the user needs; anything else says what failed, after how many tries, and why."""
+    actor = _ACTOR_DIED.search(str(cause)) if isinstance(cause, EngineError) else None
+    if actor is not None:  # an engine wrapped Ray's error from the budget stream its writer was reading
+        return EngineError(f"{what} failed: {_actor_words(actor.group(1))} died{_logs_hint()}")
     if isinstance(cause, EngineError) and tries == 1 and not is_transient(cause):
         return cause
     attempts = tries + SYSTEM_RETRIES if isinstance(cause, _SYSTEM_FAILURES) else tries
@@ -364,10 +370,21 @@ _SYSTEM_FAILURES = (
 task_oom_retries instead.)"""
 
 
+_ACTOR_DIED = re.compile(r"The actor died unexpectedly.*?class_name: (\w+)", re.DOTALL)
+
+
+def _actor_words(class_name: str) -> str:
+    return "the node's memory budget actor" if class_name == "NodeBudget" else f"a Ray actor it used ({class_name})"
+
+
+def _logs_hint() -> str:
+    logs = ray_logs_dir()
+    return f"; worker logs in {logs}" if logs else ""
+
+
 def describe_failure(exc: BaseException) -> str:
     """Why a Ray task failed, in words, without Ray's task header, traceback or colour codes."""
-    logs = ray_logs_dir()
-    where = f"; worker logs in {logs}" if logs else ""
+    where = _logs_hint()
     if isinstance(exc, ray.exceptions.OutOfMemoryError):
         return (
             "Ray's memory monitor killed the worker because the node ran low on memory; lower parallelism or "
@@ -382,7 +399,8 @@ def describe_failure(exc: BaseException) -> str:
     if isinstance(exc, ray.exceptions.TaskCancelledError):
         return "the task was cancelled"
     if isinstance(exc, ray.exceptions.RayActorError):
-        actor = "the node's memory budget actor" if "NodeBudget" in str(exc) else "a Ray actor it used"
+        named = _ACTOR_DIED.search(str(exc))
+        actor = _actor_words(named.group(1)) if named else "a Ray actor it used"
         return f"{actor} died{where}"
     if isinstance(exc, EngineError):
         return _first_line(exc)

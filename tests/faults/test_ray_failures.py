@@ -101,7 +101,7 @@ def test_an_actor_killed_under_a_task(ray_local: None) -> None:
         threading.Timer(0.3, lambda: ray.kill(helper)).start()
         return ref
 
-    assert _fail_one(submit) == "range public.t#2 failed: a Ray actor it used died" + _logs_suffix()
+    assert _fail_one(submit) == "range public.t#2 failed: a Ray actor it used (_Helper) died" + _logs_suffix()
 
 
 def test_a_result_whose_owner_died(ray_local: None) -> None:

@@ -46,9 +46,8 @@ def _apply(module: Any) -> None:
             time.sleep(0.05)
         return original(*args, **kwargs)
 
-    if fault == "raise" and _in_ray_worker():
-        setattr(cls, method, raising)
-    elif fault == "driver-raise" and not _in_ray_worker():
+    worker = _in_ray_worker()
+    if (fault == "raise" and worker) or (fault == "driver-raise" and not worker):
         setattr(cls, method, raising)
     elif fault == "hold":
         setattr(cls, method, holding)
