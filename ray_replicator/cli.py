@@ -16,16 +16,16 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
 from ray_replicator import diagnostics, signals
 from ray_replicator.config import Settings, load_settings, scrub
 from ray_replicator.engines.base import EngineError, UsageError
 from ray_replicator.errors import with_hint
+from ray_replicator.progress import plain_console
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
-err = Console(stderr=True, soft_wrap=True, highlight=False)
-out = Console(soft_wrap=True, highlight=False)
+err = plain_console(stderr=True)
+out = plain_console()
 
 SourceOpt = Annotated[str | None, typer.Option("--source", help="source URL (postgresql://… or mssql://…)")]
 TargetOpt = Annotated[str | None, typer.Option("--target", help="target URL")]
@@ -46,8 +46,6 @@ def _fail(exc: BaseException, debug: bool, settings: Settings | None = None) -> 
         code = exc.exit_code if isinstance(exc, EngineError) else 1
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         text = with_hint(text)
-    if not isinstance(exc, UsageError) and not isinstance(exc, KeyboardInterrupt):
-        diagnostics.log.error("error: %s", text, exc_info=exc)
     err.print(f"error: {scrub(text, settings)}", markup=False)
     raise typer.Exit(code)
 
@@ -123,15 +121,16 @@ def run(
             report_path=report,
             ray_address=address,
         )
-        _start_diagnostics(settings)
+        _start_diagnostics(settings, settings.report_path)
         _run(settings, json_logs)
     except (EngineError, KeyboardInterrupt) as exc:
         _fail(exc, debug, settings)
     _stop_ray()
 
 
-def _start_diagnostics(settings: Settings) -> None:
-    diagnostics.start(settings.report_path, lambda text: scrub(text, settings))
+def _start_diagnostics(settings: Settings, beside: Path | None) -> None:
+    """Diagnostics beside the report when there is one, else in Ray's session log directory."""
+    diagnostics.start(beside, lambda text: scrub(text, settings))
 
 
 def _run(settings: Settings, json_logs: bool = False) -> None:
@@ -154,7 +153,7 @@ def _run(settings: Settings, json_logs: bool = False) -> None:
             ) from None
         out.print(f"report: {json_path} and {md_path}")
     if result.status != "ok":
-        raise EngineError(f"verification failed: {'; '.join(result.errors)[:500]}")
+        raise EngineError(f"verification ({settings.verify}) failed: {'; '.join(result.errors)[:500]}")
 
 
 @app.command()
@@ -237,7 +236,7 @@ def verify_cmd(
         )
         from ray_replicator.pipeline import verify_only
 
-        _start_diagnostics(settings)
+        _start_diagnostics(settings, None)
         results = verify_only(settings)
     except (EngineError, KeyboardInterrupt) as exc:
         _fail(exc, debug, settings)

@@ -291,7 +291,7 @@ def test_an_outage_during_the_verify_command_is_ridden_out(
     assert copied.returncode == 0, copied.stderr[-3000:]
     held = tmp_path / "held"
     held.mkdir()
-    env = {"PYTHONPATH": str(INJECT), "RR_INJECT": f"hold:_PostgresEndpoint.count_range:{held}"}
+    env = {"PYTHONPATH": str(INJECT), "RR_INJECT": f"hold:_PostgresEndpoint.count_range:{held}", "FORCE_COLOR": "1"}
     verify = Run(["verify", "--source", server.url("src"), "--target", target], ray_tmp, env)
     try:
         verify.wait_for(lambda: (held / "held").exists())
@@ -311,8 +311,10 @@ def test_an_outage_during_the_verify_command_is_ridden_out(
 def test_verify_names_the_cause_of_a_failed_count(
     server: PasswordPostgres, target: str, tmp_path: Path, ray_tmp: Path
 ) -> None:
-    """The target lacks the table: the count's own error, not Ray's task header with its colour codes."""
-    done = Run(["verify", "--source", server.url("src"), "--target", target, "--tables", "items"], ray_tmp).finish()
+    """The target lacks the table: the count's own error, not Ray's task header with its colour codes (none even
+    with FORCE_COLOR, stderr being a pipe)."""
+    args = ["verify", "--source", server.url("src"), "--target", target, "--tables", "items"]
+    done = Run(args, ray_tmp, {"FORCE_COLOR": "1"}).finish()
     line = assert_one_line_error(done, 1, "public.items", "does not exist")
     assert "ray::" not in line and "\x1b[" not in done.stderr and "RayTaskError" not in line, line
     assert_quiet(done)
