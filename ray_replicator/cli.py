@@ -1,28 +1,32 @@
 """The `ray-replicator` command: run, plan, verify, generate, demo, status.
 
-Exit codes: 0 ok, 1 runtime failure, 2 bad usage or config. Expected errors print one line, no traceback
-(unless --debug), and never a password.
+Exit codes: 0 ok, 1 runtime failure, 2 bad usage or config, 130 after SIGINT (Ctrl-C), 143 after SIGTERM. Every
+failure prints one line on stderr, no traceback (unless --debug), and never a password; what helps to look into it
+(retry notices, Ray's notices, tracebacks) goes to the run's diagnostics log (see ray_replicator.diagnostics).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 import sys
 import traceback
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
+from ray_replicator import diagnostics, signals
 from ray_replicator.config import Settings, known_secrets, load_settings, parse_endpoint
 from ray_replicator.engines.base import EngineError, UsageError
 from ray_replicator.errors import with_hint
+from ray_replicator.progress import plain_console
 from ray_replicator.redact import hide_secrets_in_process_title, scrub
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
-err = Console(stderr=True, soft_wrap=True, highlight=False)
-out = Console(soft_wrap=True, highlight=False)
+err = plain_console(stderr=True)
+out = plain_console()
 
 SourceOpt = Annotated[str | None, typer.Option("--source", help="source URL (postgresql://… or mssql://…)")]
 TargetOpt = Annotated[str | None, typer.Option("--target", help="target URL")]
@@ -33,13 +37,42 @@ DebugOpt = Annotated[bool, typer.Option("--debug", help="show tracebacks")]
 
 
 def _fail(exc: BaseException, debug: bool, settings: Settings | None = None, secrets: list[str] | None = None) -> None:
+    """Stop the local Ray, print the one line, exit with the documented code."""
     known = [*known_secrets(settings), *(secrets or [])]
+    _stop_ray()
     if debug:
         err.print(scrub(traceback.format_exc(), known), markup=False, end="")
-    code = exc.exit_code if isinstance(exc, EngineError) else 1
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    err.print(f"error: {scrub(with_hint(text), known)}", markup=False)
+    if isinstance(exc, KeyboardInterrupt):
+        code, text = _interrupted(exc)
+    else:
+        code = exc.exit_code if isinstance(exc, EngineError) else 1
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        text = with_hint(text)
+    err.print(f"error: {scrub(text, known)}", markup=False)
     raise typer.Exit(code)
+
+
+def _interrupted(exc: KeyboardInterrupt) -> tuple[int, str]:
+    """130 after SIGINT, 143 after SIGTERM (128 + the signal, as shells report a process a signal ended)."""
+    signum = exc.signum if isinstance(exc, signals.Interrupted) else signal.SIGINT
+    text = f"interrupted by {signal.Signals(signum).name}"
+    if getattr(exc, "in_ledger", False):
+        text += (
+            "; ranges already committed are recorded in the target's ledger: "
+            "run the same command with --resume to continue"
+        )
+    return 128 + signum, text
+
+
+def _stop_ray() -> None:
+    """Shut down the Ray this process started (or leave the cluster it joined) before the process ends, so no
+    local Ray process outlives the run, whichever way it ends."""
+    ray = sys.modules.get("ray")
+    if ray is None:
+        return
+    with contextlib.suppress(Exception):
+        if ray.is_initialized():
+            ray.shutdown()
 
 
 def _settings(config: Path | None, **flags: Any) -> Settings:
@@ -90,14 +123,16 @@ def run(
             report_path=report,
             ray_address=address,
         )
+        _start_diagnostics(settings, settings.report_path)
         _run(settings, json_logs)
     except (EngineError, KeyboardInterrupt) as exc:
-        if isinstance(exc, KeyboardInterrupt):
-            exc = EngineError(
-                "interrupted; ranges already committed are recorded in the target's ledger: "
-                "run the same command with --resume to continue"
-            )
         _fail(exc, debug, settings)
+    _stop_ray()
+
+
+def _start_diagnostics(settings: Settings, beside: Path | None) -> None:
+    """Diagnostics beside the report when there is one, else in Ray's session log directory."""
+    diagnostics.start(beside, lambda text: scrub(text, known_secrets(settings)))
 
 
 def _run(settings: Settings, json_logs: bool = False) -> None:
@@ -120,7 +155,7 @@ def _run(settings: Settings, json_logs: bool = False) -> None:
             ) from None
         out.print(f"report: {json_path} and {md_path}")
     if result.status != "ok":
-        raise EngineError(f"verification failed: {'; '.join(result.errors)[:500]}")
+        raise EngineError(f"verification ({settings.verify}) failed: {'; '.join(result.errors)[:500]}")
 
 
 @app.command()
@@ -139,7 +174,7 @@ def plan(
         from ray_replicator.pipeline import plan_only
 
         the_plan, excluded = plan_only(settings)
-    except EngineError as exc:
+    except (EngineError, KeyboardInterrupt) as exc:
         _fail(exc, debug, settings)
         return
     if as_json:
@@ -203,10 +238,13 @@ def verify_cmd(
         )
         from ray_replicator.pipeline import verify_only
 
+        _start_diagnostics(settings, None)
         results = verify_only(settings)
-    except EngineError as exc:
+    except (EngineError, KeyboardInterrupt) as exc:
         _fail(exc, debug, settings)
         return
+    _stop_ray()
+    level = "checksums" if checksums else "counts"
     bad = 0
     for name, src, dst, mismatches in results:
         ok = src == dst and not mismatches
@@ -214,8 +252,10 @@ def verify_cmd(
         out.print(f"{'ok  ' if ok else 'DIFF'} {name}: source {src:,} rows, target {dst:,} rows", markup=False)
         for m in mismatches:
             out.print(f"     {m}", markup=False)
+    what = "row counts of every range" if level == "counts" else "checksums of every value"
+    out.print(f"verify ({level}): compared {what} in {len(results)} table(s), {bad} differ", markup=False)
     if bad:
-        err.print(f"error: {bad} table(s) differ between source and target", markup=False)
+        err.print(f"error: {bad} table(s) differ between source and target ({level})", markup=False)
         raise typer.Exit(1)
 
 
@@ -236,8 +276,8 @@ def generate(
         from ray_replicator.synth.stackoverflow import generate as generate_db
 
         counts = generate_db(endpoint.resolved_url(), scale, seed)
-    except (EngineError, ValueError) as exc:
-        _fail(exc if isinstance(exc, EngineError) else UsageError(str(exc)), debug, secrets=secrets)
+    except (EngineError, ValueError, KeyboardInterrupt) as exc:
+        _fail(exc if isinstance(exc, EngineError | KeyboardInterrupt) else UsageError(str(exc)), debug, secrets=secrets)
         return
     for name, rows in counts.items():
         out.print(f"{name}: {rows:,} rows", markup=False)
@@ -254,8 +294,9 @@ def demo(
         from ray_replicator.demo import run_demo
 
         run_demo(scale, out)
-    except EngineError as exc:
+    except (EngineError, KeyboardInterrupt) as exc:
         _fail(exc, debug)
+    _stop_ray()
 
 
 @app.command()
@@ -290,7 +331,7 @@ def status(
             ranges = tgt.ledger_ranges(run["run_id"])
         finally:
             tgt.close()
-    except EngineError as exc:
+    except (EngineError, KeyboardInterrupt) as exc:
         _fail(exc, debug, secrets=secrets)
         return
     states: dict[str, int] = {}
@@ -304,9 +345,12 @@ def status(
 
 
 def main() -> None:
+    signals.install()
     hide_secrets_in_process_title()
     try:
         app()
-    except KeyboardInterrupt:
-        err.print("error: interrupted", markup=False)
-        sys.exit(1)
+    except KeyboardInterrupt as exc:  # a signal outside a command's own handling (parsing its options)
+        _stop_ray()
+        code, text = _interrupted(exc)
+        err.print(f"error: {text}", markup=False)
+        sys.exit(code)

@@ -23,8 +23,10 @@ import ray
 
 from ray_replicator.budget import BudgetConfig, BudgetedStream, node_budget
 from ray_replicator.catalog import Table
+from ray_replicator.diagnostics import log, plain, ray_logs_dir
 from ray_replicator.engines import open_source, open_target
 from ray_replicator.engines.base import EngineError, KeyRange, Source, Target, WriteOptions
+from ray_replicator.retry import TransientError, backoff_wait, is_transient
 
 if TYPE_CHECKING:  # only the Arrow path needs it, and its engines import it themselves
     import pyarrow as pa
@@ -365,28 +367,6 @@ def _counting(batches: Iterator[pa.RecordBatch], seen: list[int]) -> Iterator[pa
         yield batch
 
 
-TRANSIENT_BACKOFF_SECONDS = 3.0
-_TRANSIENT = re.compile(
-    r"terminating connection|connection refused|server closed the connection|connection (is|was) closed|"
-    r"ConnectionDoesNotExist|database system is (starting up|shutting down|in recovery mode)|"
-    r"connection reset|broken pipe|could not receive data|connect call failed|"
-    r"SQLSTATE: (57P0[123]|08\d\d\d)|\b(57P0[123]|08006|08S01)\b|communication link failure|"
-    # FreeTDS (pymssql): 20004/20006 read/write failed, 20017 unexpected EOF, 20047 the handle died with its socket
-    r"DBPROCESS is dead|unexpected EOF from the server|(read from|write to) the server failed|"
-    # asyncpg, when the server went away inside a COPY: the protocol is left failed, the connection unusable
-    r"protocol is in the \"failed\" state",
-    re.IGNORECASE,
-)
-
-
-class TransientError(ConnectionError):
-    """A lost or refused connection mid-range: Ray retries the task (see copy_range_task's retry_exceptions)."""
-
-
-def is_transient(exc: BaseException) -> bool:
-    return isinstance(exc, ConnectionError | TimeoutError) or bool(_TRANSIENT.search(str(exc)))
-
-
 _NODE_BUDGET: list[Any] = []
 RAW_CHUNK_BYTES = 2 << 20
 """Raw COPY moves in chunks this big. Each chunk held costs its size in worker RSS, and a raw copy holds ~5 of
@@ -481,13 +461,11 @@ def copy_range_local(item: CopyItem) -> RangeResult:
         _drop_cached(item.target_url)
         if watch is not None:
             watch.stop()
-        if stalled is not None:
-            time.sleep(TRANSIENT_BACKOFF_SECONDS)
+        if stalled is not None:  # the driver waits before the next try (run_bounded)
             raise TransientError(stalled) from None
         if is_transient(exc):
-            # The range's transaction is gone with its connection, so a retry starts clean; wait a little so a
-            # restarting server is back before Ray runs the retry.
-            time.sleep(TRANSIENT_BACKOFF_SECONDS)
+            # The range's transaction is gone with its connection, so a retry starts clean; the driver waits
+            # before it (run_bounded), so no worker sits idle on a CPU slot meanwhile.
             raise TransientError(str(exc)) from None
         raise
     if watch is not None:
@@ -524,6 +502,9 @@ def _copy_range(item: CopyItem) -> RangeResult:
     return copy_range_local(item)
 
 
+SYSTEM_RETRIES = 3
+"""Ray runs a task again at once when its worker process or node died (max_retries): 4 tries in all. Lost
+connections are not retried by Ray but by run_bounded, after the waits of ray_replicator.retry."""
 _COPY_RANGE_TASKS: dict[int, Any] = {}
 
 
@@ -535,7 +516,7 @@ def copy_range_task(worker_max_ranges: int = 0) -> Any:
     Arrow path when workers are reused. max_calls can only be given to ray.remote, so one task per value."""
     task = _COPY_RANGE_TASKS.get(worker_max_ranges)
     if task is None:
-        options: dict[str, Any] = {"max_retries": 3, "retry_exceptions": [ConnectionError, OSError]}
+        options: dict[str, Any] = {"max_retries": SYSTEM_RETRIES, "retry_exceptions": False}
         if worker_max_ranges > 0:
             options["max_calls"] = worker_max_ranges
         task = ray.remote(**options)(_copy_range)
@@ -544,10 +525,16 @@ def copy_range_task(worker_max_ranges: int = 0) -> Any:
 
 
 # Counts run inside the database: they take no Ray CPU slot.
-@ray.remote(num_cpus=0)
+@ray.remote(num_cpus=0, max_retries=SYSTEM_RETRIES, retry_exceptions=False)
 def count_range_task(url: str, is_source: bool, table: Table, rng: KeyRange) -> int:
-    conn: Source | Target = _cached_source(url) if is_source else _cached_target(url)
-    return conn.count_range(table, rng)
+    try:
+        conn: Source | Target = _cached_source(url) if is_source else _cached_target(url)
+        return conn.count_range(table, rng)
+    except Exception as exc:
+        _drop_cached(url)
+        if is_transient(exc):
+            raise TransientError(str(exc)) from None
+        raise
 
 
 def run_bounded(
@@ -557,67 +544,173 @@ def run_bounded(
     on_done: Callable[[Any, Any], None],
     is_ready: Callable[[Any], bool] | None = None,
     monitor: StallMonitor | None = None,
+    name: Callable[[Any], str] = str,
 ) -> None:
     """Submit items in order with at most `in_flight` outstanding; call on_done(item, result) as each ends.
 
-    A task that fails after its retries raises here with the range named, after the other in-flight tasks
-    were cancelled, so the caller can record the failure in the ledger. With a monitor (items have a range_id),
-    a task whose worker stalled beyond the cut is killed and started again, and never waited for for ever.
+    A task that lost its connection is submitted again after the waits of ray_replicator.retry (its siblings go
+    on meanwhile); a stalled one at most STALL_RETRIES times. A task that fails otherwise, or whose tries are used
+    up, raises an EngineError naming it (`name(item)`) and the cause in one line, after the other in-flight tasks
+    were cancelled, so the caller can record the failure in the ledger. With a monitor (items have a range_id), a
+    task whose worker stalled beyond the cut is killed and tried again like a lost connection, so no task is
+    waited for for ever.
     """
-    pending: dict[ray.ObjectRef, Any] = {}
-    forced: dict[ray.ObjectRef, str] = {}
-    kills: dict[str, int] = {}
-    queue = list(items)
+    from ray_replicator.signals import reclaim
 
-    def start(item: Any) -> None:
+    reclaim()  # Ray's driver took SIGTERM over when it started: every Ray phase passes here first
+    pending: dict[ray.ObjectRef, tuple[int, Any]] = {}
+    forced: dict[ray.ObjectRef, str] = {}
+    queue = list(enumerate(items))
+    failures: dict[int, int] = {}
+    later: list[tuple[float, int, Any]] = []
+    killed = (ray.exceptions.TaskCancelledError, ray.exceptions.WorkerCrashedError)
+
+    def start(index: int, item: Any) -> None:
         if monitor is not None:
             monitor.started(item.range_id)
-        pending[submit(item)] = item
+        pending[submit(item)] = (index, item)
 
-    while queue or pending:
-        while queue and len(pending) < in_flight:
-            pick = next((i for i, it in enumerate(queue) if is_ready is None or is_ready(it)), None)
-            if pick is None:
-                if pending:
-                    break
-                pick = 0
-            start(queue.pop(pick))
-        ready, _ = ray.wait(list(pending), num_returns=1, timeout=monitor.poll_s if monitor is not None else None)
-        if monitor is not None and monitor.due():
-            for ref, item in pending.items():
-                reason = None if ref in forced else monitor.wedged(item.range_id)
-                if reason is not None:
-                    forced[ref] = reason
-                    ray.cancel(ref, force=True)
-        for ref in ready:
-            item = pending.pop(ref)
-            reason = forced.pop(ref, None)
+    try:
+        while queue or pending or later:
+            now = time.monotonic()
+            due = [entry for entry in later if entry[0] <= now]
+            if due:
+                later = [entry for entry in later if entry[0] > now]
+                queue[:0] = [(index, item) for _, index, item in sorted(due, key=lambda e: e[0])]
+            while queue and len(pending) < in_flight:
+                pick = next((i for i, (_, it) in enumerate(queue) if is_ready is None or is_ready(it)), None)
+                if pick is None:
+                    if pending or later:
+                        break
+                    pick = 0
+                start(*queue.pop(pick))
+            wake = min((entry[0] for entry in later), default=None)
+            if not pending:
+                time.sleep(max(0.0, (wake or now) - time.monotonic()))
+                continue
+            timeout = None if wake is None else max(0.0, wake - time.monotonic())
             if monitor is not None:
-                monitor.ended(item.range_id)
-            try:
-                result = ray.get(ref)
-            except Exception as exc:
-                killed = (ray.exceptions.TaskCancelledError, ray.exceptions.WorkerCrashedError)
-                if reason is not None and isinstance(exc, killed):
-                    kills[item.range_id] = kills.get(item.range_id, 0) + 1
-                    if kills[item.range_id] <= STALL_RETRIES:
-                        start(item)
+                timeout = monitor.poll_s if timeout is None else min(timeout, monitor.poll_s)
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=timeout)
+            if monitor is not None and monitor.due():
+                for ref, (_, item) in pending.items():
+                    reason = None if ref in forced else monitor.wedged(item.range_id)
+                    if reason is not None:
+                        forced[ref] = reason
+                        ray.cancel(ref, force=True)
+            for ref in ready:
+                index, item = pending.pop(ref)
+                reason = forced.pop(ref, None)
+                if monitor is not None:
+                    monitor.ended(item.range_id)
+                try:
+                    result = ray.get(ref)
+                except Exception as exc:  # noqa: BLE001 - every way a Ray task can fail ends in one line
+                    cause = TransientError(reason) if reason and isinstance(exc, killed) else _unwrap(exc)
+                    failures[index] = failures.get(index, 0) + 1
+                    stalled = _is_stall(cause)
+                    wait = backoff_wait(failures[index]) if is_transient(cause) else None
+                    if stalled and failures[index] > STALL_RETRIES:
+                        wait = None
+                    if wait is not None:
+                        log.warning(
+                            "%s %s (%s); try %d in %.0f s",
+                            name(item),
+                            "stalled" if stalled else "lost its connection",
+                            _first_line(cause),
+                            failures[index] + 1,
+                            wait,
+                        )
+                        later.append((time.monotonic() + wait, index, item))
                         continue
-                    exc = EngineError(reason)
-                for other in pending:
-                    ray.cancel(other, force=False)
-                raise _unwrap(exc) from None
-            on_done(item, result)
+                    if stalled:
+                        raise EngineError(_first_line(cause)) from None
+                    raise _failure(name(item), cause, failures[index]) from None
+                on_done(item, result)
+    except Exception:
+        # Not on Ctrl-C/SIGTERM: the CLI shuts Ray down then, and a cancel racing that shutdown crashed the driver
+        # in Ray's task manager (seen: "Tried to complete task that was not pending", a C++ abort).
+        for ref in pending:
+            with contextlib.suppress(Exception):
+                ray.cancel(ref, force=False)
+        raise
 
 
-def _unwrap(exc: Exception) -> Exception:
-    """Ray wraps task errors; surface the engine's own one-line error when there is one."""
-    cause = getattr(exc, "cause", None)
-    if isinstance(cause, EngineError):
+def _is_stall(exc: BaseException) -> bool:
+    """A stall the watchdog reported (its line names the range and says 'stalled')."""
+    return " stalled: " in _first_line(exc)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = plain(str(exc)).strip()
+    return text.splitlines()[0].strip() if text else type(exc).__name__
+
+
+def _failure(what: str, cause: BaseException, tries: int) -> EngineError:
+    """The one-line error for a task that will not be tried again. An engine's own error on its first try is
+    already the message the user needs; anything else says what failed, after how many tries, and why."""
+    actor = _ACTOR_DIED.search(str(cause)) if isinstance(cause, EngineError) else None
+    if actor is not None:  # an engine wrapped Ray's error from the budget stream its writer was reading
+        return EngineError(f"{what} failed: {_actor_words(actor.group(1))} died{_logs_hint()}")
+    if isinstance(cause, EngineError) and tries == 1 and not is_transient(cause):
         return cause
+    attempts = tries + SYSTEM_RETRIES if isinstance(cause, _SYSTEM_FAILURES) else tries
+    tried = f" after {attempts} attempts" if attempts > 1 else ""
+    return EngineError(f"{what} failed{tried}: {describe_failure(cause)}")
+
+
+_SYSTEM_FAILURES = (
+    ray.exceptions.WorkerCrashedError,
+    ray.exceptions.NodeDiedError,
+    ray.exceptions.LocalRayletDiedError,
+)
+"""Failures Ray itself retried (max_retries) before giving up. (Out-of-memory kills count against Ray's own
+task_oom_retries instead.)"""
+
+
+_ACTOR_DIED = re.compile(r"The actor died unexpectedly.*?class_name: (\w+)", re.DOTALL)
+
+
+def _actor_words(class_name: str) -> str:
+    return "the node's memory budget actor" if class_name == "NodeBudget" else f"a Ray actor it used ({class_name})"
+
+
+def _logs_hint() -> str:
+    logs = ray_logs_dir()
+    return f"; worker logs in {logs}" if logs else ""
+
+
+def describe_failure(exc: BaseException) -> str:
+    """Why a Ray task failed, in words, without Ray's task header, traceback or colour codes."""
+    where = _logs_hint()
+    if isinstance(exc, ray.exceptions.OutOfMemoryError):
+        return (
+            "Ray's memory monitor killed the worker because the node ran low on memory; lower parallelism or "
+            "memory_cap_mb, or give the node more memory"
+        )
+    if isinstance(exc, ray.exceptions.WorkerCrashedError):
+        return f"the worker process died (killed, out of memory or crashed){where}"
+    if isinstance(exc, ray.exceptions.NodeDiedError | ray.exceptions.LocalRayletDiedError):
+        return f"the Ray node running it died{where}"
+    if isinstance(exc, ray.exceptions.ObjectLostError):
+        return f"Ray lost its result (the node or process holding it died){where}"
+    if isinstance(exc, ray.exceptions.TaskCancelledError):
+        return "the task was cancelled"
+    if isinstance(exc, ray.exceptions.RayActorError):
+        named = _ACTOR_DIED.search(str(exc))
+        actor = _actor_words(named.group(1)) if named else "a Ray actor it used"
+        return f"{actor} died{where}"
+    if isinstance(exc, EngineError):
+        return _first_line(exc)
+    if isinstance(exc, ray.exceptions.RayError):
+        return f"{type(exc).__name__}: {_first_line(exc)}{where}"
+    return f"{type(exc).__name__}: {_first_line(exc)}"
+
+
+def _unwrap(exc: BaseException) -> BaseException:
+    """The error a Ray task raised, without Ray's wrapper (its header, remote traceback and colour codes)."""
     if isinstance(exc, ray.exceptions.RayTaskError):
-        inner = exc.as_instanceof_cause()
-        if isinstance(inner, EngineError):
-            return inner
-        return EngineError(str(cause or exc).strip().splitlines()[-1])
+        cause = getattr(exc, "cause", None)
+        if isinstance(cause, BaseException):
+            return _unwrap(cause)
     return exc

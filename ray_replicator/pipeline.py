@@ -5,6 +5,7 @@ Everything that decides runs here; Ray tasks only move, finalize or count one th
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import logging
 import os
@@ -17,25 +18,18 @@ from typing import Any
 
 import ray
 
-from ray_replicator import local_ray
+from ray_replicator import diagnostics, local_ray
 from ray_replicator.budget import MB, BudgetConfig
 from ray_replicator.catalog import Catalog, Table
 from ray_replicator.config import Settings, known_secrets
-from ray_replicator.copy import (
-    TRANSIENT_BACKOFF_SECONDS,
-    CopyItem,
-    RangeResult,
-    StallMonitor,
-    copy_range_task,
-    is_transient,
-    run_bounded,
-)
+from ray_replicator.copy import CopyItem, RangeResult, StallMonitor, copy_range_task, run_bounded
 from ray_replicator.engines import engine_of, open_source, open_target
 from ray_replicator.engines.base import EngineError, KeyRange, Source, UsageError, WriteOptions
 from ray_replicator.ledger import Resume, find_resume, plan_document
 from ray_replicator.plan import Plan, plan_catalog, schema_hash
 from ray_replicator.redact import scrub, url_secrets
 from ray_replicator.report import RunReport, TableReport
+from ray_replicator.retry import retrying
 from ray_replicator.typemap import apply_type_policy
 from ray_replicator.verify import TableCheck, database_check, verify_checksums, verify_counts
 
@@ -204,7 +198,27 @@ def _note_in_ledger(target_url: str, run_id: str, state: str) -> None:
             target.close()
     except Exception as exc:  # noqa: BLE001 - the run's own error matters more than this note
         reason = scrub(str(exc), url_secrets(target_url))
-        log.warning("could not record state %s of run %s in the ledger: %s", state, run_id, reason)
+        diagnostics.log.warning("could not record state %s of run %s in the ledger: %s", state, run_id, reason)
+
+
+def _finish_in_ledger(target_url: str, run_id: str, status: str) -> None:
+    target = open_target(target_url)
+    try:
+        target.ledger_finish(run_id, "done" if status == "ok" else "verify failed")
+    finally:
+        with contextlib.suppress(Exception):
+            target.close()
+
+
+def _finalized(job: Future[None], table: Table) -> None:
+    """Wait for a table's finalize thread; its error, whatever it is, as one line naming the table."""
+    try:
+        job.result()
+    except EngineError:
+        raise
+    except Exception as exc:
+        diagnostics.log.error("finalizing %s failed", table.qualified, exc_info=True)
+        raise EngineError(f"finalizing {table.qualified} failed: {type(exc).__name__}: {_first_line(exc)}") from exc
 
 
 def _verify(
@@ -233,32 +247,88 @@ class _TableProgress:
     """The table's checksums, taken by the servers right after finalize (verify = checksums)."""
 
 
-FINALIZE_ATTEMPTS = 3
-
-
 def finalize_and_count(
     target_url: str, table: Table, source_engine: str, options: WriteOptions, count: bool
 ) -> int | None:
-    """Keys, indexes, identity, ANALYZE of one table, then its row count when asked.
+    """Keys, indexes, identity, ANALYZE of one table, then its row count when asked; tried again on a fresh
+    connection after a lost one (a restarting server: every step checks what already exists).
 
     Runs on a driver thread: the work happens inside the target database, so it needs no Ray worker (starting
     one costs more CPU than the job) and it overlaps with the copies of the other tables, as pgcopydb's index
     jobs do.
     """
-    for attempt in range(FINALIZE_ATTEMPTS):
+
+    def attempt() -> int | None:
         target = open_target(target_url)
         try:
             target.finalize_table(table, source_engine, options)
             if not count:
                 return None
             return target.count_range(table, KeyRange(schema=table.schema, table=table.name, index=0, kind="full"))
-        except EngineError as exc:
-            if attempt + 1 == FINALIZE_ATTEMPTS or not is_transient(exc):
-                raise
-            time.sleep(TRANSIENT_BACKOFF_SECONDS)  # a restarting server: every step checks what already exists
         finally:
-            target.close()
-    raise AssertionError("unreachable")
+            with contextlib.suppress(Exception):
+                target.close()
+
+    return retrying(f"finalizing {table.qualified}", attempt)
+
+
+def add_foreign_keys(target_url: str, catalog: Catalog, source_engine: str, options: WriteOptions) -> None:
+    """Foreign keys and sequences of the whole run, on a fresh connection per try (the copy may have outlived the
+    driver's own connection, and a server restart may come in the middle: every step checks what exists)."""
+
+    def attempt() -> None:
+        target = open_target(target_url)
+        try:
+            target.finalize(catalog, source_engine, options)
+        finally:
+            with contextlib.suppress(Exception):
+                target.close()
+
+    retrying("adding foreign keys and sequences", attempt)
+
+
+@dataclass
+class _LedgerRun:
+    """The run as the ledger knows it, once it does: how the run ended is noted there whatever stops it."""
+
+    target_url: str | None = None
+    run_id: str | None = None
+
+    def note(self, state: str) -> None:
+        if self.target_url is not None and self.run_id is not None:
+            _note_in_ledger(self.target_url, self.run_id, state)
+            self.run_id = None
+
+
+def replicate(settings: Settings, on_event: Callable[[str, dict[str, Any]], None] | None = None) -> RunReport:
+    """Run a whole replication and return its report; raises EngineError/UsageError with one-line messages.
+
+    However the run stops after the ledger knows it, the ledger says how: `interrupted` (Ctrl-C, SIGTERM) or
+    `failed` (any error, also one that is not ours, which then becomes a one-line EngineError), so `--resume`
+    finds it and `status` does not show a run `running` that no process runs any more."""
+    emit = on_event or (lambda _kind, _data: None)
+    ledger_run = _LedgerRun()
+    try:
+        return _replicate(settings, emit, ledger_run)
+    except KeyboardInterrupt as exc:
+        exc.in_ledger = ledger_run.run_id is not None  # type: ignore[attr-defined]
+        ledger_run.note("interrupted")
+        raise
+    except EngineError as exc:
+        ledger_run.note("failed")
+        emit("failed", {"error": scrub(_first_line(exc), known_secrets(settings))})
+        raise
+    except Exception as exc:
+        ledger_run.note("failed")
+        diagnostics.log.error("the run failed unexpectedly", exc_info=True)
+        error = EngineError(f"unexpected {type(exc).__name__}: {scrub(_first_line(exc), known_secrets(settings))}")
+        emit("failed", {"error": str(error)})
+        raise error from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def counted_checks(
@@ -286,9 +356,7 @@ def counted_checks(
     return checks
 
 
-def replicate(settings: Settings, on_event: Callable[[str, dict[str, Any]], None] | None = None) -> RunReport:
-    """Run a whole replication and return its report; raises EngineError/UsageError with one-line messages."""
-    emit = on_event or (lambda _kind, _data: None)
+def _replicate(settings: Settings, emit: Callable[[str, dict[str, Any]], None], ledger_run: _LedgerRun) -> RunReport:
     source_url = settings.source.resolved_url()
     target_url = settings.target_endpoint.resolved_url()
     started = time.perf_counter()
@@ -362,6 +430,7 @@ def replicate(settings: Settings, on_event: Callable[[str, dict[str, Any]], None
         if resumed is None:
             target.prepare(target_catalog, source.engine, options)
         target.ledger_init(run_id, plan.plan_hash(), schema_hash(catalog), plan.ranges)
+        ledger_run.target_url, ledger_run.run_id = target_url, run_id
         save_plan = getattr(target, "ledger_save_plan", None)
         if resumed is None and callable(save_plan):
             save_plan(run_id, plan_document(plan, settings))
@@ -407,7 +476,10 @@ def replicate(settings: Settings, on_event: Callable[[str, dict[str, Any]], None
                 )
                 if settings.verify == "checksums":
                     table = catalog.table(*key)
-                    entry.checked = database_check(source_url, target_url, table, mapped[key], plan.ranges_of(table))
+                    entry.checked = retrying(
+                        f"checksumming {mapped[key].qualified}",
+                        lambda: database_check(source_url, target_url, table, mapped[key], plan.ranges_of(table)),
+                    )
                 emit(
                     "table_finalized",
                     {"table": entry.report.table, "seconds": round(time.perf_counter() - started, 3)},
@@ -498,29 +570,25 @@ def replicate(settings: Settings, on_event: Callable[[str, dict[str, Any]], None
             if entry.remaining == 0:
                 finish_table(key)
         try:
-            run_bounded(todo, submit, in_flight, done, ready, StallMonitor(run_id, settings.stall_timeout_s))
-            for entry in progress.values():
+            run_bounded(
+                todo,
+                submit,
+                in_flight,
+                done,
+                ready,
+                StallMonitor(run_id, settings.stall_timeout_s),
+                name=lambda rng: f"range {rng.range_id}",
+            )
+            for key, entry in progress.items():
                 if entry.finalized is not None:
-                    entry.finalized.result()
-        except EngineError as exc:
-            _note_in_ledger(target_url, run_id, "failed")
-            report.status = "failed"
-            report.errors.append(scrub(str(exc), known_secrets(settings)))
-            emit("failed", {"error": report.errors[-1]})
-            raise
-        except KeyboardInterrupt:
-            _note_in_ledger(target_url, run_id, "interrupted")
-            raise
+                    _finalized(entry.finalized, mapped[key])
         finally:
             table_jobs.shutdown(wait=False, cancel_futures=True)
         phases["copy+finalize"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
         emit("finalize", {"tables": len(catalog.tables), "step": "foreign keys"})
-        # The copy may have outlived the driver's own target connection (a server restart): start afresh.
-        target.close()
-        target = open_target(target_url)
-        target.finalize(target_catalog, source.engine, options)
+        add_foreign_keys(target_url, target_catalog, source.engine, options)
         phases["foreign keys"] = time.perf_counter() - t0
 
         for entry in progress.values():
@@ -551,7 +619,8 @@ def replicate(settings: Settings, on_event: Callable[[str, dict[str, Any]], None
                         f"{table_report.table}: source {check.source_rows} rows, target {check.target_rows} rows"
                     )
         report.status = "ok" if not report.errors else "verify failed"
-        target.ledger_finish(run_id, "done" if report.status == "ok" else "verify failed")
+        retrying("recording the run's end in the ledger", lambda: _finish_in_ledger(target_url, run_id, report.status))
+        ledger_run.run_id = None
         report.phases = phases
         report.seconds = time.perf_counter() - started
         emit(

@@ -34,10 +34,11 @@ import pyarrow.compute as pc
 import ray
 
 from ray_replicator.catalog import Column, Table
-from ray_replicator.copy import _cached_source, count_range_task, run_bounded
+from ray_replicator.copy import SYSTEM_RETRIES, _cached_source, _drop_cached, count_range_task, run_bounded
 from ray_replicator.engines import engine_of
 from ray_replicator.engines.base import EngineError, KeyRange
 from ray_replicator.engines.mssql_types import datetimeoffset_parts
+from ray_replicator.retry import TransientError, is_transient, retrying
 
 MAX_REPORTED_KEYS = 10
 LEAF_ROWS = 4096
@@ -126,28 +127,52 @@ def _on_target(rng: KeyRange, target_table: Table) -> KeyRange:
     return replace(rng, schema=target_table.schema, table=target_table.name)
 
 
+COUNTS_IN_FLIGHT = 64
+"""Count tasks take no CPU slot (the database counts), but each holds a connection on a server."""
+
+
+@dataclass(frozen=True)
+class _Count:
+    """One side's count of one range; `pair` indexes the range in verify_counts."""
+
+    pair: int
+    side: str
+    table: Table
+    rng: KeyRange
+
+    def name(self) -> str:
+        return f"counting {self.rng.range_id} on the {self.side} (verify counts)"
+
+
 def verify_counts(
     source_url: str,
     target_url: str,
     pairs: list[tuple[Table, Table, list[KeyRange]]],
 ) -> list[TableCheck]:
-    """Count every range on both sides as Ray tasks and report mismatches per table."""
-    jobs: list[tuple[TableCheck, KeyRange, ray.ObjectRef, ray.ObjectRef]] = []
+    """Count every range on both sides as Ray tasks and report mismatches per table; a count that lost its
+    connection is tried again (run_bounded), one that fails otherwise ends verify with its cause in one line."""
+    ranges_counted: list[tuple[TableCheck, KeyRange]] = []
+    jobs: list[_Count] = []
     checks: list[TableCheck] = []
     for source_table, target_table, ranges in pairs:
         check = TableCheck(schema=target_table.schema, table=target_table.name)
         checks.append(check)
         for rng in comparable_ranges(source_table, ranges, portable_order(source_table, source_url, target_url)):
-            jobs.append(
-                (
-                    check,
-                    rng,
-                    count_range_task.remote(source_url, True, source_table, rng),
-                    count_range_task.remote(target_url, False, target_table, _on_target(rng, target_table)),
-                )
-            )
-    for check, rng, src_ref, dst_ref in jobs:
-        src, dst = ray.get(src_ref), ray.get(dst_ref)
+            jobs.append(_Count(len(ranges_counted), "source", source_table, rng))
+            jobs.append(_Count(len(ranges_counted), "target", target_table, _on_target(rng, target_table)))
+            ranges_counted.append((check, rng))
+    rows: list[dict[str, int]] = [{} for _ in ranges_counted]
+
+    def submit(job: _Count) -> ray.ObjectRef:
+        url = source_url if job.side == "source" else target_url
+        return count_range_task.remote(url, job.side == "source", job.table, job.rng)
+
+    def done(job: _Count, counted: int) -> None:
+        rows[job.pair][job.side] = counted
+
+    run_bounded(jobs, submit, COUNTS_IN_FLIGHT, done, name=_Count.name)
+    for (check, rng), both in zip(ranges_counted, rows, strict=True):
+        src, dst = both["source"], both["target"]
         check.source_rows += src
         check.target_rows += dst
         if src != dst:
@@ -550,9 +575,13 @@ def checksum_range_local(
     """Digest one range on both sides; when they differ, bisect it to the keys whose rows differ."""
     try:
         return _checksum_range(source_url, target_url, source_table, target_table, rng, batch_rows, batch_bytes)
-    except EngineError:
-        raise
     except Exception as exc:
+        if is_transient(exc):
+            _drop_cached(source_url)  # a dead connection is not reused by the next try on this worker
+            _drop_cached(target_url)
+            raise TransientError(str(exc)) from None
+        if isinstance(exc, EngineError):
+            raise
         raise EngineError(f"checksumming {rng.range_id}: {type(exc).__name__}: {exc}") from None
 
 
@@ -588,7 +617,7 @@ def _checksum_range(
     return RangeDigest(rng.range_id, src, dst, count, tuple(keys), read, pair.rows_read - read)
 
 
-@ray.remote(max_retries=2, retry_exceptions=[ConnectionError, OSError])  # type: ignore[call-overload]
+@ray.remote(max_retries=SYSTEM_RETRIES, retry_exceptions=False)
 def checksum_range_task(
     source_url: str,
     target_url: str,
@@ -670,7 +699,9 @@ def verify_checksums(
 ) -> list[TableCheck]:
     """Checksum every range on both sides as Ray tasks (at most in_flight at once); report per table."""
     target_url = target_read_url(source_url, target_url)
-    mapped = target_tables(target_url, [t for _, t, _ in pairs])
+    mapped = retrying(
+        "reading the target's tables (verify checksums)", lambda: target_tables(target_url, [t for _, t, _ in pairs])
+    )
     checks: list[TableCheck] = []
     jobs: list[tuple[TableCheck, Table, Table, KeyRange]] = []
     for source_table, target_table, ranges in pairs:
@@ -701,5 +732,7 @@ def verify_checksums(
             )
             check.differing_keys.extend(result.keys)
 
-    run_bounded(jobs, submit, max(1, in_flight), done)
+    run_bounded(
+        jobs, submit, max(1, in_flight), done, name=lambda job: f"checksumming {job[3].range_id} (verify checksums)"
+    )
     return checks

@@ -60,8 +60,8 @@ def _processes_showing(secrets: tuple[str, ...]) -> list[str]:
     return found
 
 
-def test_ctrl_c_exits_1_notes_the_ledger_and_resumes(pwpg: PasswordPostgres, fresh_db: str, tmp_path: Path) -> None:
-    """SIGINT mid-copy: exit 1 with one line, run 'interrupted' in the ledger, --resume finishes it exactly.
+def test_ctrl_c_exits_130_notes_the_ledger_and_resumes(pwpg: PasswordPostgres, fresh_db: str, tmp_path: Path) -> None:
+    """SIGINT mid-copy: exit 130 with one line, run 'interrupted' in the ledger, --resume finishes it exactly.
     While it runs, no process title shows the password; afterwards no report, ledger row or Ray log holds it."""
     pwpg.sql(
         "CREATE TABLE IF NOT EXISTS big (id int PRIMARY KEY, body text)",
@@ -105,7 +105,7 @@ def test_ctrl_c_exits_1_notes_the_ledger_and_resumes(pwpg: PasswordPostgres, fre
         if proc.poll() is None:
             proc.kill()
     interrupted = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
-    assert_one_line_error(interrupted, 1, "interrupted", "--resume")
+    assert_one_line_error(interrupted, 130, "interrupted by SIGINT", "--resume")
     with psycopg.connect(fresh_db) as conn:
         state = conn.execute("SELECT state FROM _ray_replicator.runs").fetchall()
         left = conn.execute("SELECT count(*) FROM _ray_replicator.ranges WHERE state <> 'done'").fetchone()
