@@ -68,6 +68,7 @@ def plan_table_ranges(
     bytes_per_range: int,
     max_ranges: int,
     lead_fraction: float | None = None,
+    physical: bool = True,
 ) -> list[KeyRange]:
     """Key (or physical) ranges of about rows_per_range/bytes_per_range. With lead_fraction, a key-split table
     gets a lead range holding that share of its rows, and the rest is cut into the same number of ranges as
@@ -106,7 +107,7 @@ def plan_table_ranges(
         nullable = any(table.column(c).nullable for c in key)
         if nullable and source.has_null_keys(table):
             add("null")
-    elif parts > 1 and not key and (pages := source.physical_pages(table)) > 1:
+    elif parts > 1 and not key and physical and (pages := source.physical_pages(table)) > 1:
         count = min(parts, pages)
         cuts = sorted({round(i * pages / count) for i in range(1, count)})
         page_edges: list[int | None] = [0, *cuts, None]
@@ -188,6 +189,7 @@ def plan_catalog(
     max_ranges: int,
     slots: int = 1,
     lead: bool = False,
+    physical: bool = True,
 ) -> Plan:
     """lead: the target loads a lead range frozen (PostgreSQL's COPY FREEZE), and the table's other ranges wait
     for it. Splitting costs a PostgreSQL table its COPY FREEZE, and the key build, ANALYZE and count afterwards
@@ -196,7 +198,13 @@ def plan_catalog(
     in one frozen range).
 
     A table split only to balance the slots gets a lead of lead_fraction; a table split for its size makes its
-    first range the lead, when the other tables can keep the other slots busy that long."""
+    first range the lead, when the other tables can keep the other slots busy that long.
+
+    physical: whether a keyless table may be cut into physical ranges (PostgreSQL ctid pages). Not for a SQL
+    Server target: a retried range is cleared there by deleting its rows, and a heap's rows carry nothing that
+    says which physical range of the source they came from, while the default bulk copy runs on a connection
+    of its own, so its rows cannot commit together with the range's ledger mark either. One range for the whole
+    table is cleared by emptying the table, whatever the writer."""
     cap = balanced_bytes_per_range(catalog, bytes_per_range, slots)
     ranges: list[KeyRange] = []
     for table in catalog.tables:
@@ -208,7 +216,7 @@ def plan_catalog(
                 fraction = lead_fraction(table, catalog, slots)
             else:
                 first_leads = others_share(table, catalog, slots) * by_size >= 1
-        planned = plan_table_ranges(source, table, rows_per_range, cap, max_ranges, fraction)
+        planned = plan_table_ranges(source, table, rows_per_range, cap, max_ranges, fraction, physical)
         if first_leads and len(planned) > 1 and planned[0].kind == "key":
             planned[0] = replace(planned[0], lead=True)
         ranges.extend(planned)

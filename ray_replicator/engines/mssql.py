@@ -44,7 +44,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import decimal
-import fnmatch
 import logging
 import os
 import re
@@ -60,7 +59,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ray_replicator.catalog import Catalog, Column, ForeignKey, Identity, Index, Key, Table
+from ray_replicator.catalog import Catalog, Column, ForeignKey, Identity, Index, Key, Table, chosen_by
 from ray_replicator.engines.base import EngineError, KeyRange, RangeWrite, UsageError, WriteOptions
 from ray_replicator.engines.mssql_types import (
     CLR_TYPES,
@@ -73,6 +72,7 @@ from ray_replicator.engines.mssql_types import (
     native_type,
     scale_of,
 )
+from ray_replicator.errors import OnDenied, hint_for
 
 log = logging.getLogger(__name__)
 
@@ -273,11 +273,6 @@ def range_predicate(table: Table, rng: KeyRange) -> str:
     return " AND ".join(parts) if parts else "1 = 1"
 
 
-def _matches(patterns: list[str], schema: str, name: str) -> bool:
-    full = f"{schema}.{name}"
-    return any(fnmatch.fnmatchcase(full, p) or ("." not in p and fnmatch.fnmatchcase(name, p)) for p in patterns)
-
-
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
@@ -351,6 +346,7 @@ class _Endpoint:
         msg = f"{what} on {self.display}: {self._scrub(text)}"
         if _TRANSIENT.search(text):
             return TransientEngineError(msg + "; retried with a fresh connection")
+        hint = hint_for(exc, hint)
         return EngineError(msg + (f"; {hint}" if hint else ""))
 
     # -- control connection -------------------------------------------------------------------------------
@@ -508,18 +504,27 @@ class MssqlSource(_Endpoint):
     def _dicts(self, what: str, sql: str, names: Sequence[str]) -> list[dict[str, Any]]:
         return [dict(zip(names, r, strict=True)) for r in self._rows(what, sql)]
 
+    def _tables(self) -> list[tuple[int, str, str]]:
+        return [
+            (int(oid), str(schema), str(name))
+            for oid, schema, name in self._rows("listing tables", _TABLES_SQL)
+            if schema not in _SYSTEM_SCHEMAS
+        ]
+
+    def table_names(self) -> tuple[str, list[tuple[str, str]]]:
+        """The database's name and its tables' (schema, name), from sys.tables alone: enough to apply --tables and
+        --exclude before any table's columns are read."""
+        database = str(self._value("reading the database name", "SELECT DB_NAME()"))
+        return database, [(schema, name) for _oid, schema, name in self._tables()]
+
     def catalog(self, include: list[str], exclude: list[str]) -> Catalog:
+        """Details of the tables that include (all when empty) and exclude leave; the column, index and key rows of
+        any other table are never turned into a Table (a sql_variant column there refuses nothing)."""
         database = str(self._value("reading the database name", "SELECT DB_NAME()"))
         collation = self._value(
             "reading the collation", "SELECT CAST(DATABASEPROPERTYEX(DB_NAME(), 'Collation') AS nvarchar(128))"
         )
-        tables_raw = [
-            r
-            for r in self._rows("listing tables", _TABLES_SQL)
-            if r[1] not in _SYSTEM_SCHEMAS
-            and (not include or _matches(include, r[1], r[2]))
-            and not _matches(exclude, r[1], r[2])
-        ]
+        tables_raw = [t for t in self._tables() if chosen_by(t[1], t[2], include, exclude)]
         if include and not tables_raw:
             raise UsageError(f"no table on {self.display} matches include patterns {include}")
         by_id: dict[int, Table] = {}
@@ -1074,7 +1079,9 @@ class MssqlTarget(_Endpoint):
         exists = self._value(f"checking schema {schema}", f"SELECT SCHEMA_ID({n_literal(schema)})")
         if exists is None:
             self._exec(
-                f"creating schema {schema}", f"CREATE SCHEMA {quote_ident(schema)}", "the user needs CREATE SCHEMA"
+                f"creating schema {schema}",
+                f"CREATE SCHEMA {quote_ident(schema)}",
+                OnDenied("the user needs CREATE SCHEMA"),
             )
 
     def _table_exists(self, schema: str, name: str) -> bool:
@@ -1159,9 +1166,7 @@ class MssqlTarget(_Endpoint):
             if self._writer_for(table) == "bulkcopy":
                 self._mark(options.run_id, rng.range_id, "copying", what)
                 if state != "planned":
-                    self._exec(
-                        what, f"DELETE FROM {qualified(table.schema, table.name)} WHERE {range_predicate(table, rng)}"
-                    )
+                    self._exec(what, self._clear_sql(table, rng))
                 sums = _IdentitySums(table)
                 self._bulkcopy(table, sums.wrap(counted), what)
                 self._check_identity_kept(table, rng, sums, what)
@@ -1177,9 +1182,7 @@ class MssqlTarget(_Endpoint):
                     )
                     cur.fetchall()
                     if state != "planned":
-                        cur.execute(
-                            f"DELETE FROM {qualified(table.schema, table.name)} WHERE {range_predicate(table, rng)}"
-                        )
+                        cur.execute(self._clear_sql(table, rng))
                     if self._writer_for(table) == "insert":
                         self._insert(cur, table, counted)
                     else:
@@ -1199,6 +1202,19 @@ class MssqlTarget(_Endpoint):
             self._tx = None
             raise self._error(what, exc, _write_hint(str(exc))) from None
         return RangeWrite(rows=counter.rows, bytes=counter.bytes)
+
+    @staticmethod
+    def _clear_sql(table: Table, rng: KeyRange) -> str:
+        """Deletes what an earlier attempt at the range may have left. The planner gives a keyless table one range
+        for a SQL Server target (plan_catalog's physical=False), whose rows are the whole table; a physical range
+        can only come from a plan stored by an older version, and SQL Server cannot tell its rows apart."""
+        if rng.kind == "physical":
+            raise UsageError(
+                f"{table.qualified}: range {rng.range_id} was begun by an earlier attempt, and SQL Server cannot tell "
+                "its rows from the other ranges' of a table without a key; run without --resume and with "
+                "existing = drop"
+            )
+        return f"DELETE FROM {qualified(table.schema, table.name)} WHERE {range_predicate(table, rng)}"
 
     def _writer_for(self, table: Table) -> str:
         """The URL's writer, except that datetimeoffset from SQL Server travels as text (instant and offset),
@@ -1463,7 +1479,7 @@ class MssqlTarget(_Endpoint):
                 self._exec(
                     "creating the ledger",
                     f"CREATE TABLE {qualified(LEDGER_SCHEMA, name)} ({cols})",
-                    "the user needs CREATE TABLE",
+                    OnDenied("the user needs CREATE TABLE"),
                 )
 
     def _insert_ranges(self, run_id: str, ranges: list[KeyRange]) -> None:
@@ -1502,8 +1518,13 @@ class MssqlTarget(_Endpoint):
             )
         self._insert_ranges(run_id, ranges)
 
+    def _has_ledger(self) -> bool:
+        """Readers (status, --resume) look without creating: a target no run has written to stays untouched."""
+        return self._table_exists(LEDGER_SCHEMA, "runs") and self._table_exists(LEDGER_SCHEMA, "ranges")
+
     def ledger_runs(self) -> list[dict[str, Any]]:
-        self._ensure_ledger()
+        if not self._has_ledger():
+            return []
         names = ("run_id", "plan_hash", "schema_hash", "state", "started_at", "finished_at")
         rows = self._rows(
             "reading the ledger", f"SELECT {', '.join(names)} FROM {_RUNS} ORDER BY started_at DESC, run_id"
@@ -1511,7 +1532,8 @@ class MssqlTarget(_Endpoint):
         return [dict(zip(names, r, strict=True)) for r in rows]
 
     def ledger_ranges(self, run_id: str) -> dict[str, dict[str, Any]]:
-        self._ensure_ledger()
+        if not self._has_ledger():
+            return {}
         names = ("state", "rows", "bytes", "seconds", "node", "error")
         rows = self._rows(
             "reading the ledger",
@@ -1554,7 +1576,8 @@ class MssqlTarget(_Endpoint):
             )
 
     def ledger_load_plan(self, run_id: str) -> str | None:
-        self._ensure_ledger()
+        if not self._table_exists(LEDGER_SCHEMA, "plans"):
+            return None
         rows = self._rows(
             f"reading the plan of run {run_id} from the ledger",
             f"SELECT plan_text FROM {_PLANS} WHERE run_id = {n_literal(run_id)} ORDER BY part",
