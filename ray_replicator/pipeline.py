@@ -37,7 +37,7 @@ from ray_replicator.ledger import Resume, find_resume, plan_document
 from ray_replicator.plan import Plan, plan_catalog, schema_hash
 from ray_replicator.report import RunReport, TableReport
 from ray_replicator.typemap import apply_type_policy
-from ray_replicator.verify import TableCheck, database_check, verify_checksums, verify_counts
+from ray_replicator.verify import TableCheck, database_check, portable_order, verify_checksums, verify_counts
 
 log = logging.getLogger("ray_replicator")
 
@@ -160,13 +160,22 @@ def make_plan(settings: Settings, source: Source, catalog: Catalog, target_engin
     8.4-10.3 s (median 9.55) with lead ranges against 9.7-11.4 s (median 10.54) without; verify checksums
     16.9-19.0 s with against 14.3-17.2 s without.
 
-    A keyless table going into SQL Server is one range: SQL Server cannot select a physical range's rows again
-    (see plan_catalog), so only a whole-table range can be cleared and copied again after a worker died."""
+    Into SQL Server, a range retried after a worker died is cleared with its own predicate, evaluated by SQL
+    Server; so a keyless table is one range there (no physical range can be selected again), and so is a table
+    from another engine whose key SQL Server orders otherwise (text under its collation, GUIDs; see plan_catalog).
+    """
     lead = (
         target_engine is not None
         and settings.verify != "checksums"
         and choose_method(settings, source.engine, target_engine) == "raw"
     )
+    split_by_key: Callable[[Table], bool] | None = None
+    if target_engine == "mssql" and source.engine != "mssql":
+        source_shown, target_shown = settings.source.display(), settings.target_endpoint.display()
+
+        def split_by_key(table: Table) -> bool:
+            return portable_order(table, source_shown, target_shown)
+
     return plan_catalog(
         source,
         catalog,
@@ -176,6 +185,7 @@ def make_plan(settings: Settings, source: Source, catalog: Catalog, target_engin
         slots=copy_slots(settings),
         lead=lead,
         physical=target_engine != "mssql",
+        split_by_key=split_by_key,
     )
 
 

@@ -50,7 +50,7 @@ import re
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import chain
 from typing import Any, Self
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -1052,6 +1052,7 @@ class MssqlTarget(_Endpoint):
         super().__init__(url)
         self._tx: Any = None
         self._identity_checked: set[str] = set()
+        self._typed: dict[tuple[str, str, tuple[tuple[str, str], ...]], Table] = {}
 
     # -- transactions -------------------------------------------------------------------------------------
     def _txconn(self) -> Any:
@@ -1203,18 +1204,49 @@ class MssqlTarget(_Endpoint):
             raise self._error(what, exc, _write_hint(str(exc))) from None
         return RangeWrite(rows=counter.rows, bytes=counter.bytes)
 
-    @staticmethod
-    def _clear_sql(table: Table, rng: KeyRange) -> str:
-        """Deletes what an earlier attempt at the range may have left. The planner gives a keyless table one range
-        for a SQL Server target (plan_catalog's physical=False), whose rows are the whole table; a physical range
-        can only come from a plan stored by an older version, and SQL Server cannot tell its rows apart."""
+    def _clear_sql(self, table: Table, rng: KeyRange) -> str:
+        """Deletes what an earlier attempt at the range may have left. The planner gives a SQL Server target only
+        ranges it can select again (plan_catalog): whole tables, and key ranges of keys ordered here as at the
+        source. A physical range can only come from a plan stored by an older version, and SQL Server cannot tell
+        its rows apart."""
         if rng.kind == "physical":
             raise UsageError(
                 f"{table.qualified}: range {rng.range_id} was begun by an earlier attempt, and SQL Server cannot tell "
                 "its rows from the other ranges' of a table without a key; run without --resume and with "
                 "existing = drop"
             )
-        return f"DELETE FROM {qualified(table.schema, table.name)} WHERE {range_predicate(table, rng)}"
+        return f"DELETE FROM {qualified(table.schema, table.name)} WHERE {self._predicate(table, rng)}"
+
+    def _predicate(self, table: Table, rng: KeyRange) -> str:
+        """The range's rows in this database: its bounds cast to the key columns' types as declared here. The
+        catalog's native types are the source's (uuid, boolean, timestamp with time zone from PostgreSQL), which
+        are no T-SQL type names."""
+        if rng.kind != "key":
+            return range_predicate(table, rng)
+        return range_predicate(self._typed_here(table, rng.columns or table.split_key), rng)
+
+    def _typed_here(self, table: Table, columns: tuple[str, ...]) -> Table:
+        key = (table.schema, table.name, tuple((c.name, c.native_type) for c in table.columns))
+        if key not in self._typed:
+            names = ("name", "type_name", "is_user_defined", "base_type", "max_length", "precision", "scale")
+            rows = self._rows(
+                f"reading the column types of {table.qualified}",
+                "SELECT c.name, ty.name, ty.is_user_defined, TYPE_NAME(ty.system_type_id), c.max_length, "
+                "c.precision, c.scale FROM sys.columns c JOIN sys.types ty ON ty.user_type_id = c.user_type_id "
+                f"WHERE c.object_id = OBJECT_ID({n_literal(qualified(table.schema, table.name))})",
+            )
+            here = {str(r[0]): native_type(_declared(dict(zip(names, r, strict=True)))) for r in rows}
+            missing = [c for c in columns if c not in here]
+            if missing:
+                raise EngineError(f"target table {table.qualified} has no column {', '.join(missing)}")
+            self._typed[key] = replace(
+                table, columns=[replace(c, native_type=here.get(c.name, c.native_type)) for c in table.columns]
+            )
+        return self._typed[key]
+
+    def count_range(self, table: Table, rng: KeyRange) -> int:
+        sql = f"SELECT COUNT_BIG(*) FROM {qualified(table.schema, table.name)} WHERE {self._predicate(table, rng)}"
+        return int(self._value(f"counting {table.qualified} range {rng.range_id}", sql) or 0)
 
     def _writer_for(self, table: Table) -> str:
         """The URL's writer, except that datetimeoffset from SQL Server travels as text (instant and offset),
@@ -1268,7 +1300,7 @@ class MssqlTarget(_Endpoint):
         got = self._rows(
             what,
             f"SELECT COUNT_BIG(*), SUM(CAST({col} AS decimal(38, 0))) FROM {qualified(table.schema, table.name)} "
-            f"WHERE {range_predicate(table, rng)}",
+            f"WHERE {self._predicate(table, rng)}",
         )[0]
         if int(got[0] or 0) != sums.rows or int(got[1] or 0) != sums.total:
             raise EngineError(
