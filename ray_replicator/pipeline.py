@@ -252,7 +252,10 @@ def check_report_path(path: Path | None) -> None:
     finally:
         for made in reversed(created):
             with contextlib.suppress(OSError):
-                made.rmdir() if made.is_dir() else made.unlink()
+                if made.is_dir():
+                    made.rmdir()
+                else:
+                    made.unlink()
 
 
 def check_target_shape(target_url: str, tables: list[Table], source_engine: str, target_engine: str) -> None:
@@ -395,8 +398,15 @@ def counted_checks(
     return checks
 
 
-def replicate(settings: Settings, on_event: Callable[[str, dict[str, Any]], None] | None = None) -> RunReport:
-    """Run a whole replication and return its report; raises EngineError/UsageError with one-line messages."""
+def replicate(
+    settings: Settings,
+    on_event: Callable[[str, dict[str, Any]], None] | None = None,
+    will_save_report: bool = True,
+) -> RunReport:
+    """Run a whole replication and return its report; raises EngineError/UsageError with one-line messages.
+
+    will_save_report: the caller saves the report to settings.report_path afterwards (the CLI does), so that
+    path is probed before the target changes; the Python API returns the report and writes no file."""
     emit = on_event or (lambda _kind, _data: None)
     source_url = settings.source.resolved_url()
     target_url = settings.target_endpoint.resolved_url()
@@ -469,7 +479,7 @@ def replicate(settings: Settings, on_event: Callable[[str, dict[str, Any]], None
         # Everything that can refuse the run is checked before the target changes: the spill directory, the
         # report path, the shape of tables kept by existing = truncate, and Ray itself.
         check_spill_dir(settings)
-        check_report_path(settings.report_path)
+        check_report_path(settings.report_path if will_save_report else None)
         if resumed is None and settings.existing == "truncate":
             check_target_shape(target_url, target_catalog.tables, source.engine, target.engine)
         t0 = time.perf_counter()
