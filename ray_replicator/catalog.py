@@ -7,6 +7,7 @@ plan item can travel to a Ray worker.
 
 from __future__ import annotations
 
+import fnmatch
 from dataclasses import dataclass, field
 
 
@@ -165,3 +166,15 @@ class Catalog:
             if t.schema == schema and t.name == name:
                 return t
         raise KeyError(f"no table {schema}.{name}")
+
+
+def table_matches(schema: str, name: str, patterns: list[str]) -> bool:
+    """--tables/--exclude: a glob matches 'schema.table' or the bare table name. One rule for the pipeline and
+    every engine, so an engine reads the details of exactly the tables the pipeline chose."""
+    full = f"{schema}.{name}"
+    return any(fnmatch.fnmatchcase(full, p) or fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+def chosen_by(schema: str, name: str, include: list[str], exclude: list[str]) -> bool:
+    """Whether --tables (all when empty) and --exclude leave the table in."""
+    return (not include or table_matches(schema, name, include)) and not table_matches(schema, name, exclude)

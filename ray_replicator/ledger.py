@@ -182,14 +182,20 @@ def find_resume(target: Target, settings: Settings, catalog: Catalog) -> Resume:
 
     Raises UsageError (exit 2) naming what changed when the run cannot be continued safely.
     """
-    runs = [r for r in target.ledger_runs() if r["state"] in RESUMABLE_STATES]
+    recorded = target.ledger_runs()
+    if not recorded:
+        raise UsageError(
+            "nothing to resume: the target records no run of ray-replicator; run the same command without --resume"
+        )
+    runs = [r for r in recorded if r["state"] in RESUMABLE_STATES]
     if settings.run_id:
         runs = [r for r in runs if r["run_id"] == settings.run_id]
     if not runs:
+        latest = recorded[0]
         raise UsageError(
             "nothing to resume: the target's ledger has no unfinished run"
             + (f" with id {settings.run_id}" if settings.run_id else "")
-            + "; run without --resume"
+            + f" (latest run {latest['run_id']} is {latest['state']}); run without --resume"
         )
     run = runs[0]
     run_id = str(run["run_id"])

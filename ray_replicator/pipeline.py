@@ -6,7 +6,7 @@ Everything that decides runs here; Ray tasks only move, finalize or count one th
 from __future__ import annotations
 
 import contextlib
-import fnmatch
+import glob
 import logging
 import os
 import time
@@ -14,13 +14,14 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import ray
 
 from ray_replicator import diagnostics, local_ray
 from ray_replicator.budget import MB, BudgetConfig
-from ray_replicator.catalog import Catalog, Table
+from ray_replicator.catalog import Catalog, Table, chosen_by, table_matches
 from ray_replicator.config import Settings, known_secrets
 from ray_replicator.copy import CopyItem, RangeResult, StallMonitor, copy_range_task, run_bounded
 from ray_replicator.engines import engine_of, open_source, open_target
@@ -31,7 +32,7 @@ from ray_replicator.redact import scrub, url_secrets
 from ray_replicator.report import RunReport, TableReport
 from ray_replicator.retry import retrying
 from ray_replicator.typemap import apply_type_policy
-from ray_replicator.verify import TableCheck, database_check, verify_checksums, verify_counts
+from ray_replicator.verify import TableCheck, database_check, portable_order, verify_checksums, verify_counts
 
 log = logging.getLogger("ray_replicator")
 
@@ -41,26 +42,28 @@ def ensure_ray(settings: Settings) -> None:
     local_ray.ensure_ray(settings.ray_address, settings.ray_num_cpus)
 
 
-def select_tables(catalog: Catalog, include: list[str], exclude: list[str]) -> tuple[list[Table], list[str]]:
-    """Apply glob filters over 'schema.table' and bare 'table'; an include pattern matching nothing is an
-    error, so a typo never turns into a run that copies nothing and says it succeeded."""
-
-    def matches(table: Table, pattern: str) -> bool:
-        return fnmatch.fnmatchcase(f"{table.schema}.{table.name}", pattern) or fnmatch.fnmatchcase(table.name, pattern)
-
+def select_tables(
+    database: str, names: list[tuple[str, str]], include: list[str], exclude: list[str]
+) -> tuple[list[tuple[str, str]], list[str]]:
+    """Apply glob filters over 'schema.table' and bare 'table' to the source's table names; an include pattern
+    matching nothing is an error, so a typo never turns into a run that copies nothing and says it succeeded."""
+    if not names:
+        raise UsageError(f"the source database {database!r} has no tables; check the database name in the source URL")
+    known = ", ".join(f"{s}.{n}" for s, n in names[:12]) + (", …" if len(names) > 12 else "")
     for pattern in include:
-        if not any(matches(t, pattern) for t in catalog.tables):
-            known = ", ".join(t.qualified for t in catalog.tables[:12])
-            raise UsageError(f"no source table matches --tables {pattern!r}; source tables are: {known or '(none)'}")
+        if not any(table_matches(s, n, [pattern]) for s, n in names):
+            raise UsageError(f"no source table matches --tables {pattern!r}; source tables are: {known}")
     chosen, excluded = [], []
-    for table in catalog.tables:
-        wanted = not include or any(matches(table, p) for p in include)
-        if wanted and not any(matches(table, p) for p in exclude):
-            chosen.append(table)
+    for schema, name in names:
+        if chosen_by(schema, name, include, exclude):
+            chosen.append((schema, name))
         else:
-            excluded.append(table.qualified)
+            excluded.append(f"{schema}.{name}")
     if not chosen:
-        raise UsageError("the table filters leave no table to copy; check --tables and --exclude")
+        raise UsageError(
+            f"--tables and --exclude leave no table to copy of the {len(names)} in {database!r}; "
+            f"source tables are: {known}"
+        )
     return chosen, excluded
 
 
@@ -71,9 +74,16 @@ def map_table(table: Table, schema_map: dict[str, str]) -> Table:
 
 
 def load_catalog(settings: Settings, source: Source) -> tuple[Catalog, list[str]]:
-    full = source.catalog([], [])
-    chosen, excluded = select_tables(full, settings.tables, settings.exclude)
-    return replace(full, tables=chosen), excluded
+    """The filters go first, on table names alone; then only the chosen tables' details are read, so a table left
+    out (a sql_variant column, no SELECT for this user, a type no policy takes) never stops the run."""
+    database, names = source.table_names()
+    chosen, excluded = select_tables(database, names, settings.tables, settings.exclude)
+    catalog = source.catalog(settings.tables, settings.exclude)
+    got = {(t.schema, t.name) for t in catalog.tables}
+    missing = [f"{s}.{n}" for s, n in chosen if (s, n) not in got]
+    if missing:
+        raise EngineError(f"source tables {', '.join(missing[:5])} were dropped while the catalog was read; run again")
+    return catalog, excluded
 
 
 def copy_slots(settings: Settings) -> int:
@@ -90,12 +100,24 @@ def make_plan(settings: Settings, source: Source, catalog: Catalog, target_engin
     verifies checksums: the split table then finishes last, and its digest, taken after its finalize, can no
     longer overlap other tables' copies. Measured at scale 0.14 on 2 cores, interleaved runs: verify counts
     8.4-10.3 s (median 9.55) with lead ranges against 9.7-11.4 s (median 10.54) without; verify checksums
-    16.9-19.0 s with against 14.3-17.2 s without."""
+    16.9-19.0 s with against 14.3-17.2 s without.
+
+    Into SQL Server, a range retried after a worker died is cleared with its own predicate, evaluated by SQL
+    Server; so a keyless table is one range there (no physical range can be selected again), and so is a table
+    from another engine whose key SQL Server orders otherwise (text under its collation, GUIDs; see plan_catalog).
+    """
     lead = (
         target_engine is not None
         and settings.verify != "checksums"
         and choose_method(settings, source.engine, target_engine) == "raw"
     )
+    split_by_key: Callable[[Table], bool] | None = None
+    if target_engine == "mssql" and source.engine != "mssql":
+        source_shown, target_shown = settings.source.display(), settings.target_endpoint.display()
+
+        def split_by_key(table: Table) -> bool:
+            return portable_order(table, source_shown, target_shown)
+
     return plan_catalog(
         source,
         catalog,
@@ -104,6 +126,8 @@ def make_plan(settings: Settings, source: Source, catalog: Catalog, target_engin
         settings.max_ranges_per_table,
         slots=copy_slots(settings),
         lead=lead,
+        physical=target_engine != "mssql",
+        split_by_key=split_by_key,
     )
 
 
@@ -144,13 +168,50 @@ def check_spill_dir(settings: Settings) -> None:
         ) from None
 
 
+def check_report_path(path: Path | None) -> None:
+    """The report is written when the run ends: a path that cannot take it is found before the target changes.
+
+    Probes the JSON and the .md file next to it without touching an existing file's content; directories and
+    files the probe had to create are removed again."""
+    if path is None:
+        return
+    created: list[Path] = []
+    try:
+        missing = [p for p in [path.parent, *path.parent.parents] if not p.exists()]
+        for folder in reversed(missing):
+            folder.mkdir()
+            created.append(folder)
+        for file in (path, path.with_suffix(".md")):
+            existed = file.exists()
+            with file.open("a"):
+                pass
+            if not existed:
+                created.append(file)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write the report to {path} ({exc.strerror or exc}); pass --report FILE.json"
+        ) from None
+    finally:
+        for made in reversed(created):
+            with contextlib.suppress(OSError):
+                if made.is_dir():
+                    made.rmdir()
+                else:
+                    made.unlink()
+
+
 def check_target_shape(target_url: str, tables: list[Table], source_engine: str, target_engine: str) -> None:
     """With existing = truncate the target's own tables are kept: refuse, before truncating anything, tables whose
     columns do not take the source's rows (missing columns, extra NOT NULL columns without default, and between
     engines of one kind any type that differs: both binary COPY paths send the source's own types)."""
+    wanted_names = {(t.schema, t.name) for t in tables}
     reader = open_source(target_url)
     try:
-        have = {(t.schema, t.name): t for t in reader.catalog([], []).tables}
+        # Only the tables this run writes: any other target table (its types, its permissions) is none of ours.
+        present = [n for n in reader.table_names()[1] if n in wanted_names]
+        patterns = [glob.escape(f"{schema}.{name}") for schema, name in present]
+        found = reader.catalog(patterns, []).tables if patterns else []
+        have = {(t.schema, t.name): t for t in found if (t.schema, t.name) in wanted_names}
     finally:
         reader.close()
     for table in tables:
@@ -300,8 +361,15 @@ class _LedgerRun:
             self.run_id = None
 
 
-def replicate(settings: Settings, on_event: Callable[[str, dict[str, Any]], None] | None = None) -> RunReport:
+def replicate(
+    settings: Settings,
+    on_event: Callable[[str, dict[str, Any]], None] | None = None,
+    will_save_report: bool = True,
+) -> RunReport:
     """Run a whole replication and return its report; raises EngineError/UsageError with one-line messages.
+
+    will_save_report: the caller saves the report to settings.report_path afterwards (the CLI does), so that
+    path is probed before the target changes; the Python API returns the report and writes no file.
 
     However the run stops after the ledger knows it, the ledger says how: `interrupted` (Ctrl-C, SIGTERM) or
     `failed` (any error, also one that is not ours, which then becomes a one-line EngineError), so `--resume`
@@ -309,7 +377,7 @@ def replicate(settings: Settings, on_event: Callable[[str, dict[str, Any]], None
     emit = on_event or (lambda _kind, _data: None)
     ledger_run = _LedgerRun()
     try:
-        return _replicate(settings, emit, ledger_run)
+        return _replicate(settings, emit, ledger_run, will_save_report)
     except KeyboardInterrupt as exc:
         exc.in_ledger = ledger_run.run_id is not None  # type: ignore[attr-defined]
         ledger_run.note("interrupted")
@@ -356,7 +424,12 @@ def counted_checks(
     return checks
 
 
-def _replicate(settings: Settings, emit: Callable[[str, dict[str, Any]], None], ledger_run: _LedgerRun) -> RunReport:
+def _replicate(
+    settings: Settings,
+    emit: Callable[[str, dict[str, Any]], None],
+    ledger_run: _LedgerRun,
+    will_save_report: bool,
+) -> RunReport:
     source_url = settings.source.resolved_url()
     target_url = settings.target_endpoint.resolved_url()
     started = time.perf_counter()
@@ -377,6 +450,8 @@ def _replicate(settings: Settings, emit: Callable[[str, dict[str, Any]], None], 
             resumed = find_resume(target, settings, catalog)
             run_id, plan = resumed.run_id, resumed.plan
         else:
+            # Reach the target (a wrong password shows now, not after Ray started); reading creates nothing.
+            target.ledger_runs()
             plan = make_plan(settings, source, catalog, target.engine)
         phases["plan"] = time.perf_counter() - t0
         method = choose_method(settings, source.engine, target.engine)
@@ -423,21 +498,12 @@ def _replicate(settings: Settings, emit: Callable[[str, dict[str, Any]], None], 
         )
         mapped = {(t.schema, t.name): map_table(t, settings.schema_map) for t in catalog.tables}
         target_catalog = replace(catalog, tables=list(mapped.values()))
-        t0 = time.perf_counter()
+        # Everything that can refuse the run is checked before the target changes: the spill directory, the
+        # report path, the shape of tables kept by existing = truncate, and Ray itself.
         check_spill_dir(settings)
+        check_report_path(settings.report_path if will_save_report else None)
         if resumed is None and settings.existing == "truncate":
             check_target_shape(target_url, target_catalog.tables, source.engine, target.engine)
-        if resumed is None:
-            target.prepare(target_catalog, source.engine, options)
-        target.ledger_init(run_id, plan.plan_hash(), schema_hash(catalog), plan.ranges)
-        ledger_run.target_url, ledger_run.run_id = target_url, run_id
-        save_plan = getattr(target, "ledger_save_plan", None)
-        if resumed is None and callable(save_plan):
-            save_plan(run_id, plan_document(plan, settings))
-        phases["prepare"] = time.perf_counter() - t0
-        done_before = resumed.done if resumed is not None else {}
-        todo = [r for r in plan.ranges if r.range_id not in done_before]
-
         t0 = time.perf_counter()
         ensure_ray(settings)
         phases["ray start"] = time.perf_counter() - t0
@@ -450,6 +516,18 @@ def _replicate(settings: Settings, emit: Callable[[str, dict[str, Any]], None], 
                 "dashboard_url": local_ray.dashboard_url(),
             },
         )
+
+        t0 = time.perf_counter()
+        if resumed is None:
+            target.prepare(target_catalog, source.engine, options)
+        target.ledger_init(run_id, plan.plan_hash(), schema_hash(catalog), plan.ranges)
+        ledger_run.target_url, ledger_run.run_id = target_url, run_id
+        save_plan = getattr(target, "ledger_save_plan", None)
+        if resumed is None and callable(save_plan):
+            save_plan(run_id, plan_document(plan, settings))
+        phases["prepare"] = time.perf_counter() - t0
+        done_before = resumed.done if resumed is not None else {}
+        todo = [r for r in plan.ranges if r.range_id not in done_before]
         progress = {
             key: _TableProgress(
                 report=TableReport(table=t.qualified, ranges=len(plan.ranges_of(catalog.table(*key)))),

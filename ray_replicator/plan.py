@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -68,12 +69,14 @@ def plan_table_ranges(
     bytes_per_range: int,
     max_ranges: int,
     lead_fraction: float | None = None,
+    physical: bool = True,
+    by_key: bool = True,
 ) -> list[KeyRange]:
     """Key (or physical) ranges of about rows_per_range/bytes_per_range. With lead_fraction, a key-split table
     gets a lead range holding that share of its rows, and the rest is cut into the same number of ranges as
     without it (see plan_catalog)."""
     parts = parts_for(table, rows_per_range, bytes_per_range, max_ranges)
-    key = table.split_key
+    key = table.split_key if by_key else ()
     ranges: list[KeyRange] = []
 
     def add(kind: str, lower: tuple[Any, ...] | None = None, upper: tuple[Any, ...] | None = None) -> None:
@@ -106,7 +109,7 @@ def plan_table_ranges(
         nullable = any(table.column(c).nullable for c in key)
         if nullable and source.has_null_keys(table):
             add("null")
-    elif parts > 1 and not key and (pages := source.physical_pages(table)) > 1:
+    elif parts > 1 and not table.split_key and physical and (pages := source.physical_pages(table)) > 1:
         count = min(parts, pages)
         cuts = sorted({round(i * pages / count) for i in range(1, count)})
         page_edges: list[int | None] = [0, *cuts, None]
@@ -188,6 +191,8 @@ def plan_catalog(
     max_ranges: int,
     slots: int = 1,
     lead: bool = False,
+    physical: bool = True,
+    split_by_key: Callable[[Table], bool] | None = None,
 ) -> Plan:
     """lead: the target loads a lead range frozen (PostgreSQL's COPY FREEZE), and the table's other ranges wait
     for it. Splitting costs a PostgreSQL table its COPY FREEZE, and the key build, ANALYZE and count afterwards
@@ -196,7 +201,17 @@ def plan_catalog(
     in one frozen range).
 
     A table split only to balance the slots gets a lead of lead_fraction; a table split for its size makes its
-    first range the lead, when the other tables can keep the other slots busy that long."""
+    first range the lead, when the other tables can keep the other slots busy that long.
+
+    physical: whether a keyless table may be cut into physical ranges (PostgreSQL ctid pages). Not for a SQL
+    Server target: a retried range is cleared there by deleting its rows, and a heap's rows carry nothing that
+    says which physical range of the source they came from, while the default bulk copy runs on a connection
+    of its own, so its rows cannot commit together with the range's ledger mark either. One range for the whole
+    table is cleared by emptying the table, whatever the writer.
+
+    split_by_key: whether a keyed table may be cut into key ranges (all may when None). Not, for a SQL Server
+    target, when the key is ordered otherwise there than at the source (text under another collation, GUIDs):
+    the target's range predicate would clear other ranges' rows on a retry and leave some of its own."""
     cap = balanced_bytes_per_range(catalog, bytes_per_range, slots)
     ranges: list[KeyRange] = []
     for table in catalog.tables:
@@ -208,7 +223,8 @@ def plan_catalog(
                 fraction = lead_fraction(table, catalog, slots)
             else:
                 first_leads = others_share(table, catalog, slots) * by_size >= 1
-        planned = plan_table_ranges(source, table, rows_per_range, cap, max_ranges, fraction)
+        by_key = split_by_key is None or split_by_key(table)
+        planned = plan_table_ranges(source, table, rows_per_range, cap, max_ranges, fraction, physical, by_key)
         if first_leads and len(planned) > 1 and planned[0].kind == "key":
             planned[0] = replace(planned[0], lead=True)
         ranges.extend(planned)

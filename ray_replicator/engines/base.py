@@ -113,7 +113,14 @@ def connect_timeout_of(query: str, default: float) -> float:
 class Source(Protocol):
     engine: str
 
-    def catalog(self, include: list[str], exclude: list[str]) -> Catalog: ...
+    def table_names(self) -> tuple[str, list[tuple[str, str]]]:
+        """The database's name and every user table as (schema, name), read from the catalog's table list only."""
+        ...
+
+    def catalog(self, include: list[str], exclude: list[str]) -> Catalog:
+        """Columns, keys, indexes and estimates of the tables that the globs leave (catalog.chosen_by); no other
+        table's details are read, so a table left out never fails the run."""
+        ...
 
     def split_boundaries(self, table: Table, parts: int) -> list[tuple[Any, ...]]:
         """Up to parts-1 distinct key tuples, ascending in the database's own sort order, cutting the table's

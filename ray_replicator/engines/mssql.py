@@ -44,7 +44,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import decimal
-import fnmatch
 import logging
 import math
 import os
@@ -52,7 +51,7 @@ import re
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import chain
 from typing import Any, Self
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -61,7 +60,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ray_replicator.catalog import Catalog, Column, ForeignKey, Identity, Index, Key, Table
+from ray_replicator.catalog import Catalog, Column, ForeignKey, Identity, Index, Key, Table, chosen_by
 from ray_replicator.engines.base import (
     ConnectTimeoutError,
     EngineError,
@@ -82,6 +81,7 @@ from ray_replicator.engines.mssql_types import (
     native_type,
     scale_of,
 )
+from ray_replicator.errors import OnDenied, hint_for
 from ray_replicator.redact import scrub, url_problem
 
 log = logging.getLogger(__name__)
@@ -299,11 +299,6 @@ def range_predicate(table: Table, rng: KeyRange) -> str:
     return " AND ".join(parts) if parts else "1 = 1"
 
 
-def _matches(patterns: list[str], schema: str, name: str) -> bool:
-    full = f"{schema}.{name}"
-    return any(fnmatch.fnmatchcase(full, p) or ("." not in p and fnmatch.fnmatchcase(name, p)) for p in patterns)
-
-
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
@@ -377,6 +372,7 @@ class _Endpoint:
         msg = f"{what} on {self.display}: {self._scrub(text)}"
         if _TRANSIENT.search(text):
             return TransientEngineError(msg + "; retried with a fresh connection")
+        hint = hint_for(exc, hint)
         return EngineError(msg + (f"; {hint}" if hint else ""))
 
     # -- control connection -------------------------------------------------------------------------------
@@ -536,18 +532,27 @@ class MssqlSource(_Endpoint):
     def _dicts(self, what: str, sql: str, names: Sequence[str]) -> list[dict[str, Any]]:
         return [dict(zip(names, r, strict=True)) for r in self._rows(what, sql)]
 
+    def _tables(self) -> list[tuple[int, str, str]]:
+        return [
+            (int(oid), str(schema), str(name))
+            for oid, schema, name in self._rows("listing tables", _TABLES_SQL)
+            if schema not in _SYSTEM_SCHEMAS
+        ]
+
+    def table_names(self) -> tuple[str, list[tuple[str, str]]]:
+        """The database's name and its tables' (schema, name), from sys.tables alone: enough to apply --tables and
+        --exclude before any table's columns are read."""
+        database = str(self._value("reading the database name", "SELECT DB_NAME()"))
+        return database, [(schema, name) for _oid, schema, name in self._tables()]
+
     def catalog(self, include: list[str], exclude: list[str]) -> Catalog:
+        """Details of the tables that include (all when empty) and exclude leave; the column, index and key rows of
+        any other table are never turned into a Table (a sql_variant column there refuses nothing)."""
         database = str(self._value("reading the database name", "SELECT DB_NAME()"))
         collation = self._value(
             "reading the collation", "SELECT CAST(DATABASEPROPERTYEX(DB_NAME(), 'Collation') AS nvarchar(128))"
         )
-        tables_raw = [
-            r
-            for r in self._rows("listing tables", _TABLES_SQL)
-            if r[1] not in _SYSTEM_SCHEMAS
-            and (not include or _matches(include, r[1], r[2]))
-            and not _matches(exclude, r[1], r[2])
-        ]
+        tables_raw = [t for t in self._tables() if chosen_by(t[1], t[2], include, exclude)]
         if include and not tables_raw:
             raise UsageError(f"no table on {self.display} matches include patterns {include}")
         by_id: dict[int, Table] = {}
@@ -1075,6 +1080,7 @@ class MssqlTarget(_Endpoint):
         super().__init__(url)
         self._tx: Any = None
         self._identity_checked: set[str] = set()
+        self._typed: dict[tuple[str, str, tuple[tuple[str, str], ...]], Table] = {}
 
     # -- transactions -------------------------------------------------------------------------------------
     def _txconn(self) -> Any:
@@ -1102,7 +1108,9 @@ class MssqlTarget(_Endpoint):
         exists = self._value(f"checking schema {schema}", f"SELECT SCHEMA_ID({n_literal(schema)})")
         if exists is None:
             self._exec(
-                f"creating schema {schema}", f"CREATE SCHEMA {quote_ident(schema)}", "the user needs CREATE SCHEMA"
+                f"creating schema {schema}",
+                f"CREATE SCHEMA {quote_ident(schema)}",
+                OnDenied("the user needs CREATE SCHEMA"),
             )
 
     def _table_exists(self, schema: str, name: str) -> bool:
@@ -1187,9 +1195,7 @@ class MssqlTarget(_Endpoint):
             if self._writer_for(table) == "bulkcopy":
                 self._mark(options.run_id, rng.range_id, "copying", what)
                 if state != "planned":
-                    self._exec(
-                        what, f"DELETE FROM {qualified(table.schema, table.name)} WHERE {range_predicate(table, rng)}"
-                    )
+                    self._exec(what, self._clear_sql(table, rng))
                 sums = _IdentitySums(table)
                 self._bulkcopy(table, sums.wrap(counted), what)
                 self._check_identity_kept(table, rng, sums, what)
@@ -1205,9 +1211,7 @@ class MssqlTarget(_Endpoint):
                     )
                     cur.fetchall()
                     if state != "planned":
-                        cur.execute(
-                            f"DELETE FROM {qualified(table.schema, table.name)} WHERE {range_predicate(table, rng)}"
-                        )
+                        cur.execute(self._clear_sql(table, rng))
                     if self._writer_for(table) == "insert":
                         self._insert(cur, table, counted)
                     else:
@@ -1227,6 +1231,50 @@ class MssqlTarget(_Endpoint):
             self._tx = None
             raise self._error(what, exc, _write_hint(str(exc))) from None
         return RangeWrite(rows=counter.rows, bytes=counter.bytes)
+
+    def _clear_sql(self, table: Table, rng: KeyRange) -> str:
+        """Deletes what an earlier attempt at the range may have left. The planner gives a SQL Server target only
+        ranges it can select again (plan_catalog): whole tables, and key ranges of keys ordered here as at the
+        source. A physical range can only come from a plan stored by an older version, and SQL Server cannot tell
+        its rows apart."""
+        if rng.kind == "physical":
+            raise UsageError(
+                f"{table.qualified}: range {rng.range_id} was begun by an earlier attempt, and SQL Server cannot tell "
+                "its rows from the other ranges' of a table without a key; run without --resume and with "
+                "existing = drop"
+            )
+        return f"DELETE FROM {qualified(table.schema, table.name)} WHERE {self._predicate(table, rng)}"
+
+    def _predicate(self, table: Table, rng: KeyRange) -> str:
+        """The range's rows in this database: its bounds cast to the key columns' types as declared here. The
+        catalog's native types are the source's (uuid, boolean, timestamp with time zone from PostgreSQL), which
+        are no T-SQL type names."""
+        if rng.kind != "key":
+            return range_predicate(table, rng)
+        return range_predicate(self._typed_here(table, rng.columns or table.split_key), rng)
+
+    def _typed_here(self, table: Table, columns: tuple[str, ...]) -> Table:
+        key = (table.schema, table.name, tuple((c.name, c.native_type) for c in table.columns))
+        if key not in self._typed:
+            names = ("name", "type_name", "is_user_defined", "base_type", "max_length", "precision", "scale")
+            rows = self._rows(
+                f"reading the column types of {table.qualified}",
+                "SELECT c.name, ty.name, ty.is_user_defined, TYPE_NAME(ty.system_type_id), c.max_length, "
+                "c.precision, c.scale FROM sys.columns c JOIN sys.types ty ON ty.user_type_id = c.user_type_id "
+                f"WHERE c.object_id = OBJECT_ID({n_literal(qualified(table.schema, table.name))})",
+            )
+            here = {str(r[0]): native_type(_declared(dict(zip(names, r, strict=True)))) for r in rows}
+            missing = [c for c in columns if c not in here]
+            if missing:
+                raise EngineError(f"target table {table.qualified} has no column {', '.join(missing)}")
+            self._typed[key] = replace(
+                table, columns=[replace(c, native_type=here.get(c.name, c.native_type)) for c in table.columns]
+            )
+        return self._typed[key]
+
+    def count_range(self, table: Table, rng: KeyRange) -> int:
+        sql = f"SELECT COUNT_BIG(*) FROM {qualified(table.schema, table.name)} WHERE {self._predicate(table, rng)}"
+        return int(self._value(f"counting {table.qualified} range {rng.range_id}", sql) or 0)
 
     def _writer_for(self, table: Table) -> str:
         """The URL's writer, except that datetimeoffset from SQL Server travels as text (instant and offset),
@@ -1280,7 +1328,7 @@ class MssqlTarget(_Endpoint):
         got = self._rows(
             what,
             f"SELECT COUNT_BIG(*), SUM(CAST({col} AS decimal(38, 0))) FROM {qualified(table.schema, table.name)} "
-            f"WHERE {range_predicate(table, rng)}",
+            f"WHERE {self._predicate(table, rng)}",
         )[0]
         if int(got[0] or 0) != sums.rows or int(got[1] or 0) != sums.total:
             raise EngineError(
@@ -1491,7 +1539,7 @@ class MssqlTarget(_Endpoint):
                 self._exec(
                     "creating the ledger",
                     f"CREATE TABLE {qualified(LEDGER_SCHEMA, name)} ({cols})",
-                    "the user needs CREATE TABLE",
+                    OnDenied("the user needs CREATE TABLE"),
                 )
 
     def _insert_ranges(self, run_id: str, ranges: list[KeyRange]) -> None:
@@ -1530,8 +1578,13 @@ class MssqlTarget(_Endpoint):
             )
         self._insert_ranges(run_id, ranges)
 
+    def _has_ledger(self) -> bool:
+        """Readers (status, --resume) look without creating: a target no run has written to stays untouched."""
+        return self._table_exists(LEDGER_SCHEMA, "runs") and self._table_exists(LEDGER_SCHEMA, "ranges")
+
     def ledger_runs(self) -> list[dict[str, Any]]:
-        self._ensure_ledger()
+        if not self._has_ledger():
+            return []
         names = ("run_id", "plan_hash", "schema_hash", "state", "started_at", "finished_at")
         rows = self._rows(
             "reading the ledger", f"SELECT {', '.join(names)} FROM {_RUNS} ORDER BY started_at DESC, run_id"
@@ -1539,7 +1592,8 @@ class MssqlTarget(_Endpoint):
         return [dict(zip(names, r, strict=True)) for r in rows]
 
     def ledger_ranges(self, run_id: str) -> dict[str, dict[str, Any]]:
-        self._ensure_ledger()
+        if not self._has_ledger():
+            return {}
         names = ("state", "rows", "bytes", "seconds", "node", "error")
         rows = self._rows(
             "reading the ledger",
@@ -1582,7 +1636,8 @@ class MssqlTarget(_Endpoint):
             )
 
     def ledger_load_plan(self, run_id: str) -> str | None:
-        self._ensure_ledger()
+        if not self._table_exists(LEDGER_SCHEMA, "plans"):
+            return None
         rows = self._rows(
             f"reading the plan of run {run_id} from the ledger",
             f"SELECT plan_text FROM {_PLANS} WHERE run_id = {n_literal(run_id)} ORDER BY part",

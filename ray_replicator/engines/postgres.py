@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import fnmatch
 import logging
 import math
 import queue
@@ -40,6 +39,7 @@ from ray_replicator.catalog import (
     Key,
     Sequence,
     Table,
+    chosen_by,
 )
 from ray_replicator.engines.base import (
     ConnectTimeoutError,
@@ -50,6 +50,7 @@ from ray_replicator.engines.base import (
     WriteOptions,
     connect_timeout_of,
 )
+from ray_replicator.errors import OnDenied, hint_for
 from ray_replicator.redact import redact_url, scrub, url_secrets
 from ray_replicator.typemap import POSTGRES, postgres_logical, postgres_type
 
@@ -248,11 +249,6 @@ def _read_ahead(items: Iterable[T], depth: int) -> Iterator[T]:
         worker.join()
 
 
-def _matches(patterns: list[str], schema: str, name: str) -> bool:
-    full = f"{schema}.{name}"
-    return any(fnmatch.fnmatchcase(full, p) or ("." not in p and fnmatch.fnmatchcase(name, p)) for p in patterns)
-
-
 class _Loop:
     """A private event loop so that synchronous callers (Ray tasks, the driver) can use asyncpg."""
 
@@ -304,6 +300,7 @@ class _PostgresEndpoint:
         if isinstance(detail, str) and detail and detail not in text:
             text += f" ({detail})"
         msg = f"{what} on {self.display}: {self._scrub(text)}"
+        hint = hint_for(exc, hint)
         return EngineError(msg + (f"; {hint}" if hint else ""))
 
     # -- asyncpg ------------------------------------------------------------------------------------------
@@ -320,9 +317,12 @@ class _PostgresEndpoint:
         """Run `fn(connection)` on the control connection, wrapping driver errors into EngineError."""
         if self._loop is None:
             self._loop = _Loop()
-        try:
-            if self._conn is None:
+        if self._conn is None:
+            try:
                 self._conn = self._loop.run(self._connect_async())
+            except Exception as exc:  # a refused login is no failure of the step that needed the connection
+                raise self._error("connecting", exc) from None
+        try:
             return self._loop.run(fn(self._conn))
         except Exception as exc:
             if self._conn is not None and self._conn.is_closed():
@@ -577,7 +577,19 @@ GROUP BY t.oid ORDER BY 1
 class PostgresSource(_PostgresEndpoint):
     """Reads a PostgreSQL database: catalog, split boundaries, Arrow batches and raw binary COPY chunks."""
 
+    def table_names(self) -> tuple[str, list[tuple[str, str]]]:
+        """The database's name and its tables' (schema, name), from pg_class alone: enough to apply --tables and
+        --exclude before any table's columns, sequences or rows are read."""
+
+        async def go(c: Any) -> tuple[str, list[tuple[str, str]]]:
+            db = await c.fetchval("SELECT current_database()::text")
+            rows = await c.fetch(_TABLES_SQL, list(_SYSTEM_SCHEMAS))
+            return str(db), [(str(r["schema"]), str(r["name"])) for r in rows]
+
+        return self._run("listing tables", go)
+
     def catalog(self, include: list[str], exclude: list[str]) -> Catalog:
+        """Details of the tables that include (all when empty) and exclude leave; no other table is looked at."""
         system = list(_SYSTEM_SCHEMAS)
 
         async def go(c: Any) -> tuple[Any, ...]:
@@ -591,12 +603,7 @@ class PostgresSource(_PostgresEndpoint):
             )
             for p in partitioned:
                 log.warning("%s is partitioned: its partitions are copied as plain tables, the parent is not", p[0])
-            rows = [
-                r
-                for r in rows
-                if (not include or _matches(include, r["schema"], r["name"]))
-                and not _matches(exclude, r["schema"], r["name"])
-            ]
+            rows = [r for r in rows if chosen_by(r["schema"], r["name"], include, exclude)]
             oids = [r["oid"] for r in rows]
             columns = await c.fetch(_COLUMNS_SQL, oids)
             seq_state = {}
@@ -1097,7 +1104,9 @@ class PostgresTarget(_PostgresEndpoint):
                 for ddl in _LEDGER_DDL:
                     await c.execute(ddl)
 
-        self._run("creating the ledger schema _ray_replicator", go, "the target user needs CREATE on the database")
+        self._run(
+            "creating the ledger schema _ray_replicator", go, OnDenied("the target user needs CREATE on the database")
+        )
 
     def _create_enums(self, catalog: Catalog) -> None:
         for name, labels in catalog.enums.items():
@@ -1628,8 +1637,14 @@ class PostgresTarget(_PostgresEndpoint):
 
         self._run(f"recording run {run_id} in the ledger", go)
 
+    def _has_ledger(self) -> bool:
+        """Readers (status, --resume) look without creating: a target no run has written to stays untouched."""
+        sql = "SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL"
+        return bool(self._run("looking for the ledger", lambda c: c.fetchval(sql, _RUNS, _RANGES)))
+
     def ledger_runs(self) -> list[dict[str, Any]]:
-        self._ensure_ledger()
+        if not self._has_ledger():
+            return []
         rows = self._fetch(
             "reading the ledger",
             f"SELECT run_id, plan_hash, schema_hash, state, started_at, finished_at FROM {_RUNS} "
@@ -1638,7 +1653,8 @@ class PostgresTarget(_PostgresEndpoint):
         return [dict(r) for r in rows]
 
     def ledger_ranges(self, run_id: str) -> dict[str, dict[str, Any]]:
-        self._ensure_ledger()
+        if not self._has_ledger():
+            return {}
         rows = self._fetch(
             "reading the ledger",
             f"SELECT range_id, state, rows, bytes, seconds, node, error FROM {_RANGES} WHERE run_id = $1",
@@ -1685,8 +1701,6 @@ class PostgresTarget(_PostgresEndpoint):
         self._run(f"saving the plan of run {run_id} in the ledger", go)
 
     def ledger_load_plan(self, run_id: str) -> str | None:
-        self._ensure_ledger()
-
         async def go(c: Any) -> str | None:
             if not await c.fetchval("SELECT to_regclass($1) IS NOT NULL", self._PLANS):
                 return None
