@@ -35,10 +35,14 @@ def serve(
     engine: EngineLike | None = None,
     bulk_dir: str | None = None,
     init_sql: str | None = None,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
 ) -> Iterator[Server]:
     """Run a stand-in in a background thread for the `with` block: `srv.host`, `srv.port`, `srv.engine`.
 
     Port 0 picks a free port. Without `user` any login is accepted; with it, others get error 18456.
+    `encryption`: "off" (login only, unless the client asks for more), "on" (forced), "notsup", or "strict"
+    (TDS 8.0 only: TLS before the first packet). `tls_cert`/`tls_key`: PEM files; default a self-signed one.
     Clients that hold the GIL while waiting on the socket cannot talk to a server in their own process:
     use serve_process for those.
     """
@@ -50,7 +54,14 @@ def serve(
                 pass
         finally:
             session.close()
-    settings = Settings(user=user, password=password, encryption=encryption, packet_size=packet_size)
+    settings = Settings(
+        user=user,
+        password=password,
+        encryption=encryption,
+        packet_size=packet_size,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+    )
     srv = Server(eng, host=host, port=port, settings=settings).start()
     try:
         yield srv

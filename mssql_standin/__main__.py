@@ -19,7 +19,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--port", type=int, default=14330)
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--database", default="master")
-    ap.add_argument("--encryption", choices=["off", "on", "notsup"], default="off")
+    ap.add_argument(
+        "--encryption",
+        choices=["off", "on", "notsup", "strict"],
+        default="off",
+        help="off: only LOGIN7 is encrypted unless the client asks for more (SQL Server's default); on: forced; "
+        "notsup: no TLS; strict: TDS 8.0 only (TLS before the first packet)",
+    )
+    ap.add_argument("--tls-cert", help="PEM certificate (chain) to serve; default a self-signed one made at start")
+    ap.add_argument("--tls-key", help="PEM private key of --tls-cert")
     ap.add_argument("--user")
     ap.add_argument("--password")
     ap.add_argument("--init", type=pathlib.Path, help="T-SQL file run before accepting clients")
@@ -29,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if (args.user is None) != (args.password is None):
         ap.error("--user and --password go together")
+    if (args.tls_cert is None) != (args.tls_key is None):
+        ap.error("--tls-cert and --tls-key go together")
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(message)s")
     init_sql = args.init.read_text(encoding="utf-8") if args.init else None
     stop = threading.Event()
@@ -43,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         packet_size=args.packet_size,
         bulk_dir=args.bulk_dir,
         init_sql=init_sql,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
     ) as srv:
         print(f"mssql_standin listening on {srv.host}:{srv.port} (database {args.database})", flush=True)
         with contextlib.suppress(KeyboardInterrupt):

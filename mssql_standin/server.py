@@ -44,8 +44,9 @@ from .results import (
 
 log = logging.getLogger("mssql_standin")
 
-ENCRYPTION_MODES = ("off", "on", "notsup")
+ENCRYPTION_MODES = ("off", "on", "notsup", "strict")
 TARGET_SLICE_BYTES = 1 << 20
+TLS_HANDSHAKE_RECORD = 0x16  # a TDS packet never starts with this type byte
 CURCMD = {"select": 0xC1, "insert": 0xC3, "delete": 0xC4, "update": 0xC5, "merge": 0x117, "bulk": 0xF0}
 PROC_IDS = {
     "sp_cursor": 1,
@@ -157,11 +158,29 @@ class Channel:
                 raise ClientGone(str(e)) from e
 
     def send(self, data: bytes | bytearray | memoryview) -> None:
+        """Send whole TDS packets; under TLS each packet is encrypted on its own.
+
+        SQL Server encrypts packet by packet, so a TLS record never holds the end of one TDS packet and the
+        start of the next (a packet above 16,384 bytes, the TLS record limit, takes two records of its own).
+        ODBC Driver 18.6 (in mssql-python 1.16) relies on that: given records that straddle packets of more than
+        16,384 bytes it spins at full CPU without reading the socket (the "encrypt=yes hangs" bug). The
+        negotiated packet size is honoured as asked, as SQL Server does, even though SQL Server documents
+        16,383 bytes as the maximum for encrypted connections.
+        """
         if self.tls is None:
             self._send_raw(data)
             return
         assert self._out_bio is not None
-        self.tls.write(data)
+        with memoryview(data) as view:
+            pos, end = 0, len(view)
+            while pos < end:
+                if end - pos < 8:
+                    raise wire.ProtocolError("internal: a partial TDS packet was handed to the TLS writer")
+                (length,) = struct.unpack_from(">H", view, pos + 2)
+                if length < 8 or pos + length > end:
+                    raise wire.ProtocolError("internal: a partial TDS packet was handed to the TLS writer")
+                self.tls.write(view[pos : pos + length])
+                pos += length
         self._send_raw(self._out_bio.read())
 
     # -- packets ----------------------------------------------------------------------------------
@@ -237,6 +256,32 @@ class Channel:
         if out:
             self._send_raw(b"".join(wire.packetize(wire.PKT_PRELOGIN, out, self.packet_size)))
         self.tls = obj
+
+    def handshake_direct(self, ctx: ssl.SSLContext) -> None:
+        """TDS 8.0 (strict): the client's TLS records come straight on TCP, before any TDS packet."""
+        self._in_bio, self._out_bio = ssl.MemoryBIO(), ssl.MemoryBIO()
+        obj = ctx.wrap_bio(self._in_bio, self._out_bio, server_side=True)
+        self._in_bio.write(bytes(self.inbuf))
+        self.inbuf.clear()
+        while True:
+            try:
+                obj.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                if out := self._out_bio.read():
+                    self._send_raw(out)
+                self._in_bio.write(self._recv_raw())
+            except ssl.SSLError as e:
+                raise ClientGone(f"TLS handshake failed: {e}") from e
+        if out := self._out_bio.read():
+            self._send_raw(out)
+        self.tls = obj
+
+    def peek_byte(self) -> int:
+        """The first byte the client sent, left in the buffer."""
+        while not self.inbuf:
+            self._fill()
+        return self.inbuf[0]
 
     def drop_tls(self) -> None:
         """Encryption 'off': only LOGIN7 was encrypted; the rest of the session is plaintext."""
@@ -340,6 +385,11 @@ class Settings:
     password: str | None = None
     encryption: str = "off"
     packet_size: int = wire.DEFAULT_PACKET
+    tls_cert: str | None = None
+    tls_key: str | None = None
+
+    def tls_context(self) -> ssl.SSLContext:
+        return tls.server_context(self.tls_cert, self.tls_key)
 
 
 @dataclass
@@ -388,15 +438,24 @@ class Session:
                 self.on_close(self)
 
     def login(self) -> bool:
+        mode = self.settings.encryption
+        strict = self.ch.peek_byte() == TLS_HANDSHAKE_RECORD
+        if strict and mode == "notsup":
+            raise ClientGone("a TDS 8.0 (strict) client reached a server without TLS")
+        if not strict and mode == "strict":
+            raise ClientGone("strict encryption: the client did not start with a TLS handshake (TDS 8.0)")
+        if strict:
+            self.ch.handshake_direct(self.settings.tls_context())
         ptype, _st, payload = self.ch.read_message()
         encrypt_login_only = False
         if ptype == wire.PKT_PRELOGIN:
             opts = wire.parse_prelogin(payload)
             client_enc = opts.get(1, b"\x02")[:1] or b"\x02"
-            answer = self._choose_encryption(client_enc[0])
+            # Under TDS 8.0 the PRELOGIN travels inside TLS already and its encryption byte means nothing.
+            answer = wire.ENCRYPT_NOT_SUP if strict else self._choose_encryption(client_enc[0])
             self.ch.send_message(wire.PKT_REPLY, wire.build_prelogin(answer, 6 in opts))
             if answer != wire.ENCRYPT_NOT_SUP:
-                self.ch.handshake_in_prelogin(tls.server_context())
+                self.ch.handshake_in_prelogin(self.settings.tls_context())
                 encrypt_login_only = answer == wire.ENCRYPT_OFF
             ptype, _st, payload = self.ch.read_message()
         if ptype != wire.PKT_LOGIN7:
@@ -440,7 +499,7 @@ class Session:
         mode = self.settings.encryption
         if mode == "notsup":
             return wire.ENCRYPT_NOT_SUP
-        if mode == "on":
+        if mode in ("on", "strict"):
             # ON even to a client that said NOT_SUP: tiberius says so by default yet handshakes when told ON;
             # clients that truly cannot encrypt give up on their own.
             return wire.ENCRYPT_ON
@@ -826,7 +885,7 @@ class Server:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         if self.settings.encryption != "notsup":
-            tls.server_context()
+            self.settings.tls_context()  # a bad certificate or key fails at start-up, not at the first client
 
     def serve_forever(self) -> None:
         while not self._stopping.is_set():

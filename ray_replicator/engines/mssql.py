@@ -2,13 +2,17 @@
 
 URL: ``mssql://user:password@host:port/database?option=value&...``. Options (default first):
 
-- ``encrypt=no|yes`` and ``trust_server_certificate=yes|no``: TLS for the whole session (``no`` still protects the
-  login, as SQL Server does).
+- ``encrypt=no|yes|strict``: ``no`` encrypts the login only (the whole session if the server forces it), as SQL
+  Server does; ``yes`` encrypts the whole session; ``strict`` is TDS 8.0 (TLS before the first TDS packet, SQL
+  Server 2022+; needs ``reader=mssql-python`` or pymssql's FreeTDS 1.5). With ``yes`` and ``strict`` the server's
+  certificate is verified: ``ca_file=/path/ca.pem`` names the CA (bundle) that signed it (otherwise the system's
+  trust store), ``hostname_in_certificate=name`` the name to expect when the URL's host is not in the
+  certificate (mssql-python), and ``trust_server_certificate=yes`` skips verification (not with ``strict``).
 - ``reader=mssql-python|pymssql``: mssql-python fetches Arrow record batches in C (``cursor.arrow_batch``); pymssql
   builds columns from ``fetchmany`` tuples with one ``zip`` and one ``pa.array`` per column. Both are exact;
   mssql-python was 2-4x faster on the stand-in (StackOverflow-shaped, 180k rows: Votes 0.56-1.27 M rows/s against
   0.13-0.18 M, Posts 15-23k rows/s against 7-16k; ``RR_MSSQL_SPEED=1 pytest -s tests/engines/test_mssql_speed.py``),
-  so it is the default. pymssql negotiates FreeTDS's packet size; mssql-python asks for 32767.
+  so it is the default. pymssql negotiates FreeTDS's packet size; mssql-python asks for 16000 (see _PACKET_SIZE).
 - ``writer=bulkcopy|bulk-insert|insert``: ``bulkcopy`` streams Arrow batches through mssql-python's TDS bulk
   load (``cursor.bulkcopy_arrow``, KEEP_IDENTITY, KEEP_NULLS, TABLOCK); ``bulk-insert`` writes RFC 4180 CSV files
   into ``bulk_dir`` (a local path) and runs ``BULK INSERT ... FROM '<server_bulk_dir>/file'`` (the same directory
@@ -41,13 +45,18 @@ the order. Every driver error becomes a one-line EngineError without the passwor
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import datetime as dt
 import decimal
+import hashlib
 import logging
 import math
 import os
 import re
+import ssl
+import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -94,7 +103,10 @@ _ISOLATION = {"read-committed": "READ COMMITTED", "snapshot": "SNAPSHOT", "noloc
 _HUNDRED_NS = ("refuse", "round", "keep")
 _NUL = ("refuse", "keep", "strip", "replace")
 _VARIANT = ("refuse", "text")
-_PACKET_SIZE = 32767
+# ODBC Driver 18.6 (mssql-python 1.16) refuses to encrypt a TDS packet above 16,359 bytes ("SSL Provider: Packet
+# size too large for SSL Encrypt/Decrypt operations", measured), and a server may encrypt the whole session even
+# with encrypt=no. 16,000 stays below that with margin; on plaintext sessions it reads as fast as 32,767.
+_PACKET_SIZE = 16000
 _INSERT_ROWS = 1000  # SQL Server's limit of rows in one VALUES list
 _FK_ACTIONS = {"NO_ACTION": "NO ACTION", "CASCADE": "CASCADE", "SET_NULL": "SET NULL", "SET_DEFAULT": "SET DEFAULT"}
 _SESSION_SQL = (
@@ -120,8 +132,10 @@ class MssqlUrl:
     user: str
     password: str
     database: str
-    encrypt: bool = False
+    encrypt: str = "no"
     trust: bool = True
+    ca_file: str | None = None
+    hostname_in_certificate: str | None = None
     reader: str = "mssql-python"
     writer: str = "bulkcopy"
     bulk_dir: str | None = None
@@ -152,6 +166,36 @@ def _yes(opts: dict[str, str], name: str, default: bool) -> bool:
     return value in ("yes", "true", "1", "strict", "mandatory")
 
 
+_ENCRYPT = {
+    "no": "no", "false": "no", "0": "no", "optional": "no",
+    "yes": "yes", "true": "yes", "1": "yes", "mandatory": "yes",
+    "strict": "strict",
+}  # fmt: skip
+
+
+def _tls_options(opts: dict[str, str]) -> tuple[str, bool, str | None, str | None]:
+    """encrypt, trust, ca_file, hostname_in_certificate: verification is on whenever the session is encrypted
+    on our request, unless trust_server_certificate=yes says otherwise."""
+    raw = opts.pop("encrypt", "no").lower()
+    if raw not in _ENCRYPT:
+        raise UsageError(f"mssql URL option encrypt={raw!r} is not one of no, yes, strict")
+    encrypt = _ENCRYPT[raw]
+    ca_file = opts.pop("ca_file", None) or None
+    hostname = opts.pop("hostname_in_certificate", None) or None
+    trust = _yes(opts, "trust_server_certificate", encrypt == "no")
+    if ca_file is not None:
+        if not os.path.isfile(ca_file):
+            raise UsageError(f"mssql URL option ca_file={ca_file!r}: no such file (give the PEM file of the CA)")
+        if trust:
+            raise UsageError("mssql URL options ca_file= and trust_server_certificate=yes contradict: drop one")
+    if encrypt == "strict" and trust:
+        raise UsageError(
+            "encrypt=strict always verifies the server certificate (TDS 8.0): give ca_file=/path/ca.pem "
+            "instead of trust_server_certificate=yes"
+        )
+    return encrypt, trust, ca_file, hostname
+
+
 def parse_url(url: str) -> MssqlUrl:
     """Parse and validate an mssql:// URL; unknown options are refused so a typo is never silently ignored."""
     try:
@@ -170,14 +214,17 @@ def parse_url(url: str) -> MssqlUrl:
         from ray_replicator.config import CONNECT_TIMEOUT_S  # a pipeline URL names it: workers skip pydantic
 
         connect_timeout = CONNECT_TIMEOUT_S
+    encrypt, trust, ca_file, hostname = _tls_options(opts)
     out = MssqlUrl(
         host=parts.hostname or "127.0.0.1",
         port=port,
         user=unquote(parts.username or ""),
         password=password,
         database=database,
-        encrypt=_yes(opts, "encrypt", False),
-        trust=_yes(opts, "trust_server_certificate", True),
+        encrypt=encrypt,
+        trust=trust,
+        ca_file=ca_file,
+        hostname_in_certificate=hostname,
         reader=_choice(opts, "reader", _READERS, "mssql-python"),
         writer=_choice(opts, "writer", _WRITERS, "bulkcopy"),
         bulk_dir=opts.pop("bulk_dir", None),
@@ -313,11 +360,53 @@ def _odbc_value(value: str) -> str:
 
 
 def mssql_python_connection_string(u: MssqlUrl) -> str:
-    return (
-        f"Server={u.host},{u.port};Database={_odbc_value(u.database)};UID={_odbc_value(u.user)};"
-        f"PWD={_odbc_value(u.password)};Encrypt={'yes' if u.encrypt else 'no'};"
-        f"TrustServerCertificate={'yes' if u.trust else 'no'};PacketSize={_PACKET_SIZE}"
-    )
+    parts = [
+        f"Server={u.host},{u.port}",
+        f"Database={_odbc_value(u.database)}",
+        f"UID={_odbc_value(u.user)}",
+        f"PWD={_odbc_value(u.password)}",
+        f"Encrypt={u.encrypt}",
+    ]
+    if u.encrypt != "strict":  # strict always verifies; the driver ignores the keyword there
+        parts.append(f"TrustServerCertificate={'yes' if u.trust else 'no'}")
+    if u.hostname_in_certificate:
+        parts.append(f"HostNameInCertificate={_odbc_value(u.hostname_in_certificate)}")
+    parts.append(f"PacketSize={_PACKET_SIZE}")
+    return ";".join(parts)
+
+
+_BUNDLE_LOCK = threading.Lock()
+_bundle: dict[str, Any] = {"path": None, "cas": []}
+
+
+def _trust_ca_file(ca_file: str) -> None:
+    """Make `ca_file` trusted by mssql-python's TLS (ODBC Driver 18 and, for bulk copy, mssql-py-core).
+
+    Neither takes a CA file per connection; both verify against OpenSSL's default trust file, which
+    SSL_CERT_FILE names. One bundle per process holds that file's former content (the system store) plus every
+    ca_file given, so a source and a target with different CAs both verify."""
+    path = os.path.abspath(ca_file)
+    with _BUNDLE_LOCK:
+        if path in _bundle["cas"]:
+            return
+        if _bundle["path"] is None:
+            base = os.environ.get("SSL_CERT_FILE") or ssl.get_default_verify_paths().cafile
+            fd, bundle = tempfile.mkstemp(prefix="ray-replicator-ca-", suffix=".pem")
+            with os.fdopen(fd, "wb") as out:
+                if base and os.path.isfile(base):
+                    with open(base, "rb") as f:
+                        out.write(f.read().rstrip(b"\n") + b"\n")
+            atexit.register(_remove_quietly, bundle)
+            _bundle["path"] = bundle
+        with open(path, "rb") as f, open(_bundle["path"], "ab") as out:
+            out.write(f.read().rstrip(b"\n") + b"\n")
+        _bundle["cas"].append(path)
+        os.environ["SSL_CERT_FILE"] = _bundle["path"]
+
+
+def _remove_quietly(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.remove(path)
 
 
 def connect_mssql_python(u: MssqlUrl, autocommit: bool) -> Any:
@@ -325,17 +414,64 @@ def connect_mssql_python(u: MssqlUrl, autocommit: bool) -> Any:
 
     if not u.password:
         raise UsageError(f"{u.display}: mssql-python needs a password in the URL (it rejects an empty one)")
+    if u.ca_file:
+        _trust_ca_file(u.ca_file)
     # timeout= is ODBC's SQL_ATTR_LOGIN_TIMEOUT: it bounds the TCP connect, TLS handshake and login
     return mssql_python.connect(
         mssql_python_connection_string(u), autocommit=autocommit, timeout=max(1, math.ceil(u.connect_timeout))
     )
 
 
+_FREETDS_LOCK = threading.Lock()
+_freetds: dict[str, Any] = {"path": None, "sections": set()}
+
+
+def _freetds_section(u: MssqlUrl) -> str:
+    """A freetds.conf section for a verifying TLS connection: pymssql passes no CA file, certificate name or
+    TDS 8.0 to FreeTDS, but FreeTDS reads them from the file FREETDSCONF names. One file per process, a section
+    per endpoint, starting with the user's own file so its [global] settings still apply."""
+    key = "|".join([u.host, str(u.port), u.encrypt, u.ca_file or "system", u.hostname_in_certificate or ""])
+    name = "rr_" + hashlib.sha256(key.encode()).hexdigest()[:16]
+    with _FREETDS_LOCK:
+        if name in _freetds["sections"]:
+            return name
+        if _freetds["path"] is None:
+            user_conf = os.environ.get("FREETDSCONF")
+            fd, path = tempfile.mkstemp(prefix="ray-replicator-freetds-", suffix=".conf")
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                if user_conf and os.path.isfile(user_conf):
+                    with open(user_conf, encoding="utf-8") as f:
+                        out.write(f.read() + "\n")
+            atexit.register(_remove_quietly, path)
+            _freetds["path"] = path
+        lines = [
+            f"[{name}]",
+            f"\thost = {u.host}",
+            f"\tport = {u.port}",
+            f"\tencryption = {'strict' if u.encrypt == 'strict' else 'require'}",
+            f"\tca file = {os.path.abspath(u.ca_file) if u.ca_file else 'system'}",
+            "\tcheck certificate hostname = yes",
+        ]
+        if u.hostname_in_certificate:
+            lines.append(f"\tcertificate hostname = {u.hostname_in_certificate}")
+        with open(_freetds["path"], "a", encoding="utf-8") as out:
+            out.write("\n".join(lines) + "\n")
+        _freetds["sections"].add(name)
+        os.environ["FREETDSCONF"] = _freetds["path"]
+        return name
+
+
 def connect_pymssql(u: MssqlUrl, autocommit: bool) -> Any:
     import pymssql
 
+    server = u.host
+    encryption: str | None = None
+    if u.encrypt != "no" and u.trust:
+        encryption = "require"
+    elif u.encrypt != "no":
+        server = _freetds_section(u)  # encryption, CA and names come from the section
     return pymssql.connect(
-        server=u.host,
+        server=server,
         port=str(u.port),
         user=u.user,
         password=u.password,
@@ -344,6 +480,7 @@ def connect_pymssql(u: MssqlUrl, autocommit: bool) -> Any:
         tds_version="7.4",
         charset="UTF-8",
         login_timeout=max(1, math.ceil(u.connect_timeout)),
+        encryption=encryption,
     )
 
 
@@ -391,7 +528,38 @@ class _Endpoint:
         except Exception as exc:
             if _LOGIN_TIMEOUT.search(str(exc)):
                 raise ConnectTimeoutError(self.u.host, self.u.port, self.u.connect_timeout) from None
+            if tls := self._tls_failure(exc):
+                raise tls from None
             raise self._error("connecting", exc, "check host, port, user, password and encrypt=") from None
+
+    def _tls_failure(self, exc: BaseException) -> EngineError | None:
+        """A certificate that did not verify, as one line naming the server and the ways out; None if the
+        failure is something else. FreeTDS reports every failed handshake as "connection failed", so with
+        verification on its failure gets the same hint."""
+        u = self.u
+        text = self._scrub(str(exc))
+        where = f"{u.host}:{u.port}"
+        fix = (
+            f"give the CA that signed it with ca_file=/path/ca.pem (and hostname_in_certificate=<name> if the "
+            f"certificate does not name {u.host})"
+            + ("" if u.encrypt == "strict" else ", or skip verification with trust_server_certificate=yes")
+        )
+        if m := re.search(r"certificate verify failed:?\s*([^\]]*)|Provided certificate doesn't match[^\]]*", text):
+            reason = (m.group(1) or m.group(0)).strip()
+            return EngineError(
+                f"connecting to SQL Server {where}: its TLS certificate did not verify ({reason}); {fix}"
+            )
+        if self.control_driver == "pymssql" and u.encrypt != "no" and not u.trust and "20002" in text:
+            return EngineError(
+                f"connecting to SQL Server {where}: the TLS connection failed (FreeTDS does not say why; an "
+                f"unverified certificate is the usual cause); {fix}"
+            )
+        if u.encrypt == "strict" and re.search(r"handshakes before login|0x2746|\b20002\b", text):
+            return EngineError(
+                f"connecting to SQL Server {where}: the TDS 8.0 (encrypt=strict) handshake failed ({text}); the "
+                "server may not support strict encryption (SQL Server 2022 and later do): use encrypt=yes"
+            )
+        return None
 
     def _control(self) -> Any:
         if self._conn is None:

@@ -37,7 +37,9 @@ from tests.engines.mssql_fixtures import load_spec
 spec = json.loads(sys.argv[1])
 stop = threading.Event()
 signal.signal(signal.SIGTERM, lambda *_: stop.set())
-with serve(user=spec["user"], password=spec["password"], bulk_dir=spec.get("bulk_dir"), packet_size=32767) as srv:
+tls = {k: spec[k] for k in ("encryption", "tls_cert", "tls_key") if k in spec}
+with serve(user=spec["user"], password=spec["password"], bulk_dir=spec.get("bulk_dir"), packet_size=32767,
+           **tls) as srv:
     load_spec(srv.engine, spec)
     print("PORT", srv.port, flush=True)
     stop.wait()
@@ -113,7 +115,8 @@ def load_spec(engine: Any, spec: dict[str, Any]) -> None:
 
 @contextlib.contextmanager
 def standin(bulk_dir: str | None = None, **spec: Any) -> Iterator[Server]:
-    """A stand-in in a child process on 127.0.0.1, loaded per `spec` (see load_spec)."""
+    """A stand-in in a child process on 127.0.0.1, loaded per `spec` (see load_spec); `encryption`, `tls_cert`
+    and `tls_key` in `spec` go to serve()."""
     full = {"user": USER, "password": PASSWORD, "bulk_dir": bulk_dir, **spec}
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.Popen(
