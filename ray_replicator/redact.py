@@ -263,7 +263,10 @@ def url_problem(url: str) -> str | None:
     where all of them read the same user, password, hosts, ports, database and options.
     """
     if re.search(r"[\x00-\x1f\x7f]", url):
-        return "contains a control character (a tab or a line break); " + _ENCODE_HINT + ", a tab as %09"
+        return (
+            "contains a control character (a tab or a line break): percent-encode it (a tab as %09, a line break "
+            "as %0A) or give the password with password_env or password_file"
+        )
     if url != url.strip():
         return "starts or ends with whitespace; remove it"
     head = re.match(rf"({_SCHEME}):", url)
