@@ -111,6 +111,30 @@ def test_connect_timeout_names_host_and_port(
     assert line.endswith("check that the server runs and answers on that host and port, or raise connect_timeout_s")
 
 
+@pytest.mark.parametrize(
+    "env,url_option,expected",
+    [
+        (
+            {"RAY_REPLICATOR_STALL_TIMEOUT_S": "0"},
+            "",
+            "config field 'stall_timeout_s' = '0': Input should be greater than 0",
+        ),
+        (
+            {"RAY_REPLICATOR_CONNECT_TIMEOUT_S": "soon"},
+            "",
+            "config field 'connect_timeout_s' = 'soon': Input should be",
+        ),
+        ({}, "?connect_timeout=soon", "URL option connect_timeout='soon' is not a number of seconds"),
+        ({}, "?connect_timeout=0", "URL option connect_timeout='0' must be more than 0 seconds"),
+    ],
+)
+def test_bad_timeouts_are_usage_errors(
+    server: PasswordPostgres, tmp_path: Path, env: dict[str, str], url_option: str, expected: str
+) -> None:
+    done = cli(*run_args(server.url("stall_src") + url_option, server.url("postgres"), tmp_path), env=env)
+    assert_one_line_error(done, 2, expected)
+
+
 @pytest.mark.parametrize("method", ["raw", "arrow"])
 @pytest.mark.parametrize(
     "side,direction,culprit",
