@@ -120,9 +120,9 @@ connection max_retries times)."""
 
 def stall_margin(stall_timeout_s: float) -> float:
     """How long past a stall the driver waits for the worker to end the task itself before it kills the task:
-    cutting the sockets ends a blocked read or write at once, so this only matters for a call that ignores them.
-    It also covers a retry's backoff and a new worker's start, when no heartbeat comes."""
-    return max(30.0, stall_timeout_s)
+    cutting the sockets ends a blocked read or write at once, so this only matters for a call that ignores them
+    or holds the interpreter (then the heartbeat, sent every few seconds, stops too)."""
+    return max(30.0, stall_timeout_s / 10)
 
 
 class _Progress:
