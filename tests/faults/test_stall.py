@@ -277,3 +277,14 @@ def test_driver_never_kills_a_task_without_heartbeat(ray_local: None) -> None:
         monitor=StallMonitor(f"quiet-{os.getpid()}", 1.0, margin=1.0),
     )
     assert finished == ["done"]
+
+
+def test_postgres_connect_timeout_reaches_libpq_and_asyncpg_alike() -> None:
+    """libpq (ADBC, psycopg) reads connect_timeout from the URL; asyncpg would send it to the server as a setting,
+    so it gets the timeout as an argument instead. Every other option stays exactly as written."""
+    from ray_replicator.engines.postgres import PostgresSource
+
+    src = PostgresSource("postgresql://u:p@h/db?options=-c%20search_path%3Dx&connect_timeout=7&host=%2Ftmp%2Fs")
+    assert src.connect_timeout == 7.0
+    assert src.url == "postgresql://u:p@h/db?options=-c%20search_path%3Dx&host=%2Ftmp%2Fs&connect_timeout=7"
+    assert src._asyncpg_url == "postgresql://u:p@h/db?options=-c%20search_path%3Dx&host=%2Ftmp%2Fs"
