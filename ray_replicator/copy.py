@@ -122,9 +122,9 @@ connection max_retries times)."""
 
 def stall_margin(stall_timeout_s: float) -> float:
     """How long past a stall the driver waits for the worker to end the task itself before it kills the task:
-    cutting the sockets ends a blocked read or write at once, so this only matters for a call that ignores them.
-    It also covers a retry's backoff and a new worker's start, when no heartbeat comes."""
-    return max(30.0, stall_timeout_s)
+    cutting the sockets ends a blocked read or write at once, so this only matters for a call that ignores them
+    or holds the interpreter (then the heartbeat, sent every few seconds, stops too)."""
+    return max(30.0, stall_timeout_s / 10)
 
 
 class _Progress:
@@ -233,6 +233,7 @@ class _Watchdog:
         self._done = threading.Event()
         self._key = _beat_key(item.options.run_id, item.rng.range_id) if _kv_ready() else None
         self._beats = 0
+        self._beat(None)  # at once: a driver call that takes the interpreter first must not leave the range unseen
         self._thread = threading.Thread(target=self._watch, name=f"watchdog {item.rng.range_id}", daemon=True)
         self._thread.start()
 
@@ -279,7 +280,11 @@ class _Watchdog:
         """The task is ending on its own: no more cuts, and the driver need not wait for it."""
         self._done.set()
         self._thread.join()
-        self._beat(None)
+        if self._key is not None:  # no heartbeat: not running (the driver never kills a task that is not running)
+            from ray.experimental.internal_kv import _internal_kv_del
+
+            with contextlib.suppress(Exception):
+                _internal_kv_del(self._key, namespace=_KV_NAMESPACE)
 
 
 def _kv_ready() -> bool:
@@ -292,9 +297,10 @@ def _kv_ready() -> bool:
 
 class StallMonitor:
     """The driver's side of the watchdog: a copy task whose worker reported a stall and still runs stall_margin
-    later, or that sent no heartbeat for stall_timeout_s plus that margin (its process wedged in a C call that
-    holds the interpreter), is force-cancelled and started again, up to STALL_RETRIES times; then the run fails
-    with the stall's one line. Heartbeats are compared by content, never by clock, so nodes may disagree on time."""
+    later, or whose heartbeat stopped changing for stall_timeout_s plus that margin (its process wedged in a C call
+    that holds the interpreter), is force-cancelled and started again, up to STALL_RETRIES times; then the run
+    fails with the stall's one line. A task without a heartbeat (not started yet) is never killed. Heartbeats are
+    compared by content, never by clock, so nodes may disagree on time."""
 
     def __init__(self, run_id: str, stall_timeout_s: float, margin: float | None = None) -> None:
         self.run_id = run_id
@@ -338,20 +344,16 @@ class StallMonitor:
         now = time.monotonic()
         if beat != last:
             changed = now
-        _, side, reason = (beat.decode(errors="replace").split("|", 2) + ["", ""])[:3] if beat else ("", "", "")
+        if beat is None:  # queued behind other tasks, between Ray's retries, or done: nothing runs to be stuck
+            self._seen[range_id] = (None, now, None)
+            return None
+        _, side, reason = (beat.decode(errors="replace").split("|", 2) + ["", ""])[:3]
         stalled_at = (stalled_at or now) if reason else None
         self._seen[range_id] = (beat, changed, stalled_at)
         if stalled_at is not None and now - stalled_at > self.margin:
             return reason
         if now - changed > self.timeout + self.margin:
-            if reason:
-                return reason
-            if side in ("reader", "writer"):
-                return stall_line(range_id, side, self.timeout + self.margin, silent_worker=True)
-            return (
-                f"range {range_id} stalled: its worker gave no sign of life for {self.timeout + self.margin:g} s "
-                "(worker); check the worker's node, or raise stall_timeout_s"
-            )
+            return reason or stall_line(range_id, side, self.timeout + self.margin, silent_worker=True)
         return None
 
 

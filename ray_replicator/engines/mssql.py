@@ -34,6 +34,8 @@ URL: ``mssql://user:password@host:port/database?option=value&...``. Options (def
   datetimeoffset text with 7 digits) for SQL Server targets.
 - ``nul=refuse|keep|strip|replace``: U+0000 inside text, which PostgreSQL cannot store. ``refuse`` stops naming
   table, column and key; ``keep`` passes it (SQL Server targets); ``strip`` removes it; ``replace`` puts U+FFFD.
+- ``connect_timeout=<seconds>`` (default: the ``connect_timeout_s`` setting, 30): how long a connection attempt
+  (TCP, TLS, login) may take, with both drivers (pymssql ``login_timeout``, mssql-python's login timeout).
 - ``sql_variant=refuse|text``: sql_variant columns lose their base type in Arrow; ``text`` copies
   ``CAST(value AS nvarchar(max))`` (lossy: documented in docs/type-mapping.md), ``refuse`` stops at the catalog.
 

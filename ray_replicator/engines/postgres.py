@@ -129,8 +129,8 @@ def _url_with_connect_timeout(url: str, seconds: float) -> tuple[str, str]:
     """(URL for libpq with connect_timeout, URL for asyncpg without it): libpq takes the option (whole seconds, at
     least 2), asyncpg would send it to the server as a setting and takes a timeout argument instead."""
     parts = urlsplit(url)
-    kept = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k.lower() != "connect_timeout"]
-    plain = "&".join(f"{k}={v}" for k, v in kept)
+    # the other options stay exactly as written (decoding and re-encoding them could change what they say)
+    plain = "&".join(p for p in parts.query.split("&") if p and p.split("=", 1)[0].lower() != "connect_timeout")
     libpq = "&".join(filter(None, [plain, f"connect_timeout={max(2, math.ceil(seconds))}"]))
     rebuilt = (parts.scheme, parts.netloc, parts.path)
     return urlunsplit((*rebuilt, libpq, parts.fragment)), urlunsplit((*rebuilt, plain, parts.fragment))
