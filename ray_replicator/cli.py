@@ -138,8 +138,14 @@ def _run(settings: Settings, json_logs: bool = False) -> None:
     from ray_replicator.progress import progress_for_cli
 
     with progress_for_cli(json_logs, out) as progress:
+
+        def on_event(kind: str, data: dict[str, Any]) -> None:
+            if kind == "ray":  # emitted right after Ray started, which took SIGTERM over
+                signals.reclaim()
+            progress(kind, data)
+
         try:
-            result = replicate(settings, on_event=progress)
+            result = replicate(settings, on_event=on_event)
         except EngineError as exc:
             progress.fail(scrub((str(exc).strip() or type(exc).__name__).splitlines()[0], settings))
             raise
