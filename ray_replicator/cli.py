@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import sys
+import threading
 import traceback
 from pathlib import Path
 from typing import Annotated, Any
@@ -140,8 +142,14 @@ def _run(settings: Settings, json_logs: bool = False) -> None:
     from ray_replicator.progress import progress_for_cli
 
     with progress_for_cli(json_logs, out) as progress:
+
+        def on_event(kind: str, data: dict[str, Any]) -> None:
+            if kind == "ray":  # emitted right after Ray started, which took SIGTERM over
+                signals.reclaim()
+            progress(kind, data)
+
         try:
-            result = replicate(settings, on_event=progress)
+            result = replicate(settings, on_event=on_event)
         except EngineError as exc:
             progress.fail(scrub((str(exc).strip() or type(exc).__name__).splitlines()[0], known_secrets(settings)))
             raise
@@ -353,4 +361,24 @@ def main() -> None:
         _stop_ray()
         code, text = _interrupted(exc)
         err.print(f"error: {text}", markup=False)
-        sys.exit(code)
+        _exit_now(code)
+    except SystemExit as done:
+        if _busy_threads():
+            _exit_now(done.code if isinstance(done.code, int) else 1)
+        raise
+
+
+def _busy_threads() -> bool:
+    """Threads the interpreter would wait for at exit: a finalize job left running by a failed or interrupted run
+    (an index build can take minutes, longer than systemd or Kubernetes wait after SIGTERM)."""
+    return any(t.is_alive() and not t.daemon and t is not threading.main_thread() for t in threading.enumerate())
+
+
+def _exit_now(code: int) -> None:
+    """Exit without waiting for abandoned threads: their connections close with the process, the server rolls
+    their statements back, and `--resume` redoes what they did not finish (every finalize step checks what
+    exists). The ledger already says how the run ended."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)

@@ -76,23 +76,24 @@ class TableState:
         return None
 
 
-def is_a_terminal(console: Console) -> bool:
-    """Whether the console writes to a real terminal. rich's own is_terminal also says yes under FORCE_COLOR or
-    TTY_COMPATIBLE, which would send a live display's cursor codes into a pipe or a log file."""
-    isatty = getattr(console.file, "isatty", None)
-    try:
-        return bool(callable(isatty) and isatty())
-    except (OSError, ValueError):
-        return False
-
-
 def plain_console(stderr: bool = False) -> Console:
     """A console for stdout (or stderr) that writes no colour or style codes unless that stream is a terminal,
     whatever FORCE_COLOR says: cron mails, CI logs and log shippers get plain text."""
     stream = sys.stderr if stderr else sys.stdout
     isatty = getattr(stream, "isatty", None)
-    terminal = bool(callable(isatty) and isatty())
-    return Console(stderr=stderr, soft_wrap=True, highlight=False, color_system="auto" if terminal else None)
+    try:
+        terminal = bool(callable(isatty) and isatty())
+    except (OSError, ValueError):
+        terminal = False
+    # force_terminal set either way: rich would otherwise take FORCE_COLOR or TTY_COMPATIBLE as a terminal, and
+    # the live display would send its cursor codes into a pipe or a log file.
+    return Console(
+        stderr=stderr,
+        soft_wrap=True,
+        highlight=False,
+        force_terminal=terminal,
+        color_system="auto" if terminal else None,
+    )
 
 
 def _seconds(value: float | None) -> str:
@@ -118,7 +119,7 @@ class Progress:
     ) -> None:
         self.console = console or Console()
         self.json_stream = json_stream
-        self.live_enabled = is_a_terminal(self.console) if live is None else live
+        self.live_enabled = self.console.is_terminal if live is None else live
         self.clock = clock
         self.tables: dict[str, TableState] = {}
         self.phase = "starting"

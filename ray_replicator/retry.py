@@ -27,7 +27,7 @@ _TRANSIENT = re.compile(
     r"ConnectionDoesNotExist|database system is (starting up|shutting down|in recovery mode|not yet accepting)|"
     r"connection reset|broken pipe|could not receive data|connect call failed|"
     r"SQLSTATE: (57P0[123]|08\d\d\d)|\b(57P0[123]|08006|08S01)\b|communication link failure|"
-    r"no connection to the server|connection timed out|"
+    r"no connection to the server|connection timed out|no route to host|network is unreachable|"
     # FreeTDS (pymssql): 20004/20006 read/write failed, 20017 unexpected EOF, 20047 the handle died with its socket,
     # 20009 the server is unavailable or does not exist (refused while it restarts)
     r"DBPROCESS is dead|unexpected EOF from the server|(read from|write to) the server failed|"

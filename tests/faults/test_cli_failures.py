@@ -318,3 +318,19 @@ def test_verify_names_the_cause_of_a_failed_count(
     line = assert_one_line_error(done, 1, "public.items", "does not exist")
     assert "ray::" not in line and "\x1b[" not in done.stderr and "RayTaskError" not in line, line
     assert_quiet(done)
+
+
+def test_sigterm_while_a_table_finalizes(server: PasswordPostgres, target: str, tmp_path: Path, ray_tmp: Path) -> None:
+    """SIGTERM while a finalize job runs (held here for good, as a long index build would be): the CLI does not
+    wait for it, exits 143 with one line, the run is `interrupted`, and `--resume` finalizes the table."""
+    held = tmp_path / "held"
+    held.mkdir()
+    env = {"PYTHONPATH": str(INJECT), "RR_INJECT": f"hold:PostgresTarget.finalize_table:{held}"}
+    run = Run(run_args(server, target, tmp_path), ray_tmp, env)
+    run.wait_for(lambda: (held / "held").exists())
+    run.proc.send_signal(signal.SIGTERM)
+    done = run.finish(timeout=120)
+    assert_one_line_error(done, 143, "interrupted by SIGTERM", "--resume")
+    assert_quiet(done)
+    assert run_state(target) == [("interrupted",)]
+    resume_exactly(server, target, tmp_path, ray_tmp)

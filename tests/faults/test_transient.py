@@ -21,12 +21,18 @@ SEEN_LOST = [
     "the database system is starting up",
     # asyncpg when the restart came inside a COPY (fault 3, 2026-11-27: the run failed and needed --resume)
     'cannot switch to state 12; protocol is in the "failed" state',
+    # a server restarting or out of reach for a while (finalize, foreign keys, verify ride it out, issue 13)
+    "the database system is not yet accepting connections",
+    "[Errno 111] Connect call failed ('127.0.0.1', 48027)",
+    "[Errno 113] No route to host",
+    "DB-Lib error message 20009, severity 9: Unable to connect: Adaptive Server is unavailable or does not exist",
 ]
 NOT_LOST = [
     'duplicate key value violates unique constraint "Posts_pkey"',
     "Invalid column name 'Bodyy'.",
     "value too long for type character varying(40)",
     "DB-Lib error message 20018, severity 16: General SQL Server error: Check messages from the SQL Server",
+    'connection to server at "127.0.0.1", port 5432 failed: FATAL:  password authentication failed for user "u"',
 ]
 
 
