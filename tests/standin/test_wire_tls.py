@@ -6,6 +6,9 @@ from __future__ import annotations
 import socket
 import ssl
 import struct
+import subprocess
+import sys
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -97,3 +100,21 @@ def test_strict_handshake_offers_alpn_tds8(stub_engine: StubEngine) -> None:
             tls_sock.sendall(b"".join(wire.packetize(wire.PKT_PRELOGIN, prelogin, 4096)))
             head = tls_sock.recv(8)
             assert head[0] == wire.PKT_REPLY
+
+
+@pytest.mark.parametrize("content", [None, b"not a certificate\n"])
+def test_unusable_certificate_stops_the_standin_with_one_line(tmp_path: Path, content: bytes | None) -> None:
+    cert = tmp_path / "cert.pem"
+    if content is not None:
+        cert.write_bytes(content)
+    done = subprocess.run(
+        [sys.executable, "-m", "mssql_standin", "--port", "0", "--tls-cert", str(cert), "--tls-key", str(cert)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert lines[0].startswith(f"error: cannot use --tls-cert {cert} / --tls-key {cert}: ")
+    assert ("No such file or directory" if content is None else "PEM lib") in lines[0]
