@@ -8,10 +8,11 @@ import logging
 import os
 import pathlib
 import signal
+import ssl
 import sys
 import threading
 
-from . import serve
+from . import serve, tls
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,6 +42,12 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--tls-cert and --tls-key go together")
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(message)s")
     init_sql = args.init.read_text(encoding="utf-8") if args.init else None
+    if args.tls_cert is not None:
+        try:
+            tls.server_context(args.tls_cert, args.tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            print(f"error: cannot use --tls-cert {args.tls_cert} / --tls-key {args.tls_key}: {exc}", file=sys.stderr)
+            return 2
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with serve(

@@ -184,7 +184,8 @@ def _tls_options(opts: dict[str, str]) -> tuple[str, bool, str | None, str | Non
     encrypt = _ENCRYPT[raw]
     ca_file = opts.pop("ca_file", None) or None
     hostname = opts.pop("hostname_in_certificate", None) or None
-    trust = _yes(opts, "trust_server_certificate", encrypt == "no")
+    # A ca_file asks for verification even with encrypt=no (it applies when the server forces encryption).
+    trust = _yes(opts, "trust_server_certificate", encrypt == "no" and ca_file is None)
     if ca_file is not None:
         if not os.path.isfile(ca_file):
             raise UsageError(f"mssql URL option ca_file={ca_file!r}: no such file (give the PEM file of the CA)")

@@ -199,6 +199,9 @@ def test_bad_tls_options_are_usage_errors(pki: Pki, query: str, message: str) ->
 
 def test_connection_strings_per_mode(pki: Pki) -> None:
     base = f"mssql://sa:{PASSWORD}@h:1/db"
+    assert mssql_python_connection_string(parse_url(base + f"?ca_file={pki.ca_file}")).endswith(
+        "Encrypt=no;TrustServerCertificate=no;PacketSize=16000"
+    ), "a CA file asks for verification also when only the server forces encryption"
     assert mssql_python_connection_string(parse_url(base)).endswith(
         "Encrypt=no;TrustServerCertificate=yes;PacketSize=16000"
     )
