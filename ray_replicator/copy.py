@@ -140,10 +140,13 @@ class _Tap(Generic[T]):
     waits for the source. A class, not a generator, so close() reaches the inner iterator even before the first
     item (a raw reader's COPY thread stops on close)."""
 
-    def __init__(self, inner: Iterable[T], progress: _Progress, reader: bool) -> None:
+    def __init__(
+        self, inner: Iterable[T], progress: _Progress, reader: bool, on_wait: Callable[[], None] | None = None
+    ) -> None:
         self._inner = iter(inner)
         self._progress = progress
         self._reader = reader
+        self._on_wait = on_wait
 
     def __iter__(self) -> _Tap[T]:
         return self
@@ -151,6 +154,8 @@ class _Tap(Generic[T]):
     def __next__(self) -> T:
         if self._reader:
             self._progress.reading_since = time.monotonic()
+            if self._on_wait is not None:
+                self._on_wait()
         try:
             item = next(self._inner)
         finally:
@@ -233,12 +238,23 @@ class _Watchdog:
         self._done = threading.Event()
         self._key = _beat_key(item.options.run_id, item.rng.range_id) if _kv_ready() else None
         self._beats = 0
+        self._beat_lock = threading.Lock()
+        self._beaten: tuple[str, float] = ("", 0.0)  # side and time of the last heartbeat
         self._beat(None)  # at once: a driver call that takes the interpreter first must not leave the range unseen
         self._thread = threading.Thread(target=self._watch, name=f"watchdog {item.rng.range_id}", daemon=True)
         self._thread.start()
 
     def reads(self, items: Iterable[T]) -> _Tap[T]:
-        return _Tap(items, self.progress, reader=True)
+        return _Tap(items, self.progress, reader=True, on_wait=self._reading)
+
+    def _reading(self) -> None:
+        """The reader is about to wait on the source: say so now, from its own thread, when the last heartbeat said
+        otherwise; a driver that holds the interpreter while it waits (mssql-python) silences the watchdog thread,
+        and the driver then blames the side of the last heartbeat. At most one put per thread heartbeat, as the
+        thread's heartbeats are what flip the side back."""
+        side, at = self._beaten
+        if side != "reader" and time.monotonic() - at >= 0.05:
+            self._beat(self.stalled)
 
     def writes(self, items: Iterable[T]) -> _Tap[T]:
         return _Tap(items, self.progress, reader=False)
@@ -271,10 +287,13 @@ class _Watchdog:
             return
         from ray.experimental.internal_kv import _internal_kv_put
 
-        self._beats += 1
-        beat = f"{os.getpid()}:{self._beats}|{self._waiting_on()}|{stalled or ''}"
-        with contextlib.suppress(Exception):
-            _internal_kv_put(self._key, beat.encode(), namespace=_KV_NAMESPACE)
+        with self._beat_lock:
+            self._beats += 1
+            side = self._waiting_on()
+            beat = f"{os.getpid()}:{self._beats}|{side}|{stalled or ''}"
+            self._beaten = (side, time.monotonic())
+            with contextlib.suppress(Exception):
+                _internal_kv_put(self._key, beat.encode(), namespace=_KV_NAMESPACE)
 
     def stop(self) -> None:
         """The task is ending on its own: no more cuts, and the driver need not wait for it."""
