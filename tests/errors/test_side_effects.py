@@ -23,7 +23,7 @@ _names = itertools.count()
 
 
 def new_db(pwpg: PasswordPostgres, prefix: str) -> str:
-    name = f"{prefix}_se_{os.getpid()}_{next(_names)}"  # `_se_`: conftest's fresh_db names dst_<pid>_<n> too
+    name = f"se_{prefix}_{os.getpid()}_{next(_names)}"  # conftest's fresh_db names dst_<pid>_<n> on the same server
     pwpg.sql(f"CREATE DATABASE {name}")
     return name
 
