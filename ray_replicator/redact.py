@@ -299,7 +299,10 @@ def url_problem(url: str) -> str | None:
     try:
         parts = urlsplit(url)
     except ValueError:
-        return "has a character that Unicode normalizes to '/', '?', '#', '@' or ':'; " + _ENCODE_HINT
+        return (
+            "has a '[' or ']' outside an IPv6 host, or a character that Unicode normalizes to '/', '?', '#', '@' "
+            "or ':'; " + _ENCODE_HINT.replace("space → %20", "space → %20, [ → %5B, ] → %5D")
+        )
     if parts.netloc != authority:
         return "cannot be split into user, password and host one way only; " + _ENCODE_HINT
     problem = _hosts_problem(hosts, postgres)
