@@ -31,13 +31,6 @@ them in /proc/<pid>/environ even after Ray has renamed them (`ray::IDLE`) and th
 TOKEN_ENV = "RAY_AUTH_TOKEN"
 _USER_TOKEN_ENVS = ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
 
-_started_env: dict[str, str | None] = {}
-
-
-def ray_token() -> str | None:
-    """The token of the local Ray this process started (None when it joined a cluster or started none)."""
-    return os.environ.get(TOKEN_ENV) if _started_env else None
-
 
 def ensure_ray(ray_address: str | None, num_cpus: int | None) -> None:
     """Join the cluster named by ray_address/RAY_ADDRESS, else start a local Ray on loopback with a token."""
@@ -73,22 +66,6 @@ def ensure_ray(ray_address: str | None, num_cpus: int | None) -> None:
         ) from None
 
 
-def shutdown_local_ray() -> None:
-    """Stop the Ray this process started and give the environment back (tests start several in one process)."""
-    import ray
-
-    if not _started_env:
-        return
-    ray.shutdown()
-    for name, value in _started_env.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
-    _started_env.clear()
-    _reload_ray_config()
-
-
 def _private_environment() -> str:
     """Loopback only, token authentication, a marker; Ray's processes inherit all three from the driver."""
     import ray._private.ray_constants as ray_constants
@@ -101,16 +78,14 @@ def _private_environment() -> str:
     }
     if not any(os.environ.get(name) for name in _USER_TOKEN_ENVS):
         wanted[TOKEN_ENV] = secrets.token_hex(32)
-    for name, value in wanted.items():
-        _started_env.setdefault(name, os.environ.get(name))
-        os.environ[name] = value
+    os.environ.update(wanted)
     ray_constants.ENABLE_RAY_CLUSTER = False
     _reload_ray_config()
     return marker
 
 
 def _reload_ray_config() -> None:
-    """Ray's native side caches its config and token from the environment it saw first: read them again."""
+    """Ray's native side caches its config and token from the environment it saw at import: read them again."""
     with contextlib.suppress(ImportError, AttributeError):
         raylet = importlib.import_module("ray._raylet")  # compiled: no stubs for mypy
         raylet.Config.initialize("")

@@ -9,7 +9,7 @@ import time
 
 import ray
 
-from ray_replicator.local_ray import MARKER_ENV, ensure_ray, ray_token
+from ray_replicator.local_ray import MARKER_ENV, TOKEN_ENV, ensure_ray
 
 
 @ray.remote
@@ -26,7 +26,7 @@ def main() -> None:
             {
                 "gcs": ray.get_runtime_context().gcs_address,
                 "marker": os.environ[MARKER_ENV],
-                "token": ray_token(),
+                "token": os.environ[TOKEN_ENV],
                 "session_dir": node.get_session_dir_path(),
             }
         ),
