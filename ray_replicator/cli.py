@@ -329,14 +329,14 @@ def status(
         secrets = endpoint.secrets()
         tgt = open_target(endpoint.resolved_url())
         try:
-            runs = tgt.ledger_runs()
+            runs = tgt.ledger.runs()
             if not runs:
                 out.print("no runs recorded in this target")
                 return
             run = next((r for r in runs if r["run_id"] == run_id), None) if run_id else runs[0]
             if run is None:
                 raise UsageError(f"no run {run_id!r} in this target's ledger")
-            ranges = tgt.ledger_ranges(run["run_id"])
+            ranges = tgt.ledger.ranges(run["run_id"])
         finally:
             tgt.close()
     except (EngineError, KeyboardInterrupt) as exc:

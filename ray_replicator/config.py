@@ -27,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from ray_replicator.engines import engine_of
 from ray_replicator.engines.base import UsageError
 from ray_replicator.redact import SUPPORTED_SCHEMES, ray_token, redact_url, url_problem, url_secrets
 
@@ -59,8 +60,7 @@ class Endpoint(BaseModel):
 
     @property
     def engine(self) -> str:
-        scheme = urlsplit(self.url.get_secret_value()).scheme.split("+")[0]
-        return "postgres" if scheme in ("postgresql", "postgres") else "mssql"
+        return engine_of(self.url.get_secret_value())
 
     def _given_password(self) -> str | None:
         if self.password_env:

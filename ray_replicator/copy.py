@@ -6,7 +6,6 @@ target connections from the resolved URLs, so nothing but the plan item crosses 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import re
@@ -24,7 +23,7 @@ import ray
 from ray_replicator.budget import BudgetConfig, BudgetedStream, node_budget
 from ray_replicator.catalog import Table
 from ray_replicator.diagnostics import log, plain, ray_logs_dir
-from ray_replicator.engines import open_source, open_target
+from ray_replicator.engines import capabilities, capabilities_of, engine_of, open_source, open_target
 from ray_replicator.engines.base import EngineError, KeyRange, Source, Target, WriteOptions
 from ray_replicator.retry import TransientError, backoff_wait, is_transient
 
@@ -99,18 +98,8 @@ def _drop_cached(url: str) -> None:
     for cache in (_SOURCES, _TARGETS):
         conn = cache.pop(url, None)
         if conn is not None:
-            # Cut the socket first: a graceful close waits on (or fails inside) an interrupted COPY, and until the
-            # server sees the connection go, its transaction keeps the range's ledger row locked.
-            control = getattr(conn, "_conn", None)
-            terminate = getattr(control, "terminate", None)
-            if callable(terminate):
-                with contextlib.suppress(Exception):
-                    terminate()
-                    # asyncio closes an aborted socket on the loop's next turn: give it that turn.
-                    conn._loop.run(asyncio.sleep(0.01))  # type: ignore[union-attr]
-                conn._conn = None  # type: ignore[union-attr]
             with contextlib.suppress(Exception):
-                conn.close()
+                conn.abort()
 
 
 T = TypeVar("T")
@@ -176,8 +165,7 @@ def _endpoint_addresses(url: str) -> set[tuple[str, int]]:
     query = {k.lower(): v for k, v in parse_qsl(parts.query)}
     if query.get("host", "").startswith("/") or not parts.hostname:
         return set()
-    postgres = parts.scheme.split("+")[0] in ("postgresql", "postgres")
-    port = int(query.get("port") or parts.port or (5432 if postgres else 1433))
+    port = int(query.get("port") or parts.port or capabilities(engine_of(url)).default_port)
     found = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
     return {(str(info[4][0]).removeprefix("::ffff:"), port) for info in found}
 
@@ -452,19 +440,17 @@ def copy_range_local(item: CopyItem) -> RangeResult:
         if watch is not None:
             watch.progress.reading_since = None
         target = _cached_target(item.target_url)
-        claim = getattr(target, "ledger_claim_copying", None)
-        if callable(claim) and item.options.run_id:
-            claim(item.options.run_id, item.rng.range_id, f"{_node_id()}:{os.getpid()}")
-        raw_reader = getattr(source, "read_range_raw", None)
-        raw_writer = getattr(target, "write_range_raw", None)
-        if item.method == "raw" and raw_reader is not None and raw_writer is not None:
-            held = int(getattr(source, "raw_chunks_held", 2))
+        if item.options.run_id:
+            target.ledger.claim_copying(item.options.run_id, item.rng.range_id, f"{_node_id()}:{os.getpid()}")
+        if item.method == "raw":
+            held = source.capabilities.raw_chunks_held
             chunk = min(item.batch_bytes, RAW_CHUNK_BYTES)
             if item.budget is not None:  # the reader's own chunks take at most half the cap
                 chunk = max(1 << 20, min(chunk, item.budget.task_cap // (2 * held)))
             stats: dict[str, int] = {}
-            stream = _budgeted(reads(raw_reader(item.source_table, item.rng, chunk, stats)), item, held, chunk)
-            written = raw_writer(item.target_table, item.rng, writes(stream), item.options)
+            raw = source.read_range_raw(item.source_table, item.rng, chunk, stats)
+            stream = _budgeted(reads(raw), item, held, chunk)
+            written = target.write_range_raw(item.target_table, item.rng, writes(stream), item.options)
             moved_bytes = written.bytes
             source_rows = stats.get("rows", -1)
         else:
@@ -484,7 +470,7 @@ def copy_range_local(item: CopyItem) -> RangeResult:
             watch.stop()
         if stalled is not None:  # the driver waits before the next try (run_bounded)
             raise TransientError(stalled) from None
-        if is_transient(exc):
+        if is_transient(exc, capabilities_of(item.source_url, item.target_url)):
             # The range's transaction is gone with its connection, so a retry starts clean; the driver waits
             # before it (run_bounded), so no worker sits idle on a CPU slot meanwhile.
             raise TransientError(str(exc)) from None
@@ -553,7 +539,7 @@ def count_range_task(url: str, is_source: bool, table: Table, rng: KeyRange) -> 
         return conn.count_range(table, rng)
     except Exception as exc:
         _drop_cached(url)
-        if is_transient(exc):
+        if is_transient(exc, capabilities_of(url)):
             raise TransientError(str(exc)) from None
         raise
 

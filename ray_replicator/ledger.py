@@ -182,7 +182,7 @@ def find_resume(target: Target, settings: Settings, catalog: Catalog) -> Resume:
 
     Raises UsageError (exit 2) naming what changed when the run cannot be continued safely.
     """
-    recorded = target.ledger_runs()
+    recorded = target.ledger.runs()
     if not recorded:
         raise UsageError(
             "nothing to resume: the target records no run of ray-replicator; run the same command without --resume"
@@ -199,8 +199,7 @@ def find_resume(target: Target, settings: Settings, catalog: Catalog) -> Resume:
         )
     run = runs[0]
     run_id = str(run["run_id"])
-    load = getattr(target, "ledger_load_plan", None)
-    text = load(run_id) if callable(load) else None
+    text = target.ledger.load_plan(run_id)
     if not text:
         raise UsageError(f"run {run_id} has no stored plan in the target's ledger; run without --resume")
     doc = json.loads(text)
@@ -228,5 +227,5 @@ def find_resume(target: Target, settings: Settings, catalog: Catalog) -> Resume:
         raise UsageError(
             f"cannot resume run {run_id}: its stored plan does not match its plan hash; run without --resume"
         )
-    done = {rid: info for rid, info in target.ledger_ranges(run_id).items() if info["state"] in ("done", "verified")}
+    done = {rid: info for rid, info in target.ledger.ranges(run_id).items() if info["state"] in ("done", "verified")}
     return Resume(run_id=run_id, plan=plan, done=done)

@@ -24,8 +24,8 @@ from ray_replicator.budget import MB, BudgetConfig
 from ray_replicator.catalog import Catalog, Table, chosen_by, table_matches
 from ray_replicator.config import Settings, known_secrets
 from ray_replicator.copy import CopyItem, RangeResult, StallMonitor, copy_range_task, run_bounded
-from ray_replicator.engines import engine_of, open_source, open_target
-from ray_replicator.engines.base import EngineError, KeyRange, Source, UsageError, WriteOptions
+from ray_replicator.engines import capabilities, capabilities_of, engine_of, open_source, open_target
+from ray_replicator.engines.base import Capabilities, EngineError, KeyRange, Source, UsageError, WriteOptions
 from ray_replicator.ledger import Resume, find_resume, plan_document
 from ray_replicator.plan import Plan, plan_catalog, schema_hash
 from ray_replicator.redact import scrub, url_secrets
@@ -95,8 +95,8 @@ def copy_slots(settings: Settings) -> int:
     return os.cpu_count() or 1
 
 
-def make_plan(settings: Settings, source: Source, catalog: Catalog, target_engine: str | None = None) -> Plan:
-    """target_engine: where the rows go, when known. A raw PostgreSQL → PostgreSQL copy gets lead ranges unless it
+def make_plan(settings: Settings, source: Source, catalog: Catalog, target: Capabilities | None = None) -> Plan:
+    """target: the engine the rows go to, when known. A raw PostgreSQL → PostgreSQL copy gets lead ranges unless it
     verifies checksums: the split table then finishes last, and its digest, taken after its finalize, can no
     longer overlap other tables' copies. Measured at scale 0.14 on 2 cores, interleaved runs: verify counts
     8.4-10.3 s (median 9.55) with lead ranges against 9.7-11.4 s (median 10.54) without; verify checksums
@@ -107,12 +107,13 @@ def make_plan(settings: Settings, source: Source, catalog: Catalog, target_engin
     from another engine whose key SQL Server orders otherwise (text under its collation, GUIDs; see plan_catalog).
     """
     lead = (
-        target_engine is not None
+        target is not None
         and settings.verify != "checksums"
-        and choose_method(settings, source.engine, target_engine) == "raw"
+        and choose_method(settings, source.capabilities, target) == "raw"
     )
+    refills = target is not None and target.refills_ranges_by_predicate
     split_by_key: Callable[[Table], bool] | None = None
-    if target_engine == "mssql" and source.engine != "mssql":
+    if target is not None and refills and source.engine != target.name:
         source_shown, target_shown = settings.source.display(), settings.target_endpoint.display()
 
         def split_by_key(table: Table) -> bool:
@@ -126,15 +127,17 @@ def make_plan(settings: Settings, source: Source, catalog: Catalog, target_engin
         settings.max_ranges_per_table,
         slots=copy_slots(settings),
         lead=lead,
-        physical=target_engine != "mssql",
+        physical=not refills,
         split_by_key=split_by_key,
     )
 
 
-def choose_method(settings: Settings, source_engine: str, target_engine: str) -> str:
+def choose_method(settings: Settings, source: Capabilities, target: Capabilities) -> str:
+    """raw relays bytes when both engines share a raw format (else, even when asked for, rows go as Arrow)."""
+    raw = source.raw_format is not None and source.raw_format == target.raw_format
     if settings.copy_method != "auto":
-        return settings.copy_method
-    return "raw" if source_engine == target_engine == "postgres" else "arrow"
+        return settings.copy_method if raw else "arrow"
+    return "raw" if raw else "arrow"
 
 
 def budget_config(settings: Settings) -> BudgetConfig:
@@ -254,7 +257,7 @@ def _note_in_ledger(target_url: str, run_id: str, state: str) -> None:
     try:
         target = open_target(target_url)
         try:
-            target.ledger_finish(run_id, state)
+            target.ledger.finish(run_id, state)
         finally:
             target.close()
     except Exception as exc:  # noqa: BLE001 - the run's own error matters more than this note
@@ -265,7 +268,7 @@ def _note_in_ledger(target_url: str, run_id: str, state: str) -> None:
 def _finish_in_ledger(target_url: str, run_id: str, status: str) -> None:
     target = open_target(target_url)
     try:
-        target.ledger_finish(run_id, "done" if status == "ok" else "verify failed")
+        target.ledger.finish(run_id, "done" if status == "ok" else "verify failed")
     finally:
         with contextlib.suppress(Exception):
             target.close()
@@ -330,7 +333,7 @@ def finalize_and_count(
             with contextlib.suppress(Exception):
                 target.close()
 
-    return retrying(f"finalizing {table.qualified}", attempt)
+    return retrying(f"finalizing {table.qualified}", attempt, capabilities_of(target_url))
 
 
 def add_foreign_keys(target_url: str, catalog: Catalog, source_engine: str, options: WriteOptions) -> None:
@@ -345,7 +348,7 @@ def add_foreign_keys(target_url: str, catalog: Catalog, source_engine: str, opti
             with contextlib.suppress(Exception):
                 target.close()
 
-    retrying("adding foreign keys and sequences", attempt)
+    retrying("adding foreign keys and sequences", attempt, capabilities_of(target_url))
 
 
 @dataclass
@@ -442,7 +445,9 @@ def _replicate(
     try:
         t0 = time.perf_counter()
         catalog, excluded = load_catalog(settings, source)
-        catalog, type_warnings = apply_type_policy(catalog, source.engine, target.engine, settings.unsupported_types)
+        catalog, type_warnings = apply_type_policy(
+            catalog, source.capabilities, target.capabilities, settings.unsupported_types
+        )
         phases["catalog"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -451,10 +456,10 @@ def _replicate(
             run_id, plan = resumed.run_id, resumed.plan
         else:
             # Reach the target (a wrong password shows now, not after Ray started); reading creates nothing.
-            target.ledger_runs()
-            plan = make_plan(settings, source, catalog, target.engine)
+            target.ledger.runs()
+            plan = make_plan(settings, source, catalog, target.capabilities)
         phases["plan"] = time.perf_counter() - t0
-        method = choose_method(settings, source.engine, target.engine)
+        method = choose_method(settings, source.capabilities, target.capabilities)
         report = RunReport(
             run_id=run_id,
             source=settings.source.display(),
@@ -520,11 +525,10 @@ def _replicate(
         t0 = time.perf_counter()
         if resumed is None:
             target.prepare(target_catalog, source.engine, options)
-        target.ledger_init(run_id, plan.plan_hash(), schema_hash(catalog), plan.ranges)
+        target.ledger.init(run_id, plan.plan_hash(), schema_hash(catalog), plan.ranges)
         ledger_run.target_url, ledger_run.run_id = target_url, run_id
-        save_plan = getattr(target, "ledger_save_plan", None)
-        if resumed is None and callable(save_plan):
-            save_plan(run_id, plan_document(plan, settings))
+        if resumed is None:
+            target.ledger.save_plan(run_id, plan_document(plan, settings))
         phases["prepare"] = time.perf_counter() - t0
         done_before = resumed.done if resumed is not None else {}
         todo = [r for r in plan.ranges if r.range_id not in done_before]
@@ -557,6 +561,7 @@ def _replicate(
                     entry.checked = retrying(
                         f"checksumming {mapped[key].qualified}",
                         lambda: database_check(source_url, target_url, table, mapped[key], plan.ranges_of(table)),
+                        capabilities_of(source_url, target_url),
                     )
                 emit(
                     "table_finalized",
@@ -697,7 +702,11 @@ def _replicate(
                         f"{table_report.table}: source {check.source_rows} rows, target {check.target_rows} rows"
                     )
         report.status = "ok" if not report.errors else "verify failed"
-        retrying("recording the run's end in the ledger", lambda: _finish_in_ledger(target_url, run_id, report.status))
+        retrying(
+            "recording the run's end in the ledger",
+            lambda: _finish_in_ledger(target_url, run_id, report.status),
+            capabilities_of(target_url),
+        )
         ledger_run.run_id = None
         report.phases = phases
         report.seconds = time.perf_counter() - started
@@ -715,8 +724,8 @@ def plan_only(settings: Settings) -> tuple[Plan, list[str]]:
     source = open_source(settings.source.resolved_url())
     try:
         catalog, excluded = load_catalog(settings, source)
-        target_engine = engine_of(settings.target.display()) if settings.target is not None else None
-        return make_plan(settings, source, catalog, target_engine), excluded
+        target = capabilities(engine_of(settings.target.display())) if settings.target is not None else None
+        return make_plan(settings, source, catalog, target), excluded
     finally:
         source.close()
 
@@ -729,7 +738,9 @@ def verify_only(settings: Settings) -> list[tuple[str, int, int, list[str]]]:
     source = open_source(source_url)
     try:
         catalog, _ = load_catalog(settings, source)
-        catalog, _ = apply_type_policy(catalog, source.engine, engine_of(target_url), settings.unsupported_types)
+        catalog, _ = apply_type_policy(
+            catalog, source.capabilities, capabilities(engine_of(target_url)), settings.unsupported_types
+        )
         plan = make_plan(settings, source, catalog)
     finally:
         source.close()

@@ -8,13 +8,12 @@ Data and usage errors are not retried: another try would only repeat them.
 
 from __future__ import annotations
 
-import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TypeVar
 
 from ray_replicator.diagnostics import log
-from ray_replicator.engines.base import EngineError
+from ray_replicator.engines.base import Capabilities, EngineError, is_transient
 
 T = TypeVar("T")
 
@@ -22,29 +21,9 @@ BACKOFF_WAITS = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 30.0)
 """Seconds to wait before each further try after a lost connection: 8 tries over 90 s."""
 ATTEMPTS = len(BACKOFF_WAITS) + 1
 
-_TRANSIENT = re.compile(
-    r"terminating connection|connection refused|server closed the connection|connection (is|was) closed|"
-    r"ConnectionDoesNotExist|database system is (starting up|shutting down|in recovery mode|not yet accepting)|"
-    r"connection reset|broken pipe|could not receive data|connect call failed|"
-    r"SQLSTATE: (57P0[123]|08\d\d\d)|\b(57P0[123]|08006|08S01)\b|communication link failure|"
-    r"no connection to the server|connection timed out|no route to host|network is unreachable|"
-    # FreeTDS (pymssql): 20004/20006 read/write failed, 20017 unexpected EOF, 20047 the handle died with its socket,
-    # 20009 the server is unavailable or does not exist (refused while it restarts)
-    r"DBPROCESS is dead|unexpected EOF from the server|(read from|write to) the server failed|"
-    r"Unable to connect: Adaptive Server is unavailable|"
-    # asyncpg, when the server went away inside a COPY: the protocol is left failed, the connection unusable
-    r"protocol is in the \"failed\" state",
-    re.IGNORECASE,
-)
-
 
 class TransientError(ConnectionError):
     """A lost or refused connection: the step is tried again after a wait (see BACKOFF_WAITS)."""
-
-
-def is_transient(exc: BaseException) -> bool:
-    """A lost, refused or timed-out connection, as any of our drivers words it."""
-    return isinstance(exc, ConnectionError | TimeoutError) or bool(_TRANSIENT.search(str(exc)))
 
 
 def backoff_wait(failures: int) -> float | None:
@@ -52,15 +31,17 @@ def backoff_wait(failures: int) -> float | None:
     return BACKOFF_WAITS[failures - 1] if 0 < failures <= len(BACKOFF_WAITS) else None
 
 
-def retrying(what: str, step: Callable[[], T], sleep: Callable[[float], None] = time.sleep) -> T:
-    """Run a driver-side step, trying again after lost connections. Each try must be safe to repeat (every step
-    checks what already exists). After the last try the error says how many there were."""
+def retrying(
+    what: str, step: Callable[[], T], engines: Iterable[Capabilities] = (), sleep: Callable[[float], None] = time.sleep
+) -> T:
+    """Run a driver-side step against `engines`, trying again after lost connections. Each try must be safe to
+    repeat (every step checks what already exists). After the last try the error says how many there were."""
     failures = 0
     while True:
         try:
             return step()
         except Exception as exc:  # noqa: BLE001 - classified below; anything else is raised unchanged
-            if not is_transient(exc):
+            if not is_transient(exc, engines):
                 raise
             failures += 1
             wait = backoff_wait(failures)

@@ -8,9 +8,13 @@ PostgreSQL the native type is used verbatim and this table is not consulted.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from ray_replicator.catalog import Catalog, Column, LogicalType, Table
-from ray_replicator.engines.base import UsageError
+from ray_replicator.engines.base import Capabilities, UsageError
+
+if TYPE_CHECKING:  # a raw COPY worker imports this module and never loads Arrow
+    import pyarrow as pa
 
 POSTGRES = "postgres"
 MSSQL = "mssql"
@@ -134,19 +138,20 @@ def postgres_type(column: Column, source_engine: str) -> str:
     return _pg_from_logical(column.logical)
 
 
-def unsupported_reason(column: Column, source_engine: str, target_engine: str) -> str | None:
-    """Why `column` cannot be copied to `target_engine` as a typed value, or None when it can.
+def unsupported_reason(column: Column, source: Capabilities, target: Capabilities) -> str | None:
+    """Why `column` cannot be copied from `source` to `target` as a typed value, or None when it can.
 
-    SQL Server types outside mssql_types.TYPES (CLR user-defined types, types newer than that table) are read by
-    no reader; PostgreSQL types of kind 'other' (inet, tsvector, ranges, geometric, bit strings, timetz ...) have no
-    SQL Server type. sql_variant has its own source URL policy and is not judged here.
+    A type outside the logical model (kind "other": SQL Server CLR user-defined types or types newer than its type
+    table; PostgreSQL's inet, tsvector, ranges, geometric types, bit strings, timetz ...) is read only by an engine
+    that reads such values as text, and then has a type only in the same engine. sql_variant has its own source URL
+    policy and is not judged here.
     """
-    kind = column.logical.kind
-    base = column.native_type.split("(", 1)[0].strip().lower()
-    if source_engine == MSSQL and kind == "other" and base != "sql_variant":
-        return f"SQL Server type {column.native_type} has no mapping in ray-replicator"
-    if source_engine == POSTGRES and target_engine == MSSQL and kind == "other":
-        return f"PostgreSQL type {column.native_type} has no SQL Server type"
+    if column.logical.kind != "other" or column.native_type.split("(", 1)[0].strip().lower() == "sql_variant":
+        return None
+    if not source.text_for_other_types:
+        return f"{source.title} type {column.native_type} has no mapping in ray-replicator"
+    if source.name != target.name:
+        return f"{source.title} type {column.native_type} has no {target.title} type"
     return None
 
 
@@ -161,7 +166,7 @@ def _without(table: Table, name: str) -> Table:
 
 
 def apply_type_policy(
-    catalog: Catalog, source_engine: str, target_engine: str, policy: str
+    catalog: Catalog, source: Capabilities, target: Capabilities, policy: str
 ) -> tuple[Catalog, list[str]]:
     """Apply the `unsupported_types` setting before anything is written: 'fail' refuses the first unsupported
     column; 'skip-column' leaves such columns out; 'text' copies PostgreSQL's text form. Returns the catalog to
@@ -170,11 +175,11 @@ def apply_type_policy(
     tables: list[Table] = []
     for table in catalog.tables:
         for column in list(table.columns):
-            why = unsupported_reason(column, source_engine, target_engine)
+            why = unsupported_reason(column, source, target)
             if why is None:
                 continue
             where = f"{table.qualified}.{column.name}"
-            text_ok = source_engine == POSTGRES
+            text_ok = source.text_for_other_types
             if policy == "fail" or (policy == "text" and not text_ok):
                 hint = "skip-column to leave the column out" + (" or text to copy its text form" if text_ok else "")
                 raise UsageError(
@@ -196,3 +201,25 @@ def apply_type_policy(
             warnings.append(f"{where}: {why}; column left out (unsupported_types = skip-column)")
         tables.append(table)
     return replace(catalog, tables=tables), warnings
+
+
+def datetimeoffset_parts(text: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """(UTC instant in 100 ns ticks since 1970 as int64, offset in minutes as int64) of datetimeoffset text
+    ('YYYY-MM-DD hh:mm:ss[.fffffff] +hh:mm', as the reader produces it): every digit SQL Server holds, vectorised.
+    int64 ticks cover 0001..9999 (nanoseconds would overflow past 2262)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    s = text.cast(pa.string())
+    whole = pc.utf8_slice_codeunits(s, 0, 19)
+    secs = pc.cast(pc.strptime(whole, format="%Y-%m-%d %H:%M:%S", unit="s"), pa.int64())
+    frac = pc.extract_regex(s, r"^.{19}(?:\.(?P<f>\d{1,7}))? (?P<sign>[+-])(?P<h>\d\d):(?P<m>\d\d)$")
+    digits = pc.utf8_rpad(pc.struct_field(frac, "f"), 7, "0")
+    ticks = pc.cast(pc.if_else(pc.equal(digits, "0000000"), "0", digits), pa.int64())
+    minutes = pc.add(
+        pc.multiply(pc.cast(pc.struct_field(frac, "h"), pa.int64()), 60),
+        pc.cast(pc.struct_field(frac, "m"), pa.int64()),
+    )
+    signed = pc.if_else(pc.equal(pc.struct_field(frac, "sign"), "-"), pc.negate(minutes), minutes)
+    utc = pc.subtract(pc.add(pc.multiply(secs, 10_000_000), ticks), pc.multiply(signed, 600_000_000))
+    return utc, signed

@@ -35,10 +35,10 @@ import ray
 
 from ray_replicator.catalog import Column, Table
 from ray_replicator.copy import SYSTEM_RETRIES, _cached_source, _drop_cached, count_range_task, run_bounded
-from ray_replicator.engines import engine_of
+from ray_replicator.engines import capabilities, capabilities_of, engine_of
 from ray_replicator.engines.base import EngineError, KeyRange
-from ray_replicator.engines.mssql_types import datetimeoffset_parts
 from ray_replicator.retry import TransientError, is_transient, retrying
+from ray_replicator.typemap import datetimeoffset_parts
 
 MAX_REPORTED_KEYS = 10
 LEAF_ROWS = 4096
@@ -61,7 +61,6 @@ _PORTABLE_ORDER_KINDS = {
     "timestamptz",
 }
 """Key kinds that every engine orders alike; text (collations), GUIDs (SQL Server's byte order) and binary do not."""
-_READ_POLICIES = ("hundred_ns", "nul", "sql_variant")
 _MASK64 = (1 << 64) - 1
 _DECIMAL_KINDS = {"decimal", "money"}
 
@@ -112,13 +111,15 @@ def comparable_ranges(table: Table, ranges: list[KeyRange], portable: bool = Tru
 def target_read_url(source_url: str, target_url: str) -> str:
     """The URL verify reads a SQL Server target with: the source's value policies (hundred_ns, nul, sql_variant),
     so values the copy kept (100 ns digits, NUL) are read back as kept, not refused or rounded."""
-    if engine_of(source_url) != "mssql" or engine_of(target_url) != "mssql":
+    engine = engine_of(source_url)
+    policies = capabilities(engine).read_policies
+    if not policies or engine_of(target_url) != engine:
         return target_url
-    wanted = {k: v for k, v in parse_qsl(urlsplit(source_url).query) if k.lower() in _READ_POLICIES}
+    wanted = {k: v for k, v in parse_qsl(urlsplit(source_url).query) if k.lower() in policies}
     if not wanted:
         return target_url
     parts = urlsplit(target_url)
-    query = {k: v for k, v in parse_qsl(parts.query, keep_blank_values=True) if k.lower() not in _READ_POLICIES}
+    query = {k: v for k, v in parse_qsl(parts.query, keep_blank_values=True) if k.lower() not in policies}
     query.update(wanted)
     return urlunsplit(parts._replace(query=urlencode(query)))
 
@@ -447,9 +448,10 @@ def _parts_for(rows: int) -> int:
 
 
 def _servers_can_hash(source_url: str, target_url: str, columns: list[Column], target_columns: list[Column]) -> bool:
-    """Both sides PostgreSQL with the same column types: each server's text of a value is then the same canonical
-    form (whether both servers also hash alike is the probe's job)."""
-    if engine_of(source_url) != "postgres" or engine_of(target_url) != "postgres":
+    """Both sides of one digest family (PostgreSQL's) with the same column types: each server's text of a value is
+    then the same canonical form (whether both servers also hash alike is the probe's job)."""
+    family = capabilities(engine_of(source_url)).digest_family
+    if family is None or capabilities(engine_of(target_url)).digest_family != family:
         return False
     return [c.native_type for c in columns] == [c.native_type for c in target_columns]
 
@@ -486,8 +488,7 @@ class _Pair:
         key = (self.source_url, self.target_url)
         if key not in _SAME_HASH:
             _SAME_HASH[key] = (
-                _cached_source(self.source_url).hash_probe()  # type: ignore[attr-defined]
-                == _cached_source(self.target_url).hash_probe()  # type: ignore[attr-defined]
+                _cached_source(self.source_url).hash_probe() == _cached_source(self.target_url).hash_probe()
             )
         return _SAME_HASH[key]
 
@@ -496,8 +497,8 @@ class _Pair:
         names = [c.name for c in self.columns]
         target_rng = _on_target(rng, self.target_table)
         with ThreadPoolExecutor(max_workers=1) as other:
-            target: Any = _cached_source(self.target_url)
-            source: Any = _cached_source(self.source_url)
+            target = _cached_source(self.target_url)
+            source = _cached_source(self.source_url)
             dst = other.submit(target.range_digest, self.target_table, target_rng, names)
             src = source.range_digest(self.source_table, rng, names)
             return Digest(*src), Digest(*dst.result())
@@ -520,9 +521,7 @@ class _Pair:
         if parts < 2 or not self.cuttable or rng.kind not in ("key", "full"):
             return [rng]
         url, table = (self.source_url, self.source_table) if side == "source" else (self.target_url, self.target_table)
-        split = getattr(_cached_source(url), "range_boundaries", None)
-        if not callable(split):
-            return [rng]
+        split = _cached_source(url).range_boundaries
         key = tuple(self.source_table.split_key)
         keyed = rng if rng.kind == "key" else replace(rng, kind="key", columns=key, lower=None, upper=None)
         bounds = [tuple(b) for b in split(table, _on_target(keyed, table), parts)]
@@ -576,7 +575,7 @@ def checksum_range_local(
     try:
         return _checksum_range(source_url, target_url, source_table, target_table, rng, batch_rows, batch_bytes)
     except Exception as exc:
-        if is_transient(exc):
+        if is_transient(exc, capabilities_of(source_url, target_url)):
             _drop_cached(source_url)  # a dead connection is not reused by the next try on this worker
             _drop_cached(target_url)
             raise TransientError(str(exc)) from None
@@ -669,8 +668,8 @@ def database_check(
         return None
     from ray_replicator.engines import open_source
 
-    source_side: Any = open_source(source_url)
-    target_side: Any = open_source(target_url)
+    source_side = open_source(source_url)
+    target_side = open_source(target_url)
     try:
         if source_side.hash_probe() != target_side.hash_probe():
             return None
@@ -700,7 +699,9 @@ def verify_checksums(
     """Checksum every range on both sides as Ray tasks (at most in_flight at once); report per table."""
     target_url = target_read_url(source_url, target_url)
     mapped = retrying(
-        "reading the target's tables (verify checksums)", lambda: target_tables(target_url, [t for _, t, _ in pairs])
+        "reading the target's tables (verify checksums)",
+        lambda: target_tables(target_url, [t for _, t, _ in pairs]),
+        capabilities_of(target_url),
     )
     checks: list[TableCheck] = []
     jobs: list[tuple[TableCheck, Table, Table, KeyRange]] = []

@@ -1,15 +1,20 @@
-"""Source and Target interfaces: small, like Ray Data's Datasource/Datasink.
+"""The engine contract: what an engine can do (Capabilities) and the calls the stages make (Source, Target,
+LedgerStore), like Ray Data's Datasource/Datasink and dlt's destination capabilities.
 
 The driver plans with a Source, then each Ray task opens its own Source and Target from the endpoint URLs and
-moves one KeyRange. Engines never import the pipeline; the pipeline never imports a concrete engine except
-through `open_source`/`open_target` in engines/__init__.py.
+moves one KeyRange. The stages ask an engine's Capabilities what it can do, never its name and never `getattr`;
+an engine says which of its failures are worth another try (`is_transient`) and raises TransientEngineError for
+them. Engines never import the stages; the stages import no engine module but this one and the registry
+(engines/__init__.py).
 """
 
 from __future__ import annotations
 
+import re
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from ray_replicator.catalog import Catalog, Table
 
@@ -82,6 +87,12 @@ class UsageError(EngineError):
     exit_code = 2
 
 
+class TransientEngineError(EngineError, ConnectionError):
+    """A lost connection, a server restarting, a deadlock victim: another try may succeed. A ConnectionError, so a
+    copy task is tried again (the write path clears what a failed attempt may have left), and still an EngineError
+    with a one-line message."""
+
+
 class ConnectTimeoutError(EngineError, ConnectionError):
     """A server that did not complete a connection within connect_timeout: a ConnectionError, so a copy task
     retries it like a lost connection, with one message whatever the driver."""
@@ -109,81 +120,191 @@ def connect_timeout_of(query: str, default: float) -> float:
     return default
 
 
-@runtime_checkable
-class Source(Protocol):
-    engine: str
+@dataclass(frozen=True)
+class Capabilities:
+    """What an engine can do, declared once per engine and read by the stages before any connection is made."""
 
+    name: str
+    """The engine's name in reports and messages ("postgres", "mssql"); never a branch in the stages."""
+    title: str
+    """How messages name the engine ("PostgreSQL", "SQL Server")."""
+    default_port: int
+    """The TCP port a URL without one connects to."""
+    raw_format: str | None = None
+    """A byte stream the engine reads and writes without decoding rows (PostgreSQL's binary COPY). A copy between a
+    source and a target with the same raw_format relays bytes: read_range_raw / write_range_raw."""
+    raw_chunks_held: int = 2
+    """Chunks read_range_raw holds besides what its consumer took (the byte budget counts them)."""
+    digest_family: str | None = None
+    """Endpoints of one family hash a range's rows in the database (hash_probe tells whether two servers hash
+    alike); verify then moves three numbers per range instead of the rows."""
+    physical_ranges: bool = False
+    """The source can cut a keyless table by physical location (physical_pages > 0)."""
+    refills_ranges_by_predicate: bool = False
+    """A target that clears a retried range with the range's own predicate, evaluated by the target: then a keyless
+    table is one range, and a key from another engine is split only where both engines order it alike."""
+    read_policies: tuple[str, ...] = ()
+    """URL options that decide how values are read (e.g. SQL Server's hundred_ns, nul, sql_variant): verify reads a
+    target of the same engine with the source's, so values the copy kept are read back as kept."""
+    transient_errors: str = ""
+    """A regular expression (case-insensitive) for how the engine's drivers word a lost, refused or timed-out
+    connection, a server restarting or a deadlock victim: failures another try may get past."""
+    text_for_other_types: bool = False
+    """As a source, reads a column of a type outside the logical model (kind "other") as its text form: copied as
+    is into the same engine, as text into another with unsupported_types = text."""
+
+
+_LOST_CONNECTION = re.compile(
+    r"connection refused|connection reset|broken pipe|connection timed out|no route to host|network is unreachable",
+    re.IGNORECASE,
+)
+
+
+def is_transient(exc: BaseException, engines: Iterable[Capabilities] = ()) -> bool:
+    """Whether another try after a wait may get past `exc`: a ConnectionError or TimeoutError (TransientEngineError
+    and the copy's TransientError are), the operating system's words for a lost connection, or the words of the
+    given engines' drivers (Capabilities.transient_errors)."""
+    if isinstance(exc, ConnectionError | TimeoutError):
+        return True
+    text = str(exc)
+    if _LOST_CONNECTION.search(text):
+        return True
+    return any(e.transient_errors and re.search(e.transient_errors, text, re.IGNORECASE) for e in engines)
+
+
+class Endpoint(ABC):
+    """What source and target share: the engine's capabilities, failure classification, closing."""
+
+    capabilities: ClassVar[Capabilities]
+
+    @property
+    def engine(self) -> str:
+        return self.capabilities.name
+
+    def is_transient(self, exc: BaseException) -> bool:
+        """Whether another try after a wait may get past `exc` (see is_transient)."""
+        return is_transient(exc, (self.capabilities,))
+
+    def abort(self) -> None:
+        """Cut the connections now, from any thread, without a graceful goodbye: a failed or stalled task's
+        transaction must end on the server at once (it holds the range's ledger row). Then close()."""
+        self.close()
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+class Source(Endpoint):
+    @abstractmethod
     def table_names(self) -> tuple[str, list[tuple[str, str]]]:
         """The database's name and every user table as (schema, name), read from the catalog's table list only."""
-        ...
 
+    @abstractmethod
     def catalog(self, include: list[str], exclude: list[str]) -> Catalog:
         """Columns, keys, indexes and estimates of the tables that the globs leave (catalog.chosen_by); no other
         table's details are read, so a table left out never fails the run."""
-        ...
 
+    @abstractmethod
     def split_boundaries(self, table: Table, parts: int) -> list[tuple[Any, ...]]:
         """Up to parts-1 distinct key tuples, ascending in the database's own sort order, cutting the table's
         non-NULL split keys into about equal row counts."""
-        ...
 
+    @abstractmethod
+    def range_boundaries(self, table: Table, rng: KeyRange, parts: int) -> list[tuple[Any, ...]]:
+        """The same within one key range (verify bisects a mismatched range with it)."""
+
+    @abstractmethod
     def has_null_keys(self, table: Table) -> bool: ...
 
     def physical_pages(self, table: Table) -> int:
         """Pages for physical ranges, or 0 when the engine cannot split a keyless table physically."""
-        ...
+        return 0
 
+    @abstractmethod
     def read_range(
         self, table: Table, rng: KeyRange, batch_rows: int, batch_bytes: int
     ) -> Iterator[pa.RecordBatch]: ...
 
+    def read_range_raw(
+        self, table: Table, rng: KeyRange, chunk_bytes: int, stats: dict[str, int] | None = None
+    ) -> Iterator[bytearray]:
+        """The range in the engine's raw_format, in chunks of about chunk_bytes; stats["rows"] set at the end."""
+        raise NotImplementedError(f"{self.engine} has no raw format")
+
+    @abstractmethod
     def count_range(self, table: Table, rng: KeyRange) -> int: ...
 
-    def close(self) -> None: ...
+    def hash_probe(self) -> tuple[str, int]:
+        """What identifies this server's row hash (digest_family engines): equal probes hash alike."""
+        raise NotImplementedError(f"{self.engine} computes no digest in the database")
+
+    def range_digest(self, table: Table, rng: KeyRange, columns: list[str]) -> tuple[int, int, int]:
+        """(rows, sum, xor) of the range's row hashes, computed by the database (digest_family engines)."""
+        raise NotImplementedError(f"{self.engine} computes no digest in the database")
 
 
-@runtime_checkable
-class Target(Protocol):
-    engine: str
+class LedgerStore(Protocol):
+    """The run's state, kept in the target (schema `_ray_replicator`): runs, their ranges, their plans."""
 
-    def prepare(self, catalog: Catalog, source_engine: str, options: WriteOptions) -> None:
-        """Create schemas and tables (exact types, NOT NULLs; keys too when keys_before_load)."""
+    def init(self, run_id: str, plan_hash: str, schema_hash: str, ranges: list[KeyRange]) -> None:
+        """Create the ledger if missing and record a run's ranges as 'planned' (ranges already recorded for this
+        run_id are left as they are)."""
         ...
 
+    def runs(self) -> list[dict[str, Any]]:
+        """Every run recorded: run_id, plan_hash, schema_hash, state, started_at, finished_at (newest first)."""
+        ...
+
+    def ranges(self, run_id: str) -> dict[str, dict[str, Any]]:
+        """range_id -> {state, rows, bytes, seconds, node, error} for a run."""
+        ...
+
+    def mark(self, run_id: str, range_ids: list[str], state: str, **info: Any) -> None:
+        """Set ranges' state ('planned', 'copying', 'done', 'verified', 'failed') with optional info."""
+        ...
+
+    def finish(self, run_id: str, state: str) -> None: ...
+
+    def save_plan(self, run_id: str, plan_json: str) -> None:
+        """Keep the run's plan document, so --resume copies exactly the ranges it planned."""
+        ...
+
+    def load_plan(self, run_id: str) -> str | None: ...
+
+    def claim_copying(self, run_id: str, range_id: str, node: str) -> None:
+        """Mark a range 'copying' by this worker (node:pid) unless it is already done."""
+        ...
+
+
+class Target(Endpoint):
+    @abstractmethod
+    def prepare(self, catalog: Catalog, source_engine: str, options: WriteOptions) -> None:
+        """Create schemas and tables (exact types, NOT NULLs; keys too when keys_before_load)."""
+
+    @abstractmethod
     def write_range(
         self, table: Table, rng: KeyRange, batches: Iterable[pa.RecordBatch], options: WriteOptions
     ) -> RangeWrite:
         """Write one range so that a retry cannot duplicate it (rows and the ledger's done mark commit
         together, or the range is cleared first)."""
-        ...
 
+    def write_range_raw(
+        self, table: Table, rng: KeyRange, chunks: Iterable[bytes | bytearray], options: WriteOptions
+    ) -> RangeWrite:
+        """write_range for chunks in the engine's raw_format."""
+        raise NotImplementedError(f"{self.engine} has no raw format")
+
+    @abstractmethod
     def finalize_table(self, table: Table, source_engine: str, options: WriteOptions) -> None:
         """Keys, indexes, identity alignment, LOGGED, ANALYZE for one table once all its ranges are done."""
-        ...
 
+    @abstractmethod
     def finalize(self, catalog: Catalog, source_engine: str, options: WriteOptions) -> None:
         """Foreign keys and free-standing sequences, once every table is done."""
-        ...
 
+    @abstractmethod
     def count_range(self, table: Table, rng: KeyRange) -> int: ...
 
-    def close(self) -> None: ...
-
-    def ledger_init(self, run_id: str, plan_hash: str, schema_hash: str, ranges: list[KeyRange]) -> None:
-        """Create the ledger (schema `_ray_replicator` in the target) if missing and record a run's ranges
-        as 'planned' (ranges already recorded for this run_id are left as they are)."""
-        ...
-
-    def ledger_runs(self) -> list[dict[str, Any]]:
-        """Every run recorded: run_id, plan_hash, schema_hash, state, started_at, finished_at (newest first)."""
-        ...
-
-    def ledger_ranges(self, run_id: str) -> dict[str, dict[str, Any]]:
-        """range_id -> {state, rows, bytes, seconds, node, error} for a run."""
-        ...
-
-    def ledger_mark(self, run_id: str, range_ids: list[str], state: str, **info: Any) -> None:
-        """Set ranges' state ('planned', 'copying', 'done', 'verified', 'failed') with optional info."""
-        ...
-
-    def ledger_finish(self, run_id: str, state: str) -> None: ...
+    @property
+    @abstractmethod
+    def ledger(self) -> LedgerStore: ...

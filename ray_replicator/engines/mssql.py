@@ -73,13 +73,20 @@ import pyarrow.compute as pc
 
 from ray_replicator.catalog import Catalog, Column, ForeignKey, Identity, Index, Key, Table, chosen_by
 from ray_replicator.engines.base import (
+    Capabilities,
     ConnectTimeoutError,
+    Endpoint,
     EngineError,
     KeyRange,
+    LedgerStore,
     RangeWrite,
+    Source,
+    Target,
+    TransientEngineError,
     UsageError,
     WriteOptions,
     connect_timeout_of,
+    is_transient,
 )
 from ray_replicator.engines.mssql_types import (
     CLR_TYPES,
@@ -96,6 +103,25 @@ from ray_replicator.errors import OnDenied, hint_for
 from ray_replicator.redact import scrub, url_problem
 
 log = logging.getLogger(__name__)
+
+READ_POLICIES = ("hundred_ns", "nul", "sql_variant")
+"""URL options that decide how values are read; verify reads a SQL Server target with the source's."""
+
+CAPABILITIES = Capabilities(
+    name=MSSQL,
+    default_port=1433,
+    title="SQL Server",
+    refills_ranges_by_predicate=True,
+    read_policies=READ_POLICIES,
+    transient_errors=(
+        # 1205 deadlock victim; FreeTDS (pymssql): 20003 timed out, 20004/20006 read/write failed, 20017 unexpected
+        # EOF, 20047 the handle died with its socket, 20009 the server is unavailable (refused while it restarts);
+        # ODBC (mssql-python): 08S01/08S02 the link is gone
+        r"\b1205\b|deadlock victim|\b2000[36]\b|\b20017\b|DBPROCESS is dead|unexpected EOF from the server|"
+        r"Unexpected EOF|(read from|write to) the server failed|Unable to connect: Adaptive Server is unavailable|"
+        r"\b08S0[12]\b|communication link failure"
+    ),
+)
 
 LEDGER_SCHEMA = "_ray_replicator"
 _SYSTEM_SCHEMAS = ("sys", "INFORMATION_SCHEMA", "guest", LEDGER_SCHEMA)
@@ -246,15 +272,6 @@ def parse_url(url: str) -> MssqlUrl:
             "writer=bulk-insert needs bulk_dir=/local/path (and server_bulk_dir if the server sees it elsewhere)"
         )
     return out
-
-
-class TransientEngineError(EngineError, ConnectionError):
-    """A lost connection or a deadlock victim: a ConnectionError, so the copy task's Ray retry runs again (the
-    write path deletes what a failed attempt may have left), and still an EngineError with a one-line message."""
-
-
-# 1205 deadlock victim; DB-Lib 20003/20006/20017 and ODBC 08S01/08S02: the connection is gone or timed out.
-_TRANSIENT = re.compile(r"\b1205\b|deadlock victim|\b2000[36]\b|\b20017\b|Unexpected EOF|08S0[12]|Communication link")
 
 
 # FreeTDS 20003 "Adaptive Server connection timed out"; ODBC HYT00 "Login timeout expired" and, for a server that
@@ -487,10 +504,10 @@ def connect_pymssql(u: MssqlUrl, autocommit: bool) -> Any:
     )
 
 
-class _Endpoint:
+class _Endpoint(Endpoint):
     """Shared by source and target: the parsed URL, error scrubbing, one control connection."""
 
-    engine = MSSQL
+    capabilities = CAPABILITIES
     control_driver = "mssql-python"
 
     def __init__(self, url: str) -> None:
@@ -510,7 +527,7 @@ class _Endpoint:
         raw = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], bytes) else None
         text = raw.decode("utf-8", "replace") if raw is not None else str(exc) or type(exc).__name__
         msg = f"{what} on {self.display}: {self._scrub(text)}"
-        if _TRANSIENT.search(text):
+        if is_transient(RuntimeError(text), (CAPABILITIES,)):
             return TransientEngineError(msg + "; retried with a fresh connection")
         hint = hint_for(exc, hint)
         return EngineError(msg + (f"; {hint}" if hint else ""))
@@ -693,7 +710,7 @@ def _int_or_none(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
-class MssqlSource(_Endpoint):
+class MssqlSource(_Endpoint, Source):
     """Reads a SQL Server database: catalog, boundaries computed by the server, Arrow batches per range."""
 
     def __init__(self, url: str) -> None:
@@ -1242,7 +1259,7 @@ def _now() -> str:
     return "SYSUTCDATETIME()"
 
 
-class MssqlTarget(_Endpoint):
+class MssqlTarget(_Endpoint, Target):
     """Writes into SQL Server: DDL with exact types, three write strategies, keys after load, the ledger."""
 
     control_driver = "mssql-python"
@@ -1733,6 +1750,10 @@ class MssqlTarget(_Endpoint):
                 f"VALUES {values}",
             )
 
+    @property
+    def ledger(self) -> LedgerStore:
+        return _TargetLedger(self)
+
     def ledger_init(self, run_id: str, plan_hash: str, schema_hash: str, ranges: list[KeyRange]) -> None:
         self._ensure_ledger()
         exists = self._value("reading the ledger", f"SELECT COUNT(*) FROM {_RUNS} WHERE run_id = {n_literal(run_id)}")
@@ -1997,7 +2018,42 @@ def _literals(arr: pa.Array) -> pa.Array:
     return pc.fill_null(lit.cast(pa.large_string()), "NULL")
 
 
+class _TargetLedger:
+    """The ledger half of a SQL Server target, as the stages see it (LedgerStore)."""
+
+    def __init__(self, target: MssqlTarget) -> None:
+        self._t = target
+
+    def init(self, run_id: str, plan_hash: str, schema_hash: str, ranges: list[KeyRange]) -> None:
+        self._t.ledger_init(run_id, plan_hash, schema_hash, ranges)
+
+    def runs(self) -> list[dict[str, Any]]:
+        return self._t.ledger_runs()
+
+    def ranges(self, run_id: str) -> dict[str, dict[str, Any]]:
+        return self._t.ledger_ranges(run_id)
+
+    def mark(self, run_id: str, range_ids: list[str], state: str, **info: Any) -> None:
+        self._t.ledger_mark(run_id, range_ids, state, **info)
+
+    def finish(self, run_id: str, state: str) -> None:
+        self._t.ledger_finish(run_id, state)
+
+    def save_plan(self, run_id: str, plan_json: str) -> None:
+        self._t.ledger_save_plan(run_id, plan_json)
+
+    def load_plan(self, run_id: str) -> str | None:
+        return self._t.ledger_load_plan(run_id)
+
+    def claim_copying(self, run_id: str, range_id: str, node: str) -> None:
+        """SQL Server's ledger has no 'copying' state: a range is planned until its rows and mark commit."""
+
+
+SOURCE = MssqlSource
+TARGET = MssqlTarget
+
 __all__ = [
+    "CAPABILITIES",
     "LEDGER_SCHEMA",
     "MssqlSource",
     "TransientEngineError",

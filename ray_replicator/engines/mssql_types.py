@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from ray_replicator.catalog import Column, LogicalType
+from ray_replicator.typemap import datetimeoffset_parts
 
 MSSQL = "mssql"
 
@@ -292,27 +293,6 @@ def postgres_type(col: Column) -> str:
     if lt.kind == "decimal":
         return f"numeric({lt.precision},{lt.scale or 0})"
     return "text"
-
-
-def datetimeoffset_parts(text: pa.Array) -> tuple[pa.Array, pa.Array]:
-    """(UTC instant in 100 ns ticks since 1970 as int64, offset in minutes as int64) of datetimeoffset text
-    ('YYYY-MM-DD hh:mm:ss[.fffffff] +hh:mm', as the reader produces it): every digit SQL Server holds, vectorised.
-    int64 ticks cover 0001..9999 (nanoseconds would overflow past 2262)."""
-    import pyarrow.compute as pc
-
-    s = text.cast(pa.string())
-    whole = pc.utf8_slice_codeunits(s, 0, 19)
-    secs = pc.cast(pc.strptime(whole, format="%Y-%m-%d %H:%M:%S", unit="s"), pa.int64())
-    frac = pc.extract_regex(s, r"^.{19}(?:\.(?P<f>\d{1,7}))? (?P<sign>[+-])(?P<h>\d\d):(?P<m>\d\d)$")
-    digits = pc.utf8_rpad(pc.struct_field(frac, "f"), 7, "0")
-    ticks = pc.cast(pc.if_else(pc.equal(digits, "0000000"), "0", digits), pa.int64())
-    minutes = pc.add(
-        pc.multiply(pc.cast(pc.struct_field(frac, "h"), pa.int64()), 60),
-        pc.cast(pc.struct_field(frac, "m"), pa.int64()),
-    )
-    signed = pc.if_else(pc.equal(pc.struct_field(frac, "sign"), "-"), pc.negate(minutes), minutes)
-    utc = pc.subtract(pc.add(pc.multiply(secs, 10_000_000), ticks), pc.multiply(signed, 600_000_000))
-    return utc, signed
 
 
 def datetimeoffset_instant(text: pa.Array) -> pa.Array:

@@ -42,10 +42,15 @@ from ray_replicator.catalog import (
     chosen_by,
 )
 from ray_replicator.engines.base import (
+    Capabilities,
     ConnectTimeoutError,
+    Endpoint,
     EngineError,
     KeyRange,
+    LedgerStore,
     RangeWrite,
+    Source,
+    Target,
     UsageError,
     WriteOptions,
     connect_timeout_of,
@@ -58,6 +63,25 @@ if TYPE_CHECKING:  # imported where used: a raw COPY worker never loads Arrow (~
     import pyarrow as pa
 
 log = logging.getLogger(__name__)
+
+CAPABILITIES = Capabilities(
+    name=POSTGRES,
+    default_port=5432,
+    title="PostgreSQL",
+    raw_format="postgresql binary COPY",
+    raw_chunks_held=2,
+    digest_family="postgresql md5 of row text",
+    physical_ranges=True,
+    text_for_other_types=True,
+    transient_errors=(
+        r"terminating connection|server closed the connection|connection (is|was) closed|ConnectionDoesNotExist|"
+        r"database system is (starting up|shutting down|in recovery mode|not yet accepting)|"
+        r"could not receive data|connect call failed|no connection to the server|"
+        r"SQLSTATE: (57P0[123]|08\d\d\d)|\b(57P0[123]|08006)\b|"
+        # asyncpg, when the server went away inside a COPY: the protocol is left failed, the connection unusable
+        r"protocol is in the \"failed\" state"
+    ),
+)
 
 LEDGER_SCHEMA = "_ray_replicator"
 _GUC_PREFIX = "ray_replicator.p"
@@ -262,10 +286,10 @@ class _Loop:
         self.loop.close()
 
 
-class _PostgresEndpoint:
+class _PostgresEndpoint(Endpoint):
     """Connections shared by source and target: one asyncpg control connection, one ADBC connection."""
 
-    engine = POSTGRES
+    capabilities = CAPABILITIES
 
     def __init__(self, url: str) -> None:
         if not url.startswith(("postgresql://", "postgres://")):
@@ -418,6 +442,18 @@ class _PostgresEndpoint:
                 return int(await c.fetchval(sql))
 
         return self._run(f"counting {table.qualified} range {rng.range_id}", go)
+
+    def abort(self) -> None:
+        """Terminate the control connection's socket first: a graceful close waits on (or fails inside) an
+        interrupted COPY, and until the server sees the connection go its transaction keeps the range's ledger row
+        locked."""
+        if self._conn is not None and self._loop is not None:
+            with contextlib.suppress(Exception):
+                self._conn.terminate()
+                # asyncio closes an aborted socket on the loop's next turn: give it that turn.
+                self._loop.run(asyncio.sleep(0.01))
+            self._conn = None
+        self.close()
 
     def close(self) -> None:
         if self._adbc is not None:
@@ -574,7 +610,7 @@ GROUP BY t.oid ORDER BY 1
 """
 
 
-class PostgresSource(_PostgresEndpoint):
+class PostgresSource(_PostgresEndpoint, Source):
     """Reads a PostgreSQL database: catalog, split boundaries, Arrow batches and raw binary COPY chunks."""
 
     def table_names(self) -> tuple[str, list[tuple[str, str]]]:
@@ -924,10 +960,6 @@ class PostgresSource(_PostgresEndpoint):
         cols = ", ".join(quote_ident(c.name) for c in table.copy_columns)
         return f"SELECT {cols} FROM {qualified(table.schema, table.name)} WHERE {pred.sql}", pred.values
 
-    raw_chunks_held = 2
-    """Chunks read_range_raw holds besides what its consumer took: one queued, one being filled. Reading further
-    ahead is the caller's job (the byte budget), which counts what it holds."""
-
     def read_range_raw(
         self, table: Table, rng: KeyRange, chunk_bytes: int = 4 << 20, stats: dict[str, int] | None = None
     ) -> Generator[bytearray, None, None]:
@@ -940,7 +972,7 @@ class PostgresSource(_PostgresEndpoint):
         sql, values = self.copy_query(table, rng)
         columns = [c.name for c in table.copy_columns]
         what = f"reading {table.qualified} range {rng.range_id} (raw COPY)"
-        chunks: queue.Queue[bytearray | BaseException | None] = queue.Queue(maxsize=self.raw_chunks_held - 1)
+        chunks: queue.Queue[bytearray | BaseException | None] = queue.Queue(maxsize=CAPABILITIES.raw_chunks_held - 1)
         stop = threading.Event()
 
         async def produce() -> None:
@@ -1082,7 +1114,7 @@ def check_name_lengths(catalog: Catalog) -> None:
         clash(f"in {table.qualified} index or constraint", constraints + [i.name for i in table.indexes])
 
 
-class PostgresTarget(_PostgresEndpoint):
+class PostgresTarget(_PostgresEndpoint, Target):
     """Writes into a PostgreSQL database: DDL, Arrow ingest, raw binary COPY, finalization and the ledger."""
 
     # -- prepare ------------------------------------------------------------------------------------------
@@ -1621,6 +1653,10 @@ class PostgresTarget(_PostgresEndpoint):
         self._run(f"adding foreign key {fk.name} to {table.qualified}", go, "rows reference missing parents")
 
     # -- ledger -------------------------------------------------------------------------------------------
+    @property
+    def ledger(self) -> LedgerStore:
+        return _TargetLedger(self)
+
     def ledger_init(self, run_id: str, plan_hash: str, schema_hash: str, ranges: list[KeyRange]) -> None:
         self._ensure_ledger()
 
@@ -1721,7 +1757,42 @@ class PostgresTarget(_PostgresEndpoint):
         )
 
 
+class _TargetLedger:
+    """The ledger half of a PostgreSQL target, as the stages see it (LedgerStore)."""
+
+    def __init__(self, target: PostgresTarget) -> None:
+        self._t = target
+
+    def init(self, run_id: str, plan_hash: str, schema_hash: str, ranges: list[KeyRange]) -> None:
+        self._t.ledger_init(run_id, plan_hash, schema_hash, ranges)
+
+    def runs(self) -> list[dict[str, Any]]:
+        return self._t.ledger_runs()
+
+    def ranges(self, run_id: str) -> dict[str, dict[str, Any]]:
+        return self._t.ledger_ranges(run_id)
+
+    def mark(self, run_id: str, range_ids: list[str], state: str, **info: Any) -> None:
+        self._t.ledger_mark(run_id, range_ids, state, **info)
+
+    def finish(self, run_id: str, state: str) -> None:
+        self._t.ledger_finish(run_id, state)
+
+    def save_plan(self, run_id: str, plan_json: str) -> None:
+        self._t.ledger_save_plan(run_id, plan_json)
+
+    def load_plan(self, run_id: str) -> str | None:
+        return self._t.ledger_load_plan(run_id)
+
+    def claim_copying(self, run_id: str, range_id: str, node: str) -> None:
+        self._t.ledger_claim_copying(run_id, range_id, node)
+
+
+SOURCE = PostgresSource
+TARGET = PostgresTarget
+
 __all__ = [
+    "CAPABILITIES",
     "LEDGER_SCHEMA",
     "PostgresSource",
     "PostgresTarget",

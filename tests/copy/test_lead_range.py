@@ -13,6 +13,7 @@ import pytest
 
 from ray_replicator import plan as plan_mod
 from ray_replicator.config import load_settings
+from ray_replicator.engines import capabilities
 from ray_replicator.engines.base import KeyRange, WriteOptions
 from ray_replicator.engines.postgres import PostgresSource, PostgresTarget
 from ray_replicator.pipeline import make_plan, replicate
@@ -80,10 +81,10 @@ def test_lead_does_not_truncate_rows_of_a_range_already_done(make_database: Call
         edge = (10000,)
         lead = KeyRange(schema="public", table="big", index=0, kind="key", columns=("id",), upper=edge, lead=True)
         rest = KeyRange(schema="public", table="big", index=1, kind="key", columns=("id",), lower=edge)
-        target.ledger_init("run1", "plan", "schema", [lead, rest])
+        target.ledger.init("run1", "plan", "schema", [lead, rest])
         done = target.write_range_raw(table, rest, source.read_range_raw(table, rest), options)
         assert done.rows == 10001
-        target.ledger_mark("run1", [rest.range_id], "done")
+        target.ledger.mark("run1", [rest.range_id], "done")
         again = target.write_range_raw(table, replace(lead), source.read_range_raw(table, lead), options)
         assert again.rows == 9999
     finally:
@@ -109,7 +110,7 @@ def test_which_runs_plan_a_lead(
     )
     source = PostgresSource(source_url)
     try:
-        plan = make_plan(settings, source, source.catalog([], []), "postgres")
+        plan = make_plan(settings, source, source.catalog([], []), capabilities("postgres"))
     finally:
         source.close()
     assert sum(r.lead for r in plan.ranges) == leads
@@ -135,7 +136,7 @@ def test_a_table_split_for_its_size_leads_with_its_first_range(
     )
     pg = PostgresSource(source)
     try:
-        plan = make_plan(settings, pg, pg.catalog([], []), "postgres")
+        plan = make_plan(settings, pg, pg.catalog([], []), capabilities("postgres"))
     finally:
         pg.close()
     big = [r for r in plan.ranges if r.table == "big"]

@@ -171,7 +171,7 @@ def test_the_doc_lists_every_type_of_the_code_table() -> None:
 
 
 def test_lost_connections_and_deadlocks_are_retryable_one_liners() -> None:
-    from ray_replicator.engines.mssql import TransientEngineError
+    from ray_replicator.engines.base import TransientEngineError
 
     src = MssqlSource("mssql://sa:S3cret!pw@127.0.0.1:1/db")
     dead = src._error("reading", Exception(1205, b"Transaction was chosen as the deadlock victim. S3cret!pw"))

@@ -62,7 +62,7 @@ def test_reader_and_writer_speed(so_server: Server) -> None:
                     options = WriteOptions(run_id="speed")
                     dst.prepare(cat, "mssql", options)
                     ranges = [KeyRange("dbo", t.name, 0, "full") for t in cat.tables]
-                    dst.ledger_init("speed", "p", "s", ranges)
+                    dst.ledger.init("speed", "p", "s", ranges)
                     for table, rng in zip(cat.tables, ranges, strict=True):
                         batches = list(src.read_range(table, rng, 65536, 16 << 20))
                         started = time.perf_counter()

@@ -56,7 +56,7 @@ def _copy(source: MssqlSource, target: MssqlTarget, catalog: Catalog, run_id: st
     options = WriteOptions(run_id=run_id)
     target.prepare(catalog, "mssql", options)
     ranges = [KeyRange(t.schema, t.name, 0, "full") for t in catalog.tables]
-    target.ledger_init(run_id, "p", "s", ranges)
+    target.ledger.init(run_id, "p", "s", ranges)
     for table, rng in zip(catalog.tables, ranges, strict=True):
         target.write_range(table, rng, source.read_range(table, rng, 2, 1 << 20), options)
         target.finalize_table(table, "mssql", options)
@@ -82,7 +82,7 @@ def test_write_strategies_keep_hard_cases_exact(
     with MssqlSource(source_db.url(reader=reader)) as src, MssqlTarget(url) as dst:
         catalog = src.catalog([f"dbo.{hard}", "dbo.ident"], [])
         _copy(src, dst, catalog)
-        ledger = dst.ledger_ranges("r1")
+        ledger = dst.ledger.ranges("r1")
     assert {k: (v["state"], v["rows"]) for k, v in ledger.items()} == {
         f"dbo.{hard}#0": ("done", 4),
         "dbo.ident#0": ("done", 2),
@@ -125,8 +125,8 @@ def test_retry_does_not_duplicate(source_db: Server, mssql_target_server: Server
         options = WriteOptions(run_id="r2")
         dst.prepare(catalog, "mssql", options)
         rng = KeyRange("dbo", hard, 0, "full")
-        dst.ledger_init("r2", "p", "s", [rng])
-        dst.ledger_mark("r2", [rng.range_id], "failed", error="simulated")
+        dst.ledger.init("r2", "p", "s", [rng])
+        dst.ledger.mark("r2", [rng.range_id], "failed", error="simulated")
         mssql_target_server.run(f"INSERT INTO dbo.{hard} (id, nn) VALUES (7, N'stale')")
         dst.write_range(table, rng, src.read_range(table, rng, 1000, 64 << 20), options)
         again = dst.write_range(table, rng, src.read_range(table, rng, 1000, 64 << 20), options)

@@ -114,7 +114,7 @@ def test_include_exclude_patterns(src_db: Db, source: PostgresSource) -> None:
 
 def test_ledger_schema_is_never_catalogued(src_db: Db, source: PostgresSource) -> None:
     with PostgresTarget(src_db.url) as t:
-        t.ledger_init("r", "p", "s", [])
+        t.ledger.init("r", "p", "s", [])
     assert source.catalog([], []).tables == []
 
 

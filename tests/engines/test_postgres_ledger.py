@@ -10,28 +10,28 @@ from .conftest import Db
 
 def test_ledger_records_runs_and_ranges(dst_db: Db, target: PostgresTarget) -> None:
     ranges = [KeyRange("s", "t", i, "key", ("id",), lower=(i,), upper=(i + 1,)) for i in range(3)]
-    target.ledger_init("run-a", "plan1", "schema1", ranges)
-    target.ledger_init("run-a", "plan1", "schema1", ranges[:1])  # idempotent: nothing is reset
-    target.ledger_mark("run-a", ["s.t#0", "s.t#1"], "copying", node="n1")
-    target.ledger_mark("run-a", ["s.t#0"], "done", rows=10, bytes=100, seconds=0.5)
-    target.ledger_mark("run-a", ["s.t#2"], "failed", error="boom")
-    state = target.ledger_ranges("run-a")
+    target.ledger.init("run-a", "plan1", "schema1", ranges)
+    target.ledger.init("run-a", "plan1", "schema1", ranges[:1])  # idempotent: nothing is reset
+    target.ledger.mark("run-a", ["s.t#0", "s.t#1"], "copying", node="n1")
+    target.ledger.mark("run-a", ["s.t#0"], "done", rows=10, bytes=100, seconds=0.5)
+    target.ledger.mark("run-a", ["s.t#2"], "failed", error="boom")
+    state = target.ledger.ranges("run-a")
     assert state["s.t#0"] == {"state": "done", "rows": 10, "bytes": 100, "seconds": 0.5, "node": "n1", "error": None}
     assert state["s.t#1"]["state"] == "copying"
     assert state["s.t#2"]["error"] == "boom"
-    target.ledger_init("run-a", "plan1", "schema1", ranges)
-    assert target.ledger_ranges("run-a")["s.t#0"]["state"] == "done"
-    target.ledger_claim_copying("run-a", "s.t#0", "node:1")  # done stays done
-    target.ledger_claim_copying("run-a", "s.t#2", "node:2")
-    assert target.ledger_ranges("run-a")["s.t#0"]["state"] == "done"
-    assert target.ledger_ranges("run-a")["s.t#2"]["node"] == "node:2"
-    assert target.ledger_load_plan("run-a") is None
-    target.ledger_save_plan("run-a", '{"ranges": []}')
-    assert target.ledger_load_plan("run-a") == '{"ranges": []}'
-    assert target.ledger_load_plan("nope") is None
-    target.ledger_init("run-b", "plan2", "schema1", [])
-    target.ledger_finish("run-a", "ok")
-    runs = target.ledger_runs()
+    target.ledger.init("run-a", "plan1", "schema1", ranges)
+    assert target.ledger.ranges("run-a")["s.t#0"]["state"] == "done"
+    target.ledger.claim_copying("run-a", "s.t#0", "node:1")  # done stays done
+    target.ledger.claim_copying("run-a", "s.t#2", "node:2")
+    assert target.ledger.ranges("run-a")["s.t#0"]["state"] == "done"
+    assert target.ledger.ranges("run-a")["s.t#2"]["node"] == "node:2"
+    assert target.ledger.load_plan("run-a") is None
+    target.ledger.save_plan("run-a", '{"ranges": []}')
+    assert target.ledger.load_plan("run-a") == '{"ranges": []}'
+    assert target.ledger.load_plan("nope") is None
+    target.ledger.init("run-b", "plan2", "schema1", [])
+    target.ledger.finish("run-a", "ok")
+    runs = target.ledger.runs()
     assert [r["run_id"] for r in runs] == ["run-b", "run-a"]
     assert runs[1]["state"] == "ok" and runs[1]["finished_at"] is not None and runs[0]["plan_hash"] == "plan2"
 

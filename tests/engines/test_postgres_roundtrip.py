@@ -239,7 +239,7 @@ def test_retried_write_does_not_duplicate(
     opts = WriteOptions(run_id="run1")
     target.prepare(catalog, "postgres", opts)
     rng = KeyRange("public", "t", 0, "key", ("id",), lower=(100,), upper=(600,))
-    target.ledger_init("run1", "p", "s", [rng])
+    target.ledger.init("run1", "p", "s", [rng])
 
     def write() -> int:
         if path == "raw":
@@ -249,7 +249,7 @@ def test_retried_write_does_not_duplicate(
     assert write() == 500
     assert write() == 500  # the ledger says done: nothing is written again
     assert dst_db.value("SELECT count(*) FROM t") == 500
-    assert target.ledger_ranges("run1")["public.t#0"]["state"] == "done"
+    assert target.ledger.ranges("run1")["public.t#0"]["state"] == "done"
     assert target.count_range(table, rng) == source.count_range(table, rng) == 500
 
 
@@ -264,14 +264,14 @@ def test_failed_write_leaves_nothing(src_db: Db, dst_db: Db, source: PostgresSou
     with pytest.raises(EngineError, match=r"public\.t.*NOT NULL"):
         target.write_range(table, rng, source.read_range(table, rng, 1, 1 << 20), WriteOptions(run_id="x"))
     assert dst_db.value("SELECT count(*) FROM t") == 0
-    assert "public.t#0" not in target.ledger_ranges("x")  # the claim rolled back with the rows
+    assert "public.t#0" not in target.ledger.ranges("x")  # the claim rolled back with the rows
 
 
 def test_errors_never_show_the_password(dst_db: Db) -> None:
     dst_db.run("CREATE ROLE secretive LOGIN PASSWORD 'hunter2-very-secret'")
     url = dst_db.url.replace("postgres:@", "secretive:hunter2-very-secret@").replace("/dst_", "/nonexistent_")
     with PostgresTarget(url) as t, pytest.raises(EngineError) as info:
-        t.ledger_runs()
+        t.ledger.runs()
     assert "hunter2" not in str(info.value)
     assert "***" in str(info.value)
 

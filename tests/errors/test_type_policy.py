@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 from ray_replicator.catalog import Catalog, Column, Key, LogicalType, Table
+from ray_replicator.engines import capabilities
 from ray_replicator.engines.base import UsageError
 from ray_replicator.engines.mssql import _declared
 from ray_replicator.typemap import apply_type_policy
@@ -147,14 +148,14 @@ def _clr_table() -> Catalog:
 @pytest.mark.parametrize("target", ["postgres", "mssql"])
 def test_sql_server_clr_type_is_refused_or_left_out(target: str) -> None:
     with pytest.raises(UsageError) as err:
-        apply_type_policy(_clr_table(), "mssql", target, "fail")
+        apply_type_policy(_clr_table(), capabilities("mssql"), capabilities(target), "fail")
     assert str(err.value) == (
         "dbo.people.phone: SQL Server type phonenumber has no mapping in ray-replicator (unsupported_types = fail); "
         "set unsupported_types = skip-column to leave the column out, or exclude the table"
     )
     with pytest.raises(UsageError, match="unsupported_types = text"):
-        apply_type_policy(_clr_table(), "mssql", target, "text")
-    catalog, warnings = apply_type_policy(_clr_table(), "mssql", target, "skip-column")
+        apply_type_policy(_clr_table(), capabilities("mssql"), capabilities(target), "text")
+    catalog, warnings = apply_type_policy(_clr_table(), capabilities("mssql"), capabilities(target), "skip-column")
     assert [c.name for c in catalog.tables[0].columns] == ["id"]
     assert warnings == [
         "dbo.people.phone: SQL Server type phonenumber has no mapping in ray-replicator; column left out "
