@@ -8,7 +8,6 @@ import datetime as dt
 import pyarrow as pa
 import pytest
 
-from ray_replicator import typemap
 from ray_replicator.catalog import Column, Key, Table
 from ray_replicator.engines.base import EngineError, KeyRange
 from ray_replicator.engines.mssql import MssqlSource, _Converter, parse_url
@@ -19,6 +18,7 @@ from ray_replicator.engines.mssql_types import (
     native_type,
     postgres_type,
 )
+from ray_replicator.engines.postgres import types as pg_types
 from tests.engines.mssql_fixtures import Server, mssql_source_server
 
 __all__ = ["mssql_source_server"]
@@ -98,7 +98,7 @@ def test_datetimeoffset_text_keeps_offset_and_checks_the_7th_digit() -> None:
 def test_postgres_mapping_is_one_table(declared: Declared, pg: str) -> None:
     col = Column("c", native_type(declared), logical_type(declared))
     assert postgres_type(col) == pg
-    assert typemap.postgres_type(col, "mssql") == pg
+    assert pg_types.postgres_type(col, "mssql") == pg
 
 
 def test_sql_variant_refused_up_front_or_copied_as_text(mssql_source_server: Server) -> None:

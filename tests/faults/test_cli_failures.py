@@ -291,7 +291,7 @@ def test_an_outage_during_the_verify_command_is_ridden_out(
     assert copied.returncode == 0, copied.stderr[-3000:]
     held = tmp_path / "held"
     held.mkdir()
-    env = {"PYTHONPATH": str(INJECT), "RR_INJECT": f"hold:_PostgresEndpoint.count_range:{held}", "FORCE_COLOR": "1"}
+    env = {"PYTHONPATH": str(INJECT), "RR_INJECT": f"hold:PostgresEndpoint.count_range:{held}", "FORCE_COLOR": "1"}
     verify = Run(["verify", "--source", server.url("src"), "--target", target], ray_tmp, env)
     try:
         verify.wait_for(lambda: (held / "held").exists())

@@ -6,10 +6,11 @@ import pytest
 
 from ray_replicator.catalog import Column, Identity, LogicalType
 from ray_replicator.engines.base import UsageError, WriteOptions
-from ray_replicator.engines.postgres import PostgresSource, PostgresTarget, redact_url, retarget_index
-from ray_replicator.typemap import postgres_type
+from ray_replicator.engines.postgres import PostgresSource, PostgresTarget, retarget_index
+from ray_replicator.engines.postgres.types import postgres_type
+from ray_replicator.redact import redact_url
 
-from .conftest import Db
+from ..conftest import Db
 from .pg_copy import copy_database, table_text
 
 

@@ -14,7 +14,7 @@ from ray_replicator.catalog import Catalog, Column, Identity, Key, LogicalType, 
 from ray_replicator.engines.base import EngineError, KeyRange, UsageError, WriteOptions
 from ray_replicator.engines.postgres import PostgresTarget, pg_identifier
 
-from .conftest import Db
+from ..conftest import Db
 
 
 def _table() -> Table:

@@ -8,7 +8,7 @@ from ray_replicator.catalog import Key
 from ray_replicator.engines.base import EngineError, KeyRange, UsageError, WriteOptions
 from ray_replicator.engines.postgres import PostgresSource, PostgresTarget, qualified, quote_ident
 
-from .conftest import Db
+from ..conftest import Db
 from .pg_copy import copy_database, table_text
 
 PATHS = ["arrow", "raw"]

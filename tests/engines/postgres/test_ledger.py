@@ -5,7 +5,7 @@ from __future__ import annotations
 from ray_replicator.engines.base import KeyRange, WriteOptions
 from ray_replicator.engines.postgres import PostgresSource, PostgresTarget
 
-from .conftest import Db
+from ..conftest import Db
 
 
 def test_ledger_records_runs_and_ranges(dst_db: Db, target: PostgresTarget) -> None:

@@ -14,7 +14,7 @@ time in separate processes) by:
 and prints wall seconds and client CPU seconds (user+sys of the copying processes) per method. Every method
 but raw-keys* and pgcopydb writes into UNLOGGED tables without keys, as the ceiling does.
 
-    python tests/engines/bench_pg_paths.py --scale 1 --repeat 3
+    python benchmarks/pg_read_paths.py --scale 1 --repeat 3
 """
 
 from __future__ import annotations

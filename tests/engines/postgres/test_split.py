@@ -5,12 +5,11 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-import ray_replicator.engines.postgres as pgmod
 from ray_replicator.catalog import Table
 from ray_replicator.engines.base import KeyRange
-from ray_replicator.engines.postgres import PostgresSource, range_predicate
+from ray_replicator.engines.postgres import PostgresSource, range_predicate, split
 
-from .conftest import Db
+from ..conftest import Db
 from .pg_copy import plan_ranges
 
 
@@ -37,7 +36,7 @@ def test_sparse_negative_integer_keys_split_evenly(
     exact: bool, src_db: Db, source: PostgresSource, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if not exact:
-        monkeypatch.setattr(pgmod, "_EXACT_SPLIT_ROWS", 100)
+        monkeypatch.setattr(split, "EXACT_SPLIT_ROWS", 100)
     src_db.run("CREATE TABLE sparse (id bigint PRIMARY KEY, v text)")
     # dense negatives, then a huge gap, then sparse large positives: equal-width ranges would be lopsided
     src_db.run(

@@ -10,7 +10,7 @@ import pytest
 from ray_replicator.engines.base import WriteOptions
 from ray_replicator.engines.postgres import PostgresSource, PostgresTarget, large_values_compressed
 
-from .conftest import Db
+from ..conftest import Db
 from .pg_copy import copy_database, table_text
 
 # About 3 KB of words: compresses well (pglz keeps about half), and each row passes the 2 KB TOAST threshold.
