@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from sqlglot.tokens import Token, TokenType
 
 from .results import SqlServerError
-from .translate import _read_type, syntax_error, unsupported
+from .sqltext import read_type, syntax_error, unsupported
 from .types import SqlType
 
 
@@ -104,7 +104,7 @@ class Cursor:
         return self.text[a - self.base : b - self.base + 1]
 
     def type(self) -> SqlType:
-        k, ty = _read_type(self.toks, self.i)
+        k, ty = read_type(self.toks, self.i)
         if ty is None:
             t = self.toks[self.i] if self.i < len(self.toks) else None
             name = t.text if t else ""

@@ -52,17 +52,11 @@ from .results import (
     Result,
 )
 from .session import bracket
+from .sqltext import Statement, parse_statement, syntax_error, tokenize, unsupported
 from .syscatalog import (
     Catalog,
     Column,
     Table,
-)
-from .translate import (
-    Statement,
-    parse_statement,
-    syntax_error,
-    tokenize,
-    unsupported,
 )
 from .types import (
     END_TICKS,

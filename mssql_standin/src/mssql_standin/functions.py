@@ -8,9 +8,7 @@ from typing import TYPE_CHECKING
 from .results import (
     SqlServerError,
 )
-from .translate import (
-    unsupported,
-)
+from .sqltext import unsupported
 from .types import (
     TYPE_IDS,
     SqlType,

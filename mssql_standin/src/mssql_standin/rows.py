@@ -21,18 +21,15 @@ from .session import (
     fetch_first,
     storage_arrow_type,
 )
+from .sqlexpr import Context
+from .sqltext import parse_statement, tokenize
 from .syscatalog import (
     Column,
     Index,
     Table,
     quote,
 )
-from .translate import (
-    Context,
-    Translator,
-    parse_statement,
-    tokenize,
-)
+from .translate import Translator
 from .types import (
     display_value,
     scalar_to_storage,

@@ -25,6 +25,8 @@ from .results import (
     RowCount,
     SqlServerError,
 )
+from .sqlexpr import Context, OutCol, duck_sql, type_of, view_table_name
+from .sqltext import SPECIAL_STORAGE, Statement, parse_statement, split_batch, syntax_error, unsupported
 from .syscatalog import (
     Catalog,
     Table,
@@ -32,20 +34,7 @@ from .syscatalog import (
     data_bytes_sql,
     view_arrow,
 )
-from .translate import (
-    SPECIAL_STORAGE,
-    Context,
-    OutCol,
-    Statement,
-    Translator,
-    duck_sql,
-    parse_statement,
-    split_batch,
-    syntax_error,
-    type_of,
-    unsupported,
-    view_table_name,
-)
+from .translate import Translator
 from .types import (
     SqlType,
     arrow_type,

@@ -21,9 +21,7 @@ from ..rows import RowWriter
 from ..session import (
     storage_arrow_type,
 )
-from ..translate import (
-    Statement,
-)
+from ..sqltext import Statement
 from ..types import (
     SqlType,
     scalar_to_storage,

@@ -20,6 +20,8 @@ from ..session import (
     RAW_TYPES,
     fetch_first,
 )
+from ..sqlexpr import OutCol, duck_sql, type_of
+from ..sqltext import SPECIAL_STORAGE, Statement, parse_statement, syntax_error, tokenize, unsupported
 from ..syscatalog import (
     Check,
     Column,
@@ -28,18 +30,7 @@ from ..syscatalog import (
     Table,
     quote,
 )
-from ..translate import (
-    SPECIAL_STORAGE,
-    OutCol,
-    Statement,
-    Translator,
-    duck_sql,
-    parse_statement,
-    syntax_error,
-    tokenize,
-    type_of,
-    unsupported,
-)
+from ..translate import Translator
 from ..types import (
     SqlType,
     display_value,
@@ -237,7 +228,7 @@ class DdlStatements(RowWriter):
 
     def _computed(self, t: Table, c: Column, text: str) -> None:
         """Translate a computed column's expression over the storage columns; its type is the result's."""
-        from ..translate import Source
+        from ..sqlexpr import Source
 
         tree = parse_statement("SELECT " + text, tokenize("SELECT " + text))
         ctx = self._context()
@@ -313,13 +304,13 @@ class DdlStatements(RowWriter):
         t.columns.append(col)
         if rows and not nullable and col.default is not None:
             value = self._default_values(col, 1, self._context())[0].as_py()
-            from ..translate import storage_literal
+            from ..sqlexpr import storage_literal
 
             self._duck(f"UPDATE {t.physical} SET {quote(col.name)} = {duck_sql(storage_literal(value, col.type))}")
 
     def _check(self, t: Table, cd: ddl.ConstraintDef) -> str:
         """A CHECK constraint, enforced by DuckDB over the storage columns (violations become error 547)."""
-        from ..translate import Source
+        from ..sqlexpr import Source
 
         tree = parse_statement("SELECT " + cd.check, tokenize("SELECT " + cd.check))
         ctx = self._context()

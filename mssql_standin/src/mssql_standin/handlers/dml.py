@@ -24,21 +24,14 @@ from ..session import (
     sql_string,
     storage_arrow_type,
 )
+from ..sqlexpr import duck_sql, type_of
+from ..sqltext import Statement, parse_statement, read_type, syntax_error, unsupported
 from ..syscatalog import (
     Column,
     Table,
     quote,
 )
-from ..translate import (
-    Statement,
-    Translator,
-    duck_sql,
-    parse_statement,
-    syntax_error,
-    type_of,
-    unsupported,
-)
-from ..translate import _read_type as read_type
+from ..translate import Translator
 from ..types import (
     EXACT,
     TICKS_PER_DAY,
@@ -320,7 +313,7 @@ class DmlStatements(RowWriter):
                 st = scalar_to_storage(v, c.type, self.state.dateformat)
                 if st is not None and (c.type.is_string or c.type.name in ("binary", "varbinary")):
                     st = to_storage_array(pa.array([st], storage_arrow_type(c.type)), c.type, full, c.name)[0].as_py()
-                from ..translate import storage_literal
+                from ..sqlexpr import storage_literal
 
                 return storage_literal(st, c.type).sql("duckdb")
         if val.meta.get("ss_raw") and vt is not None and vt.name == c.type.name:

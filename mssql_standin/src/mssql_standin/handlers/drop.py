@@ -15,12 +15,9 @@ from ..results import (
 from ..session import (
     SessionCore,
 )
+from ..sqltext import Statement, unsupported
 from ..syscatalog import (
     quote,
-)
-from ..translate import (
-    Statement,
-    unsupported,
 )
 
 

@@ -21,16 +21,8 @@ from ..session import (
     SessionCore,
     bracket,
 )
-from ..translate import (
-    STATEMENT_STARTS,
-    OutCol,
-    Statement,
-    parse_statement,
-    split_batch,
-    syntax_error,
-    tokenize,
-    unsupported,
-)
+from ..sqlexpr import OutCol
+from ..sqltext import STATEMENT_STARTS, Statement, parse_statement, split_batch, syntax_error, tokenize, unsupported
 from ..types import (
     SqlType,
     make_type,

@@ -19,15 +19,9 @@ from ..session import (
     SessionCore,
     fetch_first,
 )
+from ..sqltext import Statement, parse_statement, syntax_error, tokenize, unsupported
 from ..syscatalog import (
     quote,
-)
-from ..translate import (
-    Statement,
-    parse_statement,
-    syntax_error,
-    tokenize,
-    unsupported,
 )
 from ..types import (
     scalar_to_storage,

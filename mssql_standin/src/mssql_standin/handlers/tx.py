@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 from ..results import Done, EnvChange, Result
 from ..session import SessionCore
-from ..translate import Statement, unsupported
+from ..sqltext import Statement, unsupported
 
 
 class TransactionStatements(SessionCore):

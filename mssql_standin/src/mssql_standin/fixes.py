@@ -1,0 +1,421 @@
+"""The per-node fix-ups of the T-SQL tree, dispatched on the sqlglot node class as sqlglot's Generator
+dispatches on TRANSFORMS."""
+
+from __future__ import annotations
+
+import decimal
+import re
+
+from sqlglot import exp
+
+from .calls import (
+    FunctionCalls,
+)
+from .convert import (
+    _raw_choice,
+)
+from .results import SqlServerError
+from .sqlexpr import (
+    _CMP,
+    _INT_TYPES,
+    _NOCONST,
+    _UNIT_TICKS,
+    OutCol,
+    _concat_type,
+    _wider_int,
+    like_regex,
+    literal,
+    type_of,
+)
+from .sqltext import (
+    _FRACTION_PARTS,
+    unsupported,
+)
+from .types import (
+    EXACT,
+    SqlType,
+    make_type,
+    scalar_to_storage,
+)
+
+
+class NodeFixes(FunctionCalls):
+    """One fix-up per sqlglot node class (FIXES), applied bottom-up by Translator._rw."""
+
+    def _dateadd(self, node: exp.DateAdd) -> exp.Expression:
+        """DATEADD keeping 100 ns: whole-tick arithmetic on datetime2/time/datetimeoffset storage."""
+        unit = node.text("unit").upper()
+        arg = node.this
+        t = type_of(arg)
+        if not arg.meta.get("ss_raw") or t is None or t.name == "uniqueidentifier":
+            self._nativize_children(node)
+            node.meta["ss_type"] = t
+            return node
+        per = _UNIT_TICKS.get(unit)
+        n = node.expression
+        if per is None:
+            # months/years: calendar arithmetic in DuckDB, then the sub-microsecond digit added back
+            native = self._native(arg)
+            shifted = exp.Add(this=native, expression=exp.Interval(this=n, unit=exp.var(unit)))
+            if t.name != "datetime2":
+                raise unsupported(f"DATEADD({unit}) on {t.name}")
+            out: exp.Expression = exp.Add(
+                this=exp.Anonymous(this="__ss_ts_dt2", expressions=[shifted]),
+                expression=exp.Mod(this=arg.copy(), expression=exp.Literal.number(10)),
+            )
+        else:
+            delta = exp.Mul(this=exp.Cast(this=n, to=exp.DataType.build("BIGINT")), expression=exp.Literal.number(per))
+            if t.name == "datetimeoffset":
+                out = exp.Anonymous(this="__ss_dto_add", expressions=[arg, delta])
+            elif t.name == "time":
+                out = exp.Anonymous(this="__ss_time_add", expressions=[arg, delta])
+            else:
+                out = exp.Add(this=arg, expression=delta)
+        out.meta["ss_type"] = t
+        out.meta["ss_raw"] = True
+        return out
+
+    def _compare(self, node: exp.Expression) -> exp.Expression:
+        a, b = node.this, node.expression
+        ra, rb = bool(a.meta.get("ss_raw")), bool(b.meta.get("ss_raw"))
+        ta, tb = type_of(a), type_of(b)
+        if ra and rb and ta is not None and tb is not None and ta.name == tb.name:
+            if ta.name == "datetimeoffset":
+                node.set("this", exp.Dot(this=a, expression=exp.to_identifier("utc")))
+                node.set("expression", exp.Dot(this=b, expression=exp.to_identifier("utc")))
+            return node
+        if ra and ta is not None:
+            conv = self._const_to_storage(b, ta)
+            if conv is not None:
+                if ta.name == "datetimeoffset":
+                    conv = (
+                        exp.Dot(this=conv, expression=exp.to_identifier("utc"))
+                        if not isinstance(conv, exp.Null)
+                        else conv
+                    )
+                    node.set("this", exp.Dot(this=a, expression=exp.to_identifier("utc")))
+                node.set("expression", conv)
+                return node
+        if rb and tb is not None:
+            conv = self._const_to_storage(a, tb)
+            if conv is not None:
+                if tb.name == "datetimeoffset":
+                    conv = (
+                        exp.Dot(this=conv, expression=exp.to_identifier("utc"))
+                        if not isinstance(conv, exp.Null)
+                        else conv
+                    )
+                    node.set("expression", exp.Dot(this=b, expression=exp.to_identifier("utc")))
+                node.set("this", conv)
+                return node
+        # ordinary temporal columns compared with SQL Server-format strings
+        for mine, other, key in ((a, b, "expression"), (b, a, "this")):
+            t = type_of(mine)
+            if (
+                t is not None
+                and t.name in ("datetime", "smalldatetime", "date")
+                and other.meta.get("ss_const") is not None
+                and isinstance(other.meta.get("ss_const"), str)
+            ):
+                st = scalar_to_storage(other.meta["ss_const"], t, self.ctx.dateformat)
+                node.set(key, literal(st, t))
+        ta, tb = type_of(node.this), type_of(node.expression)
+        if ta is not None and tb is not None and ta.is_string and tb.is_string:
+            # SQL Server compares strings as if the shorter were padded with spaces: 'a ' = 'a'
+            for key in ("this", "expression"):
+                side = node.args[key]
+                if not (
+                    side.meta and isinstance(side.meta.get("ss_const"), str) and not side.meta["ss_const"].endswith(" ")
+                ):
+                    node.set(key, exp.Anonymous(this="rtrim", expressions=[side]))
+        self._nativize_children(node)
+        return node
+
+    def _like(self, node: exp.Expression) -> exp.Expression:
+        """T-SQL LIKE: case-insensitive, and `[abc]` / `[^a-z]` are character classes (a regex here)."""
+        pat = node.expression.meta.get("ss_const", _NOCONST) if node.expression.meta else _NOCONST
+        self._nativize_children(node)
+        if pat is _NOCONST:
+            raise unsupported("LIKE with a pattern that is not a constant")
+        if not isinstance(pat, str) or "[" not in pat:
+            return node
+        out: exp.Expression = exp.Anonymous(
+            this="regexp_full_match",
+            expressions=[node.this, exp.Literal.string(like_regex(pat)), exp.Literal.string("is")],
+        )
+        if node.args.get("negate"):
+            out = exp.Not(this=out)
+        return out
+
+    def _fix(self, node: exp.Expression) -> exp.Expression:
+        out: exp.Expression
+        a: exp.Expression
+        b: exp.Expression
+        if isinstance(node, exp.National):
+            return literal(node.this, SqlType("nvarchar", max(1, len(node.this))))
+        if isinstance(node, exp.Literal):
+            if node.is_string:
+                node.meta["ss_type"] = SqlType("varchar", max(1, len(node.this)))
+                node.meta["ss_const"] = node.this
+                if "\x00" in node.this:
+                    return literal(node.this, type_of(node))
+            else:
+                txt = node.this
+                if re.fullmatch(r"\d+", txt):
+                    v = int(txt)
+                    node.meta["ss_type"] = make_type(
+                        "int" if v < 2**31 else "bigint" if v < 2**63 else "decimal",
+                        ["38", "0"] if v >= 2**63 else [],
+                    )
+                    node.meta["ss_const"] = v
+                elif re.fullmatch(r"\d*\.\d*", txt):
+                    d = decimal.Decimal(txt)
+                    digits = txt.replace(".", "").lstrip("0") or "0"
+                    scale = len(txt.split(".")[1])
+                    node.meta["ss_type"] = SqlType("numeric", 0, max(len(digits), scale, 1), scale)
+                    node.meta["ss_const"] = d
+                else:
+                    node.meta["ss_type"] = SqlType("float", 0, 53)
+                    node.meta["ss_const"] = float(txt)
+            return node
+        if (
+            isinstance(node, exp.Neg)
+            and node.this.meta.get("ss_const") is not None
+            and isinstance(node.this, exp.Literal)
+        ):
+            v = node.this.meta["ss_const"]
+            if isinstance(v, (int, float, decimal.Decimal)):
+                node.meta["ss_const"] = EXACT.minus(v) if isinstance(v, decimal.Decimal) else -v
+                node.meta["ss_type"] = type_of(node.this)
+            return node
+        if isinstance(node, exp.Null):
+            node.meta["ss_const"] = None
+            return node
+        if isinstance(node, exp.HexString):
+            raw = bytes.fromhex(node.this if len(node.this) % 2 == 0 else "0" + node.this)
+            return literal(raw, SqlType("varbinary", max(1, len(raw))))
+        if isinstance(node, exp.Parameter):
+            return self._parameter(node)
+        if isinstance(node, exp.Anonymous):
+            return self._function(node)
+        if isinstance(node, (exp.Cast, exp.TryCast)):
+            return self._cast(node)
+        if isinstance(node, exp.Add):
+            if self._stringy(node.this) or self._stringy(node.expression):
+                ctype = _concat_type(type_of(node.this), type_of(node.expression))
+                ca = node.this.meta.get("ss_const", _NOCONST) if node.this.meta else _NOCONST
+                cb = node.expression.meta.get("ss_const", _NOCONST) if node.expression.meta else _NOCONST
+                if isinstance(ca, str) and isinstance(cb, str):
+                    return literal(ca + cb, ctype)  # constant folding keeps N'a' + NCHAR(0) + N'b' a literal
+                a, b = self._native(node.this), self._native(node.expression)
+                out = exp.DPipe(this=a, expression=b, safe=False)
+                out.meta["ss_type"] = ctype
+                return out
+            return self._arith(node)
+        if isinstance(node, (exp.Sub, exp.Mul, exp.Mod)):
+            return self._arith(node)
+        if isinstance(node, exp.Div):
+            a, b = self._native(node.this), self._native(node.expression)
+            ta, tb = type_of(a), type_of(b)
+            guard = exp.Anonymous(this="__ss_nz", expressions=[b])
+            if ta is not None and tb is not None and ta.name in _INT_TYPES and tb.name in _INT_TYPES:
+                out = exp.IntDiv(this=a, expression=guard)
+                out.meta["ss_type"] = _wider_int(ta, tb)
+                return out
+            return exp.Div(this=a, expression=guard)
+        if isinstance(node, _CMP):
+            return self._compare(node)
+        if isinstance(node, exp.DateAdd):
+            return self._dateadd(node)
+        if isinstance(node, exp.Extract):
+            part = node.text("this").upper()
+            if part in _FRACTION_PARTS:
+                t = type_of(node.expression)
+                if t is not None and t.name == "date":
+                    name = {1000: "millisecond", 1_000_000: "microsecond"}.get(_FRACTION_PARTS[part], "nanosecond")
+                    raise SqlServerError(
+                        9810, f"The datepart {name} is not supported by date function datepart for data type date."
+                    )
+                return self._fraction_part(node.expression, _FRACTION_PARTS[part])
+            self._nativize_children(node)
+            if part in ("WEEK", "WK", "WW", "TZOFFSET", "TZ"):
+                raise unsupported(f"DATEPART({part.lower()})")
+            if part in ("DAYOFWEEK", "WEEKDAY", "DW"):
+                # SQL Server numbers weekdays from SET DATEFIRST 7: Sunday = 1
+                body: exp.Expression = exp.Add(this=node, expression=exp.Literal.number(1))
+            else:
+                body = node
+            out = exp.Cast(this=body, to=exp.DataType.build("INTEGER"))
+            out.meta["ss_type"] = make_type("int", [])
+            return out
+        if isinstance(node, (exp.Year, exp.Month, exp.Day, exp.DateDiff)):
+            self._nativize_children(node)
+            big = isinstance(node, exp.DateDiff) and node.args.get("big_int")
+            out = exp.Cast(this=node, to=exp.DataType.build("BIGINT" if big else "INTEGER"))
+            out.meta["ss_type"] = make_type("bigint" if big else "int", [])
+            return out
+        if isinstance(node, exp.Escape):
+            raise unsupported("LIKE ... ESCAPE")
+        if isinstance(node, (exp.Like, exp.ILike)):
+            return self._like(node)
+        if isinstance(node, exp.Between):
+            t = type_of(node.this)
+            if node.this.meta.get("ss_raw") and t is not None:
+                for k in ("low", "high"):
+                    conv = self._const_to_storage(node.args[k], t)
+                    if conv is None:
+                        node.set("this", self._native(node.this))
+                        node.set(k, self._native(node.args[k]))
+                        return node
+                    node.set(k, conv)
+            else:
+                self._nativize_children(node)
+            return node
+        if isinstance(node, exp.In):
+            t = type_of(node.this)
+            if node.this.meta.get("ss_raw") and t is not None and node.expressions:
+                convs = [self._const_to_storage(e, t) for e in node.expressions]
+                if all(c is not None for c in convs):
+                    node.set("expressions", convs)
+                    return node
+            if node.args.get("query") is not None and node.this.meta.get("ss_raw"):
+                return node
+            self._nativize_children(node)
+            return node
+        if isinstance(node, exp.Count):
+            big = node.args.get("big_int")
+            node.set("big_int", None)
+            node.meta["ss_type"] = make_type("bigint" if big else "int", [])
+            if big:
+                return node
+            out = exp.Cast(this=node, to=exp.DataType.build("INTEGER"))
+            out.meta["ss_type"] = make_type("int", [])
+            return out
+        if isinstance(node, (exp.Min, exp.Max)):
+            node.meta["ss_type"] = type_of(node.this)
+            node.meta["ss_raw"] = node.this.meta.get("ss_raw", False)
+            if isinstance(node.this.meta.get("ss_col"), OutCol):
+                c = node.this.meta["ss_col"]
+                node.meta["ss_col"] = OutCol("", c.type, True, raw=c.is_raw)
+            return node
+        if isinstance(node, exp.Sum):
+            t = type_of(node.this)
+            self._nativize_children(node)
+            if t is not None and t.name in _INT_TYPES:
+                target = make_type("bigint" if t.name == "bigint" else "int", [])
+                out = exp.Cast(this=node, to=exp.DataType.build("BIGINT" if t.name == "bigint" else "INTEGER"))
+                out.meta["ss_type"] = target
+                return out
+            if t is not None and t.name in ("money", "smallmoney"):
+                out = exp.Cast(this=node, to=exp.DataType.build("DECIMAL(19,4)"))
+                out.meta["ss_type"] = make_type("money", [])
+                return out
+            return node
+        if isinstance(node, exp.Avg):
+            t = type_of(node.this)
+            self._nativize_children(node)
+            if t is not None and t.name in _INT_TYPES:
+                s = exp.Sum(this=node.this.copy())
+                c = exp.Count(this=node.this.copy())
+                target = make_type("bigint" if t.name == "bigint" else "int", [])
+                out = exp.Cast(
+                    this=exp.IntDiv(
+                        this=s,
+                        expression=exp.Anonymous(this="nullif", expressions=[c, exp.Literal.number(0)]),
+                    ),
+                    to=exp.DataType.build("BIGINT" if t.name == "bigint" else "INTEGER"),
+                )
+                out.meta["ss_type"] = target
+                return out
+            return node
+        if isinstance(node, exp.Length):
+            arg = self._native(node.this)
+            out = exp.Cast(
+                this=exp.Length(this=exp.Anonymous(this="rtrim", expressions=[arg])),
+                to=exp.DataType.build("INTEGER"),
+            )
+            out.meta["ss_type"] = make_type("int", [])
+            return out
+        if isinstance(node, exp.Coalesce):
+            if _raw_choice(node, [node.this, *node.expressions]):
+                return node
+            self._nativize_children(node)
+            node.meta["ss_type"] = type_of(node.this)
+            return node
+        if isinstance(node, exp.Uuid):
+            out = exp.Anonymous(this="__ss_newid", expressions=[])
+            out.meta["ss_type"] = make_type("uniqueidentifier", [])
+            out.meta["ss_raw"] = True
+            return out
+        if isinstance(node, (exp.CurrentTimestamp, exp.CurrentTimestampLTZ, exp.CurrentDate)):
+            return self._now("getdate")
+        if isinstance(node, exp.Window):
+            return node
+        if isinstance(node, exp.Ordered):
+            return node
+        if isinstance(
+            node,
+            (
+                exp.Alias,
+                exp.Paren,
+                exp.Is,
+                exp.Not,
+                exp.And,
+                exp.Or,
+                exp.Distinct,
+                exp.Group,
+                exp.Order,
+                exp.Where,
+                exp.Having,
+                exp.Limit,
+                exp.Offset,
+                exp.Fetch,
+                exp.Star,
+                exp.Identifier,
+                exp.TableAlias,
+                exp.DataType,
+                exp.Var,
+                exp.Boolean,
+                exp.Tuple,
+                exp.Exists,
+                exp.Lambda,
+                exp.Interval,
+                exp.Table,
+                exp.From,
+                exp.Join,
+                exp.PartitionedByProperty,
+                exp.WindowSpec,
+            ),
+        ):
+            if isinstance(node, exp.Paren):
+                node.meta["ss_type"] = type_of(node.this)
+                if node.this.meta.get("ss_raw"):
+                    node.meta["ss_raw"] = True
+                if "ss_const" in (node.this.meta or {}):
+                    node.meta["ss_const"] = node.this.meta["ss_const"]
+            if isinstance(node, exp.Alias):
+                for k in ("ss_type", "ss_col", "ss_raw"):
+                    if node.this.meta and k in node.this.meta:
+                        node.meta[k] = node.this.meta[k]
+            return node
+        if isinstance(node, exp.Case):
+            ifs = node.args.get("ifs") or []
+            if _raw_choice(node, [i.args["true"] for i in ifs] + [node.args.get("default")]):
+                return node
+            for i in ifs:
+                self._nativize_children(i)
+            self._nativize_children(node)
+            return node
+        if isinstance(node, exp.If):
+            if isinstance(node.parent, exp.Case):
+                return node  # a WHEN branch: the CASE decides the form of its values
+            if _raw_choice(node, [node.args.get("true"), node.args.get("false")]):
+                return node
+            self._nativize_children(node)
+            return node
+        if isinstance(node, exp.Func):
+            self._nativize_children(node)
+            self._known_func(node)
+            return node
+        self._nativize_children(node)
+        return node
