@@ -233,7 +233,7 @@ class TranslatorBase:
         self.ctes: dict[str, list[OutCol]] = {}
         self.alias_n = 0
 
-    def _known_func(self, node: exp.Func) -> None:
+    def _known_func(self, node: exp.Expression) -> None:
         if isinstance(node, (exp.Upper, exp.Lower, exp.Trim, exp.Substring, exp.Replace, exp.Concat)):
             t = type_of(node.this) if node.this is not None else None
             node.meta["ss_type"] = t if t is not None and t.is_string else SqlType("nvarchar", -1)
