@@ -7,30 +7,12 @@ import datetime as dt
 
 from sqlglot import exp
 
-from .convert import (
-    Conversions,
-    _raw_choice,
-)
+from .convert import Conversions, _raw_choice
 from .results import SqlServerError
-from .sqlexpr import (
-    _NOCONST,
-    _parse_duck,
-    literal,
-    storage_literal,
-    type_of,
-    view_table_name,
-)
-from .sqltext import (
-    SPECIAL_STORAGE,
-    unsupported,
-)
+from .sqlexpr import _NOCONST, _parse_duck, literal, storage_literal, type_of, view_table_name
+from .sqltext import SPECIAL_STORAGE, unsupported
 from .syscatalog import quote
-from .types import (
-    TICKS_PER_SECOND,
-    SqlType,
-    make_type,
-    scalar_to_storage,
-)
+from .types import TICKS_PER_SECOND, SqlType, make_type, scalar_to_storage
 
 
 class FunctionCalls(Conversions):

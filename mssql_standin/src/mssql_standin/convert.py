@@ -6,28 +6,9 @@ from __future__ import annotations
 from sqlglot import exp
 
 from .results import SqlServerError
-from .sqlexpr import (
-    _DAY_1900,
-    _NOCONST,
-    TranslatorBase,
-    literal,
-    storage_literal,
-    type_of,
-)
-from .sqltext import (
-    SPECIAL_STORAGE,
-    decode_type,
-    syntax_error,
-    unsupported,
-)
-from .types import (
-    TICKS_PER_DAY,
-    TICKS_PER_SECOND,
-    SqlType,
-    out_of_range,
-    parse_type,
-    scalar_to_storage,
-)
+from .sqlexpr import _DAY_1900, _NOCONST, TranslatorBase, literal, storage_literal, type_of
+from .sqltext import SPECIAL_STORAGE, decode_type, syntax_error, unsupported
+from .types import TICKS_PER_DAY, TICKS_PER_SECOND, SqlType, out_of_range, parse_type, scalar_to_storage
 
 
 def _raw_choice(node: exp.Expression, values: list[exp.Expression | None]) -> bool:

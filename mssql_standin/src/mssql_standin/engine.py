@@ -45,24 +45,11 @@ from .handlers.drop import DropStatements
 from .handlers.procedural import ProceduralStatements
 from .handlers.set_options import SetOptions
 from .handlers.tx import TransactionStatements
-from .results import (
-    BulkLoadRequest,
-    ColumnSpec,
-    Info,
-    Result,
-)
+from .results import BulkLoadRequest, ColumnSpec, Info, Result
 from .session import bracket
 from .sqltext import Statement, parse_statement, syntax_error, tokenize, unsupported
-from .syscatalog import (
-    Catalog,
-    Column,
-    Table,
-)
-from .types import (
-    END_TICKS,
-    EPOCH_TICKS,
-    from_column_spec,
-)
+from .syscatalog import Catalog, Column, Table
+from .types import END_TICKS, EPOCH_TICKS, from_column_spec
 
 _MACROS = [
     # storage forms -> DuckDB-native values (see types.py); parameter names cannot capture caller columns

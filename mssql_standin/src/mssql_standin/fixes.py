@@ -10,12 +10,8 @@ from typing import Any
 
 from sqlglot import exp
 
-from .calls import (
-    FunctionCalls,
-)
-from .convert import (
-    _raw_choice,
-)
+from .calls import FunctionCalls
+from .convert import _raw_choice
 from .results import SqlServerError
 from .sqlexpr import (
     _CMP,
@@ -29,16 +25,8 @@ from .sqlexpr import (
     literal,
     type_of,
 )
-from .sqltext import (
-    _FRACTION_PARTS,
-    unsupported,
-)
-from .types import (
-    EXACT,
-    SqlType,
-    make_type,
-    scalar_to_storage,
-)
+from .sqltext import _FRACTION_PARTS, unsupported
+from .types import EXACT, SqlType, make_type, scalar_to_storage
 
 
 class NodeFixes(FunctionCalls):
@@ -83,33 +71,19 @@ class NodeFixes(FunctionCalls):
         ta, tb = type_of(a), type_of(b)
         if ra and rb and ta is not None and tb is not None and ta.name == tb.name:
             if ta.name == "datetimeoffset":
-                node.set("this", exp.Dot(this=a, expression=exp.to_identifier("utc")))
-                node.set("expression", exp.Dot(this=b, expression=exp.to_identifier("utc")))
+                node.set("this", _utc(a))
+                node.set("expression", _utc(b))
             return node
-        if ra and ta is not None:
-            conv = self._const_to_storage(b, ta)
-            if conv is not None:
-                if ta.name == "datetimeoffset":
-                    conv = (
-                        exp.Dot(this=conv, expression=exp.to_identifier("utc"))
-                        if not isinstance(conv, exp.Null)
-                        else conv
-                    )
-                    node.set("this", exp.Dot(this=a, expression=exp.to_identifier("utc")))
-                node.set("expression", conv)
-                return node
-        if rb and tb is not None:
-            conv = self._const_to_storage(a, tb)
-            if conv is not None:
-                if tb.name == "datetimeoffset":
-                    conv = (
-                        exp.Dot(this=conv, expression=exp.to_identifier("utc"))
-                        if not isinstance(conv, exp.Null)
-                        else conv
-                    )
-                    node.set("expression", exp.Dot(this=b, expression=exp.to_identifier("utc")))
-                node.set("this", conv)
-                return node
+        # a raw column against a constant: the constant in storage form (datetimeoffset compares its UTC instant)
+        for raw, t, const, raw_key, const_key in ((ra, ta, b, "this", "expression"), (rb, tb, a, "expression", "this")):
+            conv = self._const_to_storage(const, t) if raw and t is not None else None
+            if conv is None or t is None:
+                continue
+            if t.name == "datetimeoffset":
+                conv = conv if isinstance(conv, exp.Null) else _utc(conv)
+                node.set(raw_key, _utc(node.args[raw_key]))
+            node.set(const_key, conv)
+            return node
         # ordinary temporal columns compared with SQL Server-format strings
         for mine, other, key in ((a, b, "expression"), (b, a, "this")):
             t = type_of(mine)
@@ -374,26 +348,10 @@ class NodeFixes(FunctionCalls):
         self._known_func(node)
         return node
 
-    def _fix_parameter(self, node: exp.Parameter) -> exp.Expression:
-        return self._parameter(node)
 
-    def _fix_anonymous(self, node: exp.Anonymous) -> exp.Expression:
-        return self._function(node)
-
-    def _fix_cast(self, node: exp.Expression) -> exp.Expression:
-        return self._cast(node)
-
-    def _fix_arith(self, node: exp.Expression) -> exp.Expression:
-        return self._arith(node)
-
-    def _fix_compare(self, node: exp.Expression) -> exp.Expression:
-        return self._compare(node)
-
-    def _fix_dateadd(self, node: exp.DateAdd) -> exp.Expression:
-        return self._dateadd(node)
-
-    def _fix_like(self, node: exp.Expression) -> exp.Expression:
-        return self._like(node)
+def _utc(node: exp.Expression) -> exp.Expression:
+    """The UTC instant of a datetimeoffset in storage form."""
+    return exp.Dot(this=node, expression=exp.to_identifier("utc"))
 
 
 def _as_int(node: exp.Expression, type_name: str) -> exp.Expression:
@@ -420,25 +378,25 @@ FIXES: dict[type, Fix] = {
     exp.Neg: NodeFixes._fix_neg,
     exp.Null: NodeFixes._fix_null,
     exp.HexString: NodeFixes._fix_hex,
-    exp.Parameter: NodeFixes._fix_parameter,
-    exp.Anonymous: NodeFixes._fix_anonymous,
-    exp.Cast: NodeFixes._fix_cast,
-    exp.TryCast: NodeFixes._fix_cast,
+    exp.Parameter: NodeFixes._parameter,
+    exp.Anonymous: NodeFixes._function,
+    exp.Cast: NodeFixes._cast,
+    exp.TryCast: NodeFixes._cast,
     exp.Add: NodeFixes._fix_add,
-    exp.Sub: NodeFixes._fix_arith,
-    exp.Mul: NodeFixes._fix_arith,
-    exp.Mod: NodeFixes._fix_arith,
+    exp.Sub: NodeFixes._arith,
+    exp.Mul: NodeFixes._arith,
+    exp.Mod: NodeFixes._arith,
     exp.Div: NodeFixes._fix_div,
-    **dict.fromkeys(_CMP, NodeFixes._fix_compare),
-    exp.DateAdd: NodeFixes._fix_dateadd,
+    **dict.fromkeys(_CMP, NodeFixes._compare),
+    exp.DateAdd: NodeFixes._dateadd,
     exp.Extract: NodeFixes._fix_extract,
     exp.Year: NodeFixes._fix_date_part,
     exp.Month: NodeFixes._fix_date_part,
     exp.Day: NodeFixes._fix_date_part,
     exp.DateDiff: NodeFixes._fix_date_part,
     exp.Escape: NodeFixes._fix_escape,
-    exp.Like: NodeFixes._fix_like,
-    exp.ILike: NodeFixes._fix_like,
+    exp.Like: NodeFixes._like,
+    exp.ILike: NodeFixes._like,
     exp.Between: NodeFixes._fix_between,
     exp.In: NodeFixes._fix_in,
     exp.Count: NodeFixes._fix_count,

@@ -5,16 +5,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .results import (
-    SqlServerError,
-)
+from .results import SqlServerError
 from .sqltext import unsupported
-from .types import (
-    TYPE_IDS,
-    SqlType,
-    make_type,
-    parse_type,
-)
+from .types import TYPE_IDS, SqlType, make_type, parse_type
 
 if TYPE_CHECKING:
     from .session import SessionCore

@@ -12,29 +12,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlglot import exp
 
-from .results import (
-    SqlServerError,
-)
-from .session import (
-    SessionCore,
-    Stored,
-    fetch_first,
-    storage_arrow_type,
-)
+from .results import SqlServerError
+from .session import SessionCore, Stored, fetch_first, storage_arrow_type
 from .sqlexpr import Context
 from .sqltext import parse_statement, tokenize
-from .syscatalog import (
-    Column,
-    Index,
-    Table,
-    quote,
-)
+from .syscatalog import Column, Index, Table, quote
 from .translate import Translator
-from .types import (
-    display_value,
-    scalar_to_storage,
-    to_storage_array,
-)
+from .types import display_value, scalar_to_storage, to_storage_array
 
 
 class RowWriter(SessionCore):

@@ -17,31 +17,12 @@ import pyarrow.compute as pc
 from sqlglot import exp
 
 from . import functions
-from .results import (
-    BulkLoadRequest,
-    Done,
-    Result,
-    ResultSet,
-    RowCount,
-    SqlServerError,
-)
+from .results import BulkLoadRequest, Done, Result, ResultSet, RowCount, SqlServerError
 from .sqlexpr import Context, OutCol, duck_sql, type_of, view_table_name
 from .sqltext import SPECIAL_STORAGE, Statement, parse_statement, split_batch, syntax_error, unsupported
-from .syscatalog import (
-    Catalog,
-    Table,
-    ViewContext,
-    data_bytes_sql,
-    view_arrow,
-)
+from .syscatalog import Catalog, Table, ViewContext, data_bytes_sql, view_arrow
 from .translate import Translator
-from .types import (
-    SqlType,
-    arrow_type,
-    storage_to_result,
-    to_storage_array,
-    type_from_arrow,
-)
+from .types import SqlType, arrow_type, storage_to_result, to_storage_array, type_from_arrow
 
 if TYPE_CHECKING:
     from .engine import Engine

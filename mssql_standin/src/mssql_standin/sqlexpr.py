@@ -14,18 +14,9 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel, UnsupportedError
 
-from .sqltext import (
-    SPECIAL_STORAGE,
-    unsupported,
-)
+from .sqltext import SPECIAL_STORAGE, unsupported
 from .syscatalog import Catalog, Table
-from .types import (
-    INT_RANGES,
-    TICKS_PER_DAY,
-    SqlType,
-    make_type,
-    scalar_to_storage,
-)
+from .types import INT_RANGES, TICKS_PER_DAY, SqlType, make_type, scalar_to_storage
 
 
 @dataclass

@@ -4,6 +4,7 @@ accepts (type names and functions it would lose kept as opaque names)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import sqlglot
@@ -13,11 +14,7 @@ from sqlglot.errors import ParseError, TokenError
 from sqlglot.tokens import Token, TokenType
 
 from .results import SqlServerError
-from .types import (
-    KNOWN_TYPES,
-    SqlType,
-    parse_type,
-)
+from .types import KNOWN_TYPES, SqlType, parse_type
 
 _TSQL = TSQL()
 
@@ -177,29 +174,25 @@ def split_batch(sql: str) -> list[Statement]:
     return out
 
 
-def _if_body_started(cur: list[Token]) -> bool:
+def _top_level(cur: list[Token]) -> Iterator[Token]:
+    """The tokens after the first that stand outside every parenthesis."""
     depth = 0
     for t in cur[1:]:
         if t.token_type == TokenType.L_PAREN:
             depth += 1
         elif t.token_type == TokenType.R_PAREN:
             depth -= 1
-        elif depth == 0 and t.token_type != TokenType.IDENTIFIER and t.text.upper() in STATEMENT_STARTS:
-            return True
-    return False
+        elif depth == 0:
+            yield t
+
+
+def _if_body_started(cur: list[Token]) -> bool:
+    return any(t.token_type != TokenType.IDENTIFIER and t.text.upper() in STATEMENT_STARTS for t in _top_level(cur))
 
 
 def _cte_done(cur: list[Token]) -> bool:
     """True when a WITH-statement already has its body (a top-level statement keyword after the CTE list)."""
-    depth = 0
-    for t in cur[1:]:
-        if t.token_type == TokenType.L_PAREN:
-            depth += 1
-        elif t.token_type == TokenType.R_PAREN:
-            depth -= 1
-        elif depth == 0 and t.text.upper() in ("SELECT", "INSERT", "UPDATE", "DELETE"):
-            return True
-    return False
+    return any(t.text.upper() in ("SELECT", "INSERT", "UPDATE", "DELETE") for t in _top_level(cur))
 
 
 _KEEP_FUNCS = {

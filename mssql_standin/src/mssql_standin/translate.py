@@ -19,31 +19,12 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from .fixes import (
-    NodeFixes,
-)
+from .fixes import NodeFixes
 from .results import SqlServerError
-from .sqlexpr import (
-    Context,
-    OutCol,
-    Source,
-    literal,
-    type_of,
-    view_table_name,
-)
-from .sqltext import (
-    _EMPTY_BINARY,
-    Statement,
-    parse_statement,
-    split_batch,
-    syntax_error,
-    tokenize,
-    unsupported,
-)
+from .sqlexpr import Context, OutCol, Source, literal, type_of, view_table_name
+from .sqltext import _EMPTY_BINARY, Statement, parse_statement, split_batch, syntax_error, tokenize, unsupported
 from .syscatalog import VIEWS, Table
-from .types import (
-    SqlType,
-)
+from .types import SqlType
 
 
 class Translator(NodeFixes):

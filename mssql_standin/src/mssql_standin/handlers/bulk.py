@@ -10,22 +10,11 @@ import pyarrow as pa
 from sqlglot.tokens import TokenType
 
 from .. import ddl
-from ..results import (
-    BulkLoadRequest,
-    ColumnSpec,
-    Result,
-    RowCount,
-    SqlServerError,
-)
+from ..results import BulkLoadRequest, ColumnSpec, Result, RowCount, SqlServerError
 from ..rows import RowWriter
-from ..session import (
-    storage_arrow_type,
-)
+from ..session import storage_arrow_type
 from ..sqltext import Statement
-from ..types import (
-    SqlType,
-    scalar_to_storage,
-)
+from ..types import SqlType, scalar_to_storage
 
 
 class BulkStatements(RowWriter):

@@ -10,34 +10,14 @@ from sqlglot import exp
 from sqlglot.tokens import TokenType
 
 from .. import ddl
-from ..results import (
-    Done,
-    Result,
-    SqlServerError,
-)
+from ..results import Done, Result, SqlServerError
 from ..rows import RowWriter
-from ..session import (
-    RAW_TYPES,
-    fetch_first,
-)
+from ..session import RAW_TYPES, fetch_first
 from ..sqlexpr import OutCol, duck_sql, type_of
 from ..sqltext import SPECIAL_STORAGE, Statement, parse_statement, syntax_error, tokenize, unsupported
-from ..syscatalog import (
-    Check,
-    Column,
-    ForeignKey,
-    Index,
-    Table,
-    quote,
-)
+from ..syscatalog import Catalog, Check, Column, ForeignKey, Index, Table, quote
 from ..translate import Translator
-from ..types import (
-    SqlType,
-    display_value,
-    duck_type,
-    make_type,
-    type_from_arrow,
-)
+from ..types import SqlType, display_value, duck_type, make_type, type_from_arrow
 
 
 class DdlStatements(RowWriter):
@@ -63,10 +43,9 @@ class DdlStatements(RowWriter):
         else:
             raise unsupported("CREATE " + w[1])
 
-    def _create_table(self, ct: ddl.CreateTable) -> Iterator[Result]:
-        parts = ct.name
-        if parts[-1].startswith("#"):
-            raise unsupported("temporary table " + parts[-1])
+    def _new_object(self, parts: list[str]) -> tuple[Catalog, str, str]:
+        """The DDL catalog, schema and name of a table or view to create: the schema must exist (2760), the
+        name be free (2714)."""
         schema_in = parts[-2] if len(parts) >= 2 else "dbo"
         cat = self._ddl()
         schema = cat.schema_name(schema_in)
@@ -79,6 +58,13 @@ class DdlStatements(RowWriter):
         name = parts[-1]
         if cat.table(schema, name) is not None:
             raise SqlServerError(2714, f"There is already an object named '{name}' in the database.")
+        return cat, schema, name
+
+    def _create_table(self, ct: ddl.CreateTable) -> Iterator[Result]:
+        parts = ct.name
+        if parts[-1].startswith("#"):
+            raise unsupported("temporary table " + parts[-1])
+        cat, schema, name = self._new_object(parts)
         oid = self.engine.new_id()
         cols: list[Column] = []
         for i, cd in enumerate(ct.columns, 1):
@@ -168,17 +154,7 @@ class DdlStatements(RowWriter):
         cols = tr.query(tree, [])
         if ctx.views:
             raise unsupported("a view over the system catalog")
-        cat = self._ddl()
-        schema = cat.schema_name(parts[-2] if len(parts) >= 2 else "dbo")
-        if schema is None:
-            raise SqlServerError(
-                2760,
-                f'The specified schema name "{parts[-2]}" either does not exist or you do not have '
-                "permission to use it.",
-            )
-        name = parts[-1]
-        if cat.table(schema, name) is not None:
-            raise SqlServerError(2714, f"There is already an object named '{name}' in the database.")
+        cat, schema, name = self._new_object(parts)
         if any(not col.name for col in cols):
             k = next(i for i, col in enumerate(cols, 1) if not col.name)
             raise SqlServerError(

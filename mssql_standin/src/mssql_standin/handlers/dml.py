@@ -12,25 +12,12 @@ from sqlglot import exp
 from sqlglot.tokens import Token, TokenType
 
 from .. import ddl
-from ..results import (
-    Result,
-    RowCount,
-    SqlServerError,
-)
+from ..results import Result, RowCount, SqlServerError
 from ..rows import RowWriter
-from ..session import (
-    Stored,
-    fetch_first,
-    sql_string,
-    storage_arrow_type,
-)
-from ..sqlexpr import duck_sql, type_of
+from ..session import Stored, fetch_first, sql_string, storage_arrow_type
+from ..sqlexpr import Context, Source, duck_sql, type_of
 from ..sqltext import Statement, parse_statement, read_type, syntax_error, unsupported
-from ..syscatalog import (
-    Column,
-    Table,
-    quote,
-)
+from ..syscatalog import Column, Table, quote
 from ..translate import Translator
 from ..types import (
     EXACT,
@@ -238,23 +225,29 @@ class DmlStatements(RowWriter):
         default_rows = [m for m in defaults_mask]
         return self.insert_arrow(t, names, arrays, rows=len(rows), storage=True, default_rows=default_rows)
 
-    def _dml_target(self, tree: exp.Expression) -> tuple[Table, exp.Table]:
+    def _dml_target(
+        self, st: Statement, statement: type[exp.Expression], refused: tuple[str, ...], construct: str
+    ) -> tuple[exp.Expression, Table, exp.Table, Context, Translator, Source]:
+        """UPDATE/DELETE parsed, its `refused` clauses refused as `construct`, its target table resolved and bound
+        as the statement's scope: (tree, table, target node, context, translator, scope)."""
+        tree = parse_statement(st.text, st.tokens)
+        if not isinstance(tree, statement):
+            raise syntax_error(statement.__name__.upper())
+        if any(tree.args.get(k) for k in refused):
+            raise unsupported(construct)
         target = tree.this
         if not isinstance(target, exp.Table):
             raise syntax_error(tree.key.upper())
         parts = [p.name for p in (target.args.get("catalog"), target.args.get("db")) if p is not None] + [target.name]
-        return self._table(parts), target
-
-    def _update(self, st: Statement) -> Iterator[Result]:
-        tree = parse_statement(st.text, st.tokens)
-        if not isinstance(tree, exp.Update):
-            raise syntax_error("UPDATE")
-        if tree.args.get("from") or tree.args.get("from_") or tree.args.get("returning"):
-            raise unsupported("UPDATE ... FROM / OUTPUT")
-        t, target = self._dml_target(tree)
+        t = self._table(parts)
         ctx = self._context()
         tr = Translator(ctx)
-        src = tr.bind_table(target)
+        return tree, t, target, ctx, tr, tr.bind_table(target)
+
+    def _update(self, st: Statement) -> Iterator[Result]:
+        tree, t, target, ctx, tr, src = self._dml_target(
+            st, exp.Update, ("from", "from_", "returning"), "UPDATE ... FROM / OUTPUT"
+        )
         target.set("alias", None)
         alias_name = src.alias
         scopes = [[src]]
@@ -329,9 +322,7 @@ class DmlStatements(RowWriter):
         n = c.type.name
         native = val
         if val.meta.get("ss_raw"):
-            from ..translate import Translator as _T
-
-            native = _T(self._context())._native(val)
+            native = Translator(self._context())._native(val)
         body = duck_sql(native)
         if n == "datetime2":
             src = vt.name if vt is not None else "varchar"
@@ -390,15 +381,9 @@ class DmlStatements(RowWriter):
         return n
 
     def _delete(self, st: Statement) -> Iterator[Result]:
-        tree = parse_statement(st.text, st.tokens)
-        if not isinstance(tree, exp.Delete):
-            raise syntax_error("DELETE")
-        if tree.args.get("using") or tree.args.get("returning") or tree.args.get("tables"):
-            raise unsupported("DELETE ... FROM join / OUTPUT")
-        t, target = self._dml_target(tree)
-        ctx = self._context()
-        tr = Translator(ctx)
-        src = tr.bind_table(target)
+        tree, t, _target, ctx, tr, src = self._dml_target(
+            st, exp.Delete, ("using", "returning", "tables"), "DELETE ... FROM join / OUTPUT"
+        )
         where = tree.args.get("where")
         if where is not None:
             tr._rewrite_tree(where.this, [[src]], [src])

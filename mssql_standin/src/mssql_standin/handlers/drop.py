@@ -7,18 +7,10 @@ from collections.abc import Iterator
 from sqlglot.tokens import TokenType
 
 from .. import ddl
-from ..results import (
-    Done,
-    Result,
-    SqlServerError,
-)
-from ..session import (
-    SessionCore,
-)
+from ..results import Done, Result, SqlServerError
+from ..session import SessionCore
 from ..sqltext import Statement, unsupported
-from ..syscatalog import (
-    quote,
-)
+from ..syscatalog import quote
 
 
 class DropStatements(SessionCore):

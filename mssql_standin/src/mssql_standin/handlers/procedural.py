@@ -9,25 +9,11 @@ import pyarrow as pa
 from sqlglot.tokens import Token, TokenType
 
 from ..functions import COLLATION
-from ..results import (
-    BulkLoadRequest,
-    ColumnSpec,
-    Done,
-    Result,
-    ResultSet,
-    SqlServerError,
-)
-from ..session import (
-    SessionCore,
-    bracket,
-)
+from ..results import BulkLoadRequest, ColumnSpec, Done, Result, ResultSet, SqlServerError
+from ..session import SessionCore, bracket
 from ..sqlexpr import OutCol
 from ..sqltext import STATEMENT_STARTS, Statement, parse_statement, split_batch, syntax_error, tokenize, unsupported
-from ..types import (
-    SqlType,
-    make_type,
-    parse_type,
-)
+from ..types import SqlType, make_type, parse_type
 from .dml import NOT_LITERAL, fast_literal
 
 

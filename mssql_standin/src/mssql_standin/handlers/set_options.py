@@ -7,25 +7,11 @@ from collections.abc import Iterator
 from sqlglot.tokens import TokenType
 
 from .. import ddl
-from ..results import (
-    Done,
-    EnvChange,
-    Info,
-    Result,
-    SqlServerError,
-)
-from ..session import (
-    RAW_TYPES,
-    SessionCore,
-    fetch_first,
-)
+from ..results import Done, EnvChange, Info, Result, SqlServerError
+from ..session import RAW_TYPES, SessionCore, fetch_first
 from ..sqltext import Statement, parse_statement, syntax_error, tokenize, unsupported
-from ..syscatalog import (
-    quote,
-)
-from ..types import (
-    scalar_to_storage,
-)
+from ..syscatalog import quote
+from ..types import scalar_to_storage
 
 
 class SetOptions(SessionCore):
