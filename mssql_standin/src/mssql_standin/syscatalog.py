@@ -542,6 +542,9 @@ def _is_tables(cat: Catalog, ctx: ViewContext) -> list[tuple[object, ...]]:
     return [(ctx.database, t.schema, t.name, "VIEW" if t.view else "BASE TABLE") for t in cat.tables.values()]
 
 
+_NUMERIC_TYPES = {"int", "bigint", "smallint", "tinyint", "decimal", "numeric", "money", "smallmoney", "float", "real"}
+
+
 def _is_columns(cat: Catalog, ctx: ViewContext) -> list[tuple[object, ...]]:
     rows: list[tuple[object, ...]] = []
     for t in cat.tables.values():
@@ -558,23 +561,7 @@ def _is_columns(cat: Catalog, ctx: ViewContext) -> list[tuple[object, ...]]:
                 octet = (
                     -1 if char_max == -1 else (ty.max_length if name not in ("text", "ntext", "image") else 2147483647)
                 )
-            num_prec = (
-                ty.precision
-                if name
-                in (
-                    "int",
-                    "bigint",
-                    "smallint",
-                    "tinyint",
-                    "decimal",
-                    "numeric",
-                    "money",
-                    "smallmoney",
-                    "float",
-                    "real",
-                )
-                else None
-            )
+            num_prec = ty.precision if name in _NUMERIC_TYPES else None
             radix = (2 if name in ("float", "real") else 10) if num_prec is not None else None
             num_scale = ty.scale if num_prec is not None and name not in ("float", "real") else None
             dt_prec = (
@@ -624,37 +611,12 @@ def _is_table_constraints(cat: Catalog, ctx: ViewContext) -> list[tuple[object, 
 def _is_key_column_usage(cat: Catalog, ctx: ViewContext) -> list[tuple[object, ...]]:
     rows: list[tuple[object, ...]] = []
     for t in cat.tables.values():
-        for i in t.indexes:
-            if i.kind in ("PK", "UQ"):
-                for k, (cname, _d) in enumerate(i.columns, 1):
-                    c = t.col(cname)
-                    rows.append(
-                        (
-                            ctx.database,
-                            t.schema,
-                            i.name,
-                            ctx.database,
-                            t.schema,
-                            t.name,
-                            c.name if c else cname,
-                            k,
-                        )
-                    )
-        for f in t.fks:
-            for k, cname in enumerate(f.columns, 1):
+        keys = [(i.name, [c for c, _d in i.columns]) for i in t.indexes if i.kind in ("PK", "UQ")]
+        keys += [(f.name, f.columns) for f in t.fks]
+        for name, cnames in keys:
+            for k, cname in enumerate(cnames, 1):
                 c = t.col(cname)
-                rows.append(
-                    (
-                        ctx.database,
-                        t.schema,
-                        f.name,
-                        ctx.database,
-                        t.schema,
-                        t.name,
-                        c.name if c else cname,
-                        k,
-                    )
-                )
+                rows.append((ctx.database, t.schema, name, ctx.database, t.schema, t.name, c.name if c else cname, k))
     return rows
 
 
