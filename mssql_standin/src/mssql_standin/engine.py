@@ -45,9 +45,9 @@ from .handlers.drop import DropStatements
 from .handlers.procedural import ProceduralStatements
 from .handlers.set_options import SetOptions
 from .handlers.tx import TransactionStatements
-from .results import BulkLoadRequest, ColumnSpec, Info, Result
+from .results import BulkLoadRequest, ColumnSpec, Result
 from .session import bracket
-from .sqltext import Statement, parse_statement, syntax_error, tokenize, unsupported
+from .sqltext import Statement, syntax_error, unsupported
 from .syscatalog import Catalog, Column, Table
 from .types import END_TICKS, EPOCH_TICKS, from_column_spec
 
@@ -324,11 +324,6 @@ class EngineSession(
         if handler is None:
             raise syntax_error(st.tokens[0].text)
         yield from handler(self, st)
-
-    def _print(self, st: Statement) -> Iterator[Result]:
-        text = "SELECT " + st.text[len(st.tokens[0].text) :].strip()
-        r = self._scalar(parse_statement(text, tokenize(text)))
-        yield Info(0, "" if r is None else str(r), state=1, severity=0)
 
     def _unsupported(self, st: Statement) -> Iterator[Result]:
         raise unsupported(st.words[0])

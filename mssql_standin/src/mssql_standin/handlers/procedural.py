@@ -1,4 +1,4 @@
-"""IF ... ELSE, EXEC of a string or a procedure (sp_executesql, sp_tablecollations), and the
+"""IF ... ELSE, PRINT, EXEC of a string or a procedure (sp_executesql, sp_tablecollations), and the
 metadata query bulk-copy clients send."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pyarrow as pa
 from sqlglot.tokens import Token, TokenType
 
 from ..functions import COLLATION
-from ..results import BulkLoadRequest, ColumnSpec, Done, Result, ResultSet, SqlServerError
+from ..results import BulkLoadRequest, ColumnSpec, Done, Info, Result, ResultSet, SqlServerError
 from ..session import SessionCore, bracket
 from ..sqlexpr import OutCol
 from ..sqltext import STATEMENT_STARTS, Statement, parse_statement, split_batch, syntax_error, tokenize, unsupported
@@ -18,7 +18,7 @@ from .dml import NOT_LITERAL, fast_literal
 
 
 class ProceduralStatements(SessionCore):
-    """IF, EXEC, sp_executesql."""
+    """IF, PRINT, EXEC, sp_executesql."""
 
     def _if(self, st: Statement) -> Iterator[Result | BulkLoadRequest]:
         """`IF <condition> <statement> [ELSE <statement>]` (one statement per branch; no BEGIN ... END)."""
@@ -51,6 +51,12 @@ class ProceduralStatements(SessionCore):
             yield from self._batch(st.text[toks[body].start - base : end])
         elif els is not None and els + 1 < len(toks):
             yield from self._batch(st.text[toks[els + 1].start - base :])
+
+    def _print(self, st: Statement) -> Iterator[Result]:
+        """PRINT <expression>: its value as an informational message."""
+        text = "SELECT " + st.text[len(st.tokens[0].text) :].strip()
+        r = self._scalar(parse_statement(text, tokenize(text)))
+        yield Info(0, "" if r is None else str(r), state=1, severity=0)
 
     def _exec(self, st: Statement) -> Iterator[Result | BulkLoadRequest]:
         toks = st.tokens
