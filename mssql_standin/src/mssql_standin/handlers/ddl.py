@@ -13,7 +13,7 @@ from .. import ddl
 from ..results import Done, Result, SqlServerError
 from ..rows import RowWriter
 from ..session import RAW_TYPES, fetch_first
-from ..sqlexpr import OutCol, duck_sql, type_of
+from ..sqlexpr import OutCol, Source, duck_sql, type_of
 from ..sqltext import SPECIAL_STORAGE, Statement, parse_statement, syntax_error, tokenize, unsupported
 from ..syscatalog import Catalog, Check, Column, ForeignKey, Index, Table, quote
 from ..translate import Translator
@@ -202,21 +202,25 @@ class DdlStatements(RowWriter):
             mapping[(e.alias if isinstance(e, exp.Alias) else inner.name).lower()] = inner.name
         return bt, mapping
 
-    def _computed(self, t: Table, c: Column, text: str) -> None:
-        """Translate a computed column's expression over the storage columns; its type is the result's."""
-        from ..sqlexpr import Source
-
+    def _row_expression(self, text: str, columns: list[Column], construct: str) -> tuple[exp.Expression, Translator]:
+        """`text` translated over `columns` of one row in storage form (a computed column, a CHECK), with bare
+        column names; the catalog views are refused as `construct`."""
         tree = parse_statement("SELECT " + text, tokenize("SELECT " + text))
         ctx = self._context()
         tr = Translator(ctx)
-        others = [OutCol(x.name, x.type, x.nullable) for x in t.columns if x.computed is None and x is not c]
-        src = Source("__ss_self", others)
+        src = Source("__ss_self", [OutCol(x.name, x.type, x.nullable) for x in columns])
         assert isinstance(tree, exp.Select)
         node = tr._rw(tree.expressions[0], [[src]], None)
         if ctx.views:
-            raise unsupported("computed column reading the catalog")
+            raise unsupported(construct)
         for col in node.find_all(exp.Column):
             col.set("table", None)
+        return node, tr
+
+    def _computed(self, t: Table, c: Column, text: str) -> None:
+        """Translate a computed column's expression over the storage columns; its type is the result's."""
+        others = [x for x in t.columns if x.computed is None and x is not c]
+        node, tr = self._row_expression(text, others, "computed column reading the catalog")
         ty = type_of(node)
         if node.meta.get("ss_raw") and ty is not None:
             node = tr._native(node)
@@ -241,11 +245,6 @@ class DdlStatements(RowWriter):
             if ty.name == "nvarchar":
                 ty = SqlType("varchar", -1) if "nvarchar" not in text.lower() and "N'" not in text else ty
         c.type = ty
-        c.computed = (
-            "(" + text.strip()[1:-1].strip() + ")"
-            if text.strip().startswith("(") and ddl._balanced(text.strip()[1:-1])
-            else f"({text.strip()})"
-        )
         c.computed = ddl.sql_server_definition(text)
         c.computed_sql = sql
         c.nullable = True
@@ -286,18 +285,8 @@ class DdlStatements(RowWriter):
 
     def _check(self, t: Table, cd: ddl.ConstraintDef) -> str:
         """A CHECK constraint, enforced by DuckDB over the storage columns (violations become error 547)."""
-        from ..sqlexpr import Source
-
-        tree = parse_statement("SELECT " + cd.check, tokenize("SELECT " + cd.check))
-        ctx = self._context()
-        tr = Translator(ctx)
-        src = Source("__ss_self", [OutCol(x.name, x.type, x.nullable) for x in t.columns if x.computed is None])
-        assert isinstance(tree, exp.Select)
-        node = tr._rw(tree.expressions[0], [[src]], None)
-        if ctx.views:
-            raise unsupported("CHECK constraint reading the catalog")
-        for col in node.find_all(exp.Column):
-            col.set("table", None)
+        stored = [x for x in t.columns if x.computed is None]
+        node, _tr = self._row_expression(cd.check, stored, "CHECK constraint reading the catalog")
         name = cd.name or f"CK__{t.name[:9]}__{self.engine.new_id():08X}"
         column = t.col(cd.columns[0][0]) if cd.columns else None
         t.checks.append(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from sqlglot.tokens import TokenType
 
@@ -10,7 +10,7 @@ from .. import ddl
 from ..results import Done, Result, SqlServerError
 from ..session import SessionCore
 from ..sqltext import Statement, unsupported
-from ..syscatalog import quote
+from ..syscatalog import Table, quote
 
 
 class DropStatements(SessionCore):
@@ -44,16 +44,12 @@ class DropStatements(SessionCore):
                             severity=11,
                         )
                 else:
-                    for other in cat.tables.values():
-                        if other is t:
-                            continue
-                        for f in other.fks:
-                            if f.ref_schema.lower() == t.schema.lower() and f.ref_table.lower() == t.name.lower():
-                                raise SqlServerError(
-                                    3726,
-                                    f"Could not drop object '{t.two_part}' because it is referenced by a "
-                                    "FOREIGN KEY constraint.",
-                                )
+                    if _referenced(t, (other for other in cat.tables.values() if other is not t)):
+                        raise SqlServerError(
+                            3726,
+                            f"Could not drop object '{t.two_part}' because it is referenced by a FOREIGN KEY "
+                            "constraint.",
+                        )
                     self._duck(f"DROP TABLE {t.physical}")
                     cat.remove(t)
                     keys.append((t.schema.lower(), t.name.lower()))
@@ -127,17 +123,23 @@ class DropStatements(SessionCore):
         c.expect("TRUNCATE")
         c.expect("TABLE")
         t = self._table(c.qualified())
-        for other in self.catalog.tables.values():
-            for f in other.fks:
-                if f.ref_schema.lower() == t.schema.lower() and f.ref_table.lower() == t.name.lower():
-                    raise SqlServerError(
-                        4712,
-                        f"Cannot truncate table '{t.two_part}' because it is being referenced by a FOREIGN "
-                        "KEY constraint.",
-                    )
+        if _referenced(t, self.catalog.tables.values()):
+            raise SqlServerError(
+                4712,
+                f"Cannot truncate table '{t.two_part}' because it is being referenced by a FOREIGN KEY constraint.",
+            )
         self._duck(f"DELETE FROM {t.physical}")
         if t.identity is not None and t.identity.identity is not None:
             with self.engine.lock:
                 self.engine.identity[t.object_id] = t.identity.identity[0]
                 self.engine.ident_used[t.object_id] = False
         yield Done("TRUNCATE TABLE")
+
+
+def _referenced(t: Table, tables: Iterable[Table]) -> bool:
+    """Whether a foreign key of one of `tables` references t."""
+    return any(
+        f.ref_schema.lower() == t.schema.lower() and f.ref_table.lower() == t.name.lower()
+        for other in tables
+        for f in other.fks
+    )
