@@ -4,9 +4,8 @@
         src.url(reader="pymssql")      # mssql://sa:…@127.0.0.1:<port>/StackOverflow2010?reader=pymssql
     with standin(None, bulk_dir=d):    # empty, a target; BULK INSERT may read files from d
 
-The helpers live in ray_replicator.demo (the demo needs them and the package must not import benchmarks/).
-Nothing is cached on disk: the stand-in keeps its DuckDB database in memory and its declared-type catalog in
-Python objects, with no way to save or reopen them; loading scale 0.1 takes about ten seconds anyway.
+The stand-in side lives in mssql_standin.preloaded; the data comes from ray_replicator.synth. Nothing is cached on
+disk (the stand-in keeps its data in memory); loading scale 0.1 takes about ten seconds anyway.
 
     python benchmarks/standin_so.py --scale 0.01     # start, print the URL and row counts, stop
 """
@@ -14,33 +13,33 @@ Python objects, with no way to save or reopen them; loading scale 0.1 takes abou
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import os
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
-# The repository first: run as a script, only benchmarks/ would be on the path (and mssql_standin must be the
-# repository's, whatever an older editable install maps it to).
+# The repository first: run as a script, only benchmarks/ would be on the path.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ray_replicator.demo import STANDIN_DATABASE as DATABASE  # noqa: E402
-from ray_replicator.demo import STANDIN_PASSWORD as PASSWORD  # noqa: E402
-from ray_replicator.demo import STANDIN_USER as USER  # noqa: E402
-from ray_replicator.demo import StandIn  # noqa: E402
-from ray_replicator.demo import stackoverflow_standin as standin  # noqa: E402
+from mssql_standin.preloaded import DATABASE, PASSWORD, USER, Preload, StandIn, mssql_python_connect, preloaded_standin  # noqa: E402  # noqa: E402
+from ray_replicator.synth import stackoverflow as so  # noqa: E402
 
 __all__ = ["DATABASE", "PASSWORD", "USER", "StandIn", "mssql_python_connect", "standin"]
 
 
-def mssql_python_connect(srv: StandIn) -> Any:
-    """An autocommit mssql-python connection to the stand-in (Encrypt=no: the stand-in's certificate is
-    self-signed)."""
-    import mssql_python
-
-    return mssql_python.connect(
-        f"Server={srv.host},{srv.port};Database={DATABASE};UID={USER};PWD={PASSWORD};Encrypt=no;PacketSize=32767",
-        autocommit=True,
-    )
+@contextlib.contextmanager
+def standin(scale: float | None, seed: int = 42, **options: Any) -> Iterator[StandIn]:
+    """A stand-in holding StackOverflow2010 at `scale` (None: empty, a target); options are preloaded_standin's
+    (bulk_dir, encryption, ...)."""
+    preload = None
+    if scale is not None:
+        batches = functools.partial(so.generate_batches, scale=scale, seed=seed, batch_rows=so.CHUNK_ROWS)
+        preload = Preload(so.TABLES, batches, f"StackOverflow2010 scale {scale} seed {seed}")
+    with preloaded_standin(preload, **options) as srv:
+        yield srv
 
 
 def main() -> None:

@@ -25,16 +25,14 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.pg_to_pg import drop_database, median, quiesce  # noqa: E402
-from benchmarks.standin_so import DATABASE, PASSWORD, USER, StandIn  # noqa: E402
+from benchmarks.standin_so import DATABASE, PASSWORD, USER, StandIn, standin  # noqa: E402
 from ray_replicator.config import Settings  # noqa: E402
-from ray_replicator.demo import load_stackoverflow  # noqa: E402
 from ray_replicator.embedded import recreate_database, start_embedded_postgres  # noqa: E402
 from ray_replicator.synth import stackoverflow as so  # noqa: E402
 
@@ -118,8 +116,6 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds; medians are reported")
     args = parser.parse_args()
 
-    from mssql_standin import serve_process
-
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     scratch = Path(tempfile.mkdtemp(prefix="bench-tls-"))
     os.chmod(scratch, 0o755)
@@ -133,15 +129,7 @@ def main() -> None:
     drains: dict[tuple[str, str], list[float]] = {(c, m): [] for c in READERS for m in MODES}
     copies: dict[tuple[str, str], list[float]] = {(r, m): [] for r in READERS for m in MODES}
     try:
-        with serve_process(
-            DATABASE,
-            setup=partial(load_stackoverflow, scale=args.scale, seed=args.seed),
-            start_timeout=900.0,
-            user=USER,
-            password=PASSWORD,
-            encryption="off",
-        ) as proc:
-            src = StandIn(proc.host, proc.port, proc.pid)
+        with standin(args.scale, args.seed, encryption="off") as src:
             ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
             for reader in READERS:  # the workers' first imports and TLS set-up are not timed
                 for mode in MODES:

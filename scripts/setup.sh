@@ -15,8 +15,10 @@ fi
 PY="${PYTHON:-python3.11}"
 command -v "$PY" >/dev/null || PY=python3
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
-if [ ! -f .venv/.installed ] || [ pyproject.toml -nt .venv/.installed ]; then
+# The data mover and, as its own distribution, the SQL Server stand-in the demo, tests and benchmarks run against.
+if [ ! -f .venv/.installed ] || [ pyproject.toml -nt .venv/.installed ] \
+    || [ mssql_standin/pyproject.toml -nt .venv/.installed ]; then
     .venv/bin/pip install -q --upgrade pip
-    .venv/bin/pip install -q -e ".[dev]"
+    .venv/bin/pip install -q -e ./mssql_standin -e ".[dev]"
     touch .venv/.installed
 fi

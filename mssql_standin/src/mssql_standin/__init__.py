@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -84,6 +86,11 @@ def _serve_child(conn: Any, database: str, kwargs: dict[str, Any], setup: Callab
         conn.send((srv.host, srv.port))
         with contextlib.suppress(EOFError):  # the parent went away: stop too
             conn.recv()
+    # Every session is closed by now; skipping interpreter teardown avoids an intermittent abort
+    # ("terminate called ... exception not rethrown") while DuckDB/Arrow objects are destroyed at exit.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 @contextlib.contextmanager

@@ -542,6 +542,9 @@ def _is_tables(cat: Catalog, ctx: ViewContext) -> list[tuple[object, ...]]:
     return [(ctx.database, t.schema, t.name, "VIEW" if t.view else "BASE TABLE") for t in cat.tables.values()]
 
 
+_NUMERIC_TYPES = {"int", "bigint", "smallint", "tinyint", "decimal", "numeric", "money", "smallmoney", "float", "real"}
+
+
 def _is_columns(cat: Catalog, ctx: ViewContext) -> list[tuple[object, ...]]:
     rows: list[tuple[object, ...]] = []
     for t in cat.tables.values():
@@ -558,23 +561,7 @@ def _is_columns(cat: Catalog, ctx: ViewContext) -> list[tuple[object, ...]]:
                 octet = (
                     -1 if char_max == -1 else (ty.max_length if name not in ("text", "ntext", "image") else 2147483647)
                 )
-            num_prec = (
-                ty.precision
-                if name
-                in (
-                    "int",
-                    "bigint",
-                    "smallint",
-                    "tinyint",
-                    "decimal",
-                    "numeric",
-                    "money",
-                    "smallmoney",
-                    "float",
-                    "real",
-                )
-                else None
-            )
+            num_prec = ty.precision if name in _NUMERIC_TYPES else None
             radix = (2 if name in ("float", "real") else 10) if num_prec is not None else None
             num_scale = ty.scale if num_prec is not None and name not in ("float", "real") else None
             dt_prec = (
@@ -624,37 +611,12 @@ def _is_table_constraints(cat: Catalog, ctx: ViewContext) -> list[tuple[object, 
 def _is_key_column_usage(cat: Catalog, ctx: ViewContext) -> list[tuple[object, ...]]:
     rows: list[tuple[object, ...]] = []
     for t in cat.tables.values():
-        for i in t.indexes:
-            if i.kind in ("PK", "UQ"):
-                for k, (cname, _d) in enumerate(i.columns, 1):
-                    c = t.col(cname)
-                    rows.append(
-                        (
-                            ctx.database,
-                            t.schema,
-                            i.name,
-                            ctx.database,
-                            t.schema,
-                            t.name,
-                            c.name if c else cname,
-                            k,
-                        )
-                    )
-        for f in t.fks:
-            for k, cname in enumerate(f.columns, 1):
+        keys = [(i.name, [c for c, _d in i.columns]) for i in t.indexes if i.kind in ("PK", "UQ")]
+        keys += [(f.name, f.columns) for f in t.fks]
+        for name, cnames in keys:
+            for k, cname in enumerate(cnames, 1):
                 c = t.col(cname)
-                rows.append(
-                    (
-                        ctx.database,
-                        t.schema,
-                        f.name,
-                        ctx.database,
-                        t.schema,
-                        t.name,
-                        c.name if c else cname,
-                        k,
-                    )
-                )
+                rows.append((ctx.database, t.schema, name, ctx.database, t.schema, t.name, c.name if c else cname, k))
     return rows
 
 
@@ -691,298 +653,141 @@ def _is_referential(cat: Catalog, ctx: ViewContext) -> list[tuple[object, ...]]:
 
 
 _S = SYSNAME
+_DESC = SqlType("nvarchar", 60)
+_TEXT = SqlType("nvarchar", -1)
+_BIG = _T("bigint", [])
+# Column groups several views begin with, as SQL Server's catalog repeats them: an object (sys.objects), a
+# column of a table, a partition, and an INFORMATION_SCHEMA constraint with its table.
+_OBJECT: ViewCols = [
+    ("name", _S),
+    ("object_id", INT),
+    ("schema_id", INT),
+    ("parent_object_id", INT),
+    ("type", CHAR2),
+    ("type_desc", _DESC),
+]
+_OBJECT_DATES: ViewCols = [("create_date", DTIME), ("modify_date", DTIME), ("is_ms_shipped", BIT)]
+_COLUMN: ViewCols = [("object_id", INT), ("name", _S), ("column_id", INT), ("system_type_id", TINY)]
+_TYPE_SIZE: ViewCols = [
+    ("max_length", SMALL),
+    ("precision", TINY),
+    ("scale", TINY),
+    ("collation_name", _S),
+    ("is_nullable", BIT),
+]
+_PARTITION: ViewCols = [("partition_id", _BIG), ("object_id", INT), ("index_id", INT), ("partition_number", INT)]
+_CONSTRAINT_TABLE: ViewCols = [
+    ("CONSTRAINT_CATALOG", _S),
+    ("CONSTRAINT_SCHEMA", _S),
+    ("CONSTRAINT_NAME", _S),
+    ("TABLE_CATALOG", _S),
+    ("TABLE_SCHEMA", _S),
+    ("TABLE_NAME", _S),
+]
+_PAGE_COUNTS = (
+    "in_row_data_page_count",
+    "in_row_used_page_count",
+    "in_row_reserved_page_count",
+    "lob_used_page_count",
+    "used_page_count",
+    "reserved_page_count",
+    "row_count",
+)
+_INDEX_FLAGS = (
+    "ignore_dup_key",
+    "fill_factor",
+    "is_padded",
+    "is_disabled",
+    "is_hypothetical",
+    "allow_row_locks",
+    "allow_page_locks",
+)
 VIEWS: dict[str, ViewDef] = {
     "sys.types": ViewDef(
-        [
-            ("name", _S),
-            ("system_type_id", TINY),
-            ("user_type_id", INT),
-            ("schema_id", INT),
-            ("principal_id", INT),
-            ("max_length", SMALL),
-            ("precision", TINY),
-            ("scale", TINY),
-            ("collation_name", _S),
-            ("is_nullable", BIT),
-            ("is_user_defined", BIT),
-            ("is_assembly_type", BIT),
-        ],
+        [("name", _S), ("system_type_id", TINY), ("user_type_id", INT), ("schema_id", INT), ("principal_id", INT),
+         *_TYPE_SIZE, ("is_user_defined", BIT), ("is_assembly_type", BIT)],
         _types_rows,
     ),
     "sys.columns": ViewDef(
-        [
-            ("object_id", INT),
-            ("name", _S),
-            ("column_id", INT),
-            ("system_type_id", TINY),
-            ("user_type_id", INT),
-            ("max_length", SMALL),
-            ("precision", TINY),
-            ("scale", TINY),
-            ("collation_name", _S),
-            ("is_nullable", BIT),
-            ("is_identity", BIT),
-            ("is_computed", BIT),
-            ("default_object_id", INT),
-            ("is_rowguidcol", BIT),
-            ("graph_type", INT),
-        ],
+        [*_COLUMN, ("user_type_id", INT), *_TYPE_SIZE, ("is_identity", BIT), ("is_computed", BIT),
+         ("default_object_id", INT), ("is_rowguidcol", BIT), ("graph_type", INT)],
         _columns_rows,
     ),
     "sys.identity_columns": ViewDef(
-        [
-            ("object_id", INT),
-            ("name", _S),
-            ("column_id", INT),
-            ("system_type_id", TINY),
-            ("max_length", SMALL),
-            ("is_nullable", BIT),
-            ("seed_value", SQLV),
-            ("increment_value", SQLV),
-            ("last_value", SQLV),
-        ],
+        [*_COLUMN, ("max_length", SMALL), ("is_nullable", BIT), ("seed_value", SQLV), ("increment_value", SQLV),
+         ("last_value", SQLV)],
         _identity_rows,
     ),
-    "sys.computed_columns": ViewDef(
-        [
-            ("object_id", INT),
-            ("name", _S),
-            ("column_id", INT),
-            ("system_type_id", TINY),
-            ("definition", SqlType("nvarchar", -1)),
-            ("is_persisted", BIT),
-        ],
-        _computed_rows,
-    ),
+    "sys.computed_columns": ViewDef([*_COLUMN, ("definition", _TEXT), ("is_persisted", BIT)], _computed_rows),
     "sys.default_constraints": ViewDef(
-        [
-            ("name", _S),
-            ("object_id", INT),
-            ("schema_id", INT),
-            ("parent_object_id", INT),
-            ("type", CHAR2),
-            ("type_desc", SqlType("nvarchar", 60)),
-            ("parent_column_id", INT),
-            ("definition", SqlType("nvarchar", -1)),
-            ("is_system_named", BIT),
-        ],
-        _default_rows,
+        [*_OBJECT, ("parent_column_id", INT), ("definition", _TEXT), ("is_system_named", BIT)], _default_rows
     ),
     "sys.tables": ViewDef(
-        [
-            ("name", _S),
-            ("object_id", INT),
-            ("schema_id", INT),
-            ("parent_object_id", INT),
-            ("type", CHAR2),
-            ("type_desc", SqlType("nvarchar", 60)),
-            ("create_date", DTIME),
-            ("modify_date", DTIME),
-            ("is_ms_shipped", BIT),
-            ("is_memory_optimized", BIT),
-            ("temporal_type", TINY),
-        ],
-        _tables_rows,
+        [*_OBJECT, *_OBJECT_DATES, ("is_memory_optimized", BIT), ("temporal_type", TINY)], _tables_rows
     ),
-    "sys.objects": ViewDef(
-        [
-            ("name", _S),
-            ("object_id", INT),
-            ("schema_id", INT),
-            ("parent_object_id", INT),
-            ("type", CHAR2),
-            ("type_desc", SqlType("nvarchar", 60)),
-            ("create_date", DTIME),
-            ("modify_date", DTIME),
-            ("is_ms_shipped", BIT),
-        ],
-        _objects_rows,
-    ),
+    "sys.objects": ViewDef([*_OBJECT, *_OBJECT_DATES], _objects_rows),
     "sys.schemas": ViewDef([("name", _S), ("schema_id", INT), ("principal_id", INT)], _schemas_rows),
     "sys.key_constraints": ViewDef(
-        [
-            ("name", _S),
-            ("object_id", INT),
-            ("schema_id", INT),
-            ("parent_object_id", INT),
-            ("type", CHAR2),
-            ("type_desc", SqlType("nvarchar", 60)),
-            ("unique_index_id", INT),
-            ("is_system_named", BIT),
-        ],
-        _key_constraint_rows,
+        [*_OBJECT, ("unique_index_id", INT), ("is_system_named", BIT)], _key_constraint_rows
     ),
     "sys.indexes": ViewDef(
-        [
-            ("object_id", INT),
-            ("name", _S),
-            ("index_id", INT),
-            ("type", TINY),
-            ("type_desc", SqlType("nvarchar", 60)),
-            ("is_unique", BIT),
-            ("is_primary_key", BIT),
-            ("is_unique_constraint", BIT),
-            ("has_filter", BIT),
-            ("filter_definition", SqlType("nvarchar", -1)),
-            ("data_space_id", INT),
-            ("ignore_dup_key", BIT),
-            ("fill_factor", TINY),
-            ("is_padded", BIT),
-            ("is_disabled", BIT),
-            ("is_hypothetical", BIT),
-            ("allow_row_locks", BIT),
-            ("allow_page_locks", BIT),
-        ],
+        [("object_id", INT), ("name", _S), ("index_id", INT), ("type", TINY), ("type_desc", _DESC),
+         ("is_unique", BIT), ("is_primary_key", BIT), ("is_unique_constraint", BIT), ("has_filter", BIT),
+         ("filter_definition", _TEXT), ("data_space_id", INT),
+         *((flag, TINY if flag == "fill_factor" else BIT) for flag in _INDEX_FLAGS)],
         _indexes_rows,
     ),
     "sys.index_columns": ViewDef(
-        [
-            ("object_id", INT),
-            ("index_id", INT),
-            ("index_column_id", INT),
-            ("column_id", INT),
-            ("key_ordinal", TINY),
-            ("is_descending_key", BIT),
-            ("is_included_column", BIT),
-        ],
+        [("object_id", INT), ("index_id", INT), ("index_column_id", INT), ("column_id", INT), ("key_ordinal", TINY),
+         ("is_descending_key", BIT), ("is_included_column", BIT)],
         _index_columns_rows,
     ),
     "sys.foreign_keys": ViewDef(
-        [
-            ("name", _S),
-            ("object_id", INT),
-            ("schema_id", INT),
-            ("parent_object_id", INT),
-            ("type", CHAR2),
-            ("type_desc", SqlType("nvarchar", 60)),
-            ("referenced_object_id", INT),
-            ("key_index_id", INT),
-            ("delete_referential_action", TINY),
-            ("delete_referential_action_desc", SqlType("nvarchar", 60)),
-            ("update_referential_action", TINY),
-            ("update_referential_action_desc", SqlType("nvarchar", 60)),
-            ("is_disabled", BIT),
-            ("is_not_trusted", BIT),
-        ],
+        [*_OBJECT, ("referenced_object_id", INT), ("key_index_id", INT), ("delete_referential_action", TINY),
+         ("delete_referential_action_desc", _DESC), ("update_referential_action", TINY),
+         ("update_referential_action_desc", _DESC), ("is_disabled", BIT), ("is_not_trusted", BIT)],
         _fk_rows,
     ),
     "sys.foreign_key_columns": ViewDef(
-        [
-            ("constraint_object_id", INT),
-            ("constraint_column_id", INT),
-            ("parent_object_id", INT),
-            ("parent_column_id", INT),
-            ("referenced_object_id", INT),
-            ("referenced_column_id", INT),
-        ],
+        [("constraint_object_id", INT), ("constraint_column_id", INT), ("parent_object_id", INT),
+         ("parent_column_id", INT), ("referenced_object_id", INT), ("referenced_column_id", INT)],
         _fk_column_rows,
     ),
     "sys.partitions": ViewDef(
-        [
-            ("partition_id", _T("bigint", [])),
-            ("object_id", INT),
-            ("index_id", INT),
-            ("partition_number", INT),
-            ("hobt_id", _T("bigint", [])),
-            ("rows", _T("bigint", [])),
-            ("data_compression", TINY),
-        ],
-        _partitions_rows,
+        [*_PARTITION, ("hobt_id", _BIG), ("rows", _BIG), ("data_compression", TINY)], _partitions_rows
     ),
-    "sys.dm_db_partition_stats": ViewDef(
-        [
-            ("partition_id", _T("bigint", [])),
-            ("object_id", INT),
-            ("index_id", INT),
-            ("partition_number", INT),
-            ("in_row_data_page_count", _T("bigint", [])),
-            ("in_row_used_page_count", _T("bigint", [])),
-            ("in_row_reserved_page_count", _T("bigint", [])),
-            ("lob_used_page_count", _T("bigint", [])),
-            ("used_page_count", _T("bigint", [])),
-            ("reserved_page_count", _T("bigint", [])),
-            ("row_count", _T("bigint", [])),
-        ],
-        _stats_rows,
-    ),
+    "sys.dm_db_partition_stats": ViewDef([*_PARTITION, *((c, _BIG) for c in _PAGE_COUNTS)], _stats_rows),
     "information_schema.tables": ViewDef(
-        [
-            ("TABLE_CATALOG", _S),
-            ("TABLE_SCHEMA", _S),
-            ("TABLE_NAME", _S),
-            ("TABLE_TYPE", SqlType("varchar", 10)),
-        ],
+        [("TABLE_CATALOG", _S), ("TABLE_SCHEMA", _S), ("TABLE_NAME", _S), ("TABLE_TYPE", SqlType("varchar", 10))],
         _is_tables,
     ),
     "information_schema.columns": ViewDef(
-        [
-            ("TABLE_CATALOG", _S),
-            ("TABLE_SCHEMA", _S),
-            ("TABLE_NAME", _S),
-            ("COLUMN_NAME", _S),
-            ("ORDINAL_POSITION", INT),
-            ("COLUMN_DEFAULT", SqlType("nvarchar", 4000)),
-            ("IS_NULLABLE", SqlType("varchar", 3)),
-            ("DATA_TYPE", _S),
-            ("CHARACTER_MAXIMUM_LENGTH", INT),
-            ("CHARACTER_OCTET_LENGTH", INT),
-            ("NUMERIC_PRECISION", TINY),
-            ("NUMERIC_PRECISION_RADIX", SMALL),
-            ("NUMERIC_SCALE", INT),
-            ("DATETIME_PRECISION", SMALL),
-            ("CHARACTER_SET_NAME", _S),
-            ("COLLATION_NAME", _S),
-        ],
+        [("TABLE_CATALOG", _S), ("TABLE_SCHEMA", _S), ("TABLE_NAME", _S), ("COLUMN_NAME", _S),
+         ("ORDINAL_POSITION", INT), ("COLUMN_DEFAULT", SqlType("nvarchar", 4000)),
+         ("IS_NULLABLE", SqlType("varchar", 3)), ("DATA_TYPE", _S), ("CHARACTER_MAXIMUM_LENGTH", INT),
+         ("CHARACTER_OCTET_LENGTH", INT), ("NUMERIC_PRECISION", TINY), ("NUMERIC_PRECISION_RADIX", SMALL),
+         ("NUMERIC_SCALE", INT), ("DATETIME_PRECISION", SMALL), ("CHARACTER_SET_NAME", _S), ("COLLATION_NAME", _S)],
         _is_columns,
     ),
     "information_schema.table_constraints": ViewDef(
-        [
-            ("CONSTRAINT_CATALOG", _S),
-            ("CONSTRAINT_SCHEMA", _S),
-            ("CONSTRAINT_NAME", _S),
-            ("TABLE_CATALOG", _S),
-            ("TABLE_SCHEMA", _S),
-            ("TABLE_NAME", _S),
-            ("CONSTRAINT_TYPE", SqlType("varchar", 11)),
-            ("IS_DEFERRABLE", SqlType("varchar", 2)),
-            ("INITIALLY_DEFERRED", SqlType("varchar", 2)),
-        ],
+        [*_CONSTRAINT_TABLE, ("CONSTRAINT_TYPE", SqlType("varchar", 11)), ("IS_DEFERRABLE", SqlType("varchar", 2)),
+         ("INITIALLY_DEFERRED", SqlType("varchar", 2))],
         _is_table_constraints,
     ),
     "information_schema.key_column_usage": ViewDef(
-        [
-            ("CONSTRAINT_CATALOG", _S),
-            ("CONSTRAINT_SCHEMA", _S),
-            ("CONSTRAINT_NAME", _S),
-            ("TABLE_CATALOG", _S),
-            ("TABLE_SCHEMA", _S),
-            ("TABLE_NAME", _S),
-            ("COLUMN_NAME", _S),
-            ("ORDINAL_POSITION", INT),
-        ],
-        _is_key_column_usage,
+        [*_CONSTRAINT_TABLE, ("COLUMN_NAME", _S), ("ORDINAL_POSITION", INT)], _is_key_column_usage
     ),
     "information_schema.referential_constraints": ViewDef(
-        [
-            ("CONSTRAINT_CATALOG", _S),
-            ("CONSTRAINT_SCHEMA", _S),
-            ("CONSTRAINT_NAME", _S),
-            ("UNIQUE_CONSTRAINT_CATALOG", _S),
-            ("UNIQUE_CONSTRAINT_SCHEMA", _S),
-            ("UNIQUE_CONSTRAINT_NAME", _S),
-            ("MATCH_OPTION", SqlType("varchar", 7)),
-            ("UPDATE_RULE", SqlType("varchar", 11)),
-            ("DELETE_RULE", SqlType("varchar", 11)),
-        ],
+        [("CONSTRAINT_CATALOG", _S), ("CONSTRAINT_SCHEMA", _S), ("CONSTRAINT_NAME", _S),
+         ("UNIQUE_CONSTRAINT_CATALOG", _S), ("UNIQUE_CONSTRAINT_SCHEMA", _S), ("UNIQUE_CONSTRAINT_NAME", _S),
+         ("MATCH_OPTION", SqlType("varchar", 7)), ("UPDATE_RULE", SqlType("varchar", 11)),
+         ("DELETE_RULE", SqlType("varchar", 11))],
         _is_referential,
     ),
-}
+}  # fmt: skip
 VIEWS["sys.all_columns"] = VIEWS["sys.columns"]
 VIEWS["sys.check_constraints"] = ViewDef(
-    [("name", _S), ("object_id", INT), ("schema_id", INT), ("parent_object_id", INT), ("type", CHAR2),
-     ("type_desc", SqlType("nvarchar", 60)), ("parent_column_id", INT),
-     ("definition", SqlType("nvarchar", -1)),
-     ("is_disabled", BIT), ("is_not_trusted", BIT)],
+    [*_OBJECT, ("parent_column_id", INT), ("definition", _TEXT), ("is_disabled", BIT), ("is_not_trusted", BIT)],
     lambda cat, ctx: [
         (k.name, k.object_id, cat.schemas[t.schema], t.object_id, "C ", "CHECK_CONSTRAINT", k.column_id,
          k.definition, False, False)

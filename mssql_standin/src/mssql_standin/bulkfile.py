@@ -34,7 +34,7 @@ from sqlglot.tokens import Token, TokenType
 
 from .ddl import Cursor
 from .results import SqlServerError
-from .translate import syntax_error, unsupported
+from .sqltext import syntax_error, unsupported
 
 
 @dataclass

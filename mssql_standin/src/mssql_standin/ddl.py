@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from sqlglot.tokens import Token, TokenType
 
 from .results import SqlServerError
-from .translate import _read_type, syntax_error, unsupported
+from .sqltext import read_type, syntax_error, unsupported
 from .types import SqlType
 
 
@@ -104,7 +104,7 @@ class Cursor:
         return self.text[a - self.base : b - self.base + 1]
 
     def type(self) -> SqlType:
-        k, ty = _read_type(self.toks, self.i)
+        k, ty = read_type(self.toks, self.i)
         if ty is None:
             t = self.toks[self.i] if self.i < len(self.toks) else None
             name = t.text if t else ""
@@ -294,23 +294,26 @@ def _references(c: Cursor, name: str | None, cols: list[str]) -> ConstraintDef:
     while c.peek() == "ON" and c.peek(1) in ("DELETE", "UPDATE"):
         c.next()
         which = c.next().text.upper()
-        if c.accept("NO"):
-            c.expect("ACTION")
-            act = "NO_ACTION"
-        elif c.accept("CASCADE"):
-            act = "CASCADE"
-        elif c.accept("SET"):
-            act = "SET_NULL" if c.accept("NULL") else ("SET_DEFAULT" if c.accept("DEFAULT") else "NO_ACTION")
-        else:
-            raise syntax_error(c.peek())
         if which == "DELETE":
-            cd.on_delete = act
+            cd.on_delete = _referential_action(c)
         else:
-            cd.on_update = act
+            cd.on_update = _referential_action(c)
     c.accept("NOT")
     c.accept("FOR")
     c.accept("REPLICATION")
     return cd
+
+
+def _referential_action(c: Cursor) -> str:
+    """ON DELETE/UPDATE's action: NO ACTION, CASCADE, SET NULL or SET DEFAULT."""
+    if c.accept("CASCADE"):
+        return "CASCADE"
+    if c.accept("SET"):
+        return "SET_NULL" if c.accept("NULL") else ("SET_DEFAULT" if c.accept("DEFAULT") else "NO_ACTION")
+    if not c.accept("NO"):
+        raise syntax_error(c.peek())
+    c.expect("ACTION")
+    return "NO_ACTION"
 
 
 def parse_create_table(text: str, toks: list[Token]) -> CreateTable:

@@ -1,0 +1,335 @@
+"""CAST/CONVERT as SQL Server does them: styles, rounding, out-of-range errors, and the storage forms of
+datetime2, time, datetimeoffset and uniqueidentifier."""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+from .results import SqlServerError
+from .sqlexpr import _DAY_1900, _NOCONST, TranslatorBase, literal, storage_literal, type_of
+from .sqltext import SPECIAL_STORAGE, decode_type, syntax_error, unsupported
+from .types import TICKS_PER_DAY, TICKS_PER_SECOND, SqlType, out_of_range, parse_type, scalar_to_storage
+
+
+def _raw_choice(node: exp.Expression, values: list[exp.Expression | None]) -> bool:
+    """CASE/IIF/COALESCE/ISNULL whose every value is in the same storage form (or NULL) stays in it, so a
+    datetime2 keeps its 100 ns; node is marked raw with the widest scale. False: nativize as usual."""
+    t: SqlType | None = None
+    for v in values:
+        if v is None or isinstance(v, exp.Null):
+            continue
+        vt = type_of(v)
+        if not v.meta.get("ss_raw") or vt is None or vt.name not in SPECIAL_STORAGE:
+            return False
+        if t is not None and vt.name != t.name:
+            return False
+        if t is None or vt.scale > t.scale:
+            t = vt
+    if t is None:
+        return False
+    node.meta["ss_type"] = t
+    node.meta["ss_raw"] = True
+    return True
+
+
+def _raw_temporal_style(arg: exp.Expression, src: SqlType, style: int) -> exp.Expression:
+    """CONVERT(varchar, datetime2/time, style) from the 100 ns storage: styles 21/121 show every fractional
+    digit of the declared scale, 126/127 too (with a 'T', and no fraction when it is zero); 20/120/8/108 none."""
+    is_time = src.name == "time"
+    fn = "__ss_time_str" if is_time else "__ss_dt2_str"
+    digits = src.scale if style in (21, 121, 126, 127) else 0
+    text: exp.Expression = exp.Anonymous(this=fn, expressions=[arg, exp.Literal.number(digits)])
+    if is_time and style in (20, 120):
+        raise unsupported(f"CONVERT style {style} of time")
+    if not is_time and style in (8, 24, 108):
+        text = exp.Anonymous(this="__ss_time_str", expressions=[
+            exp.Mod(this=exp.Paren(this=arg), expression=exp.Literal.number(TICKS_PER_DAY)), exp.Literal.number(0)
+        ])  # fmt: skip
+    if style in (126, 127) and digits:
+        whole = exp.Anonymous(this=fn, expressions=[arg, exp.Literal.number(0)])
+        zero = exp.EQ(
+            this=exp.Mod(this=exp.Paren(this=arg), expression=exp.Literal.number(TICKS_PER_SECOND)),
+            expression=exp.Literal.number(0),
+        )
+        text = exp.If(this=zero, true=whole, false=text)
+    if style in (126, 127) and not is_time:
+        text = exp.Anonymous(this="replace", expressions=[text, exp.Literal.string(" "), exp.Literal.string("T")])
+    return text
+
+
+def _raw_temporal_cast(arg: exp.Expression, src: SqlType, t: SqlType) -> exp.Expression:
+    """datetime2/time/datetimeoffset to another of them, on the 100 ns storage (DuckDB's own types would
+    drop the last digit). A datetimeoffset converts by its local time; a time gets the date 1900-01-01."""
+
+    def num(v: int) -> exp.Expression:
+        return exp.Literal.number(v)
+
+    unit = num(10 ** (7 - t.scale))
+    local: exp.Expression
+    if src.name == "datetimeoffset":
+        local = exp.Add(
+            this=exp.Dot(this=exp.Paren(this=arg), expression=exp.to_identifier("utc")),
+            expression=exp.Mul(
+                this=exp.Cast(
+                    this=exp.Dot(this=exp.Paren(this=arg), expression=exp.to_identifier("offset_min")),
+                    to=exp.DataType.build("BIGINT"),
+                ),
+                expression=num(600_000_000),
+            ),
+        )
+    elif src.name == "time":
+        local = exp.Add(this=exp.Paren(this=arg), expression=num(_DAY_1900 * TICKS_PER_DAY))
+    else:
+        local = arg
+    if t.name == "time":
+        tod = exp.Mod(this=exp.Paren(this=local), expression=num(TICKS_PER_DAY))
+        rounded = exp.Anonymous(this="__ss_round_ticks", expressions=[tod, unit])
+        return exp.Mod(this=rounded, expression=num(TICKS_PER_DAY))
+    ticks = _round_dt2(exp.Paren(this=local), unit, src.name)
+    if t.name == "datetime2":
+        return ticks
+    return exp.Struct(
+        expressions=[
+            exp.PropertyEQ(this=exp.to_identifier("utc"), expression=ticks),
+            exp.PropertyEQ(
+                this=exp.to_identifier("offset_min"),
+                expression=exp.Cast(this=num(0), to=exp.DataType.build("SMALLINT")),
+            ),
+        ]
+    )
+
+
+def _round_dt2(ticks: exp.Expression, unit: exp.Expression, src: str) -> exp.Expression:
+    """datetime2 ticks rounded to a coarser unit; reaching the year 10000 is error 242, as in SQL Server."""
+    msg = f"__ss_242: The conversion of a {src} data type to a datetime2 data type resulted in an out-of-range value."
+    return exp.Anonymous(this="__ss_round_dt2", expressions=[ticks, unit, exp.Literal.string(msg)])
+
+
+def _temporal_text(arg: exp.Expression, src: SqlType) -> exp.Expression:
+    """CAST(<temporal or money> AS varchar) as SQL Server writes it (styles 0 and 121)."""
+    n = src.name
+    if n == "datetime2":
+        return exp.Anonymous(this="__ss_dt2_str", expressions=[arg, exp.Literal.number(src.scale)])
+    if n == "time":
+        return exp.Anonymous(this="__ss_time_str", expressions=[arg, exp.Literal.number(src.scale)])
+    if n == "datetimeoffset":
+        return exp.Anonymous(this="__ss_dto_str", expressions=[arg, exp.Literal.number(src.scale)])
+    if n in ("datetime", "smalldatetime"):
+        return exp.Anonymous(this="__ss_dt_str", expressions=[arg])
+    if n == "date":
+        return exp.Anonymous(this="strftime", expressions=[arg, exp.Literal.string("%Y-%m-%d")])
+    return exp.Cast(this=exp.Cast(this=arg, to=exp.DataType.build("DECIMAL(19,2)")), to=exp.DataType.build("VARCHAR"))
+
+
+class Conversions(TranslatorBase):
+    """CAST, CONVERT and TRY_CONVERT with SQL Server's styles, ranges and errors."""
+
+    def _cast(self, node: exp.Expression) -> exp.Expression:
+        to = node.args["to"]
+        tname = to.this if isinstance(to.this, str) else to.args.get("kind") or to.sql("tsql")
+        t = decode_type(str(tname)) if isinstance(tname, str) else None
+        if t is None:
+            try:
+                t = parse_type(to.sql("tsql"))
+            except SqlServerError:
+                raise unsupported("CAST to " + to.sql("tsql")) from None
+        return self._convert_to(node.this, t, isinstance(node, exp.TryCast), None)
+
+    def _convert(self, args: list[exp.Expression], try_: bool) -> exp.Expression:
+        target = args[0]
+        t = decode_type(target.name) if isinstance(target, exp.Column) else None
+        if t is None:
+            raise syntax_error(target.sql("tsql"))
+        style = args[2].meta.get("ss_const") if len(args) > 2 and args[2].meta else None
+        return self._convert_to(args[1], t, try_, style)
+
+    def _convert_to(self, arg: exp.Expression, t: SqlType, try_: bool, style: object) -> exp.Expression:
+        body: exp.Expression
+        src = type_of(arg)
+        const = arg.meta.get("ss_const", _NOCONST) if arg.meta else _NOCONST
+        if (
+            const is not _NOCONST
+            and not (src is not None and src.name in SPECIAL_STORAGE)
+            and style in (None, 0, 120, 121, 126, 127, 23, 20)
+        ):
+            if isinstance(const, str) and style is not None and t.name in ("datetime", "datetime2", "date"):
+                const = const.replace("T", " ")
+            try:
+                st = scalar_to_storage(const, t, self.ctx.dateformat)
+            except SqlServerError as e:
+                if try_:
+                    return literal(None, t)
+                if e.number == 242 and src is not None and t.name == "datetime2":
+                    raise out_of_range(src.name, t.name) from None
+                raise
+            if t.is_string and isinstance(st, str) and t.length > 0:
+                st = st[: t.length]
+            out = storage_literal(st, t) if t.name in SPECIAL_STORAGE else literal(st, t)
+            out.meta["ss_type"] = t
+            out.meta["ss_raw"] = t.name in SPECIAL_STORAGE
+            out.meta["ss_const"] = const if t.name in SPECIAL_STORAGE else st
+            out.meta["ss_storage"] = st
+            return out
+        native = self._native(arg)
+        n = t.name
+        cast_cls = exp.TryCast if try_ else exp.Cast
+        if (
+            style in (20, 120, 21, 121, 126, 127, 8, 24, 108)
+            and src is not None
+            and t.is_string
+            and arg.meta.get("ss_raw")
+            and src.name in ("datetime2", "time")
+        ):
+            out = _raw_temporal_style(arg, src, int(style))
+            if t.length > 0:
+                out = exp.Anonymous(this="left", expressions=[out, exp.Literal.number(t.length)])
+        elif (
+            style not in (None, 0)
+            and src is not None
+            and t.is_string
+            and src.name in ("datetime", "smalldatetime", "datetime2", "date", "datetimeoffset", "time")
+        ):
+            fmt = {
+                120: "%Y-%m-%d %H:%M:%S",
+                20: "%Y-%m-%d %H:%M:%S",
+                121: "%Y-%m-%d %H:%M:%S.%g",
+                23: "%Y-%m-%d",
+                112: "%Y%m%d",
+                126: "%Y-%m-%dT%H:%M:%S.%g",
+                108: "%H:%M:%S",
+                101: "%m/%d/%Y",
+                103: "%d/%m/%Y",
+            }.get(int(style))  # type: ignore[call-overload]
+            if fmt is None:
+                raise unsupported(f"CONVERT style {style}")
+            out = exp.Anonymous(
+                this="strftime",
+                expressions=[
+                    exp.Cast(this=native, to=exp.DataType.build("TIMESTAMP")),
+                    exp.Literal.string(fmt),
+                ],
+            )
+        elif style not in (None, 0) and not (
+            t.name in ("date", "datetime", "datetime2") and style in (120, 121, 126, 127, 23, 20)
+        ):
+            raise unsupported(f"CONVERT style {style}")
+        elif (
+            n in ("datetime2", "time", "datetimeoffset")
+            and src is not None
+            and src.name in ("datetime2", "time", "datetimeoffset")
+            and src.name != n
+            and arg.meta.get("ss_raw")
+        ):
+            out = _raw_temporal_cast(arg, src, t)
+            out.meta["ss_raw"] = True
+        elif n == "uniqueidentifier" and src is not None and src.name in ("binary", "varbinary"):
+            out = exp.Anonymous(this="__ss_le_guid", expressions=[native])
+            out.meta["ss_raw"] = True
+        elif n in ("datetime2", "time", "datetimeoffset", "uniqueidentifier"):
+            if src is not None and src.name == n:
+                out = arg
+                if t.scale < src.scale and n != "uniqueidentifier":
+                    unit = exp.Literal.number(10 ** (7 - t.scale))
+                    fn = "__ss_dto_round" if n == "datetimeoffset" else "__ss_round_ticks"
+                    out = exp.Anonymous(this=fn, expressions=[arg, unit])
+                    if n == "datetime2":
+                        out = _round_dt2(arg, unit, "datetime2")
+                    if n == "time":
+                        out = exp.Mod(this=out, expression=exp.Literal.number(TICKS_PER_DAY))
+            else:
+                fn = {
+                    "datetime2": "__ss_ts_dt2",
+                    "time": "__ss_t_time",
+                    "datetimeoffset": "__ss_tz_dto",
+                    "uniqueidentifier": "__ss_guid_key",
+                }[n]
+                duck = {
+                    "datetime2": "TIMESTAMP",
+                    "time": "TIME",
+                    "datetimeoffset": "TIMESTAMPTZ",
+                    "uniqueidentifier": "UUID",
+                }[n]
+                out = exp.Anonymous(this=fn, expressions=[cast_cls(this=native, to=exp.DataType.build(duck))])
+                if n == "datetime2":
+                    out = _round_dt2(out, exp.Literal.number(10 ** (7 - t.scale)), src.name if src else "varchar")
+                elif n == "time":
+                    out = exp.Anonymous(
+                        this="__ss_round_ticks", expressions=[out, exp.Literal.number(10 ** (7 - t.scale))]
+                    )
+            out.meta["ss_raw"] = True
+        elif n in ("datetime", "smalldatetime"):
+            fn = "__ss_dt_round" if n == "datetime" else "__ss_sdt_round"
+            out = exp.Anonymous(this=fn, expressions=[cast_cls(this=native, to=exp.DataType.build("TIMESTAMP"))])
+        elif (
+            t.is_string
+            and src is not None
+            and src.name
+            in (
+                "datetime2",
+                "time",
+                "datetimeoffset",
+                "datetime",
+                "smalldatetime",
+                "date",
+                "money",
+                "smallmoney",
+            )
+        ):
+            if src.name in ("datetime2", "time", "datetimeoffset") and not arg.meta.get("ss_raw"):
+                # a DuckDB-native value typed as one of these (ISNULL of mixed scales): back to storage form
+                fn = {"datetime2": "__ss_ts_dt2", "time": "__ss_t_time", "datetimeoffset": "__ss_tz_dto"}[src.name]
+                arg = exp.Anonymous(this=fn, expressions=[arg])
+            body = _temporal_text(arg, src)
+            if t.length > 0:
+                body = exp.Anonymous(this="left", expressions=[body, exp.Literal.number(t.length)])
+            out = body
+        elif t.is_string:
+            if src is not None and src.name in ("binary", "varbinary"):
+                raise unsupported("CAST of binary to a string type")
+            body = cast_cls(this=native, to=exp.DataType.build("VARCHAR"))
+            if src is not None and src.name == "bit":
+                body = exp.Cast(
+                    this=exp.Cast(this=native, to=exp.DataType.build("INTEGER")),
+                    to=exp.DataType.build("VARCHAR"),
+                )
+            if src is not None and src.name in ("float", "real"):
+                raise unsupported("CAST of float to a string type")
+            if t.length > 0:
+                body = exp.Anonymous(this="left", expressions=[body, exp.Literal.number(t.length)])
+            if t.name in ("char", "nchar") and t.length > 0:
+                body = exp.Anonymous(
+                    this="rpad", expressions=[body, exp.Literal.number(t.length), exp.Literal.string(" ")]
+                )
+            out = body
+        elif n in ("int", "bigint", "smallint", "tinyint"):
+            duck = {"int": "INTEGER", "bigint": "BIGINT", "smallint": "SMALLINT", "tinyint": "UTINYINT"}[n]
+            inner = native
+            if src is not None and src.name in ("float", "real", "decimal", "numeric", "money", "smallmoney"):
+                inner = exp.Anonymous(this="trunc", expressions=[native])
+            out = cast_cls(this=inner, to=exp.DataType.build(duck))
+        elif n == "bit":
+            if src is not None and src.is_string:
+                out = cast_cls(this=native, to=exp.DataType.build("BOOLEAN"))
+            else:
+                out = exp.NEQ(this=native, expression=exp.Literal.number(0))
+        elif n in ("binary", "varbinary") and src is not None and src.name == "uniqueidentifier":
+            key = arg if arg.meta.get("ss_raw") else self._convert_to(arg, src, try_, None)
+            # the 16 bytes as SQL Server stores them (uuid.bytes_le order), from the comparison-order key
+            out = exp.Anonymous(this="__ss_guid_le", expressions=[key])
+            if t.length > 0 and t.length != 16:
+                hexed: exp.Expression = exp.Anonymous(this="hex", expressions=[out])
+                if t.length < 16:
+                    hexed = exp.Anonymous(this="left", expressions=[hexed, exp.Literal.number(2 * t.length)])
+                elif n == "binary":
+                    hexed = exp.DPipe(this=hexed, expression=exp.Literal.string("00" * (t.length - 16)), safe=False)
+                out = exp.Anonymous(this="unhex", expressions=[hexed])
+        elif n in ("binary", "varbinary"):
+            if src is None or src.name not in ("binary", "varbinary", "timestamp", "image"):
+                raise unsupported(f"CAST of {src.name if src else 'expression'} to {n}")
+            out = arg
+        else:
+            from .types import duck_type
+
+            out = cast_cls(this=native, to=exp.DataType.build(duck_type(t), dialect="duckdb"))
+        out.meta["ss_type"] = t
+        return out

@@ -1,0 +1,195 @@
+"""The values of @@ variables and of the built-in and metadata functions (OBJECT_ID, DB_NAME, ...) a
+statement may call, seen from one session."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .results import SqlServerError
+from .sqltext import unsupported
+from .types import TYPE_IDS, SqlType, make_type, parse_type
+
+if TYPE_CHECKING:
+    from .session import SessionCore
+
+COLLATION = "SQL_Latin1_General_CP1_CI_AS"
+VERSION = (
+    "Microsoft SQL Server 2022 (RTM) - 16.0.1000.6 (X64) \n\tOct  8 2022 05:58:25 \n\t"
+    "Copyright (C) 2022 Microsoft Corporation\n\tDeveloper Edition (64-bit) — mssql_standin, a DuckDB-backed "
+    "stand-in for tests, not SQL Server"
+)
+
+
+def system_value(s: SessionCore, name: str) -> tuple[SqlType, object]:
+    n = name.upper()
+    if n == "VERSION":
+        return SqlType("nvarchar", 300), VERSION
+    if n == "SPID":
+        return make_type("smallint", []), s.spid
+    if n == "TRANCOUNT":
+        return make_type("int", []), s.trancount
+    if n == "IDENTITY":
+        return make_type("numeric", ["38", "0"]), s.scope_identity
+    if n == "ROWCOUNT":
+        return make_type("int", []), s.rowcount
+    if n == "SERVERNAME":
+        return SqlType("nvarchar", 128), "localhost"
+    if n == "SERVICENAME":
+        return SqlType("nvarchar", 128), "MSSQLSERVER"
+    if n == "LANGUAGE":
+        return SqlType("nvarchar", 128), "us_english"
+    if n == "TEXTSIZE":
+        return make_type("int", []), s.state.textsize
+    if n == "ERROR":
+        return make_type("int", []), 0
+    if n == "DBTS":
+        return SqlType("varbinary", 8), s.engine.dbts.to_bytes(8, "big")
+    if n == "MAX_PRECISION":
+        return make_type("tinyint", []), 38
+    if n == "LOCK_TIMEOUT":
+        return make_type("int", []), -1
+    if n == "OPTIONS":
+        return make_type("int", []), 5496 if not s.state.nocount else 5496 | 512
+    raise SqlServerError(137, f'Must declare the scalar variable "@@{name}".', severity=15)
+
+
+def function_value(s: SessionCore, fn: str, args: list[object]) -> tuple[SqlType, object]:
+    nv = SqlType("nvarchar", 128)
+    cat = s.catalog
+    if fn == "scope_identity":
+        return make_type("numeric", ["38", "0"]), s.scope_identity
+    if fn in ("ident_current", "ident_seed", "ident_incr"):
+        t = s._maybe_table(str(args[0])) if args and args[0] is not None else None
+        if t is None or t.identity is None or t.identity.identity is None:
+            return make_type("numeric", ["38", "0"]), None
+        seed, inc = t.identity.identity
+        if fn == "ident_seed":
+            return make_type("numeric", ["38", "0"]), seed
+        if fn == "ident_incr":
+            return make_type("numeric", ["38", "0"]), inc
+        cur = s.engine.identity_current(t)
+        return make_type("numeric", ["38", "0"]), seed if cur is None else cur
+    if fn == "object_id":
+        if args[0] is None:
+            return make_type("int", []), None
+        return make_type("int", []), s._object_id(str(args[0]), str(args[1]) if len(args) > 1 and args[1] else None)
+    if fn == "object_name":
+        o = cat.object_by_id(int(args[0])) if args[0] is not None else None  # type: ignore[call-overload]
+        return nv, o[1] if o else None
+    if fn == "object_schema_name":
+        o = cat.object_by_id(int(args[0])) if args[0] is not None else None  # type: ignore[call-overload]
+        names = {v: k for k, v in cat.schemas.items()}
+        return nv, names.get(o[2]) if o else None
+    if fn == "schema_name":
+        if not args:
+            return nv, "dbo"
+        sid = int(args[0]) if args[0] is not None else None  # type: ignore[call-overload]
+        names = {**{v: k for k, v in cat.schemas.items()}, 3: "INFORMATION_SCHEMA", 4: "sys"}
+        return nv, names.get(sid) if sid is not None else None
+    if fn == "schema_id":
+        if not args:
+            return make_type("int", []), 1
+        schema = cat.schema_name(str(args[0]))
+        return make_type("int", []), cat.schemas.get(schema) if schema else {"information_schema": 3, "sys": 4}.get(
+            str(args[0]).lower()
+        )
+    if fn == "type_name":
+        rev = {v: k for k, v in TYPE_IDS.items() if k != "sysname"}
+        rev[256] = "sysname"
+        return nv, rev.get(int(args[0])) if args[0] is not None else None  # type: ignore[call-overload]
+    if fn == "type_id":
+        try:
+            return make_type("int", []), TYPE_IDS[parse_type(str(args[0])).name]
+        except SqlServerError:
+            return make_type("int", []), None
+    if fn == "db_name":
+        return nv, s.database if not args or args[0] in (None, 5) else ("master" if args[0] == 1 else None)
+    if fn == "db_id":
+        return make_type("smallint", []), 5
+    if fn == "original_db_name":
+        return nv, s.engine.database
+    if fn in ("suser_sname", "suser_name", "user_name"):
+        return nv, "dbo" if fn == "user_name" else "sa"
+    if fn == "host_name":
+        return nv, "localhost"
+    if fn == "app_name":
+        return nv, "mssql_standin"
+    if fn == "databasepropertyex":
+        prop = str(args[1]).lower()
+        val: object = {
+            "collation": COLLATION,
+            "status": "ONLINE",
+            "recovery": "SIMPLE",
+            "updateability": "READ_WRITE",
+            "useraccess": "MULTI_USER",
+            "version": 957,
+            "isautoclose": 0,
+        }.get(prop)
+        return SqlType("sql_variant", 0) if not isinstance(val, str) else nv, val
+    if fn == "serverproperty":
+        prop = str(args[0]).lower()
+        val = {
+            "productversion": "16.0.1000.6",
+            "productlevel": "RTM",
+            "edition": "Developer Edition (64-bit)",
+            "engineedition": 3,
+            "collation": COLLATION,
+            "servername": "localhost",
+            "machinename": "localhost",
+            "productmajorversion": "16",
+            "productminorversion": "0",
+            "isclustered": 0,
+            "ishadrenabled": 0,
+            "instancename": None,
+            "isintegratedsecurityonly": 0,
+            "productbuild": "1000",
+        }.get(prop)
+        return nv, val
+    if fn == "collationproperty":
+        prop = str(args[1]).lower()
+        return make_type("int", []), {
+            "codepage": 1252,
+            "lcid": 1033,
+            "comparisonstyle": 196609,
+            "version": 0,
+        }.get(prop)
+    if fn == "columnproperty":
+        t = cat.table_by_id(int(args[0])) if args[0] is not None else None  # type: ignore[call-overload]
+        c = t.col(str(args[1])) if t else None
+        if c is None:
+            return make_type("int", []), None
+        prop = str(args[2]).lower()
+        v = {
+            "isidentity": int(c.identity is not None),
+            "iscomputed": int(c.computed is not None),
+            "allowsnull": int(c.nullable),
+            "precision": c.type.precision or c.type.length,
+            "scale": c.type.scale,
+            "isrowguidcol": int(c.rowguidcol),
+            "columnid": c.column_id,
+        }.get(prop)
+        return make_type("int", []), v
+    if fn == "objectproperty":
+        t = cat.table_by_id(int(args[0])) if args[0] is not None else None  # type: ignore[call-overload]
+        prop = str(args[1]).lower()
+        if t is None:
+            return make_type("int", []), None
+        v = {
+            "isusertable": 1,
+            "istable": 1,
+            "tablehasidentity": int(t.identity is not None),
+            "tablehasprimarykey": int(t.pk is not None),
+            "ismsshipped": 0,
+        }.get(prop)
+        return make_type("int", []), v
+    if fn == "has_perms_by_name" or fn == "is_srvrolemember":
+        return make_type("int", []), 1
+    if fn == "sessionproperty":
+        return make_type("int", []), 1
+    if fn == "error_message":
+        return SqlType("nvarchar", 4000), None
+    if fn == "col_name":
+        t = cat.table_by_id(int(args[0])) if args[0] is not None else None  # type: ignore[call-overload]
+        c = next((c for c in t.columns if c.column_id == args[1]), None) if t else None
+        return nv, c.name if c else None
+    raise unsupported(fn.upper())
