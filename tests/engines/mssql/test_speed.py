@@ -18,7 +18,7 @@ import pytest
 from ray_replicator.engines.base import KeyRange, WriteOptions
 from ray_replicator.engines.mssql import MssqlSource, MssqlTarget
 from ray_replicator.synth import stackoverflow as so
-from tests.engines.mssql_fixtures import Server, standin
+from tests.engines.mssql.servers import Server, standin
 
 SCALE = float(os.environ.get("RR_MSSQL_SPEED_SCALE", "0.01"))
 TABLES = ["Votes", "Comments", "Posts", "Users"]
