@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pyarrow as pa
@@ -33,6 +33,19 @@ from ray_replicator.engines.mssql.types import base_name, native_type
 from ray_replicator.engines.mssql.write_bulk import IdentitySums, bulkcopy
 from ray_replicator.engines.mssql.write_files import bulk_insert
 from ray_replicator.engines.mssql.write_insert import insert
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """One try at writing a range: what it is called in messages, whether an earlier try may have left rows
+    (retry), and the statement that marks it done (computed when the rows are in)."""
+
+    table: Table
+    rng: KeyRange
+    run_id: str
+    retry: bool
+    what: str
+    done: Callable[[], str]
 
 
 class _Counter:
@@ -120,11 +133,12 @@ class MssqlTarget(MssqlDdl, Target):
             seconds = time.monotonic() - started
             return self._ledger.done_sql(options.run_id, rng.range_id, counter.rows, counter.bytes, seconds)
 
+        attempt = _Attempt(table, rng, options.run_id, retry, what, done)
         try:
             if self._writer_for(table) == "bulkcopy":
-                self._write_bulkcopy(table, rng, counted, options.run_id, retry, what, done)
+                self._write_bulkcopy(attempt, counted)
             else:
-                self._write_in_transaction(table, rng, counted, options.run_id, retry, done)
+                self._write_in_transaction(attempt, counted)
         except EngineError:
             raise
         except Exception as exc:
@@ -132,48 +146,31 @@ class MssqlTarget(MssqlDdl, Target):
             raise self._error(what, exc, _write_hint(str(exc))) from None
         return RangeWrite(rows=counter.rows, bytes=counter.bytes)
 
-    def _write_bulkcopy(
-        self,
-        table: Table,
-        rng: KeyRange,
-        batches: Iterator[pa.RecordBatch],
-        run_id: str,
-        retry: bool,
-        what: str,
-        done: Callable[[], str],
-    ) -> None:
+    def _write_bulkcopy(self, a: _Attempt, batches: Iterator[pa.RecordBatch]) -> None:
         """Mark the range 'copying' (a retry then clears it), bulk load on the driver's own transaction, check the
         identity values, mark it done."""
-        self._ledger.set_state(run_id, rng.range_id, "copying", what)
-        if retry:
-            self.execute(what, self._clear_sql(table, rng))
-        sums = IdentitySums(table)
-        bulkcopy(self.control(), table, sums.wrap(batches))
-        self._check_identity_kept(table, rng, sums, what)
-        self.execute(what, done())
+        self._ledger.set_state(a.run_id, a.rng.range_id, "copying", a.what)
+        if a.retry:
+            self.execute(a.what, self._clear_sql(a.table, a.rng))
+        sums = IdentitySums(a.table)
+        bulkcopy(self.control(), a.table, sums.wrap(batches))
+        self._check_identity_kept(a.table, a.rng, sums, a.what)
+        self.execute(a.what, a.done())
 
-    def _write_in_transaction(
-        self,
-        table: Table,
-        rng: KeyRange,
-        batches: Iterator[pa.RecordBatch],
-        run_id: str,
-        retry: bool,
-        done: Callable[[], str],
-    ) -> None:
+    def _write_in_transaction(self, a: _Attempt, batches: Iterator[pa.RecordBatch]) -> None:
         """Lock the range's ledger row, clear a retried range, load, and commit the rows with the done mark."""
         conn = self._txconn()
         cur = conn.cursor()
         try:
-            cur.execute(self._ledger.lock_sql(run_id, rng.range_id))
+            cur.execute(self._ledger.lock_sql(a.run_id, a.rng.range_id))
             cur.fetchall()
-            if retry:
-                cur.execute(self._clear_sql(table, rng))
-            if self._writer_for(table) == "insert":
-                insert(cur, table, batches)
+            if a.retry:
+                cur.execute(self._clear_sql(a.table, a.rng))
+            if self._writer_for(a.table) == "insert":
+                insert(cur, a.table, batches)
             else:
-                bulk_insert(cur, self.u, table, batches)
-            cur.execute(done())
+                bulk_insert(cur, self.u, a.table, batches)
+            cur.execute(a.done())
             conn.commit()
         except BaseException:
             with contextlib.suppress(Exception):

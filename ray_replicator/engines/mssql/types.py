@@ -86,6 +86,18 @@ class TypeRow:
         return " / ".join(self.names)
 
 
+def _fractional(name: str, kind: str, arrow: Callable[[str], pa.DataType], postgres: str) -> TypeRow:
+    """time(p) and datetime2(p): p fractional digits, read as Arrow microseconds unless 100 ns digits are kept."""
+    return TypeRow(
+        (name,),
+        lambda d: LogicalType(kind, precision=d.scale),
+        lambda lt, keep: arrow(_seven(lt, keep)),
+        postgres,
+        tuple(f"{name}({p})" for p in (7, 3, 0)),
+        "hundred_ns policy",
+    )
+
+
 TYPES: tuple[TypeRow, ...] = (
     TypeRow(("bit",), _fixed(LogicalType("bool")), _arrow(pa.bool_()), "boolean", ("bit",)),
     TypeRow(("tinyint",), _fixed(LogicalType("int8")), _arrow(pa.uint8()), "smallint", ("tinyint",), "0..255"),
@@ -111,13 +123,13 @@ TYPES: tuple[TypeRow, ...] = (
     TypeRow(
         ("smallmoney",), _fixed(LogicalType("money", precision=10, scale=4)), _decimal, "numeric(19,4)", ("smallmoney",)
     ),
-    TypeRow(("real",), _fixed(LogicalType("float32")), _float, "real", ("real",)),
+    TypeRow(("real",), _fixed(LogicalType("float32")), _float, "real", ("real", "float(24)")),
     TypeRow(
         ("float",),
         lambda d: LogicalType("float32" if d.precision <= 24 else "float64"),
         _float,
         "real (float(1..24)) / double precision (float(25..53))",
-        ("float", "float(24)", "float(53)"),
+        ("float", "float(25)", "float(53)"),
     ),
     TypeRow(
         ("char", "varchar"),
@@ -153,14 +165,7 @@ TYPES: tuple[TypeRow, ...] = (
     TypeRow(("image",), _fixed(LogicalType("binary")), _bytes, "bytea", ("image",)),
     TypeRow(CLR_TYPES, _fixed(LogicalType("binary")), _bytes, "bytea", ("hierarchyid",), "SQL Server's native bytes"),
     TypeRow(("date",), _fixed(LogicalType("date")), _arrow(pa.date32()), "date", ("date",), "0001..9999 fit"),
-    TypeRow(
-        ("time",),
-        lambda d: LogicalType("time", precision=d.scale),
-        lambda lt, keep: pa.time64(_seven(lt, keep)),
-        "time(min(p,6))",
-        ("time(7)", "time(3)", "time(0)"),
-        "hundred_ns policy",
-    ),
+    _fractional("time", "time", pa.time64, "time(min(p,6))"),
     TypeRow(
         ("smalldatetime",),
         _fixed(LogicalType("timestamp", precision=0)),
@@ -176,14 +181,7 @@ TYPES: tuple[TypeRow, ...] = (
         ("datetime",),
         "1/300 s ticks, as shown",
     ),
-    TypeRow(
-        ("datetime2",),
-        lambda d: LogicalType("timestamp", precision=d.scale),
-        lambda lt, keep: pa.timestamp(_seven(lt, keep)),
-        "timestamp(min(p,6))",
-        ("datetime2(7)", "datetime2(3)", "datetime2(0)"),
-        "hundred_ns policy",
-    ),
+    _fractional("datetime2", "timestamp", pa.timestamp, "timestamp(min(p,6))"),
     TypeRow(
         ("datetimeoffset",),
         lambda d: LogicalType("timestamptz", precision=d.scale),
