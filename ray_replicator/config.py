@@ -32,11 +32,49 @@ from ray_replicator.engines.base import UsageError
 from ray_replicator.redact import SUPPORTED_SCHEMES, ray_token, redact_url, url_problem, url_secrets
 
 ENV_PREFIX = "RAY_REPLICATOR_"
-__all__ = ["SUPPORTED_SCHEMES", "Endpoint", "Settings", "known_secrets", "load_settings", "parse_endpoint"]
+__all__ = ["SUPPORTED_SCHEMES", "Endpoint", "MssqlUrl", "Settings", "known_secrets", "load_settings", "parse_endpoint"]
 CONNECT_TIMEOUT_S = 30.0
 """Default seconds a connection attempt may take (engines use it too when a URL names no connect_timeout)."""
 STALL_TIMEOUT_S = 300.0
 """Default seconds a copy range may go without reading or writing a batch before it is cut and retried."""
+MSSQL_PACKET_SIZE = 16000
+"""TDS packet size mssql-python asks for. ODBC Driver 18.6 (mssql-python 1.16) refuses to encrypt a packet above
+16,359 bytes ("SSL Provider: Packet size too large for SSL Encrypt/Decrypt operations", measured), and a server may
+encrypt the whole session even with encrypt=no; 16,000 stays below that with margin and on plaintext sessions reads
+as fast as 32,767. pymssql negotiates FreeTDS's own."""
+
+
+class MssqlUrl(BaseModel):
+    """A parsed mssql:// URL: where to connect and every SQL Server URL option with its default (engines/mssql
+    describes each; engines/mssql/url.py parses a URL into this). The password is only ever handed to drivers."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = 1433
+    user: str = ""
+    password: str = Field(default="", repr=False)
+    database: str = "master"
+    encrypt: Literal["no", "yes", "strict"] = "no"
+    trust: bool = True
+    """trust_server_certificate: skip verifying the server's certificate. The parser makes it False whenever the
+    session is encrypted on our request (encrypt=yes or strict) or a ca_file is given, unless the URL says yes."""
+    ca_file: str | None = None
+    hostname_in_certificate: str | None = None
+    reader: Literal["mssql-python", "pymssql"] = "mssql-python"
+    writer: Literal["bulkcopy", "bulk-insert", "insert"] = "bulkcopy"
+    bulk_dir: str | None = None
+    server_bulk_dir: str | None = None
+    isolation: Literal["read-committed", "snapshot", "nolock"] = "read-committed"
+    hundred_ns: Literal["refuse", "round", "keep"] = "refuse"
+    nul: Literal["refuse", "keep", "strip", "replace"] = "refuse"
+    sql_variant: Literal["refuse", "text"] = "refuse"
+    connect_timeout: float = Field(default=CONNECT_TIMEOUT_S, gt=0)
+    """Seconds a connection attempt may take (option connect_timeout; the pipeline sets connect_timeout_s)."""
+
+    @property
+    def display(self) -> str:
+        return f"mssql://{self.user}@{self.host}:{self.port}/{self.database}"
 
 
 class Endpoint(BaseModel):

@@ -13,8 +13,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.engines.mssql_fixtures import PASSWORD as MS_PASSWORD
-from tests.engines.mssql_fixtures import Server, standin
+from tests.engines.mssql.servers import PASSWORD as MS_PASSWORD
+from tests.engines.mssql.servers import Server, standin
 from tests.errors.conftest import WRONG_PW, assert_one_line_error, cli
 from tests.pgserver import PasswordPostgres
 

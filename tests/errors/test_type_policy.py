@@ -13,9 +13,9 @@ import pytest
 from ray_replicator.catalog import Catalog, Column, Key, LogicalType, Table
 from ray_replicator.engines import capabilities
 from ray_replicator.engines.base import UsageError
-from ray_replicator.engines.mssql import _declared
+from ray_replicator.engines.mssql.catalog import declared
 from ray_replicator.typemap import apply_type_policy
-from tests.engines.mssql_fixtures import Server, standin
+from tests.engines.mssql.servers import Server, standin
 from tests.errors.conftest import assert_one_line_error, cli
 from tests.pgserver import PasswordPostgres
 
@@ -120,7 +120,7 @@ def test_bad_setting_value_is_a_usage_error(pg_source: str, ms_target: Server) -
 
 def _clr_table() -> Catalog:
     """A SQL Server table with a CLR user-defined type, as the catalog reads it (the stand-in has no CLR types)."""
-    d = _declared(
+    d = declared(
         {
             "type_name": "PhoneNumber",
             "is_user_defined": True,
@@ -131,7 +131,7 @@ def _clr_table() -> Catalog:
         }
     )
     assert d.name == "phonenumber"
-    from ray_replicator.engines.mssql_types import logical_type, native_type
+    from ray_replicator.engines.mssql.types import logical_type, native_type
 
     table = Table(
         "dbo",

@@ -31,7 +31,7 @@ from ray_replicator import replicate
 from ray_replicator.catalog import Column, Key, LogicalType, Table
 from ray_replicator.engines.base import KeyRange
 from ray_replicator.engines.mssql import MssqlTarget
-from tests.engines.mssql_fixtures import Server, standin
+from tests.engines.mssql.servers import Server, standin
 from tests.faults.test_faults import ROOT, _ray_processes_under, wait_for
 
 ROWS = 150_000

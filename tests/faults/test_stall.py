@@ -21,8 +21,8 @@ import ray
 
 from ray_replicator.copy import _KV_NAMESPACE, STALL_RETRIES, StallMonitor, _beat_key, run_bounded
 from ray_replicator.engines.base import EngineError, KeyRange
-from tests.engines.mssql_fixtures import PASSWORD as MSSQL_PASSWORD
-from tests.engines.mssql_fixtures import Server, standin
+from tests.engines.mssql.servers import PASSWORD as MSSQL_PASSWORD
+from tests.engines.mssql.servers import Server, standin
 from tests.errors.conftest import assert_one_line_error, cli
 from tests.faults.proxy import SilentProxy, SilentServer
 from tests.helpers import pg_primary_key, pg_table_digest

@@ -22,7 +22,7 @@ import pytest
 
 from ray_replicator import replicate
 from ray_replicator.synth import stackoverflow as so
-from tests.engines.mssql_fixtures import Server, standin
+from tests.engines.mssql.servers import Server, standin
 
 TRIALS = range(int(os.environ.get("RR_FAULT_TRIALS", "2")))
 SCALE = 0.004

@@ -13,7 +13,7 @@ import pytest
 
 from ray_replicator import replicate
 from ray_replicator.engines.base import UsageError
-from tests.engines.mssql_fixtures import Server, standin
+from tests.engines.mssql.servers import Server, standin
 
 SETUP = [
     "CREATE TABLE t_int (id int PRIMARY KEY, v text, n numeric(12,3), d date)",

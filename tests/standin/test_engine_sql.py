@@ -240,7 +240,7 @@ def test_views(s: EngineSession) -> None:
 
 
 def test_the_replicators_catalog_queries(s: EngineSession) -> None:
-    from ray_replicator.engines import mssql as m
+    from ray_replicator.engines.mssql import catalog as m
 
     for name in (
         "_TABLES_SQL",

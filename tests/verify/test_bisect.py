@@ -90,7 +90,7 @@ def test_bisection_with_a_composite_key_across_plan_ranges(copied: tuple[str, st
 def test_bisection_cuts_in_sql_server_order(ray_local: None, make_database: Callable[[str], str]) -> None:
     """The SQL Server source cuts the pieces (NTILE over the range): generated Votes in the stand-in → PostgreSQL."""
     from ray_replicator.engines.mssql import MssqlSource
-    from tests.engines.mssql_fixtures import standin
+    from tests.engines.mssql.servers import standin
 
     target = make_database("bisect_ms_pg")
     with standin(so={"scale": 0.002, "seed": 7, "tables": ["Votes"]}) as src:

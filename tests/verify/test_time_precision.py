@@ -14,7 +14,7 @@ from ray_replicator.catalog import Column, LogicalType
 from ray_replicator.config import load_settings
 from ray_replicator.pipeline import verify_only
 from ray_replicator.verify import digest_batches
-from tests.engines.mssql_fixtures import Server, standin
+from tests.engines.mssql.servers import Server, standin
 
 SEVEN = (
     "CREATE TABLE dbo.t7 (id int NOT NULL PRIMARY KEY, d2 datetime2(7) NULL, tm time(7) NULL, "

@@ -10,17 +10,15 @@ import pytest
 
 from ray_replicator.catalog import Table
 from ray_replicator.engines.base import EngineError, KeyRange, UsageError
-from ray_replicator.engines.mssql import MssqlSource, _has_nul
+from ray_replicator.engines.mssql import MssqlSource
+from ray_replicator.engines.mssql.values import has_nul
 from ray_replicator.plan import plan_table_ranges
-from tests.engines.mssql_fixtures import (
+from tests.engines.mssql.servers import (
     HARD_COLUMNS,
     Server,
     create_hard_table,
     hard_expected,
-    mssql_source_server,
 )
-
-__all__ = ["mssql_source_server"]
 
 READERS = ["pymssql", "mssql-python"]
 SPARSE = [-50_000, -1, 0, 1, 2, 3, 50, 51, 26_597, 1_000_000, 2_000_000_000]
@@ -201,13 +199,13 @@ def test_heap_is_one_full_range(loaded: Server, reader: str) -> None:
 def test_nul_scan_sees_only_the_values_of_a_slice(kind: pa.DataType) -> None:
     """The NUL check scans the bytes a (sliced) array's values span: a NUL just outside must not count."""
     arr = pa.array(["a\x00", "bc", None, "", "d\x00e"], kind)
-    assert _has_nul(arr)
-    assert not _has_nul(arr.slice(1, 3))
-    assert _has_nul(arr.slice(1, 4))
-    assert _has_nul(arr.slice(0, 1))
-    assert not _has_nul(arr.slice(2, 2))
-    assert not _has_nul(pa.array([], kind))
-    assert not _has_nul(pa.array([None, None], kind))
+    assert has_nul(arr)
+    assert not has_nul(arr.slice(1, 3))
+    assert has_nul(arr.slice(1, 4))
+    assert has_nul(arr.slice(0, 1))
+    assert not has_nul(arr.slice(2, 2))
+    assert not has_nul(pa.array([], kind))
+    assert not has_nul(pa.array([None, None], kind))
 
 
 @pytest.mark.parametrize("reader", READERS)

@@ -14,7 +14,7 @@ import pytest
 
 from ray_replicator import replicate
 from ray_replicator.synth import stackoverflow as so
-from tests.engines.mssql_fixtures import Server, standin
+from tests.engines.mssql.servers import Server, standin
 
 SCALE = 0.002
 SEED = 7

@@ -10,18 +10,17 @@ import pytest
 
 from ray_replicator.catalog import Column, Key, Table
 from ray_replicator.engines.base import EngineError, KeyRange
-from ray_replicator.engines.mssql import MssqlSource, _Converter, parse_url
-from ray_replicator.engines.mssql_types import (
+from ray_replicator.engines.mssql import MssqlSource, parse_url
+from ray_replicator.engines.mssql.types import (
     Declared,
     datetimeoffset_instant,
     logical_type,
     native_type,
     postgres_type,
 )
+from ray_replicator.engines.mssql.values import Converter
 from ray_replicator.engines.postgres import types as pg_types
-from tests.engines.mssql_fixtures import Server, mssql_source_server
-
-__all__ = ["mssql_source_server"]
+from tests.engines.mssql.servers import Server
 
 
 def _table(native: str, name: str = "v") -> Table:
@@ -35,7 +34,7 @@ def _table(native: str, name: str = "v") -> Table:
 
 def _convert(native: str, texts: list[str | None], policy: str) -> pa.Array:
     table = _table(native)
-    conv = _Converter(table, table.copy_columns, parse_url(f"mssql://u:p@127.0.0.1:1/db?hundred_ns={policy}"))
+    conv = Converter(table, table.copy_columns, parse_url(f"mssql://u:p@127.0.0.1:1/db?hundred_ns={policy}"))
     batch = pa.RecordBatch.from_arrays(
         [pa.array(range(1, len(texts) + 1), pa.int32()), pa.array(texts, pa.string())], names=["id", "v"]
     )
@@ -162,9 +161,9 @@ def test_hundred_ns_policies_through_the_readers(mssql_source_server: Server, re
 def test_the_doc_lists_every_type_of_the_code_table() -> None:
     from pathlib import Path
 
-    from ray_replicator.engines.mssql_types import TYPES
+    from ray_replicator.engines.mssql.types import TYPES
 
-    doc = (Path(__file__).resolve().parents[2] / "docs" / "type-mapping.md").read_text()
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "type-mapping.md").read_text()
     for row in TYPES:
         for name in row.mssql.split(" / "):
             assert name.split("(")[0].strip() in doc, name

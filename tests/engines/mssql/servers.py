@@ -1,6 +1,6 @@
-"""SQL Server test fixtures: stand-ins on loopback, reached through the real drivers, and the hard-case table.
+"""SQL Server stand-ins for tests, on loopback and reached through the real drivers, and the hard-case table.
 
-Test modules import the fixtures they use (`from tests.engines.mssql_fixtures import mssql_source_server, ...`).
+The fixtures that serve them are in tests/engines/mssql/conftest.py; tests elsewhere start their own with standin().
 
 Each stand-in runs in its own process, as SQL Server would: mssql-python keeps the GIL while it waits for the
 network inside `arrow_batch`, so a stand-in served by a thread of the test process can starve and the read hangs.
@@ -22,18 +22,17 @@ from pathlib import Path
 from typing import Any
 
 import pymssql
-import pytest
 
 USER = "sa"
 PASSWORD = "Str0ng!Passw0rd"
 D = decimal.Decimal
 
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 _CHILD = """
 import json, os, signal, sys, threading
 from mssql_standin import serve
-from tests.engines.mssql_fixtures import load_spec
+from tests.engines.mssql.servers import load_spec
 spec = json.loads(sys.argv[1])
 stop = threading.Event()
 signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -135,19 +134,6 @@ def standin(bulk_dir: str | None = None, **spec: Any) -> Iterator[Server]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-
-
-@pytest.fixture(scope="module")
-def mssql_source_server() -> Iterator[Server]:
-    with standin(nul=True) as server:
-        yield server
-
-
-@pytest.fixture
-def mssql_target_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    bulk = str(tmp_path_factory.mktemp("bulk"))
-    with standin(bulk_dir=bulk) as server:
-        yield server
 
 
 # ------------------------------------------------------------------------------------------------- hard cases

@@ -1,4 +1,4 @@
-"""Reader and writer speed against the stand-in (run: RR_MSSQL_SPEED=1 pytest -s tests/engines/test_mssql_speed.py).
+"""Reader and writer speed against the stand-in (run: RR_MSSQL_SPEED=1 pytest -s tests/engines/mssql/test_speed.py).
 
 Prints a markdown table and a last JSON line; asserts only that every path moved every row, so it is a
 measurement, not a performance gate (the stand-in's server side dominates on a small machine).
@@ -18,7 +18,7 @@ import pytest
 from ray_replicator.engines.base import KeyRange, WriteOptions
 from ray_replicator.engines.mssql import MssqlSource, MssqlTarget
 from ray_replicator.synth import stackoverflow as so
-from tests.engines.mssql_fixtures import Server, standin
+from tests.engines.mssql.servers import Server, standin
 
 SCALE = float(os.environ.get("RR_MSSQL_SPEED_SCALE", "0.01"))
 TABLES = ["Votes", "Comments", "Posts", "Users"]

@@ -10,16 +10,12 @@ import pytest
 from ray_replicator.catalog import Catalog
 from ray_replicator.engines.base import KeyRange, WriteOptions
 from ray_replicator.engines.mssql import MssqlSource, MssqlTarget
-from tests.engines.mssql_fixtures import (
+from tests.engines.mssql.servers import (
     HARD_COLUMNS,
     Server,
     create_hard_table,
     hard_expected,
-    mssql_source_server,
-    mssql_target_server,
 )
-
-__all__ = ["mssql_source_server", "mssql_target_server"]
 
 WRITERS = ["bulkcopy", "bulk-insert", "insert"]
 BINARY = ("b", "vb")

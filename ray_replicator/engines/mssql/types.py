@@ -1,0 +1,374 @@
+"""SQL Server types: what a declared type means (logical and Arrow), and what other engines' columns become.
+
+One table (`TYPES`) drives the SQL Server → logical and → Arrow directions: each row names the sys.types names it
+covers, how their declaration becomes a LogicalType and which Arrow type a reader produces for them.
+docs/type-mapping.md shows the same rows; `mssql_type` is the reverse direction (a column from any engine → a SQL
+Server column type). When source and target are both SQL Server the declared type is used verbatim, except
+rowversion (a target cannot take explicit rowversion values, so it becomes binary(8) holding the same 8 bytes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from ray_replicator.catalog import Column, LogicalType
+from ray_replicator.typemap import datetimeoffset_parts
+
+MSSQL = "mssql"
+
+# Arrow cannot represent SQL Server's 100 ns digits past 2262 with timestamp('ns'); these types carry them.
+SEVEN_DIGIT_TYPES = ("datetime2", "time", "datetimeoffset")
+CLR_TYPES = ("geography", "geometry", "hierarchyid")
+
+
+@dataclass(frozen=True)
+class Declared:
+    """A column's type as sys.columns/sys.types describe it."""
+
+    name: str  # base system type name, lower case
+    max_length: int  # bytes; -1 = max
+    precision: int
+    scale: int
+
+
+def _length(d: Declared, unit: int = 1) -> int | None:
+    return None if d.max_length == -1 else d.max_length // unit
+
+
+def _seven(lt: LogicalType, keep: bool) -> str:
+    """The Arrow unit of a time or datetime2: nanoseconds only when 100 ns digits are kept (hundred_ns=keep)."""
+    return "ns" if keep and (lt.precision or 0) > 6 else "us"
+
+
+def _text(lt: LogicalType, keep: bool) -> pa.DataType:
+    return pa.large_string() if lt.length is None else pa.string()
+
+
+def _bytes(lt: LogicalType, keep: bool) -> pa.DataType:
+    return pa.large_binary() if lt.length is None else pa.binary()
+
+
+def _decimal(lt: LogicalType, keep: bool) -> pa.DataType:
+    return pa.decimal128(lt.precision or 38, lt.scale or 0)
+
+
+def _float(lt: LogicalType, keep: bool) -> pa.DataType:
+    return pa.float32() if lt.kind == "float32" else pa.float64()
+
+
+def _fixed(logical: LogicalType) -> Callable[[Declared], LogicalType]:
+    return lambda d: logical
+
+
+def _arrow(arrow: pa.DataType) -> Callable[[LogicalType, bool], pa.DataType]:
+    return lambda lt, keep: arrow
+
+
+@dataclass(frozen=True)
+class TypeRow:
+    """SQL Server types that read alike: how a declaration of them becomes a LogicalType, the Arrow type a reader
+    produces for that LogicalType (keep: hundred_ns=keep), the PostgreSQL type they become, and why.
+    `samples` are declarations of them that tests create to check the reader against `arrow`."""
+
+    names: tuple[str, ...]
+    logical: Callable[[Declared], LogicalType]
+    arrow: Callable[[LogicalType, bool], pa.DataType]
+    postgres: str
+    samples: tuple[str, ...]
+    note: str = ""
+
+    @property
+    def mssql(self) -> str:
+        """The names as docs/type-mapping.md shows them."""
+        return " / ".join(self.names)
+
+
+def _fractional(name: str, kind: str, arrow: Callable[[str], pa.DataType], postgres: str) -> TypeRow:
+    """time(p) and datetime2(p): p fractional digits, read as Arrow microseconds unless 100 ns digits are kept."""
+    return TypeRow(
+        (name,),
+        lambda d: LogicalType(kind, precision=d.scale),
+        lambda lt, keep: arrow(_seven(lt, keep)),
+        postgres,
+        tuple(f"{name}({p})" for p in (7, 3, 0)),
+        "hundred_ns policy",
+    )
+
+
+TYPES: tuple[TypeRow, ...] = (
+    TypeRow(("bit",), _fixed(LogicalType("bool")), _arrow(pa.bool_()), "boolean", ("bit",)),
+    TypeRow(("tinyint",), _fixed(LogicalType("int8")), _arrow(pa.uint8()), "smallint", ("tinyint",), "0..255"),
+    TypeRow(("smallint",), _fixed(LogicalType("int16")), _arrow(pa.int16()), "smallint", ("smallint",)),
+    TypeRow(("int",), _fixed(LogicalType("int32")), _arrow(pa.int32()), "integer", ("int",)),
+    TypeRow(("bigint",), _fixed(LogicalType("int64")), _arrow(pa.int64()), "bigint", ("bigint",)),
+    TypeRow(
+        ("decimal", "numeric"),
+        lambda d: LogicalType("decimal", precision=d.precision, scale=d.scale),
+        _decimal,
+        "numeric(p,s)",
+        ("decimal(19,4)", "numeric(38,10)", "decimal(5,0)"),
+        "never through a float",
+    ),
+    TypeRow(
+        ("money",),
+        _fixed(LogicalType("money", precision=19, scale=4)),
+        _decimal,
+        "numeric(19,4)",
+        ("money",),
+        "not PostgreSQL money (its scale follows locale)",
+    ),
+    TypeRow(
+        ("smallmoney",), _fixed(LogicalType("money", precision=10, scale=4)), _decimal, "numeric(19,4)", ("smallmoney",)
+    ),
+    TypeRow(("real",), _fixed(LogicalType("float32")), _float, "real", ("real", "float(24)")),
+    TypeRow(
+        ("float",),
+        lambda d: LogicalType("float32" if d.precision <= 24 else "float64"),
+        _float,
+        "real (float(1..24)) / double precision (float(25..53))",
+        ("float", "float(25)", "float(53)"),
+    ),
+    TypeRow(
+        ("char", "varchar"),
+        lambda d: LogicalType("string", length=_length(d), fixed=d.name == "char", unicode=False),
+        _text,
+        "character(n) / character varying(n) / text",
+        ("char(5)", "varchar(50)", "varchar(max)"),
+        "read as nvarchar: the server decodes the collation's code page",
+    ),
+    TypeRow(
+        ("nchar", "nvarchar"),
+        lambda d: LogicalType("string", length=_length(d, 2), fixed=d.name == "nchar"),
+        _text,
+        "character(n) / character varying(n) / text",
+        ("nchar(5)", "nvarchar(100)", "nvarchar(max)"),
+        "NUL policy applies",
+    ),
+    TypeRow(
+        ("text", "ntext"),
+        lambda d: LogicalType("string", unicode=d.name == "ntext"),
+        _text,
+        "text",
+        ("text", "ntext"),
+        "TEXTSIZE at maximum",
+    ),
+    TypeRow(
+        ("binary", "varbinary"),
+        lambda d: LogicalType("binary", length=_length(d), fixed=d.name == "binary"),
+        _bytes,
+        "bytea",
+        ("binary(4)", "varbinary(16)", "varbinary(max)"),
+    ),
+    TypeRow(("image",), _fixed(LogicalType("binary")), _bytes, "bytea", ("image",)),
+    TypeRow(CLR_TYPES, _fixed(LogicalType("binary")), _bytes, "bytea", ("hierarchyid",), "SQL Server's native bytes"),
+    TypeRow(("date",), _fixed(LogicalType("date")), _arrow(pa.date32()), "date", ("date",), "0001..9999 fit"),
+    _fractional("time", "time", pa.time64, "time(min(p,6))"),
+    TypeRow(
+        ("smalldatetime",),
+        _fixed(LogicalType("timestamp", precision=0)),
+        _arrow(pa.timestamp("s")),
+        "timestamp(0) without time zone",
+        ("smalldatetime",),
+    ),
+    TypeRow(
+        ("datetime",),
+        _fixed(LogicalType("timestamp", precision=3)),
+        _arrow(pa.timestamp("ms")),
+        "timestamp(3) without time zone",
+        ("datetime",),
+        "1/300 s ticks, as shown",
+    ),
+    _fractional("datetime2", "timestamp", pa.timestamp, "timestamp(min(p,6))"),
+    TypeRow(
+        ("datetimeoffset",),
+        lambda d: LogicalType("timestamptz", precision=d.scale),
+        _arrow(pa.string()),
+        "timestamp(min(p,6)) with time zone",
+        ("datetimeoffset(7)", "datetimeoffset(0)"),
+        "text 'YYYY-MM-DD hh:mm:ss[.f] +hh:mm': instant and offset both kept; PostgreSQL keeps the instant",
+    ),
+    TypeRow(
+        ("uniqueidentifier",),
+        _fixed(LogicalType("uuid")),
+        _arrow(pa.uuid()),
+        "uuid",
+        ("uniqueidentifier",),
+        "bytes_le on the wire, converted",
+    ),
+    TypeRow(
+        ("rowversion", "timestamp"),
+        _fixed(LogicalType("rowversion")),
+        _arrow(pa.binary()),
+        "bytea",
+        ("rowversion",),
+        "8 bytes; SQL Server target: binary(8)",
+    ),
+    TypeRow(("xml",), _fixed(LogicalType("xml")), _arrow(pa.large_string()), "xml", ("xml",)),
+    TypeRow(
+        ("sql_variant",),
+        _fixed(LogicalType("other")),
+        _arrow(pa.large_string()),
+        "text",
+        ("sql_variant",),
+        "refused (sql_variant=refuse) or read as text (sql_variant=text, lossy)",
+    ),
+)
+
+_BY_NAME = {name: row for row in TYPES for name in row.names}
+_OTHER = TypeRow(("other",), _fixed(LogicalType("other")), _arrow(pa.large_string()), "text", ())
+"""Anything newer than this table: its text form."""
+
+
+def type_row(name: str) -> TypeRow:
+    """The row of a base type name (`nvarchar`), or the row for types this table does not know."""
+    return _BY_NAME.get(name, _OTHER)
+
+
+def native_type(d: Declared) -> str:
+    """The type as SQL Server declares it (`nvarchar(40)`, `decimal(19,4)`, `datetime2(7)`, `varbinary(max)`)."""
+    n = d.name
+    if n in ("varchar", "char", "varbinary", "binary"):
+        return f"{n}(max)" if d.max_length == -1 else f"{n}({d.max_length})"
+    if n in ("nvarchar", "nchar"):
+        return f"{n}(max)" if d.max_length == -1 else f"{n}({d.max_length // 2})"
+    if n in ("decimal", "numeric"):
+        return f"{n}({d.precision},{d.scale})"
+    if n in ("datetime2", "time", "datetimeoffset"):
+        return f"{n}({d.scale})"
+    if n == "float":
+        return "float" if d.precision == 53 else f"float({d.precision})"
+    if n == "timestamp":
+        return "rowversion"
+    return n
+
+
+def logical_type(d: Declared) -> LogicalType:
+    """The engine-neutral meaning of a declared SQL Server type (TYPES)."""
+    return type_row(d.name).logical(d)
+
+
+def base_name(native: str) -> str:
+    """`nvarchar(40)` -> `nvarchar`."""
+    return native.split("(", 1)[0].strip().lower()
+
+
+def type_args(native: str) -> list[str]:
+    """`decimal(19,4)` -> ['19', '4']; `nvarchar(max)` -> ['max']."""
+    if "(" not in native:
+        return []
+    return [a.strip().lower() for a in native.split("(", 1)[1].rstrip(")").split(",")]
+
+
+def scale_of(native: str) -> int:
+    """Fractional-second digits of time/datetime2/datetimeoffset (SQL Server's default is 7)."""
+    args = type_args(native)
+    return int(args[0]) if args else 7
+
+
+def arrow_type(col: Column, hundred_ns: str = "refuse") -> pa.DataType:
+    """The Arrow type a reader produces for a SQL Server column (TYPES; hundred_ns='keep' keeps 100 ns)."""
+    return type_row(base_name(col.native_type)).arrow(col.logical, hundred_ns == "keep")
+
+
+def _nchar_len(length: int | None, fixed: bool) -> str:
+    if length is None or length > 4000:
+        return "nvarchar(max)"
+    return f"{'nchar' if fixed else 'nvarchar'}({max(length, 1)})"
+
+
+_FROM_LOGICAL = {
+    "bool": "bit",
+    "int8": "tinyint",
+    "int16": "smallint",
+    "int32": "int",
+    "int64": "bigint",
+    "float32": "real",
+    "float64": "float",
+    "date": "date",
+    "uuid": "uniqueidentifier",
+    "xml": "xml",
+    "rowversion": "binary(8)",
+    "json": "nvarchar(max)",
+    "jsonb": "nvarchar(max)",
+    "interval": "nvarchar(100)",
+    "enum": "nvarchar(64)",
+    "money": "money",
+}
+_TIMES = {"time": "time", "timestamp": "datetime2", "timestamptz": "datetimeoffset"}
+
+
+def mssql_type(col: Column, source_engine: str) -> str:
+    """The SQL Server column type for `col` from a `source_engine` catalog (verbatim when that is SQL Server)."""
+    if source_engine == MSSQL:
+        if base_name(col.native_type) in ("rowversion", "timestamp"):
+            return "binary(8)"
+        return col.native_type
+    lt = col.logical
+    k = lt.kind
+    if k in _FROM_LOGICAL:
+        return _FROM_LOGICAL[k]
+    if k == "decimal":
+        if lt.precision is None or lt.precision > 38:
+            return "decimal(38,10)"  # unbounded numeric: values that do not fit are refused by the writer
+        return f"decimal({lt.precision},{lt.scale or 0})"
+    if k == "string":
+        return _nchar_len(lt.length, lt.fixed)
+    if k == "binary":
+        if lt.length is None or lt.length > 8000:
+            return "varbinary(max)"
+        return f"{'binary' if lt.fixed else 'varbinary'}({max(lt.length, 1)})"
+    if k in _TIMES:
+        return f"{_TIMES[k]}({min(lt.precision if lt.precision is not None else 6, 7)})"
+    return "nvarchar(max)"  # arrays, other: carried as text
+
+
+_PG_SIMPLE = {
+    "bool": "boolean",
+    "int8": "smallint",
+    "int16": "smallint",
+    "int32": "integer",
+    "int64": "bigint",
+    "float32": "real",
+    "float64": "double precision",
+    "binary": "bytea",
+    "rowversion": "bytea",
+    "date": "date",
+    "uuid": "uuid",
+    "xml": "xml",
+}
+
+
+def postgres_type(col: Column) -> str:
+    """The PostgreSQL column type for a SQL Server column (the PostgreSQL engine's postgres_type answers the same for 'mssql')."""
+    lt = col.logical
+    n = base_name(col.native_type)
+    if n == "smallmoney" or n == "money":
+        return "numeric(19,4)"
+    if lt.kind in ("time", "timestamp", "timestamptz"):
+        p = min(lt.precision if lt.precision is not None else 6, 6)
+        zone = "with" if lt.kind == "timestamptz" else "without"
+        name = "time" if lt.kind == "time" else "timestamp"
+        return f"{name}({p}) {zone} time zone"
+    if lt.kind == "string":
+        if lt.length is None:
+            return "text"
+        return f"character({lt.length})" if lt.fixed else f"character varying({lt.length})"
+    if lt.kind in _PG_SIMPLE:
+        return _PG_SIMPLE[lt.kind]
+    if lt.kind == "decimal":
+        return f"numeric({lt.precision},{lt.scale or 0})"
+    return "text"
+
+
+def datetimeoffset_instant(text: pa.Array) -> pa.Array:
+    """UTC microseconds of datetimeoffset text, for comparing with engines that keep only the instant; the
+    100 ns digit is truncated."""
+    import pyarrow.compute as pc
+
+    ticks, _ = datetimeoffset_parts(text)
+    truncated = pc.divide(ticks, 10)  # toward zero: one less where a negative tick count had a 100 ns digit
+    floor = pc.if_else(pc.less(ticks, pc.multiply(truncated, 10)), pc.subtract(truncated, 1), truncated)
+    return floor.cast(pa.timestamp("us", "UTC"))

@@ -1,0 +1,259 @@
+"""Exact Arrow values from whatever a driver produced, and the value policies (hundred_ns, nul) applied on the way.
+
+SQL Server sends datetime2(7), time(7) and datetimeoffset as text where Arrow or the driver would lose digits;
+they are parsed here with Arrow compute, never per value in Python.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ray_replicator.catalog import Column, Table
+from ray_replicator.config import MssqlUrl
+from ray_replicator.engines.base import EngineError
+from ray_replicator.engines.mssql.sql import one_line
+from ray_replicator.engines.mssql.types import arrow_type, base_name, scale_of
+
+_NS_MIN = dt.datetime(1677, 9, 22)
+_NS_MAX = dt.datetime(2262, 4, 11)
+
+
+def has_nul(arr: pa.Array) -> bool:
+    """Whether any value holds U+0000: one scan of the bytes the values span (a per-value substring search
+    cost a quarter of the reader's CPU on text-heavy tables)."""
+    _, offsets_buf, data = arr.buffers()
+    if data is None or len(arr) == 0:
+        return False
+    offsets = np.frombuffer(offsets_buf, np.int64 if pa.types.is_large_string(arr.type) else np.int32)
+    start, end = int(offsets[arr.offset]), int(offsets[arr.offset + len(arr)])
+    return end > start and bool(np.frombuffer(data, np.uint8)[start:end].min() == 0)
+
+
+def py_arrow_type(col: Column) -> pa.DataType | None:
+    """The Arrow type pymssql's Python values are first put into (the converter then makes them exact)."""
+    n = base_name(col.native_type)
+    if n == "uniqueidentifier":
+        return pa.binary(16)
+    if n in ("datetime2", "time", "datetimeoffset") and scale_of(col.native_type) == 7:
+        return None  # text or a rounded value, depending on hundred_ns
+    if n == "datetimeoffset":
+        return pa.string()
+    if n in ("datetime", "smalldatetime"):
+        return pa.timestamp("us")
+    return arrow_type(col)
+
+
+def py_values(col: Column, values: Sequence[Any]) -> Sequence[Any]:
+    if base_name(col.native_type) == "uniqueidentifier":
+        return [
+            None if v is None else (v.bytes if isinstance(v, uuid.UUID) else uuid.UUID(str(v)).bytes) for v in values
+        ]
+    return values
+
+
+class Converter:
+    """Turns a driver's batch into the exact Arrow types of types.arrow_type and applies the policies."""
+
+    def __init__(self, table: Table, cols: list[Column], u: MssqlUrl) -> None:
+        self.table = table
+        self.cols = cols
+        self.u = u
+        self.types = [arrow_type(c, u.hundred_ns) for c in cols]
+        self.key = [c for c in table.split_key if any(x.name == c for x in cols)]
+
+    def _where(self, batch: pa.RecordBatch, row: int) -> str:
+        if not self.key:
+            return f"row {row + 1} of its batch (the table has no key)"
+        vals = ", ".join(f"{k}={batch.column(batch.schema.get_field_index(k))[row].as_py()!r}" for k in self.key)
+        return f"key {vals}"
+
+    def _fail(self, batch: pa.RecordBatch, col: Column, row: int, value: Any, why: str) -> EngineError:
+        return EngineError(f"{self.table.qualified}.{col.name} at {self._where(batch, row)}: value {value!r} {why}")
+
+    def convert(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        arrays = []
+        for i, (col, want) in enumerate(zip(self.cols, self.types, strict=True)):
+            arr = batch.column(i)
+            arr = self._one(batch, col, want, arr)
+            arrays.append(arr)
+        return pa.RecordBatch.from_arrays(
+            arrays, schema=pa.schema([pa.field(c.name, t) for c, t in zip(self.cols, self.types, strict=True)])
+        )
+
+    def _one(self, batch: pa.RecordBatch, col: Column, want: pa.DataType, arr: pa.Array) -> pa.Array:
+        n = base_name(col.native_type)
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks()
+        if n == "uniqueidentifier":
+            return self._uuid(arr)
+        if pa.types.is_string(want) or pa.types.is_large_string(want):
+            if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+                arr = arr.cast(pa.large_string())
+            arr = self._text(batch, col, arr)
+            if n == "datetimeoffset":
+                arr = self._offset_text(batch, col, arr)
+            return arr.cast(want)
+        if n in ("datetime2", "time") and (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+            return self._seven(batch, col, want, arr)
+        if n == "datetime" or n == "smalldatetime":
+            return self._ms(batch, col, want, arr)
+        if arr.type != want:
+            try:
+                return arr.cast(want, safe=True)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise EngineError(
+                    f"{self.table.qualified}.{col.name}: driver type {arr.type} does not convert exactly to {want}: "
+                    f"{one_line(str(exc))}"
+                ) from None
+        return arr
+
+    @staticmethod
+    def _uuid(arr: pa.Array) -> pa.Array:
+        if pa.types.is_fixed_size_binary(arr.type) or pa.types.is_binary(arr.type):
+            storage = arr.cast(pa.binary(16))
+        else:  # mssql-python hands uniqueidentifier over as text
+            text = arr.cast(pa.string())
+            hexed = pc.replace_substring(text, "-", "")
+            storage = pa.array([None if h is None else bytes.fromhex(h) for h in hexed.to_pylist()], type=pa.binary(16))
+        return pa.ExtensionArray.from_storage(pa.uuid(), storage)
+
+    def _text(self, batch: pa.RecordBatch, col: Column, arr: pa.Array) -> pa.Array:
+        if self.u.nul == "keep" or col.logical.kind not in ("string", "xml", "other") or not has_nul(arr):
+            return arr
+        has = pc.match_substring(arr, "\x00")
+        if self.u.nul == "strip":
+            return pc.replace_substring(arr, "\x00", "")
+        if self.u.nul == "replace":
+            return pc.replace_substring(arr, "\x00", "\ufffd")
+        row = int(pc.index(has, True).as_py())
+        raise self._fail(
+            batch,
+            col,
+            row,
+            arr[row].as_py(),
+            "contains NUL (U+0000), which PostgreSQL text cannot hold; add nul=keep (SQL Server targets), "
+            "nul=strip or nul=replace (U+FFFD) to the source URL, or clean the value at the source",
+        )
+
+    def _offset_text(self, batch: pa.RecordBatch, col: Column, arr: pa.Array) -> pa.Array:
+        """datetimeoffset text 'YYYY-MM-DD hh:mm:ss[.fffffff] +hh:mm': check the 100 ns digit."""
+        if self.u.hundred_ns != "refuse" or scale_of(col.native_type) < 7:
+            return arr
+        bad = pc.match_substring_regex(arr, r"\.\d{6}[1-9] ")
+        if pc.any(bad).as_py():
+            row = int(pc.index(bad, True).as_py())
+            raise self._fail(batch, col, row, arr[row].as_py(), _SEVEN_WHY)
+        return pc.replace_substring_regex(arr, r"(\.\d{6})0 ", r"\1 ")
+
+    def _seven(self, batch: pa.RecordBatch, col: Column, want: pa.DataType, arr: pa.Array) -> pa.Array:
+        """datetime2(7)/time(7) as SQL Server's text: exact 100 ns units, parsed without Python per value."""
+        text = arr.cast(pa.string())
+        is_time = base_name(col.native_type) == "time"
+        whole_len = 8 if is_time else 19
+        whole = pc.utf8_slice_codeunits(text, 0, whole_len)
+        frac = pc.utf8_rpad(pc.utf8_slice_codeunits(text, whole_len + 1, whole_len + 8), 7, "0")
+        units = pc.cast(frac, pa.int64())  # 100 ns units within the second
+        if self.u.hundred_ns == "refuse":
+            bad = pc.not_equal(mod(units, 10), 0)
+            if pc.any(bad).as_py():
+                row = int(pc.index(bad, True).as_py())
+                raise self._fail(batch, col, row, text[row].as_py(), _SEVEN_WHY)
+        if is_time:
+            parts = pc.split_pattern(whole, ":")
+            secs = pc.add(
+                pc.add(
+                    pc.multiply(pc.cast(pc.list_element(parts, 0), pa.int64()), 3600),
+                    pc.multiply(pc.cast(pc.list_element(parts, 1), pa.int64()), 60),
+                ),
+                pc.cast(pc.list_element(parts, 2), pa.int64()),
+            )
+        else:
+            secs = pc.cast(pc.strptime(whole, format="%Y-%m-%d %H:%M:%S", unit="s"), pa.int64())
+        if _unit(want) == "ns":
+            if not is_time:
+                out = pc.or_(
+                    pc.less(whole, _NS_MIN.isoformat(sep=" ")), pc.greater_equal(whole, _NS_MAX.isoformat(sep=" "))
+                )
+                if pc.any(out).as_py():
+                    row = int(pc.index(out, True).as_py())
+                    raise self._fail(
+                        batch,
+                        col,
+                        row,
+                        text[row].as_py(),
+                        "is outside 1677..2262, where hundred_ns=keep cannot hold it",
+                    )
+            return pc.add(pc.multiply(secs, 1_000_000_000), pc.multiply(units, 100)).cast(want)
+        return pc.add(pc.multiply(secs, 1_000_000), pc.divide(units, 10)).cast(want)
+
+    def _ms(self, batch: pa.RecordBatch, col: Column, want: pa.DataType, arr: pa.Array) -> pa.Array:
+        """datetime is shown to the millisecond (1/300 s ticks rounded); anything finer is a driver surprise."""
+        try:
+            return arr.cast(pa.timestamp("us")).cast(want, safe=True)
+        except pa.ArrowInvalid:
+            us = arr.cast(pa.timestamp("us")).cast(pa.int64())
+            step = 1000 if want == pa.timestamp("ms") else 1_000_000
+            bad = pc.not_equal(pc.subtract(us, pc.multiply(pc.divide(us, step), step)), 0)
+            row = int(pc.index(bad, True).as_py())
+            raise self._fail(batch, col, row, arr[row].as_py(), f"is finer than {col.native_type} allows") from None
+
+
+_SEVEN_WHY = (
+    "has a non-zero 100 ns digit, which Arrow microseconds and PostgreSQL cannot hold; add hundred_ns=round "
+    "(round to microseconds) or hundred_ns=keep (SQL Server targets) to the source URL"
+)
+
+
+def mod(ints: pa.Array, m: int) -> pa.Array:
+    """Non-negative remainder in integers (values before 1970 are negative)."""
+    r = pc.subtract(ints, pc.multiply(pc.divide(ints, m), m))  # integer division truncates toward zero
+    return pc.if_else(pc.less(r, 0), pc.add(r, m), r)
+
+
+def _unit(t: pa.DataType) -> str | None:
+    return getattr(t, "unit", None)
+
+
+def is_uuid(t: pa.DataType) -> bool:
+    return getattr(t, "extension_name", None) == "arrow.uuid"
+
+
+def as_text(arr: pa.Array) -> pa.Array:
+    """SQL Server's input form of a value as text (uuid, 100 ns times, timestamps, booleans, binary hex)."""
+    t = arr.type
+    if is_uuid(t):
+        return pa.array([None if v is None else str(v) for v in arr.to_pylist()], type=pa.string())
+    if pa.types.is_timestamp(t):
+        if t.unit == "ns":
+            ints = arr.cast(pa.int64())
+            secs = pc.divide(pc.subtract(ints, mod(ints, 1_000_000_000)), 1_000_000_000)
+            whole = pc.strftime(secs.cast(pa.timestamp("s")), format="%Y-%m-%d %H:%M:%S")
+            frac = pc.utf8_lpad(pc.cast(pc.divide(mod(ints, 1_000_000_000), 100), pa.string()), 7, "0")
+            return pc.binary_join_element_wise(whole, frac, pa.scalar("."))
+        return pc.strftime(arr, format="%Y-%m-%d %H:%M:%S")  # %S carries the unit's fractional digits
+    if pa.types.is_time64(t) and t.unit == "ns":
+        ints = arr.cast(pa.int64())
+        secs = pc.divide(pc.subtract(ints, mod(ints, 1_000_000_000)), 1_000_000_000)
+        whole = secs.cast(pa.int32()).cast(pa.time32("s")).cast(pa.string())
+        frac = pc.utf8_lpad(pc.cast(pc.divide(mod(ints, 1_000_000_000), 100), pa.string()), 7, "0")
+        return pc.binary_join_element_wise(whole, frac, pa.scalar("."))
+    if pa.types.is_time(t):
+        return arr.cast(pa.string())
+    if pa.types.is_boolean(t):
+        return arr.cast(pa.uint8()).cast(pa.string())
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
+        return pa.array([None if v is None else v.hex() for v in arr.to_pylist()], type=pa.large_string())
+    if pa.types.is_floating(t):
+        return (
+            pa.array([None if v is None else repr(float(v)) for v in arr.to_pylist()], type=pa.string())
+            if pa.types.is_float64(t)
+            else arr.cast(pa.string())
+        )
+    return arr.cast(pa.large_string()) if not pa.types.is_string(t) else arr

@@ -1,0 +1,85 @@
+"""writer=bulk-insert: RFC 4180 CSV files written into ``bulk_dir`` and loaded with ``BULK INSERT ... FROM
+'<server_bulk_dir>/file'`` (FORMAT='CSV', CODEPAGE='65001', KEEPIDENTITY, KEEPNULLS, TABLOCK), each file removed
+after its load; the load commits with the range's ledger mark."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ray_replicator.catalog import Column, Table
+from ray_replicator.config import MssqlUrl
+from ray_replicator.engines.base import EngineError
+from ray_replicator.engines.mssql.catalog import LEDGER_SCHEMA
+from ray_replicator.engines.mssql.sql import n_literal, qualified, quote_ident
+from ray_replicator.engines.mssql.values import as_text
+
+
+def bulk_insert(cur: Any, u: MssqlUrl, table: Table, batches: Iterator[pa.RecordBatch]) -> None:
+    """Write the batches to one CSV file in bulk_dir and BULK INSERT it on `cur`, in its transaction."""
+    import pyarrow.csv as pacsv
+
+    cols = table.copy_columns
+    assert u.bulk_dir is not None
+    name = f"rr_{os.getpid()}_{uuid.uuid4().hex[:12]}.csv"
+    local = os.path.join(u.bulk_dir, name)
+    server = (u.server_bulk_dir or u.bulk_dir).rstrip("/\\") + "/" + name
+    writer = None
+    opts = pacsv.WriteOptions(include_header=False, quoting_style="all_valid", delimiter=",")
+    try:
+        with open(local, "wb") as fh:
+            for b in batches:
+                text = _csv_batch(table, b, cols)
+                if writer is None:
+                    writer = pacsv.CSVWriter(fh, text.schema, write_options=opts)
+                writer.write_batch(text)
+            if writer is not None:
+                writer.close()
+        if writer is None:
+            return
+        target = qualified(table.schema, table.name)
+        if any(c.computed is not None for c in table.columns):
+            target = _load_view(cur, table, cols)
+        cur.execute(
+            f"BULK INSERT {target} FROM {n_literal(server)} WITH (FORMAT = 'CSV', CODEPAGE = '65001', "
+            "FIELDQUOTE = '\"', FIELDTERMINATOR = ',', ROWTERMINATOR = '0x0a', KEEPIDENTITY, KEEPNULLS, TABLOCK)"
+        )
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(local)
+
+
+def _load_view(cur: Any, table: Table, cols: list[Column]) -> str:
+    """BULK INSERT maps fields to every column; a view without the computed columns takes the file."""
+    name = f"load_{table.schema}_{table.name}"[:128]
+    view = qualified(LEDGER_SCHEMA, name)
+    cur.execute(
+        "SELECT COUNT(*) FROM sys.views v JOIN sys.schemas s ON s.schema_id = v.schema_id "
+        f"WHERE s.name = {n_literal(LEDGER_SCHEMA)} AND v.name = {n_literal(name)}"
+    )
+    if not cur.fetchall()[0][0]:
+        names = ", ".join(quote_ident(c.name) for c in cols)
+        cur.execute(f"CREATE VIEW {view} AS SELECT {names} FROM {qualified(table.schema, table.name)}")
+    return view
+
+
+def _csv_batch(table: Table, batch: pa.RecordBatch, cols: list[Column]) -> pa.RecordBatch:
+    arrays = []
+    for col in cols:
+        arr = batch.column(batch.schema.get_field_index(col.name))
+        if (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)) and pc.any(
+            pc.match_substring(arr, "\x00")
+        ).as_py():
+            raise EngineError(
+                f"{table.qualified}.{col.name}: text with NUL (U+0000) cannot travel in a BULK INSERT file; "
+                "use writer=bulkcopy or writer=insert"
+            )
+        text = as_text(arr)
+        arrays.append(text.cast(pa.large_string()))
+    return pa.RecordBatch.from_arrays(arrays, names=[c.name for c in cols])
