@@ -23,6 +23,7 @@ from ray_replicator import diagnostics, signals
 from ray_replicator.config import Settings, known_secrets, load_settings, parse_endpoint
 from ray_replicator.engines.base import EngineError, UsageError
 from ray_replicator.errors import with_hint
+from ray_replicator.events import Event, RayStarted, failure_line
 from ray_replicator.progress import plain_console
 from ray_replicator.redact import hide_secrets_in_process_title, scrub
 
@@ -48,8 +49,7 @@ def _fail(exc: BaseException, debug: bool, settings: Settings | None = None, sec
         code, text = _interrupted(exc)
     else:
         code = exc.exit_code if isinstance(exc, EngineError) else 1
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        text = with_hint(text)
+        text = with_hint(failure_line(exc))
     err.print(f"error: {scrub(text, known)}", markup=False)
     raise typer.Exit(code)
 
@@ -77,8 +77,16 @@ def _stop_ray() -> None:
             ray.shutdown()
 
 
-def _settings(config: Path | None, **flags: Any) -> Settings:
-    return load_settings(config, flags)
+def _settings(
+    config: Path | None,
+    source: str | None,
+    target: str | None,
+    tables: list[str] | None,
+    exclude: list[str] | None,
+    **flags: Any,
+) -> Settings:
+    """The command's settings: its flags (None where not given) over the config file and the environment."""
+    return load_settings(config, {"source": source, "target": target, "tables": tables, "exclude": exclude, **flags})
 
 
 @app.command()
@@ -110,10 +118,10 @@ def run(
     try:
         settings = _settings(
             config,
-            source=source,
-            target=target,
-            tables=tables,
-            exclude=exclude,
+            source,
+            target,
+            tables,
+            exclude,
             existing=existing,
             keys=keys,
             parallelism=parallelism,
@@ -143,15 +151,15 @@ def _run(settings: Settings, json_logs: bool = False) -> None:
 
     with progress_for_cli(json_logs, out) as progress:
 
-        def on_event(kind: str, data: dict[str, Any]) -> None:
-            if kind == "ray":  # emitted right after Ray started, which took SIGTERM over
+        def on_event(event: Event) -> None:
+            if isinstance(event, RayStarted):  # emitted right after Ray started, which took SIGTERM over
                 signals.reclaim()
-            progress(kind, data)
+            progress(event)
 
         try:
             result = replicate(settings, on_event=on_event)
         except EngineError as exc:
-            progress.fail(scrub((str(exc).strip() or type(exc).__name__).splitlines()[0], known_secrets(settings)))
+            progress.fail(scrub(failure_line(exc), known_secrets(settings)))
             raise
     result.print(out)
     if settings.report_path is not None:
@@ -178,7 +186,7 @@ def plan(
     """Print the partition plan (tables, ranges, estimated rows/bytes); moves nothing."""
     settings: Settings | None = None
     try:
-        settings = _settings(config, source=source, tables=tables, exclude=exclude)
+        settings = _settings(config, source, None, tables, exclude)
         from ray_replicator.pipeline import plan_only
 
         the_plan, excluded = plan_only(settings)
@@ -236,14 +244,7 @@ def verify_cmd(
     """Compare source and target range by range (row counts, or checksums); exit 1 on any mismatch."""
     settings: Settings | None = None
     try:
-        settings = _settings(
-            config,
-            source=source,
-            target=target,
-            tables=tables,
-            exclude=exclude,
-            verify="checksums" if checksums else "counts",
-        )
+        settings = _settings(config, source, target, tables, exclude, verify="checksums" if checksums else "counts")
         from ray_replicator.pipeline import verify_only
 
         _start_diagnostics(settings, None)
