@@ -60,16 +60,20 @@ class CurrentStderr:
 
 @dataclass
 class TableState:
+    """One table's line in the live display."""
+
     table: str
+    state: str = "waiting"
     ranges: int = 0
     estimated_rows: int = 0
     ranges_done: int = 0
+    """Ranges committed, by this run or by the runs it resumes."""
     running: int = 0
     rows: int = 0
     rows_before: int = 0
+    """Rows the runs this one resumes copied."""
     started: float | None = None
     finished: float | None = None
-    state: str = "waiting"
 
     def rate(self, now: float) -> float:
         if self.started is None or self.rows == 0:

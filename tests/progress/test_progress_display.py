@@ -11,36 +11,24 @@ import json
 
 from rich.console import Console
 
-from ray_replicator.events import (
-    CopyStarted,
-    FinalizeStarted,
-    PlanMade,
-    RangeCopied,
-    RangeStarted,
-    RayStarted,
-    RunDone,
-    TableCopied,
-    TableFinalized,
-    TablePlan,
-    VerifyStarted,
-)
+from ray_replicator import events
 from ray_replicator.progress import Progress
 
-PLAN = PlanMade(
+PLAN = events.PlanMade(
     run_id="r1",
     method="raw",
     tables=2,
     ranges=5,
     per_table=(
-        TablePlan(table="public.Votes", ranges=4, estimated_rows=4000, estimated_bytes=1),
-        TablePlan(table="public.Users", ranges=1, estimated_rows=100, estimated_bytes=1),
+        events.TablePlan(table="public.Votes", ranges=4, estimated_rows=4000, estimated_bytes=1),
+        events.TablePlan(table="public.Users", ranges=1, estimated_rows=100, estimated_bytes=1),
     ),
 )
 
 
-def copied(table: str, rows: int, seconds: float, left: int, node: str = "node1") -> RangeCopied:
+def copied(table: str, rows: int, seconds: float, left: int, node: str = "node1") -> events.RangeCopied:
     """A range of `table` committed; the range id is not shown, so any does."""
-    return RangeCopied(
+    return events.RangeCopied(
         table=table, range=f"{table}#{left}", rows=rows, bytes=rows * 10, seconds=seconds, node=node, left=left
     )
 
@@ -63,8 +51,8 @@ def test_table_lines_rates_and_eta() -> None:
     clock = Clock()
     progress = Progress(console=Console(file=io.StringIO()), live=False, clock=clock)
     progress(PLAN)
-    progress(RayStarted(nodes=2, in_flight=2, dashboard_url="http://127.0.0.1:8265"))
-    progress(CopyStarted(ranges=5, in_flight=2, resumed=0))
+    progress(events.RayStarted(nodes=2, in_flight=2, dashboard_url="http://127.0.0.1:8265"))
+    progress(events.CopyStarted(ranges=5, in_flight=2, resumed=0))
     clock.now = 110.0
     progress(copied("public.Votes", rows=1000, seconds=10.0, left=3))
     screen = _render(progress)
@@ -79,16 +67,16 @@ def test_table_lines_rates_and_eta() -> None:
     for left in (2, 1, 0):
         clock.now += 10
         progress(copied("public.Votes", rows=1000, seconds=10.0, left=left))
-    progress(TableCopied(table="public.Votes", rows=4000, seconds=40.0))
+    progress(events.TableCopied(table="public.Votes", rows=4000, seconds=40.0))
     progress(copied("public.Users", rows=100, seconds=1.0, left=0))
-    progress(TableCopied(table="public.Users", rows=100, seconds=1.0))
-    progress(TableFinalized(table="public.Users", seconds=0.2))
+    progress(events.TableCopied(table="public.Users", rows=100, seconds=1.0))
+    progress(events.TableFinalized(table="public.Users", seconds=0.2))
     lines = _render(progress).splitlines()
     assert "finalizing" in next(line for line in lines if "public.Votes" in line)
     assert "done" in next(line for line in lines if "public.Users" in line), "keys and ANALYZE of Users are over"
-    progress(TableFinalized(table="public.Votes", seconds=3.0))
-    progress(FinalizeStarted(tables=2, step="foreign keys"))
-    progress(RunDone(status="ok", rows=4100, seconds=41.0))
+    progress(events.TableFinalized(table="public.Votes", seconds=3.0))
+    progress(events.FinalizeStarted(tables=2, step="foreign keys"))
+    progress(events.RunDone(status="ok", rows=4100, seconds=41.0))
     clock.now += 1000
     screen = _render(progress)
     assert "ray-replicator: ok" in screen
@@ -103,11 +91,11 @@ def test_quiet_off_a_terminal_but_names_the_dashboard() -> None:
     with Progress(console=console) as progress:
         assert not progress.live_enabled
         progress(PLAN)
-        progress(RayStarted(nodes=1, in_flight=2, dashboard_url=None))
+        progress(events.RayStarted(nodes=1, in_flight=2, dashboard_url=None))
         progress(copied("public.Users", rows=100, seconds=1.0, left=0))
     assert out.getvalue() == ""
     with Progress(console=console) as progress:
-        progress(RayStarted(nodes=2, in_flight=2, dashboard_url="http://127.0.0.1:8265"))
+        progress(events.RayStarted(nodes=2, in_flight=2, dashboard_url="http://127.0.0.1:8265"))
     assert out.getvalue() == "Ray dashboard: http://127.0.0.1:8265\n"
 
 
@@ -129,7 +117,7 @@ def test_live_display_on_a_terminal_draws_and_stops() -> None:
     with Progress(console=console) as progress:
         assert progress.live_enabled
         progress(PLAN)
-        progress(CopyStarted(ranges=5, in_flight=2, resumed=0))
+        progress(events.CopyStarted(ranges=5, in_flight=2, resumed=0))
         progress(copied("public.Users", rows=100, seconds=1.0, left=0))
     assert "public.Users" in out.getvalue() and "1/1" in out.getvalue()
 
@@ -139,9 +127,9 @@ def test_running_ranges_show_before_any_finishes() -> None:
     progress = Progress(console=Console(file=io.StringIO()), live=False, clock=clock)
     assert "reading the source catalog" in _render(progress)
     progress(PLAN)
-    progress(CopyStarted(ranges=5, in_flight=2, resumed=0))
-    progress(RangeStarted(table="public.Votes", range="public.Votes#0"))
-    progress(RangeStarted(table="public.Votes", range="public.Votes#1"))
+    progress(events.CopyStarted(ranges=5, in_flight=2, resumed=0))
+    progress(events.RangeStarted(table="public.Votes", range="public.Votes#0"))
+    progress(events.RangeStarted(table="public.Votes", range="public.Votes#1"))
     votes = next(line for line in _render(progress).splitlines() if "public.Votes" in line)
     assert "0/4" in votes and "copying (2 running)" in votes
     clock.now += 5
@@ -156,9 +144,9 @@ def test_a_failed_run_ends_with_one_failed_event() -> None:
     progress(PLAN)
     progress.fail("target: database does not exist")
     progress.fail("the same error, seen again by the CLI")
-    events = [json.loads(line) for line in stream.getvalue().splitlines()]
-    assert [e["event"] for e in events] == ["plan", "failed"]
-    assert events[-1]["error"] == "target: database does not exist"
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [e["event"] for e in lines] == ["plan", "failed"]
+    assert lines[-1]["error"] == "target: database does not exist"
     assert "ray-replicator: failed" in _render(progress)
 
 
@@ -174,8 +162,8 @@ def test_a_resumed_run_counts_what_earlier_runs_copied() -> None:
         ),
     )
     progress(plan)
-    progress(CopyStarted(ranges=2, in_flight=2, resumed=3))
-    progress(RangeStarted(table="public.Votes", range="public.Votes#2"))
+    progress(events.CopyStarted(ranges=2, in_flight=2, resumed=3))
+    progress(events.RangeStarted(table="public.Votes", range="public.Votes#2"))
     clock.now += 10
     progress(copied("public.Votes", rows=1000, seconds=10.0, left=1))
     screen = _render(progress)
@@ -190,15 +178,15 @@ def test_json_lines_keep_the_keys_log_parsers_read() -> None:
     progress = Progress(console=Console(file=io.StringIO()), json_stream=stream, live=False)
     for event in (
         PLAN,
-        RayStarted(nodes=1, in_flight=2, dashboard_url=None),
-        CopyStarted(ranges=5, in_flight=2, resumed=0),
-        RangeStarted(table="public.Users", range="public.Users#0"),
+        events.RayStarted(nodes=1, in_flight=2, dashboard_url=None),
+        events.CopyStarted(ranges=5, in_flight=2, resumed=0),
+        events.RangeStarted(table="public.Users", range="public.Users#0"),
         copied("public.Users", rows=100, seconds=1.0, left=0),
-        TableCopied(table="public.Users", rows=100, seconds=1.0),
-        TableFinalized(table="public.Users", seconds=0.2),
-        FinalizeStarted(tables=2, step="foreign keys"),
-        VerifyStarted(tables=2, ranges=5, kind="counts"),
-        RunDone(status="ok", rows=100, seconds=2.0),
+        events.TableCopied(table="public.Users", rows=100, seconds=1.0),
+        events.TableFinalized(table="public.Users", seconds=0.2),
+        events.FinalizeStarted(tables=2, step="foreign keys"),
+        events.VerifyStarted(tables=2, ranges=5, kind="counts"),
+        events.RunDone(status="ok", rows=100, seconds=2.0),
     ):
         progress(event)
     progress.fail("boom")
