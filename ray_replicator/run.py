@@ -64,12 +64,7 @@ class Run:
         self.settings = settings
         self.emit = emit
         self.will_save_report = will_save_report
-        self.state = RunState(
-            settings=settings,
-            source_url=settings.source.resolved_url(),
-            target_url=settings.target_endpoint.resolved_url(),
-            run_id=settings.run_id or uuid.uuid4().hex[:12],
-        )
+        self.state = RunState(settings=settings, run_id=settings.run_id or uuid.uuid4().hex[:12])
 
     def execute(self) -> RunReport:
         """Run every stage and return the report; raises EngineError/UsageError with one-line messages.
@@ -97,7 +92,9 @@ class Run:
             raise error from exc
 
     def _stages(self) -> RunReport:
-        state = self.state
+        state, settings = self.state, self.settings
+        state.source_url = settings.source.resolved_url()
+        state.target_url = settings.target_endpoint.resolved_url()
         with contextlib.ExitStack() as endpoints:
             state.source = open_source(state.source_url)
             endpoints.callback(state.source.close)

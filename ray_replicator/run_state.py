@@ -73,14 +73,14 @@ class RunState:
     read only by the stages after it (so no repr or eq, which would read them all)."""
 
     settings: Settings
-    source_url: str
-    target_url: str
     run_id: str
     """Until the plan stage: the new run's id; a resumed run continues the id of the run it resumes."""
     ledger: LedgerRun = field(default_factory=LedgerRun)
     started: float = field(default_factory=time.perf_counter)
     phases: dict[str, float] = field(default_factory=dict)
     """Seconds per phase, in the order they ran, for the report."""
+    source_url: str = field(init=False)  # resolved by Run.execute (passwords from files or the environment)
+    target_url: str = field(init=False)  # resolved by Run.execute
     source: Source = field(init=False)  # opened by Run.execute
     target: Target = field(init=False)  # opened by Run.execute
     catalog: Catalog = field(init=False)  # catalog: the chosen tables, types mapped for the target
