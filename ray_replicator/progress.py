@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
@@ -36,6 +36,16 @@ from ray_replicator.events import (
     TableFinalized,
     VerifyStarted,
 )
+
+COLUMNS: list[tuple[str, Literal["left", "right"]]] = [
+    ("table", "left"),
+    ("ranges", "right"),
+    ("rows", "right"),
+    ("rows/s", "right"),
+    ("ETA", "right"),
+    ("", "left"),
+]
+"""The live table's columns; the last says what a table is doing."""
 
 MAX_TABLE_LINES = 24
 """Beyond this many tables the display keeps the busy ones and sums up the rest, so it fits a screen."""
@@ -264,15 +274,8 @@ class Progress:
         with self._lock:
             now = self.clock()
             grid = RichTable(box=None, pad_edge=False, show_edge=False, header_style="bold")
-            for name, justify in [
-                ("table", "left"),
-                ("ranges", "right"),
-                ("rows", "right"),
-                ("rows/s", "right"),
-                ("ETA", "right"),
-                ("", "left"),
-            ]:
-                grid.add_column(name, justify=justify)  # type: ignore[arg-type]
+            for name, justify in COLUMNS:
+                grid.add_column(name, justify=justify)
             states = list(self.tables.values())
             if not states:
                 return Text(f"ray-replicator: reading the source catalog, {_seconds(now - self.started)} elapsed")
