@@ -3,7 +3,6 @@ driver thread as soon as its last range is in."""
 
 from __future__ import annotations
 
-import contextlib
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -13,7 +12,7 @@ from ray_replicator import diagnostics
 from ray_replicator.catalog import Table
 from ray_replicator.choices import budget_config
 from ray_replicator.copy import CopyItem, RangeResult, StallMonitor, copy_range_task, run_bounded
-from ray_replicator.engines import capabilities_of, open_target
+from ray_replicator.engines import capabilities_of
 from ray_replicator.engines.base import EngineError, KeyRange, WriteOptions
 from ray_replicator.events import (
     CopyStarted,
@@ -26,7 +25,7 @@ from ray_replicator.events import (
 )
 from ray_replicator.report import TableReport
 from ray_replicator.retry import retrying
-from ray_replicator.run_state import RunState, TableKey, TableProgress
+from ray_replicator.run_state import RunState, TableKey, TableProgress, fresh_target
 from ray_replicator.verify import TableCheck, database_check
 
 
@@ -42,15 +41,11 @@ def finalize_and_count(
     """
 
     def attempt() -> int | None:
-        target = open_target(target_url)
-        try:
+        with fresh_target(target_url) as target:
             target.finalize_table(table, source_engine, options)
             if not count:
                 return None
             return target.count_range(table, KeyRange(schema=table.schema, table=table.name, index=0, kind="full"))
-        finally:
-            with contextlib.suppress(Exception):
-                target.close()
 
     return retrying(f"finalizing {table.qualified}", attempt, capabilities_of(target_url))
 

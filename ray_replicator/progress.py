@@ -137,7 +137,7 @@ def _seconds(value: float | None) -> str:
 
 
 class Progress:
-    """Turns pipeline events into a live terminal table and/or JSON lines; use as a context manager."""
+    """Turns a run's events into a live terminal table and/or JSON lines; use as a context manager."""
 
     def __init__(
         self,
@@ -187,7 +187,7 @@ class Progress:
                 self.json_stream.flush()
 
     def fail(self, error: str) -> None:
-        """Report a run that stopped with an error, unless the pipeline already did (JSON consumers need an
+        """Report a run that stopped with an error, unless the run already did (JSON consumers need an
         end event either way). `error` must already be scrubbed of secrets."""
         if self.phase != "failed":
             self(RunFailed(error=error))

@@ -45,7 +45,7 @@ from ray_replicator.preflight import check_report_path, check_spill_dir, check_t
 from ray_replicator.redact import scrub
 from ray_replicator.report import RunReport
 from ray_replicator.retry import retrying
-from ray_replicator.run_state import RunState
+from ray_replicator.run_state import RunState, fresh_target
 from ray_replicator.typemap import apply_type_policy
 from ray_replicator.verify import TableCheck
 
@@ -217,12 +217,8 @@ class Run:
             self.emit(FinalizeStarted(tables=len(state.catalog.tables), step="foreign keys"))
 
             def attempt() -> None:
-                target = open_target(state.target_url)
-                try:
+                with fresh_target(state.target_url) as target:
                     target.finalize(state.target_catalog, state.source.engine, state.options)
-                finally:
-                    with contextlib.suppress(Exception):
-                        target.close()
 
             retrying("adding foreign keys and sequences", attempt, capabilities_of(state.target_url))
 
@@ -248,6 +244,7 @@ class Run:
             table_report.verified = f"yes ({settings.verify})" if check.ok else "MISMATCH"
 
     def _record(self, check: TableCheck, table: str) -> None:
+        """A check's differences, as errors of the report."""
         errors = self.state.report.errors
         errors.extend(f"{table} {m}" for m in check.mismatched_ranges)
         if check.source_rows != check.target_rows and not check.mismatched_ranges:
@@ -271,9 +268,5 @@ class Run:
 
 
 def _finish_in_ledger(target_url: str, run_id: str, status: str) -> None:
-    target = open_target(target_url)
-    try:
+    with fresh_target(target_url) as target:
         target.ledger.finish(run_id, "done" if status == "ok" else "verify failed")
-    finally:
-        with contextlib.suppress(Exception):
-            target.close()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -35,14 +37,22 @@ class LedgerRun:
             self.run_id = None
 
 
+@contextlib.contextmanager
+def fresh_target(target_url: str) -> Iterator[Target]:
+    """A target connection of its own, for one step the driver may try again; closed however the step ends."""
+    target = open_target(target_url)
+    try:
+        yield target
+    finally:
+        with contextlib.suppress(Exception):
+            target.close()
+
+
 def _note_in_ledger(target_url: str, run_id: str, state: str) -> None:
     """Record how a run ended on a fresh connection (the run's own may be mid-statement after Ctrl-C)."""
     try:
-        target = open_target(target_url)
-        try:
+        with fresh_target(target_url) as target:
             target.ledger.finish(run_id, state)
-        finally:
-            target.close()
     except Exception as exc:  # noqa: BLE001 - the run's own error matters more than this note
         reason = scrub(str(exc), url_secrets(target_url))
         diagnostics.log.warning("could not record state %s of run %s in the ledger: %s", state, run_id, reason)
