@@ -62,7 +62,7 @@ def _finalized(job: Future[None], table: Table) -> None:
 
 
 class CopyStage:
-    """The copy of one run: fills state.tables (and state.workers) as ranges end."""
+    """The copy of one run: fills state.tables as ranges end, and the report's tables and workers at the end."""
 
     def __init__(self, state: RunState, emit: OnEvent) -> None:
         self.state = state
