@@ -23,6 +23,7 @@ from ray_replicator import diagnostics, signals
 from ray_replicator.config import Settings, known_secrets, load_settings, parse_endpoint
 from ray_replicator.engines.base import EngineError, UsageError
 from ray_replicator.errors import with_hint
+from ray_replicator.events import Event, RayStarted, failure_line
 from ray_replicator.progress import plain_console
 from ray_replicator.redact import hide_secrets_in_process_title, scrub
 
@@ -36,6 +37,10 @@ ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML config fi
 TablesOpt = Annotated[list[str] | None, typer.Option("--tables", help="glob over schema.table (repeatable)")]
 ExcludeOpt = Annotated[list[str] | None, typer.Option("--exclude", help="glob to leave out (repeatable)")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="show tracebacks")]
+JsonLogsOpt = Annotated[bool, typer.Option("--json-logs", help="print one JSON object per pipeline event to stderr")]
+ChecksumsOpt = Annotated[
+    bool, typer.Option("--checksums", help="compare checksums of every value, not only row counts")
+]
 
 
 def _fail(exc: BaseException, debug: bool, settings: Settings | None = None, secrets: list[str] | None = None) -> None:
@@ -48,10 +53,31 @@ def _fail(exc: BaseException, debug: bool, settings: Settings | None = None, sec
         code, text = _interrupted(exc)
     else:
         code = exc.exit_code if isinstance(exc, EngineError) else 1
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        text = with_hint(text)
+        text = with_hint(failure_line(exc))
     err.print(f"error: {scrub(text, known)}", markup=False)
     raise typer.Exit(code)
+
+
+class _OneLineFailures:
+    """Inside a command: an EngineError or a signal ends it with the one line and the exit code (see _fail),
+    scrubbed of the passwords of the settings or endpoint the command had read by then.
+
+    usage_errors: exception types that mean bad input here (exit 2, as a UsageError)."""
+
+    def __init__(self, debug: bool, usage_errors: tuple[type[Exception], ...] = ()) -> None:
+        self.debug = debug
+        self.usage_errors = usage_errors
+        self.settings: Settings | None = None
+        self.secrets: list[str] = []
+
+    def __enter__(self) -> _OneLineFailures:
+        return self
+
+    def __exit__(self, kind: object, exc: BaseException | None, trace: object) -> None:
+        if isinstance(exc, self.usage_errors) and not isinstance(exc, EngineError):
+            exc = UsageError(str(exc))
+        if isinstance(exc, EngineError | KeyboardInterrupt):
+            _fail(exc, self.debug, self.settings, self.secrets)
 
 
 def _interrupted(exc: KeyboardInterrupt) -> tuple[int, str]:
@@ -77,8 +103,16 @@ def _stop_ray() -> None:
             ray.shutdown()
 
 
-def _settings(config: Path | None, **flags: Any) -> Settings:
-    return load_settings(config, flags)
+def _settings(
+    config: Path | None,
+    source: str | None,
+    target: str | None,
+    tables: list[str] | None,
+    exclude: list[str] | None,
+    **flags: Any,
+) -> Settings:
+    """The command's settings: its flags (None where not given) over the config file and the environment."""
+    return load_settings(config, {"source": source, "target": target, "tables": tables, "exclude": exclude, **flags})
 
 
 @app.command()
@@ -100,20 +134,17 @@ def run(
     memory_cap_mb: Annotated[int | None, typer.Option("--memory-cap-mb", help="bytes in flight per copy task")] = None,
     report: Annotated[Path | None, typer.Option(help="where to write the JSON report (.md beside it)")] = None,
     address: Annotated[str | None, typer.Option("--address", help="Ray cluster address")] = None,
-    json_logs: Annotated[
-        bool, typer.Option("--json-logs", help="print one JSON object per pipeline event to stderr")
-    ] = False,
+    json_logs: JsonLogsOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Copy schema, data, keys, indexes and sequences; verify; print and save the report."""
-    settings: Settings | None = None
-    try:
-        settings = _settings(
+    with _OneLineFailures(debug) as failures:
+        failures.settings = settings = _settings(
             config,
-            source=source,
-            target=target,
-            tables=tables,
-            exclude=exclude,
+            source,
+            target,
+            tables,
+            exclude,
             existing=existing,
             keys=keys,
             parallelism=parallelism,
@@ -127,8 +158,6 @@ def run(
         )
         _start_diagnostics(settings, settings.report_path)
         _run(settings, json_logs)
-    except (EngineError, KeyboardInterrupt) as exc:
-        _fail(exc, debug, settings)
     _stop_ray()
 
 
@@ -143,15 +172,15 @@ def _run(settings: Settings, json_logs: bool = False) -> None:
 
     with progress_for_cli(json_logs, out) as progress:
 
-        def on_event(kind: str, data: dict[str, Any]) -> None:
-            if kind == "ray":  # emitted right after Ray started, which took SIGTERM over
+        def on_event(event: Event) -> None:
+            if isinstance(event, RayStarted):  # emitted right after Ray started, which took SIGTERM over
                 signals.reclaim()
-            progress(kind, data)
+            progress(event)
 
         try:
             result = replicate(settings, on_event=on_event)
         except EngineError as exc:
-            progress.fail(scrub((str(exc).strip() or type(exc).__name__).splitlines()[0], known_secrets(settings)))
+            progress.fail(scrub(failure_line(exc), known_secrets(settings)))
             raise
     result.print(out)
     if settings.report_path is not None:
@@ -176,15 +205,11 @@ def plan(
     debug: DebugOpt = False,
 ) -> None:
     """Print the partition plan (tables, ranges, estimated rows/bytes); moves nothing."""
-    settings: Settings | None = None
-    try:
-        settings = _settings(config, source=source, tables=tables, exclude=exclude)
+    with _OneLineFailures(debug) as failures:
+        failures.settings = settings = _settings(config, source, None, tables, exclude)
         from ray_replicator.pipeline import plan_only
 
         the_plan, excluded = plan_only(settings)
-    except (EngineError, KeyboardInterrupt) as exc:
-        _fail(exc, debug, settings)
-        return
     if as_json:
         rows = [
             {
@@ -228,31 +253,18 @@ def verify_cmd(
     config: ConfigOpt = None,
     tables: TablesOpt = None,
     exclude: ExcludeOpt = None,
-    checksums: Annotated[
-        bool, typer.Option("--checksums", help="compare checksums of every value, not only row counts")
-    ] = False,
+    checksums: ChecksumsOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Compare source and target range by range (row counts, or checksums); exit 1 on any mismatch."""
-    settings: Settings | None = None
-    try:
-        settings = _settings(
-            config,
-            source=source,
-            target=target,
-            tables=tables,
-            exclude=exclude,
-            verify="checksums" if checksums else "counts",
-        )
+    with _OneLineFailures(debug) as failures:
+        level = "checksums" if checksums else "counts"
+        failures.settings = settings = _settings(config, source, target, tables, exclude, verify=level)
         from ray_replicator.pipeline import verify_only
 
         _start_diagnostics(settings, None)
         results = verify_only(settings)
-    except (EngineError, KeyboardInterrupt) as exc:
-        _fail(exc, debug, settings)
-        return
     _stop_ray()
-    level = "checksums" if checksums else "counts"
     bad = 0
     for name, src, dst, mismatches in results:
         ok = src == dst and not mismatches
@@ -275,18 +287,14 @@ def generate(
     debug: DebugOpt = False,
 ) -> None:
     """Write a synthetic StackOverflow2010 database."""
-    secrets: list[str] = []
-    try:
+    with _OneLineFailures(debug, usage_errors=(ValueError,)) as failures:
         if scale <= 0:
             raise UsageError(f"--scale must be positive, got {scale}")
         endpoint = parse_endpoint(target, "target")
-        secrets = endpoint.secrets()
+        failures.secrets = endpoint.secrets()
         from ray_replicator.synth.stackoverflow import generate as generate_db
 
         counts = generate_db(endpoint.resolved_url(), scale, seed)
-    except (EngineError, ValueError, KeyboardInterrupt) as exc:
-        _fail(exc if isinstance(exc, EngineError | KeyboardInterrupt) else UsageError(str(exc)), debug, secrets=secrets)
-        return
     for name, rows in counts.items():
         out.print(f"{name}: {rows:,} rows", markup=False)
 
@@ -298,12 +306,10 @@ def demo(
 ) -> None:
     """Embedded default: a SQL Server stand-in with a generated StackOverflow2010, replicated into embedded
     PostgreSQL and into a second stand-in, verified and reported."""
-    try:
+    with _OneLineFailures(debug):
         from ray_replicator.demo import run_demo
 
         run_demo(scale, out)
-    except (EngineError, KeyboardInterrupt) as exc:
-        _fail(exc, debug)
     _stop_ray()
 
 
@@ -315,8 +321,7 @@ def status(
     debug: DebugOpt = False,
 ) -> None:
     """Show the ledger of the latest (or a given) run kept in the target database."""
-    secrets: list[str] = []
-    try:
+    with _OneLineFailures(debug) as failures:
         from ray_replicator.engines import open_target
 
         if target is None and config is None:
@@ -326,7 +331,7 @@ def status(
             if target
             else load_settings(config, {"source": "postgresql://unused"}).target_endpoint
         )
-        secrets = endpoint.secrets()
+        failures.secrets = endpoint.secrets()
         tgt = open_target(endpoint.resolved_url())
         try:
             runs = tgt.ledger.runs()
@@ -339,9 +344,6 @@ def status(
             ranges = tgt.ledger.ranges(run["run_id"])
         finally:
             tgt.close()
-    except (EngineError, KeyboardInterrupt) as exc:
-        _fail(exc, debug, secrets=secrets)
-        return
     states: dict[str, int] = {}
     for info in ranges.values():
         states[info["state"]] = states.get(info["state"], 0) + 1

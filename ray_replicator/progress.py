@@ -1,9 +1,9 @@
-"""Progress of a run, fed by the pipeline's `on_event(kind, data)` callback.
+"""Progress of a run, fed with the run's events (ray_replicator.events) by its `on_event` callback.
 
 Two independent outputs, because people and machines watch runs differently:
 - on a terminal, a live `rich` table: one line per table (ranges done/total, rows, rows/s, ETA) and a total;
   nothing at all when stdout is not a TTY, so cron mails and CI logs only get the final report;
-- with `--json-logs`, one JSON object per event on stderr (`{"ts": …, "event": kind, …data}`) for log
+- with `--json-logs`, one JSON object per event on stderr (`{"ts": …, "event": name, …fields}`) for log
   shippers and schedulers, whatever stdout is.
 """
 
@@ -15,12 +15,37 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Literal, Protocol
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.table import Table as RichTable
 from rich.text import Text
+
+from ray_replicator.events import (
+    CopyStarted,
+    Event,
+    FinalizeStarted,
+    PlanMade,
+    RangeCopied,
+    RangeStarted,
+    RayStarted,
+    RunDone,
+    RunFailed,
+    TableCopied,
+    TableFinalized,
+    VerifyStarted,
+)
+
+COLUMNS: list[tuple[str, Literal["left", "right"]]] = [
+    ("table", "left"),
+    ("ranges", "right"),
+    ("rows", "right"),
+    ("rows/s", "right"),
+    ("ETA", "right"),
+    ("", "left"),
+]
+"""The live table's columns; the last says what a table is doing."""
 
 MAX_TABLE_LINES = 24
 """Beyond this many tables the display keeps the busy ones and sums up the rest, so it fits a screen."""
@@ -45,16 +70,20 @@ class CurrentStderr:
 
 @dataclass
 class TableState:
+    """One table's line in the live display."""
+
     table: str
+    state: str = "waiting"
     ranges: int = 0
     estimated_rows: int = 0
     ranges_done: int = 0
+    """Ranges committed, by this run or by the runs it resumes."""
     running: int = 0
     rows: int = 0
     rows_before: int = 0
+    """Rows the runs this one resumes copied."""
     started: float | None = None
     finished: float | None = None
-    state: str = "waiting"
 
     def rate(self, now: float) -> float:
         if self.started is None or self.rows == 0:
@@ -108,7 +137,7 @@ def _seconds(value: float | None) -> str:
 
 
 class Progress:
-    """Turns pipeline events into a live terminal table and/or JSON lines; use as a context manager."""
+    """Turns a run's events into a live terminal table and/or JSON lines; use as a context manager."""
 
     def __init__(
         self,
@@ -148,96 +177,105 @@ class Progress:
             self._live.stop()
             self._live = None
 
-    def __call__(self, kind: str, data: dict[str, Any]) -> None:
+    def __call__(self, event: Event) -> None:
         """The on_event callback: record the event, then log it as JSON when asked."""
         with self._lock:  # finalize events come from the driver's finalize threads
-            self._apply(kind, data)
+            self._apply(event)
             if self.json_stream is not None:
-                line = json.dumps({"ts": round(time.time(), 3), "event": kind, **data}, default=str)
+                line = json.dumps({"ts": round(time.time(), 3), "event": event.name, **event.fields()}, default=str)
                 self.json_stream.write(line + "\n")
                 self.json_stream.flush()
 
     def fail(self, error: str) -> None:
-        """Report a run that stopped with an error, unless the pipeline already did (JSON consumers need an
+        """Report a run that stopped with an error, unless the run already did (JSON consumers need an
         end event either way). `error` must already be scrubbed of secrets."""
         if self.phase != "failed":
-            self("failed", {"error": error})
+            self(RunFailed(error=error))
 
-    def _apply(self, kind: str, data: dict[str, Any]) -> None:
+    def _apply(self, event: Event) -> None:
         now = self.clock()
-        if kind == "plan":
-            for entry in data.get("per_table", []):
-                state = TableState(
-                    table=entry["table"],
-                    ranges=int(entry.get("ranges", 0)),
-                    estimated_rows=int(entry.get("estimated_rows", 0)),
-                    ranges_done=int(entry.get("resumed_ranges", 0)),
-                    rows_before=int(entry.get("resumed_rows", 0)),
-                )
-                if state.ranges and state.ranges_done >= state.ranges:
-                    state.state = "done earlier"
-                self.tables[state.table] = state
-            self.phase = "creating target tables, starting Ray"
-        elif kind == "ray":
-            self.phase = "starting copy tasks"
-            self.dashboard_url = data.get("dashboard_url")
-            self.nodes = int(data.get("nodes", 0))
-            if self.dashboard_url and not self.live_enabled:
-                # Without the live table the URL still belongs in the job's log: one plain line.
-                self.console.print(f"Ray dashboard: {self.dashboard_url}", markup=False, highlight=False)
-        elif kind == "copy":
-            self.phase = "copy"
-            self.copy_started = now
-        elif kind == "range_start":
-            state = self.tables.setdefault(data["table"], TableState(table=data["table"]))
-            state.started = state.started if state.started is not None else now
-            state.running += 1
-            state.state = "copying"
-        elif kind == "range":
-            state = self.tables.setdefault(data["table"], TableState(table=data["table"]))
-            if state.started is None:
-                # Without range_start events, the first range's own duration tells when the table started.
-                state.started = now - float(data.get("seconds", 0.0))
-            state.running = max(0, state.running - 1)
-            state.ranges_done += 1
-            state.ranges = max(state.ranges, state.ranges_done + int(data.get("left", 0)))
-            state.rows += int(data.get("rows", 0))
-            state.state = "copying"
-        elif kind == "table_done":
-            state = self.tables.setdefault(data["table"], TableState(table=data["table"]))
-            state.finished = now
-            state.state = "finalizing"
-        elif kind == "table_finalized":
-            state = self.tables.setdefault(data["table"], TableState(table=data["table"]))
-            state.state = "done"
-        elif kind in ("finalize", "verify"):
-            self.phase = kind
-            self.copy_finished = self.copy_finished or now
-            for state in self.tables.values():
-                if state.state == "finalizing":
-                    state.state = "done"
-        elif kind == "done":
-            self.phase = str(data.get("status", "done"))
-            for state in self.tables.values():
-                state.state = "done" if state.finished is not None else state.state
-        elif kind == "failed":
-            self.phase = "failed"
-            self.copy_finished = self.copy_finished or now
+        match event:
+            case PlanMade():
+                self._planned(event)
+            case RayStarted():
+                self._ray_started(event)
+            case CopyStarted():
+                self.phase = "copy"
+                self.copy_started = now
+            case RangeStarted():
+                state = self._table(event.table)
+                state.started = state.started if state.started is not None else now
+                state.running += 1
+                state.state = "copying"
+            case RangeCopied():
+                self._range_copied(event, now)
+            case TableCopied():
+                state = self._table(event.table)
+                state.finished = now
+                state.state = "finalizing"
+            case TableFinalized():
+                self._table(event.table).state = "done"
+            case FinalizeStarted() | VerifyStarted():
+                self._copy_over(event.name, now)
+            case RunDone():
+                self.phase = event.status
+                for state in self.tables.values():
+                    state.state = "done" if state.finished is not None else state.state
+            case RunFailed():
+                self.phase = "failed"
+                self.copy_finished = self.copy_finished or now
+
+    def _table(self, name: str) -> TableState:
+        return self.tables.setdefault(name, TableState(table=name))
+
+    def _planned(self, event: PlanMade) -> None:
+        for entry in event.per_table:
+            state = TableState(
+                table=entry.table,
+                ranges=entry.ranges,
+                estimated_rows=entry.estimated_rows,
+                ranges_done=entry.resumed_ranges,
+                rows_before=entry.resumed_rows,
+            )
+            if state.ranges and state.ranges_done >= state.ranges:
+                state.state = "done earlier"
+            self.tables[state.table] = state
+        self.phase = "creating target tables, starting Ray"
+
+    def _ray_started(self, event: RayStarted) -> None:
+        self.phase = "starting copy tasks"
+        self.dashboard_url = event.dashboard_url
+        self.nodes = event.nodes
+        if self.dashboard_url and not self.live_enabled:
+            # Without the live table the URL still belongs in the job's log: one plain line.
+            self.console.print(f"Ray dashboard: {self.dashboard_url}", markup=False, highlight=False)
+
+    def _range_copied(self, event: RangeCopied, now: float) -> None:
+        state = self._table(event.table)
+        if state.started is None:
+            # Without range_start events, the first range's own duration tells when the table started.
+            state.started = now - event.seconds
+        state.running = max(0, state.running - 1)
+        state.ranges_done += 1
+        state.ranges = max(state.ranges, state.ranges_done + event.left)
+        state.rows += event.rows
+        state.state = "copying"
+
+    def _copy_over(self, phase: str, now: float) -> None:
+        """Finalize or verify began: every range is in, and tables still finalizing are done with it."""
+        self.phase = phase
+        self.copy_finished = self.copy_finished or now
+        for state in self.tables.values():
+            if state.state == "finalizing":
+                state.state = "done"
 
     def render(self) -> RenderableType:
         """The live table; safe to call from rich's refresh thread."""
         with self._lock:
             now = self.clock()
             grid = RichTable(box=None, pad_edge=False, show_edge=False, header_style="bold")
-            for name, justify in [
-                ("table", "left"),
-                ("ranges", "right"),
-                ("rows", "right"),
-                ("rows/s", "right"),
-                ("ETA", "right"),
-                ("", "left"),
-            ]:
-                grid.add_column(name, justify=justify)  # type: ignore[arg-type]
+            for name, justify in COLUMNS:
+                grid.add_column(name, justify=justify)
             states = list(self.tables.values())
             if not states:
                 return Text(f"ray-replicator: reading the source catalog, {_seconds(now - self.started)} elapsed")

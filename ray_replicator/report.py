@@ -6,10 +6,21 @@ import json
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from rich.console import Console
 from rich.table import Table as RichTable
+
+COLUMNS: list[tuple[str, Literal["left", "right"]]] = [
+    ("table", "left"),
+    ("rows", "right"),
+    ("MB", "right"),
+    ("ranges", "right"),
+    ("seconds", "right"),
+    ("rows/s", "right"),
+    ("verified", "left"),
+]
+"""The report's table, on a terminal and in markdown alike."""
 
 
 @dataclass
@@ -60,28 +71,51 @@ class RunReport:
             entry["rows_per_s"] = round(table.rows_per_s, 1)
         return data
 
+    def _cells(self) -> list[list[str]]:
+        """One row per table, then the total (its verified cell: every table verified), as both outputs show
+        them."""
+        rows = [
+            [
+                t.table,
+                f"{t.rows:,}",
+                f"{t.bytes / 1e6:,.1f}",
+                str(t.ranges),
+                f"{t.seconds:.2f}",
+                f"{t.rows_per_s:,.0f}",
+                t.verified,
+            ]
+            for t in self.tables
+        ]
+        secs = self.seconds or 1.0
+        verified = "yes" if all(t.verified.startswith("yes") for t in self.tables) else "no"
+        total = [
+            "total",
+            f"{self.total_rows:,}",
+            f"{self.total_bytes / 1e6:,.1f}",
+            str(sum(t.ranges for t in self.tables)),
+            f"{self.seconds:.2f}",
+            f"{self.total_rows / secs:,.0f}",
+            verified,
+        ]
+        return [*rows, total]
+
+    def _phases(self) -> str:
+        return "phases: " + ", ".join(f"{k} {v:.2f} s" for k, v in self.phases.items())
+
     def to_markdown(self) -> str:
+        *rows, total = self._cells()
+        total[0] = "**total**"
         lines = [
             f"# ray-replicator run {self.run_id}: {self.status}",
             "",
             f"{self.source} → {self.target}, method {self.method}, {self.seconds:.2f} s",
             "",
-            "| table | rows | MB | ranges | seconds | rows/s | verified |",
-            "|---|---:|---:|---:|---:|---:|---|",
+            "| " + " | ".join(name for name, _ in COLUMNS) + " |",
+            "|" + "|".join("---:" if justify == "right" else "---" for _, justify in COLUMNS) + "|",
         ]
-        for t in self.tables:
-            lines.append(
-                f"| {t.table} | {t.rows:,} | {t.bytes / 1e6:,.1f} | {t.ranges} | {t.seconds:.2f} "
-                f"| {t.rows_per_s:,.0f} | {t.verified} |"
-            )
-        secs = self.seconds or 1.0
-        lines.append(
-            f"| **total** | {self.total_rows:,} | {self.total_bytes / 1e6:,.1f} | "
-            f"{sum(t.ranges for t in self.tables)} | {self.seconds:.2f} | {self.total_rows / secs:,.0f} | "
-            f"{'yes' if all(t.verified.startswith('yes') for t in self.tables) else 'no'} |"
-        )
+        lines += ["| " + " | ".join(cells) + " |" for cells in [*rows, total]]
         if self.phases:
-            lines += ["", "phases: " + ", ".join(f"{k} {v:.2f} s" for k, v in self.phases.items())]
+            lines += ["", self._phases()]
         if self.excluded:
             lines += ["", "excluded by filters: " + ", ".join(self.excluded)]
         if self.warnings:
@@ -93,40 +127,15 @@ class RunReport:
     def print(self, console: Console | None = None) -> None:
         console = console or Console(file=sys.stdout, soft_wrap=True)
         table = RichTable(title=f"ray-replicator run {self.run_id}: {self.status}")
-        for name, justify in [
-            ("table", "left"),
-            ("rows", "right"),
-            ("MB", "right"),
-            ("ranges", "right"),
-            ("seconds", "right"),
-            ("rows/s", "right"),
-            ("verified", "left"),
-        ]:
-            table.add_column(name, justify=justify)  # type: ignore[arg-type]
-        for t in self.tables:
-            table.add_row(
-                t.table,
-                f"{t.rows:,}",
-                f"{t.bytes / 1e6:,.1f}",
-                str(t.ranges),
-                f"{t.seconds:.2f}",
-                f"{t.rows_per_s:,.0f}",
-                t.verified,
-            )
-        secs = self.seconds or 1.0
-        table.add_row(
-            "total",
-            f"{self.total_rows:,}",
-            f"{self.total_bytes / 1e6:,.1f}",
-            str(sum(t.ranges for t in self.tables)),
-            f"{self.seconds:.2f}",
-            f"{self.total_rows / secs:,.0f}",
-            "",
-            style="bold",
-        )
+        for name, justify in COLUMNS:
+            table.add_column(name, justify=justify)
+        *rows, total = self._cells()
+        for cells in rows:
+            table.add_row(*cells)
+        table.add_row(*total[:-1], "", style="bold")
         console.print(table)
         if self.phases:
-            console.print("phases: " + ", ".join(f"{k} {v:.2f} s" for k, v in self.phases.items()))
+            console.print(self._phases())
         if self.excluded:
             console.print("excluded by filters: " + ", ".join(self.excluded))
         for warning in self.warnings:

@@ -51,7 +51,7 @@ def test_lead_range_loads_frozen_before_the_rest(
     target = make_database("lead_dst")
     events: list[tuple[str, dict[str, Any]]] = []
     settings = load_settings(None, {"source": source, "target": target, "verify": "counts", "parallelism": 2})
-    report = replicate(settings, on_event=lambda kind, data: events.append((kind, data)))
+    report = replicate(settings, on_event=lambda event: events.append((event.name, event.fields())))
     assert report.status == "ok", report.errors
     assert {t.table: (t.rows, t.ranges) for t in report.tables} == {"public.big": (20000, 3), "public.small": (3000, 1)}
 
@@ -143,7 +143,7 @@ def test_a_table_split_for_its_size_leads_with_its_first_range(
     assert len(big) == 4 and [r.lead for r in sorted(big, key=lambda r: r.index)] == [bool(leads), False, False, False]
 
     events: list[tuple[str, dict[str, Any]]] = []
-    report = replicate(settings, on_event=lambda kind, data: events.append((kind, data)))
+    report = replicate(settings, on_event=lambda event: events.append((event.name, event.fields())))
     assert report.status == "ok", report.errors
     lead_rows = next(data["rows"] for kind, data in events if kind == "range" and data["range"] == "public.big#0")
     if leads:

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from ray_replicator.events import PlanMade, TablePlan
 from ray_replicator.progress import plain_console, progress_for_cli
 
 
@@ -21,6 +22,7 @@ def test_no_codes_off_a_terminal(monkeypatch: pytest.MonkeyPatch, env: dict[str,
     assert not console.is_terminal
     with progress_for_cli(False, console) as progress:
         assert not progress.live_enabled
-        progress("plan", {"per_table": [{"table": "public.t", "ranges": 2}]})
+        table = TablePlan(table="public.t", ranges=2, estimated_rows=0, estimated_bytes=0)
+        progress(PlanMade(run_id="r1", method="raw", tables=1, ranges=2, per_table=(table,)))
     console.print("[bold red]DIFF[/] public.t", "done")
     assert piped.getvalue() == "DIFF public.t done\n"

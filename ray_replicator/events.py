@@ -1,0 +1,146 @@
+"""What a run tells its watchers, one frozen dataclass per kind of event.
+
+The run emits them through its `on_event` callback; `progress` draws them and writes them as JSON lines
+(`{"ts": …, "event": <name>, …fields}`), so a field's name here is a key users' log parsers read: renaming one
+breaks them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True)
+class Event:
+    name: ClassVar[str]
+    """The event's name in JSON logs (their "event" key)."""
+
+    def fields(self) -> dict[str, Any]:
+        """The event's data as JSON logs carry it, nested events as objects."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TablePlan:
+    """One table's share of the plan; resumed_*: what earlier runs of a resumed run already copied."""
+
+    table: str
+    ranges: int
+    estimated_rows: int
+    estimated_bytes: int
+    resumed_ranges: int = 0
+    resumed_rows: int = 0
+
+
+@dataclass(frozen=True)
+class PlanMade(Event):
+    name = "plan"
+    run_id: str
+    method: str
+    tables: int
+    ranges: int
+    per_table: tuple[TablePlan, ...]
+
+
+@dataclass(frozen=True)
+class RayStarted(Event):
+    """Ray runs (it took SIGTERM over while it started); dashboard_url: None when the cluster has none."""
+
+    name = "ray"
+    nodes: int
+    in_flight: int
+    dashboard_url: str | None
+
+
+@dataclass(frozen=True)
+class CopyStarted(Event):
+    name = "copy"
+    ranges: int
+    in_flight: int
+    resumed: int
+    """Ranges earlier runs already copied."""
+
+
+@dataclass(frozen=True)
+class RangeStarted(Event):
+    name = "range_start"
+    table: str
+    range: str
+
+
+@dataclass(frozen=True)
+class RangeCopied(Event):
+    """node: the Ray node id that copied the range; left: the table's ranges still to copy."""
+
+    name = "range"
+    table: str
+    range: str
+    rows: int
+    bytes: int
+    seconds: float
+    node: str
+    left: int
+
+
+@dataclass(frozen=True)
+class TableCopied(Event):
+    """Every range of the table is in; its keys, indexes and ANALYZE come next."""
+
+    name = "table_done"
+    table: str
+    rows: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class TableFinalized(Event):
+    name = "table_finalized"
+    table: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class FinalizeStarted(Event):
+    """The run-wide finalize (foreign keys, sequences) begins."""
+
+    name = "finalize"
+    tables: int
+    step: str
+
+
+@dataclass(frozen=True)
+class VerifyStarted(Event):
+    name = "verify"
+    tables: int
+    ranges: int
+    kind: str
+    """counts or checksums."""
+
+
+@dataclass(frozen=True)
+class RunDone(Event):
+    """status: ok or verify failed."""
+
+    name = "done"
+    status: str
+    rows: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class RunFailed(Event):
+    """error: one line, already scrubbed of secrets."""
+
+    name = "failed"
+    error: str
+
+
+OnEvent = Callable[[Event], None]
+
+
+def failure_line(exc: BaseException) -> str:
+    """What a one-line failure says: the exception's first line, or its class name when it has no message."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,272 @@
+"""A run as an object: catalog → plan → prepare → copy → finalize → verify → report, one method per stage over
+one RunState.
+
+Everything that decides runs here, on the driver; Ray tasks only move, finalize or count one thing each.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+from collections.abc import Iterator
+
+import ray
+
+from ray_replicator import diagnostics, local_ray
+from ray_replicator.choices import (
+    choose_method,
+    compare_tables,
+    ensure_ray,
+    load_catalog,
+    make_plan,
+    map_table,
+    ray_slots,
+)
+from ray_replicator.config import Settings, known_secrets
+from ray_replicator.copy_stage import CopyStage, counted_checks
+from ray_replicator.engines import capabilities_of, open_source, open_target
+from ray_replicator.engines.base import EngineError, WriteOptions
+from ray_replicator.events import (
+    Event,
+    FinalizeStarted,
+    OnEvent,
+    PlanMade,
+    RayStarted,
+    RunDone,
+    RunFailed,
+    TablePlan,
+    VerifyStarted,
+    failure_line,
+)
+from ray_replicator.ledger import find_resume, plan_document
+from ray_replicator.plan import schema_hash
+from ray_replicator.preflight import check_report_path, check_spill_dir, check_target_shape
+from ray_replicator.redact import scrub
+from ray_replicator.report import RunReport
+from ray_replicator.retry import retrying
+from ray_replicator.run_state import RunState, fresh_target
+from ray_replicator.typemap import apply_type_policy
+from ray_replicator.verify import TableCheck
+
+
+def ignore(_event: Event) -> None:
+    """The on_event of a caller that watches nothing."""
+
+
+class Run:
+    """One replication.
+
+    will_save_report: the caller saves the report to settings.report_path afterwards (the CLI does), so that
+    path is probed before the target changes; the Python API returns the report and writes no file."""
+
+    def __init__(self, settings: Settings, emit: OnEvent = ignore, will_save_report: bool = True) -> None:
+        self.settings = settings
+        self.emit = emit
+        self.will_save_report = will_save_report
+        self.state = RunState(settings=settings, run_id=settings.run_id or uuid.uuid4().hex[:12])
+
+    def execute(self) -> RunReport:
+        """Run every stage and return the report; raises EngineError/UsageError with one-line messages.
+
+        However the run stops after the ledger knows it, the ledger says how: `interrupted` (Ctrl-C, SIGTERM) or
+        `failed` (any error, also one that is not ours, which then becomes a one-line EngineError), so `--resume`
+        finds it and `status` does not show a run `running` that no process runs any more."""
+        ledger = self.state.ledger
+        try:
+            return self._stages()
+        except KeyboardInterrupt as exc:
+            exc.in_ledger = ledger.run_id is not None  # type: ignore[attr-defined]
+            ledger.note("interrupted")
+            raise
+        except EngineError as exc:
+            ledger.note("failed")
+            self.emit(RunFailed(error=scrub(failure_line(exc), known_secrets(self.settings))))
+            raise
+        except Exception as exc:
+            ledger.note("failed")
+            diagnostics.log.error("the run failed unexpectedly", exc_info=True)
+            line = scrub(failure_line(exc), known_secrets(self.settings))
+            error = EngineError(f"unexpected {type(exc).__name__}: {line}")
+            self.emit(RunFailed(error=str(error)))
+            raise error from exc
+
+    def _stages(self) -> RunReport:
+        state, settings = self.state, self.settings
+        state.source_url = settings.source.resolved_url()
+        state.target_url = settings.target_endpoint.resolved_url()
+        with contextlib.ExitStack() as endpoints:
+            state.source = open_source(state.source_url)
+            endpoints.callback(state.source.close)
+            state.target = open_target(state.target_url)
+            endpoints.callback(state.target.close)
+            self.catalog()
+            self.plan()
+            self.prepare()
+            self.copy()
+            self.finalize()
+            self.verify()
+            return self.report()
+
+    @contextlib.contextmanager
+    def _timed(self, phase: str) -> Iterator[None]:
+        """The seconds a phase took, in the report (a phase that fails records none)."""
+        started = time.perf_counter()
+        yield
+        self.state.phases[phase] = time.perf_counter() - started
+
+    def catalog(self) -> None:
+        """The chosen tables' details, each column's type mapped to one the target takes."""
+        state, settings = self.state, self.settings
+        with self._timed("catalog"):
+            catalog, state.excluded = load_catalog(settings, state.source)
+            state.catalog, state.warnings = apply_type_policy(
+                catalog, state.source.capabilities, state.target.capabilities, settings.unsupported_types
+            )
+        state.mapped = {(t.schema, t.name): map_table(t, settings.schema_map) for t in state.catalog.tables}
+
+    def plan(self) -> None:
+        """A new plan, or the plan of the run --resume continues, with the ranges it already committed."""
+        state, settings = self.state, self.settings
+        with self._timed("plan"):
+            if settings.resume:
+                state.resumed = find_resume(state.target, settings, state.catalog)
+                state.run_id, state.plan = state.resumed.run_id, state.resumed.plan
+            else:
+                # Reach the target (a wrong password shows now, not after Ray started); reading creates nothing.
+                state.target.ledger.runs()
+                state.plan = make_plan(settings, state.source, state.catalog, state.target.capabilities)
+        state.method = choose_method(settings, state.source.capabilities, state.target.capabilities)
+        state.report = RunReport(
+            run_id=state.run_id,
+            source=settings.source.display(),
+            target=settings.target_endpoint.display(),
+            method=state.method,
+            excluded=state.excluded,
+            warnings=state.warnings,
+        )
+        self.emit(self._plan_made())
+
+    def _plan_made(self) -> PlanMade:
+        state, done = self.state, self.state.done_before
+        per_table = []
+        for table in state.catalog.tables:
+            ranges = state.plan.ranges_of(table)
+            resumed = [done[r.range_id] for r in ranges if r.range_id in done]
+            per_table.append(
+                TablePlan(
+                    table=state.mapped[(table.schema, table.name)].qualified,
+                    ranges=len(ranges),
+                    estimated_rows=sum(r.estimated_rows for r in ranges),
+                    estimated_bytes=sum(r.estimated_bytes for r in ranges),
+                    resumed_ranges=len(resumed),
+                    resumed_rows=sum(int(info.get("rows") or 0) for info in resumed),
+                )
+            )
+        return PlanMade(
+            run_id=state.run_id,
+            method=state.method,
+            tables=len(state.catalog.tables),
+            ranges=len(state.plan.ranges),
+            per_table=tuple(per_table),
+        )
+
+    def prepare(self) -> None:
+        """Everything that can refuse the run is checked before the target changes: the spill directory, the
+        report path, the shape of tables kept by existing = truncate, and Ray itself. Then the target gets its
+        tables and the ledger the run."""
+        state, settings = self.state, self.settings
+        state.options = WriteOptions(
+            existing=settings.existing,
+            keys_before_load=settings.keys == "before-load",
+            unlogged=settings.unlogged,
+            run_id=state.run_id,
+            large_values_as_source=settings.large_values == "as-source",
+        )
+        check_spill_dir(settings)
+        check_report_path(settings.report_path if self.will_save_report else None)
+        if state.resumed is None and settings.existing == "truncate":
+            check_target_shape(state.target_url, state.target_catalog.tables, state.source.engine, state.target.engine)
+        with self._timed("ray start"):
+            ensure_ray(settings)
+        state.in_flight = ray_slots(settings)
+        nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
+        self.emit(RayStarted(nodes=nodes, in_flight=state.in_flight, dashboard_url=local_ray.dashboard_url()))
+        with self._timed("prepare"):
+            if state.resumed is None:
+                state.target.prepare(state.target_catalog, state.source.engine, state.options)
+            state.target.ledger.init(
+                state.run_id, state.plan.plan_hash(), schema_hash(state.catalog), state.plan.ranges
+            )
+            state.ledger.target_url, state.ledger.run_id = state.target_url, state.run_id
+            if state.resumed is None:
+                state.target.ledger.save_plan(state.run_id, plan_document(state.plan, settings))
+
+    def copy(self) -> None:
+        """Every range not committed yet, and each table's own finalize as soon as its last range is in."""
+        copying = CopyStage(self.state, self.emit)
+        with self._timed("copy+finalize"):
+            copying.run()
+
+    def finalize(self) -> None:
+        """Foreign keys and sequences of the whole run, on a fresh connection per try (the copy may have outlived
+        the driver's own connection, and a server restart may come in the middle: every step checks what
+        exists)."""
+        state = self.state
+        with self._timed("foreign keys"):
+            self.emit(FinalizeStarted(tables=len(state.catalog.tables), step="foreign keys"))
+
+            def attempt() -> None:
+                with fresh_target(state.target_url) as target:
+                    target.finalize(state.target_catalog, state.source.engine, state.options)
+
+            retrying("adding foreign keys and sequences", attempt, capabilities_of(state.target_url))
+
+    def verify(self) -> None:
+        """Checks taken during the copy where there are, the others now; every difference is a report error."""
+        state, settings = self.state, self.settings
+        if settings.verify == "none":
+            return
+        with self._timed("verify"):
+            tables = state.catalog.tables
+            self.emit(VerifyStarted(tables=len(tables), ranges=len(state.plan.ranges), kind=settings.verify))
+            counted = counted_checks(state)
+            pairs = [
+                (t, state.mapped[(t.schema, t.name)], state.plan.ranges_of(t))
+                for t in tables
+                if (t.schema, t.name) not in counted
+            ]
+            rechecked = iter(compare_tables(settings, state.source_url, state.target_url, pairs) if pairs else [])
+            checks = [counted.get((t.schema, t.name)) or next(rechecked) for t in tables]
+        for check, table_report in zip(checks, state.report.tables, strict=True):
+            self._record(check, table_report.table)
+            table_report.source_rows = check.source_rows
+            table_report.verified = f"yes ({settings.verify})" if check.ok else "MISMATCH"
+
+    def _record(self, check: TableCheck, table: str) -> None:
+        """A check's differences, as errors of the report."""
+        errors = self.state.report.errors
+        errors.extend(f"{table} {m}" for m in check.mismatched_ranges)
+        if check.source_rows != check.target_rows and not check.mismatched_ranges:
+            errors.append(f"{table}: source {check.source_rows} rows, target {check.target_rows} rows")
+
+    def report(self) -> RunReport:
+        """The run's end, in the ledger and in the report."""
+        state = self.state
+        report = state.report
+        report.status = "ok" if not report.errors else "verify failed"
+        retrying(
+            "recording the run's end in the ledger",
+            lambda: _finish_in_ledger(state.target_url, state.run_id, report.status),
+            capabilities_of(state.target_url),
+        )
+        state.ledger.run_id = None
+        report.phases = state.phases
+        report.seconds = time.perf_counter() - state.started
+        self.emit(RunDone(status=report.status, rows=report.total_rows, seconds=round(report.seconds, 3)))
+        return report
+
+
+def _finish_in_ledger(target_url: str, run_id: str, status: str) -> None:
+    with fresh_target(target_url) as target:
+        target.ledger.finish(run_id, "done" if status == "ok" else "verify failed")
