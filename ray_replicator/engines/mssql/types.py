@@ -342,7 +342,8 @@ _PG_SIMPLE = {
 
 
 def postgres_type(col: Column) -> str:
-    """The PostgreSQL column type for a SQL Server column (the PostgreSQL engine's postgres_type answers the same for 'mssql')."""
+    """The PostgreSQL column type for a SQL Server column (the PostgreSQL engine's postgres_type gives the same
+    for a column from 'mssql')."""
     lt = col.logical
     n = base_name(col.native_type)
     if n == "smallmoney" or n == "money":
