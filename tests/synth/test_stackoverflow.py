@@ -12,6 +12,7 @@ import pyarrow.compute as pc
 import pytest
 
 from ray_replicator.synth import stackoverflow as so
+from ray_replicator.synth.ddl import pg_type
 
 SMALL = 0.001
 TWO_CHUNKS = 0.005  # Posts has 18,646 rows: more than one chunk, so chunk seams are exercised
@@ -256,7 +257,7 @@ def test_postgres_schema_is_exact(loaded: tuple[str, dict[str, int]]) -> None:
             ).fetchall()
             assert [r[0] for r in rows] == t.column_names
             for (name, dtype, length, dt_precision, nullable, ident, gen), col in zip(rows, t.columns, strict=True):
-                assert _rendered(dtype, length, dt_precision) == so._pg_type(col.sql_type), (t.name, name)
+                assert _rendered(dtype, length, dt_precision) == pg_type(col.sql_type), (t.name, name)
                 assert (nullable == "YES") == col.nullable, (t.name, name)
                 assert (ident == "YES") == col.identity and gen in (None, "BY DEFAULT")
             pk = conn.execute(
