@@ -1,39 +1,7 @@
-"""Synthetic source databases for tests and benchmarks (StackOverflow2010 today)."""
+"""Synthetic source databases for tests and benchmarks (StackOverflow2010 today).
 
-from ray_replicator.synth.stackoverflow import (
-    EXTRA_TABLES,
-    REAL_ROW_COUNTS,
-    TABLES,
-    SynthColumn,
-    SynthTable,
-    arrow_schema,
-    arrow_type,
-    generate,
-    generate_batches,
-    mssql_ddl,
-    postgres_ddl,
-    postgres_pk_ddl,
-    reader,
-    row_counts,
-    table,
-    write_postgres,
-)
+The generator's public names are listed once, in ``stackoverflow.__all__``, and re-exported here.
+"""
 
-__all__ = [
-    "EXTRA_TABLES",
-    "REAL_ROW_COUNTS",
-    "TABLES",
-    "SynthColumn",
-    "SynthTable",
-    "arrow_schema",
-    "arrow_type",
-    "generate",
-    "generate_batches",
-    "mssql_ddl",
-    "postgres_ddl",
-    "postgres_pk_ddl",
-    "reader",
-    "row_counts",
-    "table",
-    "write_postgres",
-]
+from ray_replicator.synth.stackoverflow import *  # noqa: F403
+from ray_replicator.synth.stackoverflow import __all__ as __all__

@@ -9,6 +9,8 @@ import psycopg
 import pytest
 
 from ray_replicator.embedded import database_url
+from ray_replicator.synth import stackoverflow as so
+from tests.synth.generated import SMALL
 
 
 @pytest.fixture
@@ -22,3 +24,9 @@ def pg_url(pg_base_url: str) -> Iterator[str]:
     finally:
         with psycopg.connect(pg_base_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def loaded(pg_url: str) -> Iterator[tuple[str, dict[str, int]]]:
+    """The core tables generated at scale SMALL, seed 42, into a fresh database: (its url, rows per table)."""
+    yield pg_url, so.generate(pg_url, SMALL, 42)
