@@ -19,8 +19,9 @@ import psycopg
 import pytest
 import ray
 
-from ray_replicator.copy import _KV_NAMESPACE, STALL_RETRIES, StallMonitor, _beat_key, run_bounded
 from ray_replicator.engines.base import EngineError, KeyRange
+from ray_replicator.schedule import run_bounded
+from ray_replicator.stall import KV_NAMESPACE, STALL_RETRIES, StallMonitor, beat_key
 from tests.engines.mssql_fixtures import PASSWORD as MSSQL_PASSWORD
 from tests.engines.mssql_fixtures import Server, standin
 from tests.errors.conftest import assert_one_line_error, cli
@@ -218,7 +219,7 @@ def _wedged_task(run_id: str, range_id: str, reported: str) -> None:
     interpreter, could not even do that: its last heartbeat stays as it was), and it never returns."""
     from ray.experimental.internal_kv import _internal_kv_put
 
-    _internal_kv_put(_beat_key(run_id, range_id), reported.encode(), namespace=_KV_NAMESPACE)
+    _internal_kv_put(beat_key(run_id, range_id), reported.encode(), namespace=KV_NAMESPACE)
     while True:
         time.sleep(60)
 

@@ -15,8 +15,8 @@ import pytest
 from ray_replicator import replicate
 from ray_replicator.catalog import Column, LogicalType
 from ray_replicator.config import load_settings
+from ray_replicator.digest import digest_batches
 from ray_replicator.pipeline import verify_only
-from ray_replicator.verify import digest_batches
 
 
 def col(name: str, kind: str) -> Column:
