@@ -13,11 +13,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,7 +30,8 @@ from ray_replicator.catalog import Column, Key, LogicalType, Table
 from ray_replicator.engines.base import KeyRange
 from ray_replicator.engines.mssql import MssqlTarget
 from tests.engines.mssql_fixtures import Server, standin
-from tests.faults.test_faults import ROOT, _ray_processes_under, wait_for
+from tests.faults.test_faults import wait_for
+from tests.helpers import ROOT, cli_env, ray_processes_under
 
 ROWS = 150_000
 HEAP_QUERY = "SELECT a, b FROM {s}heap ORDER BY a, b"
@@ -142,13 +141,11 @@ def test_copy_worker_killed_mid_heap_range(
 
 @pytest.mark.parametrize("kind", ["postgres", "mssql"])
 def test_driver_killed_mid_heap_range_then_resume(
-    pg_heap: str, ms_target: Server, kind: str, request: pytest.FixtureRequest
+    pg_heap: str, ms_target: Server, kind: str, ray_tmp: Path, request: pytest.FixtureRequest
 ) -> None:
     """The copy worker and the driver die while the heap's range is being written; the range stays 'copying' (its
     rows, if any, half there) and --resume clears and copies it again."""
-    ray_tmp = Path(tempfile.mkdtemp(prefix="rr-", dir="/tmp"))  # Ray's socket paths must stay under 108 bytes
-    env = dict(os.environ, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0", RAY_TMPDIR=str(ray_tmp))
-    env.pop("RAY_ADDRESS", None)
+    env = cli_env(ray_tmp)
     config = ray_tmp / "job.toml"
     config.write_text(
         f"rows_per_range = 20000\nparallelism = 1\nreport_path = '{ray_tmp / 'report.json'}'\n"
@@ -163,7 +160,7 @@ def test_driver_killed_mid_heap_range_then_resume(
         wait_for(lambda: copying(ms_target))
         for proc in wait_for(lambda: copy_workers(tree)):
             proc.kill()
-        started = [*tree.children(recursive=True), *_ray_processes_under(ray_tmp)]
+        started = [*tree.children(recursive=True), *ray_processes_under(ray_tmp)]
         driver.kill()
         driver.wait(30)
         for proc in started:  # the local Ray this driver started
@@ -174,10 +171,9 @@ def test_driver_killed_mid_heap_range_then_resume(
         resumed = subprocess.run([*args, "--resume"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
         assert resumed.returncode == 0, resumed.stderr[-3000:]
     finally:
-        for proc in [*started, *_ray_processes_under(ray_tmp)]:
+        for proc in [*started, *ray_processes_under(ray_tmp)]:
             with contextlib.suppress(psutil.NoSuchProcess):
                 proc.kill()
-        shutil.rmtree(ray_tmp, ignore_errors=True)
     assert_exact(ms_target, pg_heap)
     print(f"{kind} → SQL Server: copy worker and driver killed mid-range; --resume exit 0, rows exact")
 

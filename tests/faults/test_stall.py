@@ -24,9 +24,8 @@ from ray_replicator.schedule import run_bounded
 from ray_replicator.stall import KV_NAMESPACE, STALL_RETRIES, StallMonitor, beat_key
 from tests.engines.mssql_fixtures import PASSWORD as MSSQL_PASSWORD
 from tests.engines.mssql_fixtures import Server, standin
-from tests.errors.conftest import assert_one_line_error, cli
 from tests.faults.proxy import SilentProxy, SilentServer
-from tests.helpers import pg_primary_key, pg_table_digest
+from tests.helpers import assert_one_line_error, cli, create_database, pg_primary_key, pg_table_digest
 from tests.pgserver import SUPERUSER_PASSWORD, PasswordPostgres
 
 pytestmark = pytest.mark.timeout(600)
@@ -56,7 +55,7 @@ _targets = iter(range(1000))
 @pytest.fixture
 def target_db(server: PasswordPostgres) -> str:
     name = f"stall_dst_{next(_targets)}"
-    server.sql(f"CREATE DATABASE {name}")
+    create_database(server, name)
     return name
 
 

@@ -16,7 +16,7 @@ from ray_replicator.engines.base import UsageError
 from ray_replicator.engines.mssql import _declared
 from ray_replicator.typemap import apply_type_policy
 from tests.engines.mssql_fixtures import Server, standin
-from tests.errors.conftest import assert_one_line_error, cli
+from tests.helpers import assert_one_line_error, cli
 from tests.pgserver import PasswordPostgres
 
 
