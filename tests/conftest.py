@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.helpers import NOCREATE_PW, NOSELECT_PW, create_database, ray_processes_under
+from tests.helpers import NOCREATE_PW, NOSELECT_PW, create_database, password_server, ray_processes_under
 from tests.pgserver import PasswordPostgres
 
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
@@ -72,22 +72,19 @@ def ray_tmp() -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def pwpg() -> Iterator[PasswordPostgres]:
     """Databases: src (tables t, heap, acct), roles nocreate (no CREATE anywhere) and noselect (no SELECT)."""
-    server = PasswordPostgres()
-    server.sql(
-        "CREATE DATABASE src",
-        f"CREATE ROLE nocreate LOGIN PASSWORD '{NOCREATE_PW}'",
-        f"CREATE ROLE noselect LOGIN PASSWORD '{NOSELECT_PW}'",
-    )
-    server.sql(
+    with password_server(
+        "src",
         "CREATE TABLE t (id int PRIMARY KEY, v text, n int)",
         "INSERT INTO t SELECT g, md5(g::text), g * 1000 FROM generate_series(1, 2000) g",
         "CREATE TABLE heap (a int)",
         "INSERT INTO heap VALUES (1), (1), (2)",
         "ANALYZE",
-        database="src",
-    )
-    yield server
-    server.close()
+        before=(
+            f"CREATE ROLE nocreate LOGIN PASSWORD '{NOCREATE_PW}'",
+            f"CREATE ROLE noselect LOGIN PASSWORD '{NOSELECT_PW}'",
+        ),
+    ) as server:
+        yield server
 
 
 _fresh = iter(range(10_000))

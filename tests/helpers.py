@@ -3,22 +3,20 @@ subprocess with a local Ray of its own whose processes can be found afterwards, 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import psutil
 import psycopg
 
-from tests.pgserver import SUPERUSER_PASSWORD
-
-if TYPE_CHECKING:
-    from tests.pgserver import PasswordPostgres
+from tests.pgserver import SUPERUSER_PASSWORD, PasswordPostgres
 
 ROOT = Path(__file__).resolve().parents[1]
 NOCREATE_PW = "nc-Secret-4711"
@@ -26,6 +24,14 @@ NOSELECT_PW = "ns-Secret-0815"
 WRONG_PW = "wrong-Secret-1234"
 SECRETS = (SUPERUSER_PASSWORD, NOCREATE_PW, NOSELECT_PW, WRONG_PW)
 """The passwords of the password server's roles (the pwpg fixture): no output may show them."""
+
+
+def pg_execute(url: str, *statements: str) -> str:
+    """Run each statement on its own (autocommit) in the database at `url`; returns the URL."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        for statement in statements:
+            conn.execute(statement)
+    return url
 
 
 def pg_tables(url: str, schema: str = "public") -> list[str]:
@@ -138,6 +144,19 @@ def ray_processes_under(path: Path) -> list[psutil.Process]:
         except psutil.Error:
             continue
     return found
+
+
+@contextlib.contextmanager
+def password_server(database: str, *statements: str, before: tuple[str, ...] = ()) -> Iterator[PasswordPostgres]:
+    """A PostgreSQL that checks passwords, with `database` created (after the `before` statements, run in the
+    postgres database) and filled by `statements`; stopped at the end."""
+    server = PasswordPostgres()
+    try:
+        server.sql(f"CREATE DATABASE {database}", *before)
+        server.sql(*statements, database=database)
+        yield server
+    finally:
+        server.close()
 
 
 def create_database(server: PasswordPostgres, name: str) -> str:

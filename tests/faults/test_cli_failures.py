@@ -20,7 +20,15 @@ import psutil
 import psycopg
 import pytest
 
-from tests.helpers import SECRETS, CliRun, assert_one_line_error, create_database, pg_primary_key, pg_table_digest
+from tests.helpers import (
+    SECRETS,
+    CliRun,
+    assert_one_line_error,
+    create_database,
+    password_server,
+    pg_primary_key,
+    pg_table_digest,
+)
 from tests.pgserver import PasswordPostgres
 
 INJECT = Path(__file__).resolve().parent / "inject"
@@ -29,19 +37,16 @@ INJECT = Path(__file__).resolve().parent / "inject"
 @pytest.fixture(scope="module")
 def server() -> Iterator[PasswordPostgres]:
     """Its own server, since the outage tests stop it: src has items (60k rows) and notes referencing items."""
-    pg = PasswordPostgres()
-    pg.sql("CREATE DATABASE src")
-    pg.sql(
+    with password_server(
+        "src",
         "CREATE TABLE items (id int PRIMARY KEY, grp int NOT NULL, body text NOT NULL)",
         "INSERT INTO items SELECT g, g % 97, repeat(md5(g::text), 4) FROM generate_series(1, 60000) g",
         "CREATE INDEX items_grp ON items (grp)",
         "CREATE TABLE notes (id int PRIMARY KEY, item int NOT NULL REFERENCES items (id), note text)",
         "INSERT INTO notes SELECT g, g * 3, 'n' || g FROM generate_series(1, 5000) g",
         "ANALYZE",
-        database="src",
-    )
-    yield pg
-    pg.close()
+    ) as pg:
+        yield pg
 
 
 _fresh = iter(range(10_000))
@@ -50,6 +55,24 @@ _fresh = iter(range(10_000))
 @pytest.fixture
 def target(server: PasswordPostgres) -> str:
     return create_database(server, f"dst_{os.getpid()}_{next(_fresh)}")
+
+
+def holding(step: str, held: Path, **extra: str) -> dict[str, str]:
+    """The environment that makes the CLI hold `step` (tests/faults/inject): it touches held/held on arrival and
+    goes on once held/release exists."""
+    held.mkdir()
+    return {"PYTHONPATH": str(INJECT), "RR_INJECT": f"hold:{step}:{held}", **extra}
+
+
+def outage_when_held(run: CliRun, server: PasswordPostgres, held: Path) -> None:
+    """Once the CLI holds its step: stop the server, let the step go on into the outage for 8 s, start it again."""
+    try:
+        run.wait_for(lambda: (held / "held").exists())
+        server.stop("fast")
+        (held / "release").touch()
+        time.sleep(8)
+    finally:
+        server.start()
 
 
 def run_args(server: PasswordPostgres, target: str, tmp_path: Path, *extra: str) -> list[str]:
@@ -201,16 +224,8 @@ def test_an_outage_during_finalize_is_ridden_out(
     """The step is held until the server is down, then let go into the outage (8 s): it loses its connection,
     waits and tries again, and the run ends exact with no error."""
     held = tmp_path / "held"
-    held.mkdir()
-    env = {"PYTHONPATH": str(INJECT), "RR_INJECT": f"hold:{step}:{held}"}
-    run = CliRun(run_args(server, target, tmp_path), ray_tmp, env)
-    try:
-        run.wait_for(lambda: (held / "held").exists())
-        server.stop("fast")
-        (held / "release").touch()
-        time.sleep(8)
-    finally:
-        server.start()
+    run = CliRun(run_args(server, target, tmp_path), ray_tmp, holding(step, held))
+    outage_when_held(run, server, held)
     done = run.finish()
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stderr.strip() == "", done.stderr
@@ -226,16 +241,9 @@ def test_an_outage_during_the_verify_command_is_ridden_out(
     copied = CliRun(run_args(server, target, tmp_path, "--verify", "none"), ray_tmp).finish()
     assert copied.returncode == 0, copied.stderr[-3000:]
     held = tmp_path / "held"
-    held.mkdir()
-    env = {"PYTHONPATH": str(INJECT), "RR_INJECT": f"hold:_PostgresEndpoint.count_range:{held}", "FORCE_COLOR": "1"}
+    env = holding("_PostgresEndpoint.count_range", held, FORCE_COLOR="1")
     verify = CliRun(["verify", "--source", server.url("src"), "--target", target], ray_tmp, env)
-    try:
-        verify.wait_for(lambda: (held / "held").exists())
-        server.stop("fast")
-        (held / "release").touch()
-        time.sleep(8)
-    finally:
-        server.start()
+    outage_when_held(verify, server, held)
     done = verify.finish()
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stderr.strip() == "", done.stderr
@@ -260,8 +268,7 @@ def test_sigterm_while_a_table_finalizes(server: PasswordPostgres, target: str, 
     """SIGTERM while a finalize job runs (held here for good, as a long index build would be): the CLI does not
     wait for it, exits 143 with one line, the run is `interrupted`, and `--resume` finalizes the table."""
     held = tmp_path / "held"
-    held.mkdir()
-    env = {"PYTHONPATH": str(INJECT), "RR_INJECT": f"hold:PostgresTarget.finalize_table:{held}"}
+    env = holding("PostgresTarget.finalize_table", held)
     run = CliRun(run_args(server, target, tmp_path), ray_tmp, env)
     run.wait_for(lambda: (held / "held").exists())
     run.proc.send_signal(signal.SIGTERM)

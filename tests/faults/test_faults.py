@@ -24,7 +24,7 @@ import pytest
 from ray_replicator import replicate
 from ray_replicator.engines.base import EngineError
 from ray_replicator.report import RunReport
-from tests.helpers import cli_env, pg_primary_key, pg_table_digest, ray_processes_under
+from tests.helpers import cli_env, pg_execute, pg_primary_key, pg_table_digest, ray_processes_under
 from tests.pgserver import PasswordPostgres
 
 TRIALS = range(int(os.environ.get("RR_FAULT_TRIALS", "2")))
@@ -201,14 +201,13 @@ def test_spill_directory_fills_up(
 ) -> None:
     """A 3 MB spill disk, 1 MB memory cap and a target slowed by a row trigger: the readers spill until the disk
     is full; the run stops with one line naming the directory, and a resume without spilling finishes exactly."""
-    target = make_database("spill_full")
-    with psycopg.connect(target, autocommit=True) as conn:
-        conn.execute("CREATE TABLE items (id int, grp int NOT NULL, body text NOT NULL)")
-        conn.execute(
-            "CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS "
-            "$$ BEGIN PERFORM pg_sleep(0.00002); RETURN NEW; END $$"
-        )
-        conn.execute("CREATE TRIGGER slow BEFORE INSERT ON items FOR EACH ROW EXECUTE FUNCTION slow()")
+    target = pg_execute(
+        make_database("spill_full"),
+        "CREATE TABLE items (id int, grp int NOT NULL, body text NOT NULL)",
+        "CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN PERFORM pg_sleep(0.00002); RETURN NEW; END $$",
+        "CREATE TRIGGER slow BEFORE INSERT ON items FOR EACH ROW EXECUTE FUNCTION slow()",
+    )
     spill = settings(
         fault_source,
         target,

@@ -75,6 +75,30 @@ def expected_rows(pg_heap: str) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in conn.execute(HEAP_QUERY.format(s="")).fetchall()]
 
 
+class ReplicateInThread:
+    """replicate(settings) on a thread of its own, while the test kills its workers."""
+
+    def __init__(self, settings: dict[str, Any]) -> None:
+        self.settings = settings
+        self.report: Any = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.report = replicate(self.settings)
+        except BaseException as exc:  # handed to the test thread
+            self.error = exc
+
+    def assert_ok(self, timeout: float = 240) -> None:
+        """The run ended (within `timeout`) without an error and reported ok."""
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), f"replicate() still runs after {timeout:g} s"
+        assert self.error is None, self.error
+        assert self.report.status == "ok", self.report.errors
+
+
 def source_url(kind: str, pg_heap: str, request: pytest.FixtureRequest) -> str:
     return pg_heap if kind == "postgres" else request.getfixturevalue("ms_heap").url()
 
@@ -118,23 +142,12 @@ def test_copy_worker_killed_mid_heap_range(
         "parallelism": 1,
         "report_path": None,
     }
-    box: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            box["report"] = replicate(settings)
-        except BaseException as exc:  # handed to the test thread
-            box["error"] = exc
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
+    run = ReplicateInThread(settings)
     range_id = wait_for(lambda: copying(ms_target))[0][0]
     killed = wait_for(lambda: copy_workers(psutil.Process()))
     for proc in killed:
         os.kill(proc.pid, signal.SIGKILL)
-    thread.join(240)
-    assert "error" not in box, box.get("error")
-    assert box["report"].status == "ok", box["report"].errors
+    run.assert_ok()
     assert_exact(ms_target, pg_heap)
     print(f"{kind} → SQL Server: killed copy worker {[p.pid for p in killed]} in {range_id}; run ok, rows exact")
 
@@ -211,16 +224,7 @@ def test_copy_worker_killed_mid_guid_range(ray_local: None, pg_guids: str, ms_ta
         "parallelism": 1,
         "report_path": None,
     }
-    box: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            box["report"] = replicate(settings)
-        except BaseException as exc:  # handed to the test thread
-            box["error"] = exc
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
+    run = ReplicateInThread(settings)
 
     def ripe() -> bool:
         states = guid_ranges(ms_target)
@@ -229,9 +233,7 @@ def test_copy_worker_killed_mid_guid_range(ray_local: None, pg_guids: str, ms_ta
     wait_for(ripe)
     for proc in wait_for(lambda: copy_workers(psutil.Process())):
         os.kill(proc.pid, signal.SIGKILL)
-    thread.join(240)
-    assert "error" not in box, box.get("error")
-    assert box["report"].status == "ok", box["report"].errors
+    run.assert_ok()
     with psycopg.connect(pg_guids) as conn:
         expected = [tuple(r) for r in conn.execute("SELECT id, n FROM guids ORDER BY n").fetchall()]
     assert ms_target.rows("SELECT id, n FROM dbo.guids ORDER BY n") == expected

@@ -25,7 +25,7 @@ from ray_replicator.stall import KV_NAMESPACE, STALL_RETRIES, StallMonitor, beat
 from tests.engines.mssql_fixtures import PASSWORD as MSSQL_PASSWORD
 from tests.engines.mssql_fixtures import Server, standin
 from tests.faults.proxy import SilentProxy, SilentServer
-from tests.helpers import assert_one_line_error, cli, create_database, pg_primary_key, pg_table_digest
+from tests.helpers import assert_one_line_error, cli, create_database, password_server, pg_primary_key, pg_table_digest
 from tests.pgserver import SUPERUSER_PASSWORD, PasswordPostgres
 
 pytestmark = pytest.mark.timeout(600)
@@ -37,16 +37,13 @@ far less than the table's range (~30 MB), plus the socket buffers a writer fills
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[PasswordPostgres]:
-    pg = PasswordPostgres()
-    pg.sql("CREATE DATABASE stall_src")
-    pg.sql(
+    with password_server(
+        "stall_src",
         "CREATE TABLE big (id int PRIMARY KEY, grp int NOT NULL, body text NOT NULL)",
         "INSERT INTO big SELECT g, g % 89, repeat(md5(g::text), 12) FROM generate_series(1, 70000) g",
         "ANALYZE big",
-        database="stall_src",
-    )
-    yield pg
-    pg.close()
+    ) as pg:
+        yield pg
 
 
 _targets = iter(range(1000))
