@@ -215,7 +215,7 @@ def checksum_range_local(
 ) -> RangeDigest:
     """Digest one range on both sides; when they differ, bisect it to the keys whose rows differ."""
     try:
-        return _checksum_range(source_url, target_url, source_table, target_table, rng, batch_rows, batch_bytes)
+        return _checksum_range(_Pair(source_url, target_url, source_table, target_table, batch_rows, batch_bytes), rng)
     except Exception as exc:
         if is_transient(exc, capabilities_of(source_url, target_url)):
             drop_cached(source_url)  # a dead connection is not reused by the next try on this worker
@@ -226,16 +226,7 @@ def checksum_range_local(
         raise EngineError(f"checksumming {rng.range_id}: {type(exc).__name__}: {exc}") from None
 
 
-def _checksum_range(
-    source_url: str,
-    target_url: str,
-    source_table: Table,
-    target_table: Table,
-    rng: KeyRange,
-    batch_rows: int,
-    batch_bytes: int,
-) -> RangeDigest:
-    pair = _Pair(source_url, target_url, source_table, target_table, batch_rows, batch_bytes)
+def _checksum_range(pair: _Pair, rng: KeyRange) -> RangeDigest:
     if pair.in_database():
         src, dst = pair.database_digests(rng)
         if src == dst:
