@@ -2,6 +2,8 @@
 and every Ray worker it starts inherit it). RR_INJECT=<fault>:<where>:<dir>:
 
 - raise:<Class.method>:-  the method raises ValueError in Ray workers, or in the driver for `driver-raise`
+- die:<Class.method>:-  the Ray worker calling the method SIGKILLs itself, as the OOM killer or a lost node would
+  end it: every attempt, so Ray's retries are used up however fast a range copies
 - driver-raise:<Class.method>:-
 - hold:<Class.method>:<dir>  the first call (in any process) creates <dir>/held and waits for <dir>/release, then
   runs the method: the test takes the server down meanwhile and releases the call into the outage.
@@ -14,6 +16,7 @@ from __future__ import annotations
 import importlib.abc
 import importlib.util
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -36,6 +39,9 @@ def _apply(module: Any) -> None:
     def raising(*args: Any, **kwargs: Any) -> Any:
         raise ValueError(f"injected fault in {where}")
 
+    def dying(*args: Any, **kwargs: Any) -> Any:
+        os.kill(os.getpid(), signal.SIGKILL)
+
     def holding(*args: Any, **kwargs: Any) -> Any:
         held = Path(folder) / "held"
         try:
@@ -49,6 +55,8 @@ def _apply(module: Any) -> None:
     worker = _in_ray_worker()
     if (fault == "raise" and worker) or (fault == "driver-raise" and not worker):
         setattr(cls, method, raising)
+    elif fault == "die" and worker:
+        setattr(cls, method, dying)
     elif fault == "hold":
         setattr(cls, method, holding)
 
