@@ -27,6 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks.charts import seconds_chart  # noqa: E402
 from benchmarks.standin_so import StandIn, mssql_python_connect, standin  # noqa: E402
 from ray_replicator.config import Settings  # noqa: E402
 from ray_replicator.synth import stackoverflow as so  # noqa: E402
@@ -92,23 +93,6 @@ def warm_ray_workers(src: StandIn, dst: StandIn) -> None:
         replicate(settings)
 
 
-def _chart(path: Path, labels: list[str], seconds: list[float], title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(9, 0.6 * len(labels) + 1.4))
-    bars = ax.barh(labels[::-1], seconds[::-1], color=["#2ca02c", "#1f77b4", "#d62728"][: len(labels)][::-1])
-    ax.bar_label(bars, labels=[f"{s:.1f} s" for s in seconds[::-1]], padding=3)
-    ax.set_xlabel("seconds (lower is better)")
-    fig.suptitle(title.replace(", StackOverflow2010", "\nStackOverflow2010"), fontsize=10)
-    ax.set_xlim(0, max(seconds) * 1.18)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", type=float, default=0.05)
@@ -172,7 +156,11 @@ def main() -> None:
     stem = f"mssql_targets_scale{args.scale:g}"
     (RESULTS / f"{stem}.md").write_text(markdown + "\n")
     png = RESULTS / f"{stem}.png"
-    _chart(png, [f"writer={w}" for w in seconds], list(seconds.values()), f"{title}, load average {load_end[0]:.1f}")
+    labels = [f"writer={w}" for w in seconds]
+    colors = ["#2ca02c", "#1f77b4", "#d62728"][: len(labels)]
+    seconds_chart(
+        png, labels, list(seconds.values()), colors, f"{title}, load average {load_end[0]:.1f}", row_height=0.6
+    )
     print(f"\nchart: {png}\nmarkdown: {RESULTS / f'{stem}.md'}")
 
     summary: dict[str, object] = {JSON_KEYS[w]: round(s, 3) for w, s in seconds.items()}
