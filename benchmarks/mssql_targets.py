@@ -29,6 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.charts import seconds_chart  # noqa: E402
 from benchmarks.standin_so import StandIn, mssql_python_connect, standin  # noqa: E402
+from benchmarks.timed import timed_replicate  # noqa: E402
 from ray_replicator.config import Settings  # noqa: E402
 from ray_replicator.synth import stackoverflow as so  # noqa: E402
 
@@ -60,10 +61,8 @@ def database_digest(srv: StandIn) -> dict[str, tuple[int, int]]:
 
 
 def run_writer(src: StandIn, dst: StandIn, writer: str, expected: int) -> float:
-    from ray_replicator.pipeline import replicate
-
     options = {"writer": writer, **({"bulk_dir": dst.bulk_dir} if writer == "bulk-insert" and dst.bulk_dir else {})}
-    settings = Settings.model_validate(
+    report, elapsed = timed_replicate(
         {
             "source": {"url": src.url()},
             "target": {"url": dst.url(**options)},
@@ -72,9 +71,6 @@ def run_writer(src: StandIn, dst: StandIn, writer: str, expected: int) -> float:
             "report_path": None,
         }
     )
-    started = time.perf_counter()
-    report = replicate(settings)
-    elapsed = time.perf_counter() - started
     if report.status != "ok" or report.total_rows != expected:
         raise SystemExit(f"writer={writer}: {report.status}, {report.total_rows} rows: {report.errors}")
     return elapsed

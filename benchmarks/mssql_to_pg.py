@@ -41,6 +41,7 @@ from benchmarks.charts import seconds_chart  # noqa: E402
 from benchmarks.mssql_drain import FETCH_ROWS, drain_tables  # noqa: E402
 from benchmarks.pg_to_pg import drop_database, median, quiesce  # noqa: E402
 from benchmarks.standin_so import DATABASE, PASSWORD, USER, StandIn, standin  # noqa: E402
+from benchmarks.timed import timed_replicate  # noqa: E402
 from ray_replicator.config import Settings  # noqa: E402
 from ray_replicator.embedded import recreate_database, start_embedded_postgres  # noqa: E402
 from ray_replicator.synth import stackoverflow as so  # noqa: E402
@@ -70,9 +71,7 @@ def run_drain(src: StandIn, tables: list[str], client: str, expected: int) -> fl
 
 
 def run_ours(src: StandIn, target_url: str, reader: str, expected: int) -> tuple[float, dict[str, float]]:
-    from ray_replicator.pipeline import replicate
-
-    settings = Settings.model_validate(
+    report, elapsed = timed_replicate(
         {
             "source": {"url": src.url(reader=reader)},
             "target": {"url": target_url},
@@ -80,9 +79,6 @@ def run_ours(src: StandIn, target_url: str, reader: str, expected: int) -> tuple
             "report_path": None,
         }
     )
-    started = time.perf_counter()
-    report = replicate(settings)
-    elapsed = time.perf_counter() - started
     if report.status != "ok" or report.total_rows != expected:
         raise SystemExit(f"ray-replicator reader={reader}: {report.status}, {report.total_rows} rows: {report.errors}")
     return elapsed, dict(report.workers.get("peak_rss_mb", {}))

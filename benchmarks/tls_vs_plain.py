@@ -22,7 +22,6 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks.mssql_drain import drain_tables  # noqa: E402
 from benchmarks.pg_to_pg import drop_database, median, quiesce  # noqa: E402
 from benchmarks.standin_so import StandIn, standin  # noqa: E402
-from ray_replicator.config import Settings  # noqa: E402
+from benchmarks.timed import timed_replicate  # noqa: E402
 from ray_replicator.embedded import recreate_database, start_embedded_postgres  # noqa: E402
 from ray_replicator.synth import stackoverflow as so  # noqa: E402
 
@@ -53,15 +52,10 @@ def _source_url(src: StandIn, reader: str, tls: bool) -> str:
 
 
 def run_copy(src: StandIn, target_url: str, reader: str, tls: bool, expected: int, **extra: Any) -> float:
-    from ray_replicator.pipeline import replicate
-
-    settings = Settings.model_validate(
+    report, elapsed = timed_replicate(
         {"source": {"url": _source_url(src, reader, tls)}, "target": {"url": target_url}, "verify": "counts",
          "report_path": None, **extra}
     )  # fmt: skip
-    started = time.perf_counter()
-    report = replicate(settings)
-    elapsed = time.perf_counter() - started
     if report.status != "ok" or (expected and report.total_rows != expected):
         raise SystemExit(f"copy reader={reader} tls={tls}: {report.status}, {report.total_rows} rows: {report.errors}")
     return elapsed
