@@ -124,13 +124,19 @@ def test_bounded_numeric_nan_is_refused_on_arrow_path(
     assert_same_table(src_db, dst_db, "public", "n")
 
 
+def _make_timestamps_table(db: Db, rows: str) -> None:
+    """Table ts: a timestamp, a timestamptz and a date in each of the given VALUES rows."""
+    db.run("CREATE TABLE ts (id int PRIMARY KEY, a timestamp, b timestamptz, d date)")
+    db.run(f"INSERT INTO ts VALUES {rows}")
+
+
 def test_extreme_timestamps(
     path: CopyPath, src_db: Db, dst_db: Db, source: PostgresSource, target: PostgresTarget
 ) -> None:
-    src_db.run("CREATE TABLE ts (id int PRIMARY KEY, a timestamp, b timestamptz, d date)")
-    src_db.run(
-        "INSERT INTO ts VALUES (1, '4713-01-01 00:00:00 BC', '4713-01-01 00:00:00+00 BC', '4713-01-01 BC'),"
-        "(2, '200000-01-01', '200000-01-01+00', '200000-01-01')"
+    _make_timestamps_table(
+        src_db,
+        "(1, '4713-01-01 00:00:00 BC', '4713-01-01 00:00:00+00 BC', '4713-01-01 BC'),"
+        "(2, '200000-01-01', '200000-01-01+00', '200000-01-01')",
     )
     copy_database(source, target, path)
     assert_same_table(src_db, dst_db, "public", "ts")
@@ -139,10 +145,10 @@ def test_extreme_timestamps(
 def test_infinity_is_exact_on_raw_and_refused_on_arrow(
     path: CopyPath, src_db: Db, dst_db: Db, source: PostgresSource, target: PostgresTarget
 ) -> None:
-    src_db.run("CREATE TABLE ts (id int PRIMARY KEY, a timestamp, b timestamptz, d date)")
-    src_db.run(
-        "INSERT INTO ts VALUES (1, 'infinity', '-infinity', 'infinity'), (2, '-infinity', 'infinity', '-infinity'), "
-        "(3, '294276-12-31 23:59:59.999999', '294276-12-31 23:59:59.999999+00', '5874897-12-31')"
+    _make_timestamps_table(
+        src_db,
+        "(1, 'infinity', '-infinity', 'infinity'), (2, '-infinity', 'infinity', '-infinity'), "
+        "(3, '294276-12-31 23:59:59.999999', '294276-12-31 23:59:59.999999+00', '5874897-12-31')",
     )
     if path == "arrow":
         with pytest.raises(EngineError, match=r"public\.ts\.a: a value is infinity"):
