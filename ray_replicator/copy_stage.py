@@ -11,7 +11,7 @@ import ray
 from ray_replicator import diagnostics
 from ray_replicator.catalog import Table
 from ray_replicator.choices import budget_config
-from ray_replicator.copy import CopyItem, RangeResult, StallMonitor, copy_range_task, run_bounded
+from ray_replicator.copy import CopyItem, RangeResult, copy_range_task
 from ray_replicator.engines import capabilities_of
 from ray_replicator.engines.base import EngineError, KeyRange, WriteOptions
 from ray_replicator.events import (
@@ -26,6 +26,8 @@ from ray_replicator.events import (
 from ray_replicator.report import TableReport
 from ray_replicator.retry import retrying
 from ray_replicator.run_state import RunState, TableKey, TableProgress, fresh_target
+from ray_replicator.schedule import run_bounded
+from ray_replicator.stall import StallMonitor
 from ray_replicator.verify import TableCheck, database_check
 
 

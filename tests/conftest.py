@@ -1,7 +1,9 @@
-"""Shared fixtures: a real embedded PostgreSQL and a real local Ray (num_cpus=2), both on loopback."""
+"""Shared fixtures: a real embedded PostgreSQL, one that checks passwords, and a real local Ray (num_cpus=2), all on
+loopback."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import shutil
@@ -9,7 +11,11 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psutil
 import pytest
+
+from tests.helpers import NOCREATE_PW, NOSELECT_PW, create_database, password_server, ray_processes_under
+from tests.pgserver import PasswordPostgres
 
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
@@ -49,3 +55,42 @@ def ray_local() -> Iterator[None]:
         ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
     yield
     ray.shutdown()
+
+
+@pytest.fixture
+def ray_tmp() -> Iterator[Path]:
+    """A Ray temp dir of a CLI run's own (short: Ray's socket paths must stay under 108 bytes), to find its
+    processes; whatever still runs there at the end is killed."""
+    path = Path(tempfile.mkdtemp(prefix="rr-", dir="/tmp"))
+    yield path
+    for proc in ray_processes_under(path):
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pwpg() -> Iterator[PasswordPostgres]:
+    """Databases: src (tables t, heap, acct), roles nocreate (no CREATE anywhere) and noselect (no SELECT)."""
+    with password_server(
+        "src",
+        "CREATE TABLE t (id int PRIMARY KEY, v text, n int)",
+        "INSERT INTO t SELECT g, md5(g::text), g * 1000 FROM generate_series(1, 2000) g",
+        "CREATE TABLE heap (a int)",
+        "INSERT INTO heap VALUES (1), (1), (2)",
+        "ANALYZE",
+        before=(
+            f"CREATE ROLE nocreate LOGIN PASSWORD '{NOCREATE_PW}'",
+            f"CREATE ROLE noselect LOGIN PASSWORD '{NOSELECT_PW}'",
+        ),
+    ) as server:
+        yield server
+
+
+_fresh = iter(range(10_000))
+
+
+@pytest.fixture
+def fresh_db(pwpg: PasswordPostgres) -> str:
+    """A new empty database on the password server; returns its URL (with the superuser's password)."""
+    return create_database(pwpg, f"dst_{os.getpid()}_{next(_fresh)}")

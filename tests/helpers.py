@@ -1,10 +1,37 @@
-"""Comparison helpers shared by end-to-end tests: compare databases row by row, not by our own code."""
+"""Helpers shared by end-to-end tests: compare databases row by row (not by our own code), run the CLI in a
+subprocess with a local Ray of its own whose processes can be found afterwards, and check its one-line errors."""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+import psutil
 import psycopg
+
+from tests.pgserver import SUPERUSER_PASSWORD, PasswordPostgres
+
+ROOT = Path(__file__).resolve().parents[1]
+NOCREATE_PW = "nc-Secret-4711"
+NOSELECT_PW = "ns-Secret-0815"
+WRONG_PW = "wrong-Secret-1234"
+SECRETS = (SUPERUSER_PASSWORD, NOCREATE_PW, NOSELECT_PW, WRONG_PW)
+"""The passwords of the password server's roles (the pwpg fixture): no output may show them."""
+
+
+def pg_execute(url: str, *statements: str) -> str:
+    """Run each statement on its own (autocommit) in the database at `url`; returns the URL."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        for statement in statements:
+            conn.execute(statement)
+    return url
 
 
 def pg_tables(url: str, schema: str = "public") -> list[str]:
@@ -59,3 +86,138 @@ def assert_same_database(source_url: str, target_url: str, schema: str = "public
         assert pg_columns(source_url, schema, table) == pg_columns(target_url, target_schema, table), table
         assert pg_primary_key(source_url, schema, table) == pg_primary_key(target_url, target_schema, table), table
         assert pg_table_digest(source_url, schema, table) == pg_table_digest(target_url, target_schema, table), table
+
+
+def cli_env(ray_tmp: Path | None = None, **extra: str) -> dict[str, str]:
+    """The environment a CLI subprocess runs in: no Ray address (it starts a local Ray, in `ray_tmp` if given)."""
+    env = dict(os.environ, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0")
+    env.pop("RAY_ADDRESS", None)
+    if ray_tmp is not None:
+        env["RAY_TMPDIR"] = str(ray_tmp)
+    env.update(extra)
+    return env
+
+
+class CliRun:
+    """`python -m ray_replicator ARGS` running in a subprocess, with a local Ray of its own in `ray_tmp`."""
+
+    def __init__(self, args: list[str], ray_tmp: Path, env: dict[str, str] | None = None) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "ray_replicator", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=cli_env(ray_tmp, **(env or {})),
+            cwd=ROOT,
+        )
+
+    def running(self) -> bool:
+        return self.proc.poll() is None
+
+    def wait_for(self, predicate: Callable[[], Any], timeout: float = 180.0, every: float = 0.05) -> Any:
+        """Wait until `predicate` returns something true while the CLI still runs; returns it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = predicate()
+            if found:
+                return found
+            assert self.running() and time.monotonic() < deadline, self.finish().stderr[-3000:]
+            time.sleep(every)
+
+    def finish(self, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        """Its exit code and output; killed when it has not ended within `timeout`."""
+        try:
+            stdout, stderr = self.proc.communicate(timeout=timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+        return subprocess.CompletedProcess(self.proc.args, self.proc.returncode, stdout, stderr)
+
+
+def ray_processes_under(path: Path) -> list[psutil.Process]:
+    """The processes of a local Ray started with RAY_TMPDIR=path (their command lines name it)."""
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        try:
+            if any(str(path) in part for part in proc.info.get("cmdline") or []):
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
+
+
+@contextlib.contextmanager
+def password_server(database: str, *statements: str, before: tuple[str, ...] = ()) -> Iterator[PasswordPostgres]:
+    """A PostgreSQL that checks passwords, with `database` created (after the `before` statements, run in the
+    postgres database) and filled by `statements`; stopped at the end."""
+    server = PasswordPostgres()
+    try:
+        server.sql(f"CREATE DATABASE {database}", *before)
+        server.sql(*statements, database=database)
+        yield server
+    finally:
+        server.close()
+
+
+def create_database(server: PasswordPostgres, name: str) -> str:
+    """A new empty database `name` on a PasswordPostgres; returns its URL (with the superuser's password)."""
+    server.sql(f"CREATE DATABASE {name}")
+    return server.url(name)
+
+
+def fill_big(pwpg: PasswordPostgres) -> None:
+    """src.big: 200,000 rows, enough that a run is still copying when a test interrupts it."""
+    pwpg.sql(
+        "CREATE TABLE IF NOT EXISTS big (id int PRIMARY KEY, body text)",
+        "TRUNCATE big",
+        "INSERT INTO big SELECT g, repeat(md5(g::text), 4) FROM generate_series(1, 200000) g",
+        "ANALYZE big",
+        database="src",
+    )
+
+
+def done_ranges(url: str) -> int:
+    """Ranges the ledger at `url` has done (0 while it has none yet)."""
+    try:
+        with psycopg.connect(url) as conn:
+            row = conn.execute("SELECT count(*) FROM _ray_replicator.ranges WHERE state = 'done'").fetchone()
+            return int(row[0]) if row else 0
+    except (psycopg.errors.UndefinedTable, psycopg.OperationalError):
+        return 0
+
+
+def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    """`python -m ray_replicator ARGS` to its end."""
+    return subprocess.run(
+        [sys.executable, "-m", "ray_replicator", *args],
+        capture_output=True,
+        text=True,
+        env=cli_env(**(env or {})),
+        timeout=timeout,
+        cwd=ROOT,
+    )
+
+
+def assert_one_line_error(done: subprocess.CompletedProcess[str], code: int, *needles: str) -> str:
+    """Exit code, exactly one 'error: …' line on stderr naming the needles, no traceback, no password anywhere."""
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == code, (done.returncode, done.stdout[-2000:], done.stderr[-2000:])
+    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr[-3000:]
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    assert "Traceback" not in done.stderr + done.stdout
+    for secret in SECRETS:
+        assert secret not in done.stderr + done.stdout
+    _catalogue(code, lines[0])
+    return lines[0]
+
+
+def _catalogue(code: int, line: str) -> None:
+    """With RR_ERROR_CATALOGUE=FILE, append each checked failure (test, exit code, line) to FILE as JSON lines: the
+    list of bad inputs and faults the README and the release notes quote is taken from the tests themselves."""
+    path = os.environ.get("RR_ERROR_CATALOGUE")
+    if not path:
+        return
+    test = os.environ.get("PYTEST_CURRENT_TEST", "?").rsplit(" ", 1)[0]
+    with open(path, "a", encoding="utf-8") as out:
+        out.write(json.dumps({"test": test, "exit": code, "line": line}) + "\n")

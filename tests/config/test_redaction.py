@@ -104,6 +104,16 @@ DRIVER_TEXT = (
 )
 
 
+def assert_shown_as(make: Callable[[str], str], pw: str, expected: str) -> str:
+    """The URL `make` builds around the percent-encoded `pw` is accepted and shown as `expected`, without pw."""
+    url = make(quote(pw, safe=""))
+    assert url_problem(url) is None
+    shown = redact_url(url)
+    assert shown == expected
+    assert_hidden(shown, pw, rest_of(make))
+    return shown
+
+
 # -- well-formed URLs --------------------------------------------------------------------------------------
 
 
@@ -116,11 +126,7 @@ def test_well_formed_url_keeps_all_but_the_password(
     def make(p: str) -> str:
         return f"{scheme}://{user}:{p}@{host}{port}/{db}?sslmode=require&application_name=rr"
 
-    url = make(quote(pw, safe=""))
-    assert url_problem(url) is None
-    shown = redact_url(url)
-    assert shown == f"{scheme}://{user}:***@{host}{port}/{db}?sslmode=require&application_name=rr"
-    assert_hidden(shown, pw, rest_of(make))
+    shown = assert_shown_as(make, pw, f"{scheme}://{user}:***@{host}{port}/{db}?sslmode=require&application_name=rr")
     assert_hidden(shown, quote(pw, safe=""), rest_of(make))
 
 
@@ -130,11 +136,7 @@ def test_well_formed_query_password(scheme: str, user: str, pw: str, host: str, 
     def make(p: str) -> str:
         return f"{scheme}://{user}@{host}/{db}?sslmode=require&password={p}&connect_timeout=5"
 
-    url = make(quote(pw, safe=""))
-    assert url_problem(url) is None
-    shown = redact_url(url)
-    assert shown == f"{scheme}://{user}@{host}/{db}?sslmode=require&password=***&connect_timeout=5"
-    assert_hidden(shown, pw, rest_of(make))
+    assert_shown_as(make, pw, f"{scheme}://{user}@{host}/{db}?sslmode=require&password=***&connect_timeout=5")
 
 
 @PROFILE

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ray_replicator import copy as copy_mod
+from ray_replicator.endpoints import CACHED_ENDPOINTS, cached
 
 
 class FakeEndpoint:
@@ -32,11 +32,11 @@ def test_cache_reuses_and_evicts_the_least_recently_used(empty_cache: dict[str, 
         opened.append(FakeEndpoint(url))
         return opened[-1]
 
-    a = copy_mod._cached(empty_cache, "pg://a", open_endpoint)
-    b = copy_mod._cached(empty_cache, "pg://b", open_endpoint)
-    assert copy_mod._cached(empty_cache, "pg://a", open_endpoint) is a  # reused, and now the most recent
-    c = copy_mod._cached(empty_cache, "pg://c", open_endpoint)
+    a = cached(empty_cache, "pg://a", open_endpoint)
+    b = cached(empty_cache, "pg://b", open_endpoint)
+    assert cached(empty_cache, "pg://a", open_endpoint) is a  # reused, and now the most recent
+    c = cached(empty_cache, "pg://c", open_endpoint)
     assert [e.url for e in opened] == ["pg://a", "pg://b", "pg://c"]
     assert b.closed and not a.closed and not c.closed
     assert list(empty_cache) == ["pg://a", "pg://c"]
-    assert len(empty_cache) == copy_mod.CACHED_ENDPOINTS
+    assert len(empty_cache) == CACHED_ENDPOINTS

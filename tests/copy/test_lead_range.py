@@ -17,19 +17,20 @@ from ray_replicator.engines import capabilities
 from ray_replicator.engines.base import KeyRange, WriteOptions
 from ray_replicator.engines.postgres import PostgresSource, PostgresTarget
 from ray_replicator.pipeline import make_plan, replicate
+from tests.helpers import pg_execute
 
 FROZEN = 0x0300  # HEAP_XMIN_COMMITTED | HEAP_XMIN_INVALID: the tuple was written frozen
 
 
 def _source(make_database: Callable[[str], str]) -> str:
-    url = make_database("lead_src")
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("CREATE TABLE big (id int PRIMARY KEY, v text NOT NULL)")
-        conn.execute("INSERT INTO big SELECT g, repeat('b', g % 40) FROM generate_series(1, 20000) g")
-        conn.execute("CREATE TABLE small (id int PRIMARY KEY, v text)")
-        conn.execute("INSERT INTO small SELECT g, 's' || g FROM generate_series(1, 3000) g")
-        conn.execute("ANALYZE")
-    return url
+    return pg_execute(
+        make_database("lead_src"),
+        "CREATE TABLE big (id int PRIMARY KEY, v text NOT NULL)",
+        "INSERT INTO big SELECT g, repeat('b', g % 40) FROM generate_series(1, 20000) g",
+        "CREATE TABLE small (id int PRIMARY KEY, v text)",
+        "INSERT INTO small SELECT g, 's' || g FROM generate_series(1, 3000) g",
+        "ANALYZE",
+    )
 
 
 def _frozen_tuples(url: str, table: str) -> int:

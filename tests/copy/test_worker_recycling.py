@@ -11,15 +11,16 @@ import pytest
 from ray_replicator import replicate
 from ray_replicator.config import load_settings
 from ray_replicator.engines.base import UsageError
+from tests.helpers import pg_execute
 
 
 def _source(make_database: Callable[[str], str]) -> str:
-    url = make_database("recycle_src")
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("CREATE TABLE t (id int PRIMARY KEY, v text)")
-        conn.execute("INSERT INTO t SELECT g, repeat('x', g % 50) FROM generate_series(1, 8000) g")
-        conn.execute("ANALYZE t")
-    return url
+    return pg_execute(
+        make_database("recycle_src"),
+        "CREATE TABLE t (id int PRIMARY KEY, v text)",
+        "INSERT INTO t SELECT g, repeat('x', g % 50) FROM generate_series(1, 8000) g",
+        "ANALYZE t",
+    )
 
 
 def test_each_range_in_a_fresh_worker(ray_local: None, make_database: Callable[[str], str]) -> None:

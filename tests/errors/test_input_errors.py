@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.errors.conftest import NOCREATE_PW, NOSELECT_PW, WRONG_PW, assert_one_line_error, cli
+from tests.helpers import NOCREATE_PW, NOSELECT_PW, WRONG_PW, assert_one_line_error, cli
 from tests.pgserver import PasswordPostgres
 
 

@@ -4,11 +4,7 @@ that checks it, and afterwards no output, report, ledger row, Ray log or process
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 from urllib.parse import quote
@@ -18,8 +14,7 @@ import psycopg
 import pytest
 
 from ray_replicator.redact import spellings_of
-from tests.errors.conftest import assert_one_line_error, cli
-from tests.helpers import pg_table_digest
+from tests.helpers import CliRun, assert_one_line_error, cli, pg_table_digest
 from tests.pgserver import PasswordPostgres
 
 RAW = "Zq@7/x#?y:;}{%&=+ Wv'9"
@@ -112,7 +107,7 @@ def _titles(pids: set[int]) -> list[tuple[int, str]]:
 
 
 def test_special_password_works_and_is_nowhere(
-    pwpg: PasswordPostgres, fresh_db: str, special_role: str, tmp_path: Path
+    pwpg: PasswordPostgres, fresh_db: str, special_role: str, tmp_path: Path, ray_tmp: Path
 ) -> None:
     """The percent-encoded password logs in (the server checks it); then stdout, stderr, the JSON and markdown
     report, every ledger row in the target, every file of the Ray session the run created and every process title
@@ -121,28 +116,16 @@ def test_special_password_works_and_is_nowhere(
     source = f"postgresql://{special_role}:{ENCODED}@127.0.0.1:{pwpg.port}/src"
     target = f"postgresql://{special_role}:{ENCODED}@127.0.0.1:{pwpg.port}/{target_db}"
     report = tmp_path / "report.json"
-    ray_tmp = Path(tempfile.mkdtemp(prefix="rr-", dir="/tmp"))  # Ray's socket paths must stay under 108 bytes
-    env = dict(os.environ, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0", RAY_TMPDIR=str(ray_tmp))
-    env.pop("RAY_ADDRESS", None)
     args = ["run", "--source", source, "--target", target, "--tables", "t", "--report", str(report)]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ray_replicator", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        cwd=Path(__file__).resolve().parents[2],
-    )
+    run = CliRun(args, ray_tmp)
+    proc = run.proc
     titles: list[tuple[float, int, str]] = []
     started = time.monotonic()
-    try:
-        while proc.poll() is None and time.monotonic() - started < 300:
-            titles += [(time.monotonic() - started, pid, line) for pid, line in _titles({proc.pid})]
-            time.sleep(0.05)
-        stdout, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    while run.running() and time.monotonic() - started < 300:
+        titles += [(time.monotonic() - started, pid, line) for pid, line in _titles({proc.pid})]
+        time.sleep(0.05)
+    done = run.finish(timeout=60)
+    stdout, stderr = done.stdout, done.stderr
     assert proc.returncode == 0, stderr[-3000:]
     assert "public.t" in stdout and "2,000" in stdout
     assert pg_table_digest(pwpg.url("src"), "public", "t") == pg_table_digest(pwpg.url(target_db), "public", "t")
@@ -168,7 +151,6 @@ def test_special_password_works_and_is_nowhere(
     for path in logs:
         texts[str(path.relative_to(ray_tmp))] = path.read_bytes().decode("utf-8", "replace")
     leaks = {where: leaks_in(text) for where, text in texts.items() if leaks_in(text)}
-    shutil.rmtree(ray_tmp, ignore_errors=True)
     assert leaks == {}
 
 

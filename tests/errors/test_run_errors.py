@@ -3,20 +3,13 @@ any output, report, ledger row, Ray log or process title."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
-import subprocess
-import sys
-import tempfile
-import time
 from pathlib import Path
 
 import psutil
 import psycopg
 
-from tests.errors.conftest import SECRETS, assert_one_line_error, cli
-from tests.helpers import pg_table_digest
+from tests.helpers import SECRETS, CliRun, assert_one_line_error, cli, done_ranges, fill_big, pg_table_digest
 from tests.pgserver import PasswordPostgres
 
 
@@ -61,51 +54,22 @@ def _processes_showing(secrets: tuple[str, ...]) -> list[str]:
     return found
 
 
-def test_ctrl_c_exits_130_notes_the_ledger_and_resumes(pwpg: PasswordPostgres, fresh_db: str, tmp_path: Path) -> None:
+def test_ctrl_c_exits_130_notes_the_ledger_and_resumes(
+    pwpg: PasswordPostgres, fresh_db: str, tmp_path: Path, ray_tmp: Path
+) -> None:
     """SIGINT mid-copy: exit 130 with one line, run 'interrupted' in the ledger, --resume finishes it exactly.
     While it runs, no process title shows the password; afterwards no report, ledger row or Ray log holds it."""
-    pwpg.sql(
-        "CREATE TABLE IF NOT EXISTS big (id int PRIMARY KEY, body text)",
-        "TRUNCATE big",
-        "INSERT INTO big SELECT g, repeat(md5(g::text), 4) FROM generate_series(1, 200000) g",
-        "ANALYZE big",
-        database="src",
-    )
-    ray_tmp = Path(tempfile.mkdtemp(prefix="rr-", dir="/tmp"))  # Ray's socket paths must stay under 108 bytes
-    env = dict(os.environ, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0", RAY_TMPDIR=str(ray_tmp))
-    env.pop("RAY_ADDRESS", None)
+    fill_big(pwpg)
     report = tmp_path / "report.json"
     args = ["run", "--source", pwpg.url("src"), "--target", fresh_db, "--tables", "big", "--parallelism", "1"]
     args += ["--report", str(report)]
     config = tmp_path / "small-ranges.toml"
     config.write_text("rows_per_range = 2000\n")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ray_replicator", *args, "--config", str(config)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        cwd=Path(__file__).resolve().parents[2],
-    )
-    try:
-        deadline = time.monotonic() + 90
-        done_ranges = 0
-        while done_ranges < 3:
-            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-3000:]
-            time.sleep(0.2)
-            try:
-                with psycopg.connect(fresh_db) as conn:
-                    row = conn.execute("SELECT count(*) FROM _ray_replicator.ranges WHERE state = 'done'").fetchone()
-                    done_ranges = int(row[0]) if row else 0
-            except psycopg.errors.UndefinedTable:
-                continue
-        assert _processes_showing(SECRETS) == []
-        proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    interrupted = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+    run = CliRun([*args, "--config", str(config)], ray_tmp)
+    run.wait_for(lambda: done_ranges(fresh_db) >= 3, 90, every=0.2)
+    assert _processes_showing(SECRETS) == []
+    run.proc.send_signal(signal.SIGINT)
+    interrupted = run.finish(timeout=60)
     assert_one_line_error(interrupted, 130, "interrupted by SIGINT", "--resume")
     with psycopg.connect(fresh_db) as conn:
         state = conn.execute("SELECT state FROM _ray_replicator.runs").fetchall()
@@ -122,5 +86,4 @@ def test_ctrl_c_exits_130_notes_the_ledger_and_resumes(pwpg: PasswordPostgres, f
     for path in logs:
         texts[str(path)] = path.read_bytes().decode("utf-8", "replace")
     leaks = [where for where, text in texts.items() if any(s in text for s in SECRETS)]
-    shutil.rmtree(ray_tmp, ignore_errors=True)
     assert leaks == []

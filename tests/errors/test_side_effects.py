@@ -15,7 +15,7 @@ import pytest
 
 from tests.engines.mssql.servers import PASSWORD as MS_PASSWORD
 from tests.engines.mssql.servers import Server, standin
-from tests.errors.conftest import WRONG_PW, assert_one_line_error, cli
+from tests.helpers import WRONG_PW, assert_one_line_error, cli
 from tests.pgserver import PasswordPostgres
 
 PARTIAL_PW = "pt-Secret-2718"

@@ -9,13 +9,10 @@ the run itself finishes exactly."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
-import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,30 +20,33 @@ import psutil
 import psycopg
 import pytest
 
-from tests.errors.conftest import SECRETS, assert_one_line_error
-from tests.helpers import pg_primary_key, pg_table_digest
+from tests.helpers import (
+    SECRETS,
+    CliRun,
+    assert_one_line_error,
+    create_database,
+    password_server,
+    pg_primary_key,
+    pg_table_digest,
+)
 from tests.pgserver import PasswordPostgres
 
-ROOT = Path(__file__).resolve().parents[2]
 INJECT = Path(__file__).resolve().parent / "inject"
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[PasswordPostgres]:
     """Its own server, since the outage tests stop it: src has items (60k rows) and notes referencing items."""
-    pg = PasswordPostgres()
-    pg.sql("CREATE DATABASE src")
-    pg.sql(
+    with password_server(
+        "src",
         "CREATE TABLE items (id int PRIMARY KEY, grp int NOT NULL, body text NOT NULL)",
         "INSERT INTO items SELECT g, g % 97, repeat(md5(g::text), 4) FROM generate_series(1, 60000) g",
         "CREATE INDEX items_grp ON items (grp)",
         "CREATE TABLE notes (id int PRIMARY KEY, item int NOT NULL REFERENCES items (id), note text)",
         "INSERT INTO notes SELECT g, g * 3, 'n' || g FROM generate_series(1, 5000) g",
         "ANALYZE",
-        database="src",
-    )
-    yield pg
-    pg.close()
+    ) as pg:
+        yield pg
 
 
 _fresh = iter(range(10_000))
@@ -54,66 +54,25 @@ _fresh = iter(range(10_000))
 
 @pytest.fixture
 def target(server: PasswordPostgres) -> str:
-    name = f"dst_{os.getpid()}_{next(_fresh)}"
-    server.sql(f"CREATE DATABASE {name}")
-    return server.url(name)
+    return create_database(server, f"dst_{os.getpid()}_{next(_fresh)}")
 
 
-@pytest.fixture
-def ray_tmp() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="rr-", dir="/tmp"))  # Ray's socket paths must stay under 108 bytes
-    yield path
-    for proc in _processes_under(path):
-        proc.kill()
-    shutil.rmtree(path, ignore_errors=True)
+def holding(step: str, held: Path, **extra: str) -> dict[str, str]:
+    """The environment that makes the CLI hold `step` (tests/faults/inject): it touches held/held on arrival and
+    goes on once held/release exists."""
+    held.mkdir()
+    return {"PYTHONPATH": str(INJECT), "RR_INJECT": f"hold:{step}:{held}", **extra}
 
 
-def _processes_under(path: Path) -> list[psutil.Process]:
-    found = []
-    for proc in psutil.process_iter(["pid", "cmdline"]):
-        try:
-            if any(str(path) in part for part in proc.info.get("cmdline") or []):
-                found.append(proc)
-        except psutil.Error:
-            continue
-    return found
-
-
-class Run:
-    """The CLI running in a subprocess."""
-
-    def __init__(self, args: list[str], ray_tmp: Path, env: dict[str, str] | None = None) -> None:
-        full = dict(os.environ, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0", RAY_TMPDIR=str(ray_tmp))
-        full.pop("RAY_ADDRESS", None)
-        full.update(env or {})
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ray_replicator", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=full,
-            cwd=ROOT,
-        )
-
-    def running(self) -> bool:
-        return self.proc.poll() is None
-
-    def wait_for(self, predicate: Callable[[], Any], timeout: float = 180.0) -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            found = predicate()
-            if found:
-                return found
-            assert self.running() and time.monotonic() < deadline, self.finish().stderr[-3000:]
-            time.sleep(0.05)
-
-    def finish(self, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        try:
-            stdout, stderr = self.proc.communicate(timeout=timeout)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-        return subprocess.CompletedProcess(self.proc.args, self.proc.returncode, stdout, stderr)
+def outage_when_held(run: CliRun, server: PasswordPostgres, held: Path) -> None:
+    """Once the CLI holds its step: stop the server, let the step go on into the outage for 8 s, start it again."""
+    try:
+        run.wait_for(lambda: (held / "held").exists())
+        server.stop("fast")
+        (held / "release").touch()
+        time.sleep(8)
+    finally:
+        server.start()
 
 
 def run_args(server: PasswordPostgres, target: str, tmp_path: Path, *extra: str) -> list[str]:
@@ -152,7 +111,7 @@ def assert_quiet(done: subprocess.CompletedProcess[str]) -> None:
 
 
 def resume_exactly(server: PasswordPostgres, target: str, tmp_path: Path, ray_tmp: Path) -> None:
-    resumed = Run([*run_args(server, target, tmp_path), "--resume"], ray_tmp).finish()
+    resumed = CliRun([*run_args(server, target, tmp_path), "--resume"], ray_tmp).finish()
     assert resumed.returncode == 0 and resumed.stderr.strip() == "", resumed.stderr[-3000:]
     assert_quiet(resumed)
     assert_exact(server, target)
@@ -170,7 +129,7 @@ def diagnostics_log(tmp_path: Path) -> str:
 def test_worker_killed_until_rays_retries_are_used_up(
     server: PasswordPostgres, target: str, tmp_path: Path, ray_tmp: Path
 ) -> None:
-    run = Run(run_args(server, target, tmp_path), ray_tmp)
+    run = CliRun(run_args(server, target, tmp_path), ray_tmp)
     killed: set[int] = set()
     while run.running() and len(killed) < 40:
         for _, node in ledger(target, "SELECT range_id, node FROM _ray_replicator.ranges WHERE state = 'copying'"):
@@ -193,7 +152,7 @@ def test_worker_killed_until_rays_retries_are_used_up(
 
 def test_a_bug_raising_in_a_copy_worker(server: PasswordPostgres, target: str, tmp_path: Path, ray_tmp: Path) -> None:
     env = {"PYTHONPATH": str(INJECT), "RR_INJECT": "raise:PostgresTarget.write_range_raw:-"}
-    done = Run(run_args(server, target, tmp_path), ray_tmp, env).finish()
+    done = CliRun(run_args(server, target, tmp_path), ray_tmp, env).finish()
     line = assert_one_line_error(done, 1, "failed: ValueError: injected fault in PostgresTarget.write_range_raw")
     assert line.startswith("error: range public."), line
     assert_quiet(done)
@@ -205,7 +164,7 @@ def test_a_bug_raising_in_a_finalize_thread(
     server: PasswordPostgres, target: str, tmp_path: Path, ray_tmp: Path
 ) -> None:
     env = {"PYTHONPATH": str(INJECT), "RR_INJECT": "driver-raise:PostgresTarget.finalize_table:-"}
-    done = Run(run_args(server, target, tmp_path), ray_tmp, env).finish()
+    done = CliRun(run_args(server, target, tmp_path), ray_tmp, env).finish()
     line = assert_one_line_error(done, 1, "failed: ValueError: injected fault in PostgresTarget.finalize_table")
     assert line.startswith("error: finalizing public."), line
     assert_quiet(done)
@@ -219,7 +178,7 @@ def test_rays_memory_monitor_kills_the_copy_workers(
 ) -> None:
     """A node 'out of memory' as Ray's own monitor sees it (its threshold set below what the box uses)."""
     env = {"RAY_memory_usage_threshold": "0.001", "RAY_memory_monitor_refresh_ms": "100", "RAY_task_oom_retries": "1"}
-    done = Run(run_args(server, target, tmp_path), ray_tmp, env).finish()
+    done = CliRun(run_args(server, target, tmp_path), ray_tmp, env).finish()
     assert_one_line_error(done, 1, "failed: Ray's memory monitor killed the worker", "lower parallelism")
     assert_quiet(done)
     assert run_state(target) == [("failed",)]
@@ -228,7 +187,7 @@ def test_rays_memory_monitor_kills_the_copy_workers(
 
 def test_the_memory_budget_actor_killed(server: PasswordPostgres, target: str, tmp_path: Path, ray_tmp: Path) -> None:
     spill = tmp_path / "spill"
-    run = Run(run_args(server, target, tmp_path, "--spill-dir", str(spill), "--memory-cap-mb", "8"), ray_tmp)
+    run = CliRun(run_args(server, target, tmp_path, "--spill-dir", str(spill), "--memory-cap-mb", "8"), ray_tmp)
 
     def budget_actor() -> psutil.Process | None:
         for proc in psutil.process_iter(["pid", "cmdline"]):
@@ -265,16 +224,8 @@ def test_an_outage_during_finalize_is_ridden_out(
     """The step is held until the server is down, then let go into the outage (8 s): it loses its connection,
     waits and tries again, and the run ends exact with no error."""
     held = tmp_path / "held"
-    held.mkdir()
-    env = {"PYTHONPATH": str(INJECT), "RR_INJECT": f"hold:{step}:{held}"}
-    run = Run(run_args(server, target, tmp_path), ray_tmp, env)
-    try:
-        run.wait_for(lambda: (held / "held").exists())
-        server.stop("fast")
-        (held / "release").touch()
-        time.sleep(8)
-    finally:
-        server.start()
+    run = CliRun(run_args(server, target, tmp_path), ray_tmp, holding(step, held))
+    outage_when_held(run, server, held)
     done = run.finish()
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stderr.strip() == "", done.stderr
@@ -287,19 +238,12 @@ def test_an_outage_during_finalize_is_ridden_out(
 def test_an_outage_during_the_verify_command_is_ridden_out(
     server: PasswordPostgres, target: str, tmp_path: Path, ray_tmp: Path
 ) -> None:
-    copied = Run(run_args(server, target, tmp_path, "--verify", "none"), ray_tmp).finish()
+    copied = CliRun(run_args(server, target, tmp_path, "--verify", "none"), ray_tmp).finish()
     assert copied.returncode == 0, copied.stderr[-3000:]
     held = tmp_path / "held"
-    held.mkdir()
-    env = {"PYTHONPATH": str(INJECT), "RR_INJECT": f"hold:PostgresEndpoint.count_range:{held}", "FORCE_COLOR": "1"}
-    verify = Run(["verify", "--source", server.url("src"), "--target", target], ray_tmp, env)
-    try:
-        verify.wait_for(lambda: (held / "held").exists())
-        server.stop("fast")
-        (held / "release").touch()
-        time.sleep(8)
-    finally:
-        server.start()
+    env = holding("PostgresEndpoint.count_range", held, FORCE_COLOR="1")
+    verify = CliRun(["verify", "--source", server.url("src"), "--target", target], ray_tmp, env)
+    outage_when_held(verify, server, held)
     done = verify.finish()
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stderr.strip() == "", done.stderr
@@ -314,7 +258,7 @@ def test_verify_names_the_cause_of_a_failed_count(
     """The target lacks the table: the count's own error, not Ray's task header with its colour codes (none even
     with FORCE_COLOR, stderr being a pipe)."""
     args = ["verify", "--source", server.url("src"), "--target", target, "--tables", "items"]
-    done = Run(args, ray_tmp, {"FORCE_COLOR": "1"}).finish()
+    done = CliRun(args, ray_tmp, {"FORCE_COLOR": "1"}).finish()
     line = assert_one_line_error(done, 1, "public.items", "does not exist")
     assert "ray::" not in line and "\x1b[" not in done.stderr and "RayTaskError" not in line, line
     assert_quiet(done)
@@ -324,9 +268,8 @@ def test_sigterm_while_a_table_finalizes(server: PasswordPostgres, target: str, 
     """SIGTERM while a finalize job runs (held here for good, as a long index build would be): the CLI does not
     wait for it, exits 143 with one line, the run is `interrupted`, and `--resume` finalizes the table."""
     held = tmp_path / "held"
-    held.mkdir()
-    env = {"PYTHONPATH": str(INJECT), "RR_INJECT": f"hold:PostgresTarget.finalize_table:{held}"}
-    run = Run(run_args(server, target, tmp_path), ray_tmp, env)
+    env = holding("PostgresTarget.finalize_table", held)
+    run = CliRun(run_args(server, target, tmp_path), ray_tmp, env)
     run.wait_for(lambda: (held / "held").exists())
     run.proc.send_signal(signal.SIGTERM)
     done = run.finish(timeout=120)

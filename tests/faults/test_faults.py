@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -19,14 +18,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import psutil
 import psycopg
 import pytest
 
 from ray_replicator import replicate
 from ray_replicator.engines.base import EngineError
 from ray_replicator.report import RunReport
-from tests.helpers import pg_primary_key, pg_table_digest
+from tests.helpers import cli_env, pg_execute, pg_primary_key, pg_table_digest, ray_processes_under
 from tests.pgserver import PasswordPostgres
 
 TRIALS = range(int(os.environ.get("RR_FAULT_TRIALS", "2")))
@@ -113,20 +111,12 @@ def test_kill_9_of_a_copying_worker(
     print(f"kill -9 worker trial {trial}: killed pid {pid} copying {range_id}; run ok, {report.total_rows} rows exact")
 
 
-def _ray_processes_under(tmp: Path) -> list[psutil.Process]:
-    found = []
-    for proc in psutil.process_iter(["pid", "cmdline"]):
-        if any(str(tmp) in part for part in proc.info.get("cmdline") or []):
-            found.append(proc)
-    return found
-
-
 @pytest.mark.parametrize("trial", TRIALS)
-def test_kill_9_of_the_driver_then_resume(fault_source: str, make_database: Callable[[str], str], trial: int) -> None:
+def test_kill_9_of_the_driver_then_resume(
+    fault_source: str, make_database: Callable[[str], str], ray_tmp: Path, trial: int
+) -> None:
     target = make_database("kill_driver")
-    ray_tmp = Path(tempfile.mkdtemp(prefix="rr-", dir="/tmp"))
-    env = dict(os.environ, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0", RAY_TMPDIR=str(ray_tmp))
-    env.pop("RAY_ADDRESS", None)
+    env = cli_env(ray_tmp)
     config = ray_tmp / "job.toml"
     config.write_text(f"rows_per_range = 30000\nparallelism = 2\nreport_path = '{ray_tmp / 'report.json'}'\n")
     args = [sys.executable, "-m", "ray_replicator", "run", "--source", fault_source, "--target", target]
@@ -136,15 +126,14 @@ def test_kill_9_of_the_driver_then_resume(fault_source: str, make_database: Call
         wait_for(lambda: ledger_rows(target, "done"), every=0.05)
         driver.kill()
         driver.wait(30)
-        for proc in _ray_processes_under(ray_tmp):  # the local Ray this driver started
+        for proc in ray_processes_under(ray_tmp):  # the local Ray this driver started
             proc.kill()
         done_before = len(ledger_rows(target, "done"))
         resumed = subprocess.run([*args, "--resume"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=240)
         assert resumed.returncode == 0, resumed.stderr[-3000:]
     finally:
-        for proc in _ray_processes_under(ray_tmp):
+        for proc in ray_processes_under(ray_tmp):
             proc.kill()
-        shutil.rmtree(ray_tmp, ignore_errors=True)
     assert_exact(fault_source, target)
     with psycopg.connect(target) as conn:
         assert conn.execute("SELECT state FROM _ray_replicator.runs").fetchall() == [("done",)]
@@ -212,14 +201,13 @@ def test_spill_directory_fills_up(
 ) -> None:
     """A 3 MB spill disk, 1 MB memory cap and a target slowed by a row trigger: the readers spill until the disk
     is full; the run stops with one line naming the directory, and a resume without spilling finishes exactly."""
-    target = make_database("spill_full")
-    with psycopg.connect(target, autocommit=True) as conn:
-        conn.execute("CREATE TABLE items (id int, grp int NOT NULL, body text NOT NULL)")
-        conn.execute(
-            "CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS "
-            "$$ BEGIN PERFORM pg_sleep(0.00002); RETURN NEW; END $$"
-        )
-        conn.execute("CREATE TRIGGER slow BEFORE INSERT ON items FOR EACH ROW EXECUTE FUNCTION slow()")
+    target = pg_execute(
+        make_database("spill_full"),
+        "CREATE TABLE items (id int, grp int NOT NULL, body text NOT NULL)",
+        "CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN PERFORM pg_sleep(0.00002); RETURN NEW; END $$",
+        "CREATE TRIGGER slow BEFORE INSERT ON items FOR EACH ROW EXECUTE FUNCTION slow()",
+    )
     spill = settings(
         fault_source,
         target,

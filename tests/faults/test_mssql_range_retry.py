@@ -13,11 +13,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,7 +30,8 @@ from ray_replicator.catalog import Column, Key, LogicalType, Table
 from ray_replicator.engines.base import KeyRange
 from ray_replicator.engines.mssql import MssqlTarget
 from tests.engines.mssql.servers import Server, standin
-from tests.faults.test_faults import ROOT, _ray_processes_under, wait_for
+from tests.faults.test_faults import wait_for
+from tests.helpers import ROOT, cli_env, ray_processes_under
 
 ROWS = 150_000
 HEAP_QUERY = "SELECT a, b FROM {s}heap ORDER BY a, b"
@@ -74,6 +73,30 @@ def ms_target() -> Iterator[Server]:
 def expected_rows(pg_heap: str) -> list[tuple[Any, ...]]:
     with psycopg.connect(pg_heap) as conn:
         return [tuple(r) for r in conn.execute(HEAP_QUERY.format(s="")).fetchall()]
+
+
+class ReplicateInThread:
+    """replicate(settings) on a thread of its own, while the test kills its workers."""
+
+    def __init__(self, settings: dict[str, Any]) -> None:
+        self.settings = settings
+        self.report: Any = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.report = replicate(self.settings)
+        except BaseException as exc:  # handed to the test thread
+            self.error = exc
+
+    def assert_ok(self, timeout: float = 240) -> None:
+        """The run ended (within `timeout`) without an error and reported ok."""
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), f"replicate() still runs after {timeout:g} s"
+        assert self.error is None, self.error
+        assert self.report.status == "ok", self.report.errors
 
 
 def source_url(kind: str, pg_heap: str, request: pytest.FixtureRequest) -> str:
@@ -119,36 +142,23 @@ def test_copy_worker_killed_mid_heap_range(
         "parallelism": 1,
         "report_path": None,
     }
-    box: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            box["report"] = replicate(settings)
-        except BaseException as exc:  # handed to the test thread
-            box["error"] = exc
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
+    run = ReplicateInThread(settings)
     range_id = wait_for(lambda: copying(ms_target))[0][0]
     killed = wait_for(lambda: copy_workers(psutil.Process()))
     for proc in killed:
         os.kill(proc.pid, signal.SIGKILL)
-    thread.join(240)
-    assert "error" not in box, box.get("error")
-    assert box["report"].status == "ok", box["report"].errors
+    run.assert_ok()
     assert_exact(ms_target, pg_heap)
     print(f"{kind} → SQL Server: killed copy worker {[p.pid for p in killed]} in {range_id}; run ok, rows exact")
 
 
 @pytest.mark.parametrize("kind", ["postgres", "mssql"])
 def test_driver_killed_mid_heap_range_then_resume(
-    pg_heap: str, ms_target: Server, kind: str, request: pytest.FixtureRequest
+    pg_heap: str, ms_target: Server, kind: str, ray_tmp: Path, request: pytest.FixtureRequest
 ) -> None:
     """The copy worker and the driver die while the heap's range is being written; the range stays 'copying' (its
     rows, if any, half there) and --resume clears and copies it again."""
-    ray_tmp = Path(tempfile.mkdtemp(prefix="rr-", dir="/tmp"))  # Ray's socket paths must stay under 108 bytes
-    env = dict(os.environ, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0", RAY_TMPDIR=str(ray_tmp))
-    env.pop("RAY_ADDRESS", None)
+    env = cli_env(ray_tmp)
     config = ray_tmp / "job.toml"
     config.write_text(
         f"rows_per_range = 20000\nparallelism = 1\nreport_path = '{ray_tmp / 'report.json'}'\n"
@@ -163,7 +173,7 @@ def test_driver_killed_mid_heap_range_then_resume(
         wait_for(lambda: copying(ms_target))
         for proc in wait_for(lambda: copy_workers(tree)):
             proc.kill()
-        started = [*tree.children(recursive=True), *_ray_processes_under(ray_tmp)]
+        started = [*tree.children(recursive=True), *ray_processes_under(ray_tmp)]
         driver.kill()
         driver.wait(30)
         for proc in started:  # the local Ray this driver started
@@ -174,10 +184,9 @@ def test_driver_killed_mid_heap_range_then_resume(
         resumed = subprocess.run([*args, "--resume"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
         assert resumed.returncode == 0, resumed.stderr[-3000:]
     finally:
-        for proc in [*started, *_ray_processes_under(ray_tmp)]:
+        for proc in [*started, *ray_processes_under(ray_tmp)]:
             with contextlib.suppress(psutil.NoSuchProcess):
                 proc.kill()
-        shutil.rmtree(ray_tmp, ignore_errors=True)
     assert_exact(ms_target, pg_heap)
     print(f"{kind} → SQL Server: copy worker and driver killed mid-range; --resume exit 0, rows exact")
 
@@ -215,16 +224,7 @@ def test_copy_worker_killed_mid_guid_range(ray_local: None, pg_guids: str, ms_ta
         "parallelism": 1,
         "report_path": None,
     }
-    box: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            box["report"] = replicate(settings)
-        except BaseException as exc:  # handed to the test thread
-            box["error"] = exc
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
+    run = ReplicateInThread(settings)
 
     def ripe() -> bool:
         states = guid_ranges(ms_target)
@@ -233,9 +233,7 @@ def test_copy_worker_killed_mid_guid_range(ray_local: None, pg_guids: str, ms_ta
     wait_for(ripe)
     for proc in wait_for(lambda: copy_workers(psutil.Process())):
         os.kill(proc.pid, signal.SIGKILL)
-    thread.join(240)
-    assert "error" not in box, box.get("error")
-    assert box["report"].status == "ok", box["report"].errors
+    run.assert_ok()
     with psycopg.connect(pg_guids) as conn:
         expected = [tuple(r) for r in conn.execute("SELECT id, n FROM guids ORDER BY n").fetchall()]
     assert ms_target.rows("SELECT id, n FROM dbo.guids ORDER BY n") == expected

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 import ray
 
-from ray_replicator.copy import SYSTEM_RETRIES, describe_failure, run_bounded
 from ray_replicator.engines.base import EngineError
 from ray_replicator.retry import ATTEMPTS, BACKOFF_WAITS, GaveUp, TransientError, is_transient, retrying
+from ray_replicator.schedule import SYSTEM_RETRIES, describe_failure, run_bounded
 
 
 @ray.remote(max_retries=SYSTEM_RETRIES, retry_exceptions=False)

@@ -19,13 +19,13 @@ import psycopg
 import pytest
 import ray
 
-from ray_replicator.copy import _KV_NAMESPACE, STALL_RETRIES, StallMonitor, _beat_key, run_bounded
 from ray_replicator.engines.base import EngineError, KeyRange
+from ray_replicator.schedule import run_bounded
+from ray_replicator.stall import KV_NAMESPACE, STALL_RETRIES, StallMonitor, beat_key
 from tests.engines.mssql.servers import PASSWORD as MSSQL_PASSWORD
 from tests.engines.mssql.servers import Server, standin
-from tests.errors.conftest import assert_one_line_error, cli
 from tests.faults.proxy import SilentProxy, SilentServer
-from tests.helpers import pg_primary_key, pg_table_digest
+from tests.helpers import assert_one_line_error, cli, create_database, password_server, pg_primary_key, pg_table_digest
 from tests.pgserver import SUPERUSER_PASSWORD, PasswordPostgres
 
 pytestmark = pytest.mark.timeout(600)
@@ -37,16 +37,13 @@ far less than the table's range (~30 MB), plus the socket buffers a writer fills
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[PasswordPostgres]:
-    pg = PasswordPostgres()
-    pg.sql("CREATE DATABASE stall_src")
-    pg.sql(
+    with password_server(
+        "stall_src",
         "CREATE TABLE big (id int PRIMARY KEY, grp int NOT NULL, body text NOT NULL)",
         "INSERT INTO big SELECT g, g % 89, repeat(md5(g::text), 12) FROM generate_series(1, 70000) g",
         "ANALYZE big",
-        database="stall_src",
-    )
-    yield pg
-    pg.close()
+    ) as pg:
+        yield pg
 
 
 _targets = iter(range(1000))
@@ -55,7 +52,7 @@ _targets = iter(range(1000))
 @pytest.fixture
 def target_db(server: PasswordPostgres) -> str:
     name = f"stall_dst_{next(_targets)}"
-    server.sql(f"CREATE DATABASE {name}")
+    create_database(server, name)
     return name
 
 
@@ -218,7 +215,7 @@ def _wedged_task(run_id: str, range_id: str, reported: str) -> None:
     interpreter, could not even do that: its last heartbeat stays as it was), and it never returns."""
     from ray.experimental.internal_kv import _internal_kv_put
 
-    _internal_kv_put(_beat_key(run_id, range_id), reported.encode(), namespace=_KV_NAMESPACE)
+    _internal_kv_put(beat_key(run_id, range_id), reported.encode(), namespace=KV_NAMESPACE)
     while True:
         time.sleep(60)
 

@@ -10,10 +10,11 @@ import psycopg
 import pytest
 
 from ray_replicator import replicate
-from ray_replicator.copy import _drop_cached
+from ray_replicator.bisection import LEAF_ROWS, checksum_range_local
+from ray_replicator.endpoints import drop_cached
 from ray_replicator.engines.postgres import PostgresSource
 from ray_replicator.plan import plan_catalog
-from ray_replicator.verify import LEAF_ROWS, checksum_range_local, verify_checksums
+from ray_replicator.verify import verify_checksums
 
 ROWS = 200_000
 
@@ -70,8 +71,8 @@ def test_bisection_cuts_when_the_range_was_digested_whole(copied: tuple[str, str
     try:
         result = checksum_range_local(source, target, table, table, replace(ranges[0], estimated_rows=0))
     finally:
-        _drop_cached(source)
-        _drop_cached(target)
+        drop_cached(source)
+        drop_cached(target)
     assert result.differing_rows == 3
     assert result.keys == ("id=10000", "id=200000", "id=345677")
     assert result.rows_read == 2 * ROWS

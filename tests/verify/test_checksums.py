@@ -15,8 +15,9 @@ import pytest
 from ray_replicator import replicate
 from ray_replicator.catalog import Column, LogicalType
 from ray_replicator.config import load_settings
+from ray_replicator.digest import digest_batches
 from ray_replicator.pipeline import verify_only
-from ray_replicator.verify import digest_batches
+from tests.helpers import pg_execute
 
 
 def col(name: str, kind: str) -> Column:
@@ -73,15 +74,14 @@ def test_different_values_differ_and_order_does_not_matter() -> None:
 
 
 def test_changed_value_is_found_with_its_key(ray_local: None, make_database: Callable[[str], str]) -> None:
-    source = make_database("ck_src")
+    source = pg_execute(
+        make_database("ck_src"),
+        "CREATE TABLE acct (id bigint PRIMARY KEY, owner text, balance numeric(14,2), ts timestamp)",
+        "INSERT INTO acct SELECT g, md5(g::text), g * 1.25, '2001-01-01'::timestamp + g * interval '1 s' "
+        "FROM generate_series(1, 20000) g",
+        "ANALYZE acct",
+    )
     target = make_database("ck_dst")
-    with psycopg.connect(source, autocommit=True) as conn:
-        conn.execute("CREATE TABLE acct (id bigint PRIMARY KEY, owner text, balance numeric(14,2), ts timestamp)")
-        conn.execute(
-            "INSERT INTO acct SELECT g, md5(g::text), g * 1.25, '2001-01-01'::timestamp + g * interval '1 s' "
-            "FROM generate_series(1, 20000) g"
-        )
-        conn.execute("ANALYZE acct")
     report = replicate(
         {"source": {"url": source}, "target": {"url": target}, "rows_per_range": 4000, "report_path": None}
     )

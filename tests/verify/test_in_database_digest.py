@@ -86,7 +86,8 @@ def test_a_key_range_digests_only_its_rows(make_database: Callable[[str], str]) 
 
 
 def test_verify_uses_the_servers_and_reads_rows_only_on_a_mismatch(make_database: Callable[[str], str]) -> None:
-    from ray_replicator.verify import checksum_range_local, target_tables
+    from ray_replicator.bisection import checksum_range_local
+    from ray_replicator.verify import target_tables
 
     left, right = make_database("dig_l"), make_database("dig_r")
     _load(left, ROWS)

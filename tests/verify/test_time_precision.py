@@ -12,9 +12,10 @@ import pytest
 from ray_replicator import replicate
 from ray_replicator.catalog import Column, LogicalType
 from ray_replicator.config import load_settings
+from ray_replicator.digest import digest_batches
 from ray_replicator.pipeline import verify_only
-from ray_replicator.verify import digest_batches
 from tests.engines.mssql.servers import Server, standin
+from tests.helpers import pg_execute
 
 SEVEN = (
     "CREATE TABLE dbo.t7 (id int NOT NULL PRIMARY KEY, d2 datetime2(7) NULL, tm time(7) NULL, "
@@ -96,13 +97,12 @@ def test_rounded_to_microseconds_for_postgresql_verifies_equal(
 def test_postgresql_timestamptz_to_sql_server_compares_instants(
     ray_local: None, make_database: Callable[[str], str]
 ) -> None:
-    source = make_database("tz_pg")
-    with psycopg.connect(source, autocommit=True) as conn:
-        conn.execute("CREATE TABLE tz (id int PRIMARY KEY, at timestamptz, at3 timestamptz(3))")
-        conn.execute(
-            "INSERT INTO tz VALUES (1, '2020-01-01 10:00:00.5+02', '1999-12-31 23:59:59.999-05'), "
-            "(2, '0001-01-01 00:00:00+00', NULL), (3, NULL, '2020-06-01 12:00:00+00')"
-        )
+    source = pg_execute(
+        make_database("tz_pg"),
+        "CREATE TABLE tz (id int PRIMARY KEY, at timestamptz, at3 timestamptz(3))",
+        "INSERT INTO tz VALUES (1, '2020-01-01 10:00:00.5+02', '1999-12-31 23:59:59.999-05'), "
+        "(2, '0001-01-01 00:00:00+00', NULL), (3, NULL, '2020-06-01 12:00:00+00')",
+    )
     with standin() as dst:
         report = replicate({"source": {"url": source}, "target": {"url": dst.url()}, "report_path": None})
         assert report.status == "ok" and report.tables[0].verified == "yes (checksums)", report.errors

@@ -19,7 +19,7 @@ from ray_replicator.engines.base import UsageError
 from ray_replicator.engines.mssql import mssql_python_connection_string, parse_url
 from ray_replicator.synth import stackoverflow as so
 from tests.engines.mssql.servers import PASSWORD, Server, small_run_settings, standin, synth_rows
-from tests.errors.conftest import assert_one_line_error, cli
+from tests.helpers import assert_one_line_error, cli
 
 SCALE = 0.002
 SEED = 11

@@ -4,6 +4,7 @@ written (exit 2, one line naming table, column, type and the setting), left out 
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from ray_replicator.engines.base import UsageError
 from ray_replicator.engines.mssql.catalog import declared
 from ray_replicator.typemap import apply_type_policy
 from tests.engines.mssql.servers import Server, standin
-from tests.errors.conftest import assert_one_line_error, cli
+from tests.helpers import assert_one_line_error, cli
 from tests.pgserver import PasswordPostgres
 
 
@@ -43,8 +44,15 @@ def _user_tables(server: Server) -> list[tuple[str, str]]:
     )
 
 
+def run(source: str, target: Server, *extra: str, policy: str | None = None) -> subprocess.CompletedProcess[str]:
+    """The CLI copying `source` to the SQL Server stand-in, with unsupported_types = `policy` from the
+    environment when given."""
+    env = {"RAY_REPLICATOR_UNSUPPORTED_TYPES": policy} if policy is not None else None
+    return cli("run", "--source", source, "--target", target.url(), *extra, env=env)
+
+
 def test_fail_refuses_before_anything_is_written(pg_source: str, ms_target: Server) -> None:
-    done = cli("run", "--source", pg_source, "--target", ms_target.url(), "--tables", "hosts")
+    done = run(pg_source, ms_target, "--tables", "hosts")
     line = assert_one_line_error(done, 2, "public.hosts.addr", "inet", "unsupported_types = skip-column")
     assert "text" in line and "exclude the table" in line
     assert _user_tables(ms_target) == []
@@ -52,17 +60,14 @@ def test_fail_refuses_before_anything_is_written(pg_source: str, ms_target: Serv
 
 def test_skip_column_leaves_it_out_with_a_warning(pg_source: str, ms_target: Server, tmp_path: Path) -> None:
     report = tmp_path / "report.json"
-    done = cli(
-        "run",
-        "--source",
+    done = run(
         pg_source,
-        "--target",
-        ms_target.url(),
+        ms_target,
         "--tables",
         "hosts",
         "--report",
         str(report),
-        env={"RAY_REPLICATOR_UNSUPPORTED_TYPES": "skip-column"},
+        policy="skip-column",
     )
     assert done.returncode == 0, done.stderr[-2000:]
     warnings = json.loads(report.read_text())["warnings"]
@@ -83,7 +88,7 @@ def test_skip_column_leaves_it_out_with_a_warning(pg_source: str, ms_target: Ser
 def test_text_copies_the_postgresql_text_form(pg_source: str, ms_target: Server, tmp_path: Path) -> None:
     cfg = tmp_path / "job.toml"
     cfg.write_text('unsupported_types = "text"\n')
-    done = cli("run", "--source", pg_source, "--target", ms_target.url(), "--tables", "hosts", "--config", str(cfg))
+    done = run(pg_source, ms_target, "--tables", "hosts", "--config", str(cfg))
     assert done.returncode == 0, done.stderr[-2000:]
     rows = ms_target.rows("SELECT id, addr, seen FROM public.hosts ORDER BY id")
     assert rows == [(1, "192.168.0.1/32", "'x' 'y'"), (2, None, None), (3, "::1/128", "'z'")]
@@ -94,27 +99,13 @@ def test_text_copies_the_postgresql_text_form(pg_source: str, ms_target: Server,
 
 def test_a_key_column_cannot_be_left_out(pwpg: PasswordPostgres, fresh_db: str, ms_target: Server) -> None:
     pwpg.sql("CREATE TABLE keyed (addr inet PRIMARY KEY, n int)", database=fresh_db.rsplit("/", 1)[1])
-    done = cli(
-        "run",
-        "--source",
-        fresh_db,
-        "--target",
-        ms_target.url(),
-        env={"RAY_REPLICATOR_UNSUPPORTED_TYPES": "skip-column"},
-    )
+    done = run(fresh_db, ms_target, policy="skip-column")
     assert_one_line_error(done, 2, "public.keyed.addr", "inet", "in key keyed_pkey", "exclude the table")
     assert _user_tables(ms_target) == []
 
 
 def test_bad_setting_value_is_a_usage_error(pg_source: str, ms_target: Server) -> None:
-    done = cli(
-        "run",
-        "--source",
-        pg_source,
-        "--target",
-        ms_target.url(),
-        env={"RAY_REPLICATOR_UNSUPPORTED_TYPES": "ignore"},
-    )
+    done = run(pg_source, ms_target, policy="ignore")
     assert_one_line_error(done, 2, "unsupported_types", "'ignore'", "skip-column")
 
 
