@@ -27,7 +27,9 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks.charts import seconds_chart  # noqa: E402
 from benchmarks.standin_so import StandIn, mssql_python_connect, standin  # noqa: E402
+from benchmarks.timed import timed_replicate  # noqa: E402
 from ray_replicator.config import Settings  # noqa: E402
 from ray_replicator.synth import stackoverflow as so  # noqa: E402
 
@@ -59,10 +61,8 @@ def database_digest(srv: StandIn) -> dict[str, tuple[int, int]]:
 
 
 def run_writer(src: StandIn, dst: StandIn, writer: str, expected: int) -> float:
-    from ray_replicator.pipeline import replicate
-
     options = {"writer": writer, **({"bulk_dir": dst.bulk_dir} if writer == "bulk-insert" and dst.bulk_dir else {})}
-    settings = Settings.model_validate(
+    report, elapsed = timed_replicate(
         {
             "source": {"url": src.url()},
             "target": {"url": dst.url(**options)},
@@ -71,9 +71,6 @@ def run_writer(src: StandIn, dst: StandIn, writer: str, expected: int) -> float:
             "report_path": None,
         }
     )
-    started = time.perf_counter()
-    report = replicate(settings)
-    elapsed = time.perf_counter() - started
     if report.status != "ok" or report.total_rows != expected:
         raise SystemExit(f"writer={writer}: {report.status}, {report.total_rows} rows: {report.errors}")
     return elapsed
@@ -90,23 +87,6 @@ def warm_ray_workers(src: StandIn, dst: StandIn) -> None:
              "existing": "drop", "verify": "counts", "report_path": None}
         )  # fmt: skip
         replicate(settings)
-
-
-def _chart(path: Path, labels: list[str], seconds: list[float], title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(9, 0.6 * len(labels) + 1.4))
-    bars = ax.barh(labels[::-1], seconds[::-1], color=["#2ca02c", "#1f77b4", "#d62728"][: len(labels)][::-1])
-    ax.bar_label(bars, labels=[f"{s:.1f} s" for s in seconds[::-1]], padding=3)
-    ax.set_xlabel("seconds (lower is better)")
-    fig.suptitle(title.replace(", StackOverflow2010", "\nStackOverflow2010"), fontsize=10)
-    ax.set_xlim(0, max(seconds) * 1.18)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def main() -> None:
@@ -172,7 +152,11 @@ def main() -> None:
     stem = f"mssql_targets_scale{args.scale:g}"
     (RESULTS / f"{stem}.md").write_text(markdown + "\n")
     png = RESULTS / f"{stem}.png"
-    _chart(png, [f"writer={w}" for w in seconds], list(seconds.values()), f"{title}, load average {load_end[0]:.1f}")
+    labels = [f"writer={w}" for w in seconds]
+    colors = ["#2ca02c", "#1f77b4", "#d62728"][: len(labels)]
+    seconds_chart(
+        png, labels, list(seconds.values()), colors, f"{title}, load average {load_end[0]:.1f}", row_height=0.6
+    )
     print(f"\nchart: {png}\nmarkdown: {RESULTS / f'{stem}.md'}")
 
     summary: dict[str, object] = {JSON_KEYS[w]: round(s, 3) for w, s in seconds.items()}

@@ -22,7 +22,6 @@ import csv
 import datetime as dt
 import json
 import logging
-import multiprocessing
 import os
 import re
 import shutil
@@ -30,7 +29,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,15 +37,17 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import psycopg  # noqa: E402
 
+from benchmarks.charts import seconds_chart  # noqa: E402
+from benchmarks.mssql_drain import FETCH_ROWS, drain_tables  # noqa: E402
 from benchmarks.pg_to_pg import drop_database, median, quiesce  # noqa: E402
 from benchmarks.standin_so import DATABASE, PASSWORD, USER, StandIn, standin  # noqa: E402
+from benchmarks.timed import timed_replicate  # noqa: E402
 from ray_replicator.config import Settings  # noqa: E402
 from ray_replicator.embedded import recreate_database, start_embedded_postgres  # noqa: E402
 from ray_replicator.synth import stackoverflow as so  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SPOOL_BYTES = 128 * 1024 * 1024
-FETCH_ROWS = 10_000
 
 
 # ------------------------------------------------------------------------------------------------- drain
@@ -60,47 +60,8 @@ def _largest_first(scale: float) -> list[str]:
     return sorted(counts, key=lambda t: -counts[t] * weight.get(t, 1.0))
 
 
-def _warm(client: str) -> int:
-    """Import the driver in the pool's process before the clock starts."""
-    __import__("mssql_python" if client == "mssql-python" else "pymssql")
-    return os.getpid()
-
-
-def _drain_table(host: str, port: int, table: str, client: str) -> int:
-    """Read every row of one table with one client, keep nothing; returns the row count."""
-    rows = 0
-    conn: Any
-    if client == "mssql-python":
-        import mssql_python
-
-        conn = mssql_python.connect(
-            f"Server={host},{port};Database={DATABASE};UID={USER};PWD={PASSWORD};Encrypt=no;PacketSize=32767",
-            autocommit=True,
-        )
-        cur = conn.cursor()
-        cur.execute(f"SELECT * FROM dbo.[{table}]")
-        while (batch := cur.arrow_batch(65_536)).num_rows:
-            rows += batch.num_rows
-    else:
-        import pymssql
-
-        conn = pymssql.connect(server=host, port=str(port), user=USER, password=PASSWORD, database=DATABASE,
-                               tds_version="7.4", autocommit=True)  # fmt: skip
-        cur = conn.cursor()
-        cur.execute(f"SELECT * FROM dbo.[{table}]")
-        while chunk := cur.fetchmany(FETCH_ROWS):
-            rows += len(chunk)
-    conn.close()
-    return rows
-
-
 def run_drain(src: StandIn, tables: list[str], client: str, expected: int) -> float:
-    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
-        list(pool.map(_warm, [client, client]))
-        started = time.perf_counter()
-        rows = sum(pool.map(_drain_table, [src.host] * len(tables), [src.port] * len(tables), tables,
-                            [client] * len(tables)))  # fmt: skip
-        elapsed = time.perf_counter() - started
+    rows, elapsed = drain_tables(src, tables, client, tls=False, packet_size=32767)
     if rows != expected:
         raise SystemExit(f"drain with {client} read {rows} rows, expected {expected}")
     return elapsed
@@ -110,9 +71,7 @@ def run_drain(src: StandIn, tables: list[str], client: str, expected: int) -> fl
 
 
 def run_ours(src: StandIn, target_url: str, reader: str, expected: int) -> tuple[float, dict[str, float]]:
-    from ray_replicator.pipeline import replicate
-
-    settings = Settings.model_validate(
+    report, elapsed = timed_replicate(
         {
             "source": {"url": src.url(reader=reader)},
             "target": {"url": target_url},
@@ -120,9 +79,6 @@ def run_ours(src: StandIn, target_url: str, reader: str, expected: int) -> tuple
             "report_path": None,
         }
     )
-    started = time.perf_counter()
-    report = replicate(settings)
-    elapsed = time.perf_counter() - started
     if report.status != "ok" or report.total_rows != expected:
         raise SystemExit(f"ray-replicator reader={reader}: {report.status}, {report.total_rows} rows: {report.errors}")
     return elapsed, dict(report.workers.get("peak_rss_mb", {}))
@@ -354,23 +310,6 @@ def measure_damage(url: str, ref_schema: str, schema: str, lower: bool) -> Damag
 # ---------------------------------------------------------------------------------------------------- main
 
 
-def _chart(path: Path, labels: list[str], seconds: list[float], colors: list[str], title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(9, 0.55 * len(labels) + 1.4))
-    bars = ax.barh(labels[::-1], seconds[::-1], color=colors[::-1])
-    ax.bar_label(bars, labels=[f"{s:.1f} s" for s in seconds[::-1]], padding=3)
-    ax.set_xlabel("seconds (lower is better)")
-    fig.suptitle(title.replace(", StackOverflow2010", "\nStackOverflow2010"), fontsize=10)
-    ax.set_xlim(0, max(seconds) * 1.18)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", type=float, default=0.1)
@@ -489,7 +428,7 @@ def main() -> None:
             seconds.append(took)
             colors.append(color)
     png = RESULTS / f"{stem}.png"
-    _chart(png, labels, seconds, colors, f"{title}, load average {load_end[0]:.1f}")
+    seconds_chart(png, labels, seconds, colors, f"{title}, load average {load_end[0]:.1f}", row_height=0.55)
     print(f"\nchart: {png}\nmarkdown: {RESULTS / f'{stem}.md'}")
 
     summary = {

@@ -132,12 +132,29 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def drain_mssql_python_arrow(host: str, port: int, table: str) -> tuple[int, int]:
+def _mssql_python_connect(host: str, port: int) -> Any:
     import mssql_python
 
-    conn = mssql_python.connect(
+    return mssql_python.connect(
         f"Server=tcp:{host},{port};Database=bench;UID={USER};PWD={PASSWORD};Encrypt=no", autocommit=True
     )
+
+
+def _fetch_all(conn: Any, table: str, text_length: Callable[[Any], int]) -> tuple[int, int]:
+    """Fetch every row of the table in 50,000-row chunks and close; returns (rows, characters of texts.body)."""
+    cur = conn.cursor()
+    cur.execute(f"select * from {table}")
+    n = nbytes = 0
+    while rows := cur.fetchmany(50_000):
+        n += len(rows)
+        if table == "texts":
+            nbytes += sum(text_length(r[1]) for r in rows)
+    conn.close()
+    return n, nbytes
+
+
+def drain_mssql_python_arrow(host: str, port: int, table: str) -> tuple[int, int]:
+    conn = _mssql_python_connect(host, port)
     cur = conn.cursor()
     cur.execute(f"select * from {table}")
     t = cur.arrow()
@@ -149,35 +166,14 @@ def drain_mssql_python_arrow(host: str, port: int, table: str) -> tuple[int, int
 
 
 def drain_mssql_python_rows(host: str, port: int, table: str) -> tuple[int, int]:
-    import mssql_python
-
-    conn = mssql_python.connect(
-        f"Server=tcp:{host},{port};Database=bench;UID={USER};PWD={PASSWORD};Encrypt=no", autocommit=True
-    )
-    cur = conn.cursor()
-    cur.execute(f"select * from {table}")
-    n = nbytes = 0
-    while rows := cur.fetchmany(50_000):
-        n += len(rows)
-        if table == "texts":
-            nbytes += sum(len(r[1]) for r in rows)
-    conn.close()
-    return n, nbytes
+    return _fetch_all(_mssql_python_connect(host, port), table, len)
 
 
 def drain_pymssql(host: str, port: int, table: str) -> tuple[int, int]:
     import pymssql
 
     conn = pymssql.connect(server=host, port=str(port), user=USER, password=PASSWORD, database="bench")
-    cur = conn.cursor()
-    cur.execute(f"select * from {table}")
-    n = nbytes = 0
-    while rows := cur.fetchmany(50_000):
-        n += len(rows)
-        if table == "texts":
-            nbytes += sum(len(str(r[1])) for r in rows)
-    conn.close()
-    return n, nbytes
+    return _fetch_all(conn, table, lambda body: len(str(body)))
 
 
 def main() -> None:

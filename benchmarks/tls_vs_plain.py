@@ -18,72 +18,29 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import multiprocessing
 import os
 import shutil
 import sys
 import tempfile
-import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks.mssql_drain import drain_tables  # noqa: E402
 from benchmarks.pg_to_pg import drop_database, median, quiesce  # noqa: E402
-from benchmarks.standin_so import DATABASE, PASSWORD, USER, StandIn, standin  # noqa: E402
-from ray_replicator.config import Settings  # noqa: E402
+from benchmarks.standin_so import StandIn, standin  # noqa: E402
+from benchmarks.timed import timed_replicate  # noqa: E402
 from ray_replicator.embedded import recreate_database, start_embedded_postgres  # noqa: E402
 from ray_replicator.synth import stackoverflow as so  # noqa: E402
 
 READERS = ("mssql-python", "pymssql")
 MODES = ("plain", "tls")
 PACKET_SIZE = 16000
-FETCH_ROWS = 10_000
-
-
-def _warm(client: str) -> int:
-    """Import the driver in the pool's process before the clock starts."""
-    __import__("mssql_python" if client == "mssql-python" else "pymssql")
-    return os.getpid()
-
-
-def _drain_table(host: str, port: int, table: str, client: str, tls: bool) -> int:
-    """Read every row of one table, keep nothing; returns the row count."""
-    rows = 0
-    conn: Any
-    if client == "mssql-python":
-        import mssql_python
-
-        enc = "Encrypt=yes;TrustServerCertificate=yes" if tls else "Encrypt=no"
-        conn = mssql_python.connect(
-            f"Server={host},{port};Database={DATABASE};UID={USER};PWD={PASSWORD};{enc};PacketSize={PACKET_SIZE}",
-            autocommit=True,
-        )
-        cur = conn.cursor()
-        cur.execute(f"SELECT * FROM dbo.[{table}]")
-        while (batch := cur.arrow_batch(65_536)).num_rows:
-            rows += batch.num_rows
-    else:
-        import pymssql
-
-        conn = pymssql.connect(server=host, port=str(port), user=USER, password=PASSWORD, database=DATABASE,
-                               tds_version="7.4", autocommit=True, encryption="require" if tls else None)  # fmt: skip
-        cur = conn.cursor()
-        cur.execute(f"SELECT * FROM dbo.[{table}]")
-        while chunk := cur.fetchmany(FETCH_ROWS):
-            rows += len(chunk)
-    conn.close()
-    return rows
 
 
 def run_drain(src: StandIn, tables: list[str], client: str, tls: bool, expected: int) -> float:
-    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
-        list(pool.map(_warm, [client, client]))
-        n = len(tables)
-        started = time.perf_counter()
-        rows = sum(pool.map(_drain_table, [src.host] * n, [src.port] * n, tables, [client] * n, [tls] * n))
-        elapsed = time.perf_counter() - started
+    rows, elapsed = drain_tables(src, tables, client, tls, PACKET_SIZE)
     if rows != expected:
         raise SystemExit(f"drain with {client} ({'tls' if tls else 'plain'}) read {rows} rows, expected {expected}")
     return elapsed
@@ -95,15 +52,10 @@ def _source_url(src: StandIn, reader: str, tls: bool) -> str:
 
 
 def run_copy(src: StandIn, target_url: str, reader: str, tls: bool, expected: int, **extra: Any) -> float:
-    from ray_replicator.pipeline import replicate
-
-    settings = Settings.model_validate(
+    report, elapsed = timed_replicate(
         {"source": {"url": _source_url(src, reader, tls)}, "target": {"url": target_url}, "verify": "counts",
          "report_path": None, **extra}
     )  # fmt: skip
-    started = time.perf_counter()
-    report = replicate(settings)
-    elapsed = time.perf_counter() - started
     if report.status != "ok" or (expected and report.total_rows != expected):
         raise SystemExit(f"copy reader={reader} tls={tls}: {report.status}, {report.total_rows} rows: {report.errors}")
     return elapsed

@@ -52,6 +52,18 @@ password_env = "DST_PASSWORD"
 """
 
 
+def _on_demand_dag(dag_id: str) -> Any:
+    """Both DAGs run when triggered, one run at a time, never backfilled."""
+    return dag(
+        dag_id=dag_id,
+        schedule=None,
+        start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+        catchup=False,
+        max_active_runs=1,
+        tags=["ray-replicator"],
+    )
+
+
 def _passwords() -> dict[str, str]:
     return {
         "SRC_PASSWORD": BaseHook.get_connection(SOURCE_CONN_ID).password or "",
@@ -59,14 +71,7 @@ def _passwords() -> dict[str, str]:
     }
 
 
-@dag(
-    dag_id="ray_replicator_job",
-    schedule=None,
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
-    tags=["ray-replicator"],
-)
+@_on_demand_dag("ray_replicator_job")
 def ray_replicator_job() -> None:
     @task(execution_timeout=JOB_TIMEOUT + timedelta(minutes=10))
     def replicate_on_ray_cluster() -> dict[str, Any]:
@@ -101,14 +106,7 @@ def ray_replicator_job() -> None:
     replicate_on_ray_cluster()
 
 
-@dag(
-    dag_id="ray_replicator_in_process",
-    schedule=None,
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
-    tags=["ray-replicator"],
-)
+@_on_demand_dag("ray_replicator_in_process")
 def ray_replicator_in_process() -> None:
     @task(execution_timeout=JOB_TIMEOUT)
     def replicate_here() -> dict[str, Any]:

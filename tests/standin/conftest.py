@@ -7,6 +7,7 @@ import datetime as dt
 import multiprocessing
 import os
 import re
+import subprocess
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
@@ -340,6 +341,38 @@ def assert_row_equal(columns: list[ColumnSpec], got: tuple[Any, ...] | list[Any]
         else:
             assert g == e, spec.name
             assert type(g) is type(e), spec.name
+
+
+def assert_typed_table_read(cur: Any) -> None:
+    """Select the typed table through a client's DB-API cursor: its column names, and every row equal to TYPED_ROWS."""
+    cur.execute("select * from typed")
+    rows = cur.fetchall()
+    assert [d[0] for d in cur.description] == [c.name for c in TYPED_COLUMNS]
+    for got, want in zip(rows, TYPED_ROWS, strict=True):
+        assert_row_equal(TYPED_COLUMNS, tuple(got), want)
+
+
+def assert_rollback_and_commit_reach_engine(conn: Any, engine: StubEngine) -> None:
+    """A client connection with autocommit off: its rollback() and commit() arrive as transaction-manager calls."""
+    cur = conn.cursor()
+    cur.execute("set nocount on")
+    conn.rollback()
+    cur.execute("set nocount on")
+    conn.commit()
+    conn.close()
+    assert engine.tm_log[:2] == ["rollback", "commit"]
+
+
+def freebcp_in(table: str, rows_file: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Load a tab-separated file into a stand-in table with Debian's freebcp (character mode), as USER;
+    `env` names the freetds.conf that says where the [standin] server is."""
+    return subprocess.run(
+        ["freebcp", table, "in", str(rows_file), "-S", "standin", "-U", USER, "-P", PASSWORD, "-D", "standin", "-c"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=env,
+    )
 
 
 # ------------------------------------------------------------------------------------------------------

@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
-import subprocess
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
@@ -18,7 +17,7 @@ import pytds
 import pytest
 
 from mssql_standin import ProcessServer, serve_process
-from tests.standin.conftest import PASSWORD, USER
+from tests.standin.conftest import PASSWORD, USER, freebcp_in
 
 TABLE_SQL = """
 create table dbo.target (
@@ -174,13 +173,7 @@ def test_freebcp_into_the_real_engine(engine_child, tmp_path: Path) -> None:
                     "\ttds version = 7.4\n\tclient charset = UTF-8\n")  # fmt: skip
     data = tmp_path / "rows.tsv"
     data.write_text("7\tλ 😀\tabc\t1.5000\t2024-01-02 03:04:05.1234567\n8\t\t\t\t\n", encoding="utf-8")
-    res = subprocess.run(
-        ["freebcp", "small", "in", str(data), "-S", "standin", "-U", USER, "-P", PASSWORD, "-D", "standin", "-c"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env=dict(os.environ, FREETDSCONF=str(conf)),
-    )
+    res = freebcp_in("small", data, dict(os.environ, FREETDSCONF=str(conf)))
     assert "2 rows copied." in res.stdout, res.stdout + res.stderr
     cur = pymssql_conn(engine_child).cursor()
     cur.execute("select id, name, code, amount, cast(at2 as varchar(40)) from small order by id")

@@ -15,7 +15,7 @@ import pytest
 from mssql_standin import serve
 from mssql_standin.results import ColumnSpec
 from mssql_standin.wire import arrow_type
-from tests.standin.conftest import PASSWORD, USER, StubEngine, ticks
+from tests.standin.conftest import PASSWORD, USER, StubEngine, freebcp_in, ticks
 
 pytestmark = pytest.mark.skipif(shutil.which("tsql") is None, reason="Debian freetds-bin is not installed")
 
@@ -87,13 +87,7 @@ def test_freebcp_loads_exact_values(tmp_path: Path, child_server) -> None:
     srv = child_server({"target": (cols, pa.table({c.name: pa.array([], arrow_type(c)) for c in cols}))})
     data = tmp_path / "data.tsv"
     data.write_text("1\théllo 😀\t12.3456\t2024-01-02 03:04:05.1234567\tcafé\n2\t\t-0.0001\t\t\n", encoding="utf-8")
-    out = subprocess.run(
-        ["freebcp", "target", "in", str(data), "-S", "standin", "-U", USER, "-P", PASSWORD, "-D", "standin", "-c"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env=freetds_env(tmp_path, srv),
-    )
+    out = freebcp_in("target", data, freetds_env(tmp_path, srv))
     assert "2 rows copied." in out.stdout, out.stdout + out.stderr
     (batch,) = srv.bulk_batches()
     assert batch.to_pylist() == [

@@ -12,7 +12,13 @@ import pytest
 
 from mssql_standin import serve
 from mssql_standin.results import ColumnSpec
-from tests.standin.conftest import PASSWORD, TYPED_COLUMNS, TYPED_ROWS, USER, StubEngine, assert_row_equal
+from tests.standin.conftest import (
+    PASSWORD,
+    USER,
+    StubEngine,
+    assert_rollback_and_commit_reach_engine,
+    assert_typed_table_read,
+)
 
 
 def connect(srv, extra: str = "Encrypt=no", password: str = PASSWORD):
@@ -63,11 +69,7 @@ def test_wrong_password_is_18456(stub_server) -> None:
 
 def test_every_type_exact(typed_server) -> None:
     cur = connect(typed_server).cursor()
-    cur.execute("select * from typed")
-    rows = cur.fetchall()
-    assert [d[0] for d in cur.description] == [c.name for c in TYPED_COLUMNS]
-    for got, want in zip(rows, TYPED_ROWS, strict=True):
-        assert_row_equal(TYPED_COLUMNS, tuple(got), want)
+    assert_typed_table_read(cur)
 
 
 def test_multi_megabyte_values(stub_engine: StubEngine) -> None:
@@ -117,13 +119,7 @@ def test_autocommit_off_uses_transaction_manager(stub_server, stub_engine: StubE
         f"Server=tcp:{stub_server.host},{stub_server.port};Database=standin;UID={USER};PWD={PASSWORD};Encrypt=no"
     )
     conn.autocommit = False
-    cur = conn.cursor()
-    cur.execute("set nocount on")
-    conn.rollback()
-    cur.execute("set nocount on")
-    conn.commit()
-    conn.close()
-    assert stub_engine.tm_log[:2] == ["rollback", "commit"]
+    assert_rollback_and_commit_reach_engine(conn, stub_engine)
 
 
 def test_error_number_and_text(stub_server) -> None:

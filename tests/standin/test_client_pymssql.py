@@ -13,7 +13,12 @@ import pytest
 from mssql_standin import serve
 from mssql_standin.results import ColumnSpec
 from mssql_standin.wire import arrow_type
-from tests.standin.conftest import PASSWORD, TYPED_COLUMNS, TYPED_ROWS, USER, StubEngine, assert_row_equal
+from tests.standin.conftest import (
+    PASSWORD,
+    USER,
+    StubEngine,
+    assert_typed_table_read,
+)
 
 
 def connect(srv, **kw):
@@ -46,11 +51,7 @@ def test_unknown_database_fails_login(stub_server) -> None:
 def test_every_type_exact(typed_server) -> None:
     conn = connect(typed_server)
     cur = conn.cursor()
-    cur.execute("select * from typed")
-    rows = cur.fetchall()
-    assert [d[0] for d in cur.description] == [c.name for c in TYPED_COLUMNS]
-    for got, want in zip(rows, TYPED_ROWS, strict=True):
-        assert_row_equal(TYPED_COLUMNS, got, want)
+    assert_typed_table_read(cur)
 
 
 def test_multi_megabyte_max_values_are_not_truncated(stub_engine: StubEngine) -> None:

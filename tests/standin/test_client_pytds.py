@@ -12,7 +12,16 @@ import pytest
 
 from mssql_standin import serve
 from mssql_standin.results import ColumnSpec
-from tests.standin.conftest import PASSWORD, TYPED_COLUMNS, TYPED_ROWS, USER, StubEngine, assert_row_equal
+from tests.standin.conftest import (
+    PASSWORD,
+    TYPED_COLUMNS,
+    TYPED_ROWS,
+    USER,
+    StubEngine,
+    assert_rollback_and_commit_reach_engine,
+    assert_row_equal,
+    assert_typed_table_read,
+)
 
 
 def connect(srv, **kw):
@@ -28,11 +37,7 @@ def test_login_and_wrong_password(stub_server) -> None:
 
 
 def test_every_type_exact(typed_server) -> None:
-    cur = connect(typed_server).cursor()
-    cur.execute("select * from typed")
-    rows = cur.fetchall()
-    for got, want in zip(rows, TYPED_ROWS, strict=True):
-        assert_row_equal(TYPED_COLUMNS, tuple(got), want)
+    assert_typed_table_read(connect(typed_server).cursor())
 
 
 GUID = uuid.UUID("6F9619FF-8B86-D011-B42D-00C04FC964FF")
@@ -81,14 +86,7 @@ def test_rpc_parameters_decode_exactly(
 
 
 def test_transactions_through_transaction_manager(stub_server, stub_engine: StubEngine) -> None:
-    conn = connect(stub_server, autocommit=False)
-    cur = conn.cursor()
-    cur.execute("set nocount on")
-    conn.rollback()
-    cur.execute("set nocount on")
-    conn.commit()
-    conn.close()
-    assert stub_engine.tm_log[:2] == ["rollback", "commit"]
+    assert_rollback_and_commit_reach_engine(connect(stub_server, autocommit=False), stub_engine)
 
 
 def test_output_parameter_comes_back(stub_server) -> None:

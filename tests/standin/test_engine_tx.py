@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from mssql_standin.engine import Engine, EngineSession
-from mssql_standin.results import Done, EnvChange, Info, SqlServerError
+from mssql_standin.engine import Engine
+from mssql_standin.results import Done, EnvChange, Info
 
-from .test_engine_types import rows, run
+from .test_engine_types import err, rows, run
 
 
 @pytest.fixture
@@ -20,12 +20,6 @@ def e() -> Engine:
     )
     s.close()
     return eng
-
-
-def err(s: EngineSession, sql: str) -> SqlServerError:
-    with pytest.raises(SqlServerError) as ei:
-        run(s, sql)
-    return ei.value
 
 
 def test_begin_commit_rollback_with_trancount(e: Engine) -> None:

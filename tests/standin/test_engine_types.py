@@ -33,6 +33,13 @@ def run(s: EngineSession, sql: str) -> list[Any]:
     return list(s.execute(sql))
 
 
+def err(s: EngineSession, sql: str) -> SqlServerError:
+    """The error the batch raises; fails the test when it raises none."""
+    with pytest.raises(SqlServerError) as ei:
+        run(s, sql)
+    return ei.value
+
+
 @pytest.fixture
 def s() -> EngineSession:
     return Engine("testdb").session()
@@ -191,9 +198,7 @@ def test_guids_sort_and_compare_in_sql_server_order(s: EngineSession) -> None:
 )
 def test_conversion_errors(s: EngineSession, ddl: str, value: str, number: int) -> None:
     run(s, f"CREATE TABLE t (c {ddl})")
-    with pytest.raises(SqlServerError) as ei:
-        run(s, f"INSERT INTO t VALUES ({value})")
-    assert ei.value.number == number
+    assert err(s, f"INSERT INTO t VALUES ({value})").number == number
     assert rows(s, "SELECT COUNT(*) FROM t") == [(0,)]
 
 
@@ -201,20 +206,18 @@ def test_nvarchar_length_counts_utf16_units(s: EngineSession) -> None:
     """n in nvarchar(n) counts UTF-16 code units: a character outside the BMP takes two."""
     run(s, "CREATE TABLE t (c nvarchar(4))")
     run(s, "INSERT INTO t VALUES (N'😀😀'), (N'abcd'), (N'λλλλ'), (NULL)")
-    with pytest.raises(SqlServerError) as ei:
-        run(s, "INSERT INTO t VALUES (N'ab'), (N'😀😀x'), (N'abc')")
-    assert ei.value.number == 2628 and "😀😀" in ei.value.message
+    e = err(s, "INSERT INTO t VALUES (N'ab'), (N'😀😀x'), (N'abc')")
+    assert e.number == 2628 and "😀😀" in e.message
     assert rows(s, "SELECT COUNT(*) FROM t") == [(4,)]
 
 
 def test_truncation_message_is_sql_servers(s: EngineSession) -> None:
     run(s, "CREATE TABLE dbo.t (name varchar(3))")
-    with pytest.raises(SqlServerError) as ei:
-        run(s, "INSERT INTO t VALUES ('abcdef')")
-    assert ei.value.message == (
+    e = err(s, "INSERT INTO t VALUES ('abcdef')")
+    assert e.message == (
         "String or binary data would be truncated in table 'testdb.dbo.t', column 'name'. Truncated value: 'abc'."
     )
-    assert (ei.value.state, ei.value.severity) == (1, 16)
+    assert (e.state, e.severity) == (1, 16)
 
 
 def test_rowversion_is_automatic_and_increasing(s: EngineSession) -> None:
@@ -224,9 +227,7 @@ def test_rowversion_is_automatic_and_increasing(s: EngineSession) -> None:
     assert all(len(v[0]) == 8 for v in got) and got[0][0] < got[1][0]
     run(s, "UPDATE t SET id = 3 WHERE id = 1")
     assert rows(s, "SELECT rv FROM t WHERE id = 3")[0][0] > got[1][0]
-    with pytest.raises(SqlServerError) as ei:
-        run(s, "INSERT INTO t (id, rv) VALUES (1, 0x01)")
-    assert ei.value.number == 273
+    assert err(s, "INSERT INTO t (id, rv) VALUES (1, 0x01)").number == 273
 
 
 def test_plain_arrow_types_load(s: EngineSession) -> None:
@@ -322,9 +323,7 @@ def test_datetime2_text_and_parts_keep_100ns(s: EngineSession) -> None:
     ) == [  # fmt: skip
         ("2024-01-02 03:04:05.1234567",) * 3 + ("2024-01-02 03:04:05.123", "2024-01-02 03:04:05.1234567")
     ]
-    with pytest.raises(SqlServerError) as ei:
-        run(s, "SELECT DATEPART(nanosecond, CAST(d2 AS date)) FROM d7")
-    assert ei.value.number == 9810
+    assert err(s, "SELECT DATEPART(nanosecond, CAST(d2 AS date)) FROM d7").number == 9810
     assert rows(s, "SELECT CAST(CAST(o AS datetime2(7)) AS varchar(30)), CAST(CAST(d2 AS time) AS varchar(20)), "
                    "CAST(CAST(t AS datetime2) AS varchar(30)), CAST(CAST(d2 AS datetimeoffset) AS varchar(40)) "
                    "FROM d7") == [  # fmt: skip
@@ -339,9 +338,8 @@ def test_datetime2_rounding_past_9999_is_error_242(s: EngineSession) -> None:
         (f"SELECT CAST(CAST({top} AS datetime2(7)) AS datetime2(6))", "datetime2"),
         (f"SELECT CAST({top} AS datetime2(6))", "varchar"),
     ]:
-        with pytest.raises(SqlServerError) as ei:
-            run(s, sql)
-        assert (ei.value.number, ei.value.message) == (
+        e = err(s, sql)
+        assert (e.number, e.message) == (
             242,
             f"The conversion of a {src} data type to a datetime2 data type resulted in an out-of-range value.",
         )
@@ -352,9 +350,7 @@ def test_datetime2_rounding_past_9999_is_error_242(s: EngineSession) -> None:
         "INSERT INTO top2 (y) SELECT x FROM top2",
         f"INSERT INTO top2 (y) VALUES ({top})",
     ):
-        with pytest.raises(SqlServerError) as ei:
-            run(s, sql)
-        assert ei.value.number == 242, sql
+        assert err(s, sql).number == 242, sql
     assert rows(s, "SELECT CAST(CAST('9999-12-31 23:59:59.9999994' AS datetime2(7)) AS datetime2(6))") == [
         (ticks(dt.datetime(9999, 12, 31, 23, 59, 59, 999999)),)
     ]
@@ -376,9 +372,7 @@ def test_decimal_38_digits_and_empty_binary_literal(s: EngineSession) -> None:
     ]
     assert rows(s, f"SELECT COUNT(*) FROM big38 WHERE big = -{n38}") == [(2,)]
     for bad in ("1e300", f"1{n38}", "'1e300'"):
-        with pytest.raises(SqlServerError) as ei:
-            run(s, f"INSERT INTO big38 (id, big) VALUES (9, {bad})")
-        assert ei.value.number == 8115
+        assert err(s, f"INSERT INTO big38 (id, big) VALUES (9, {bad})").number == 8115
     run(s, "INSERT INTO big38 (id, b) VALUES (5, 0x)")
     run(s, "INSERT INTO big38 (id, b) SELECT 6, 0x")
     assert rows(s, "SELECT id, b, DATALENGTH(b) FROM big38 WHERE b = 0x ORDER BY id") == [(5, b"", 0), (6, b"", 0)]

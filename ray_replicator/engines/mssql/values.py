@@ -77,6 +77,12 @@ class Converter:
     def _fail(self, batch: pa.RecordBatch, col: Column, row: int, value: Any, why: str) -> EngineError:
         return EngineError(f"{self.table.qualified}.{col.name} at {self._where(batch, row)}: value {value!r} {why}")
 
+    def _refuse_first(self, batch: pa.RecordBatch, col: Column, mask: pa.Array, values: pa.Array, why: str) -> None:
+        """Fail on the first row the mask marks, a value this conversion cannot hold; nothing when none is."""
+        if pc.any(mask).as_py():
+            row = int(pc.index(mask, True).as_py())
+            raise self._fail(batch, col, row, values[row].as_py(), why)
+
     def convert(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         arrays = []
         for i, (col, want) in enumerate(zip(self.cols, self.types, strict=True)):
@@ -146,10 +152,7 @@ class Converter:
         """datetimeoffset text 'YYYY-MM-DD hh:mm:ss[.fffffff] +hh:mm': check the 100 ns digit."""
         if self.u.hundred_ns != "refuse" or scale_of(col.native_type) < 7:
             return arr
-        bad = pc.match_substring_regex(arr, r"\.\d{6}[1-9] ")
-        if pc.any(bad).as_py():
-            row = int(pc.index(bad, True).as_py())
-            raise self._fail(batch, col, row, arr[row].as_py(), _SEVEN_WHY)
+        self._refuse_first(batch, col, pc.match_substring_regex(arr, r"\.\d{6}[1-9] "), arr, _SEVEN_WHY)
         return pc.replace_substring_regex(arr, r"(\.\d{6})0 ", r"\1 ")
 
     def _seven(self, batch: pa.RecordBatch, col: Column, want: pa.DataType, arr: pa.Array) -> pa.Array:
@@ -161,10 +164,7 @@ class Converter:
         frac = pc.utf8_rpad(pc.utf8_slice_codeunits(text, whole_len + 1, whole_len + 8), 7, "0")
         units = pc.cast(frac, pa.int64())  # 100 ns units within the second
         if self.u.hundred_ns == "refuse":
-            bad = pc.not_equal(mod(units, 10), 0)
-            if pc.any(bad).as_py():
-                row = int(pc.index(bad, True).as_py())
-                raise self._fail(batch, col, row, text[row].as_py(), _SEVEN_WHY)
+            self._refuse_first(batch, col, pc.not_equal(mod(units, 10), 0), text, _SEVEN_WHY)
         if is_time:
             parts = pc.split_pattern(whole, ":")
             secs = pc.add(
@@ -181,15 +181,7 @@ class Converter:
                 out = pc.or_(
                     pc.less(whole, _NS_MIN.isoformat(sep=" ")), pc.greater_equal(whole, _NS_MAX.isoformat(sep=" "))
                 )
-                if pc.any(out).as_py():
-                    row = int(pc.index(out, True).as_py())
-                    raise self._fail(
-                        batch,
-                        col,
-                        row,
-                        text[row].as_py(),
-                        "is outside 1677..2262, where hundred_ns=keep cannot hold it",
-                    )
+                self._refuse_first(batch, col, out, text, "is outside 1677..2262, where hundred_ns=keep cannot hold it")
             return pc.add(pc.multiply(secs, 1_000_000_000), pc.multiply(units, 100)).cast(want)
         return pc.add(pc.multiply(secs, 1_000_000), pc.divide(units, 10)).cast(want)
 

@@ -19,9 +19,12 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pymssql
+
+if TYPE_CHECKING:
+    from ray_replicator.synth.stackoverflow import SynthTable
 
 USER = "sa"
 PASSWORD = "Str0ng!Passw0rd"
@@ -87,6 +90,24 @@ class Server:
             return [tuple(r) for r in cur.fetchall()]
         finally:
             conn.close()
+
+
+def synth_rows(server: Server, table: SynthTable) -> list[tuple[Any, ...]]:
+    """A generated table's rows as the stand-in holds them, in the generator's column order, by Id."""
+    cols = ", ".join(f"[{c}]" for c in table.column_names)
+    return server.rows(f"SELECT {cols} FROM dbo.[{table.name}] ORDER BY [Id]")
+
+
+def small_run_settings(source: str, target: str, **extra: Any) -> dict[str, Any]:
+    """replicate() settings for the small generated databases of these tests: many ranges, no report file."""
+    return {
+        "source": {"url": source},
+        "target": {"url": target},
+        "rows_per_range": 2_000,
+        "batch_rows": 1_000,
+        "report_path": None,
+        **extra,
+    }
 
 
 def load_spec(engine: Any, spec: dict[str, Any]) -> None:

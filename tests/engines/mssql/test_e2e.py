@@ -14,7 +14,7 @@ import pytest
 
 from ray_replicator import replicate
 from ray_replicator.synth import stackoverflow as so
-from tests.engines.mssql.servers import Server, standin
+from tests.engines.mssql.servers import Server, small_run_settings, standin, synth_rows
 
 SCALE = 0.002
 SEED = 7
@@ -26,26 +26,10 @@ def so_source() -> Iterator[Server]:
         yield server
 
 
-def _source_rows(server: Server, table: so.SynthTable) -> list[tuple[Any, ...]]:
-    cols = ", ".join(f"[{c}]" for c in table.column_names)
-    return server.rows(f"SELECT {cols} FROM dbo.[{table.name}] ORDER BY [Id]")
-
-
 def _pg_rows(url: str, table: so.SynthTable) -> list[tuple[Any, ...]]:
     cols = ", ".join(f'"{c}"' for c in table.column_names)
     with psycopg.connect(url) as conn:
         return list(conn.execute(f'SELECT {cols} FROM dbo."{table.name}" ORDER BY "Id"').fetchall())
-
-
-def _settings(source: str, target: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "source": {"url": source},
-        "target": {"url": target},
-        "rows_per_range": 2_000,
-        "batch_rows": 1_000,
-        "report_path": None,
-        **extra,
-    }
 
 
 @pytest.mark.parametrize("reader", ["mssql-python", "pymssql"])
@@ -53,7 +37,7 @@ def test_stackoverflow_mssql_to_postgres_row_by_row(
     so_source: Server, make_database: Callable[[str], str], ray_local: None, reader: str
 ) -> None:
     pg_url = make_database("so")
-    report = replicate(_settings(so_source.url(reader=reader), pg_url))
+    report = replicate(small_run_settings(so_source.url(reader=reader), pg_url))
     assert report.status == "ok", report.errors
     counts = so.row_counts(SCALE)
     assert {t.table.split(".")[-1]: t.rows for t in report.tables} == counts
@@ -79,7 +63,7 @@ def test_stackoverflow_mssql_to_postgres_row_by_row(
     max_votes = so_source.rows("SELECT IDENT_CURRENT('dbo.Votes')")[0][0]
     assert nxt is not None and nxt[0] == int(max_votes) + 1
     for table in so.TABLES:
-        src = _source_rows(so_source, table)
+        src = synth_rows(so_source, table)
         dst = _pg_rows(pg_url, table)
         assert len(src) == len(dst) == counts[table.name]
         for a, b in zip(src, dst, strict=True):
@@ -96,12 +80,12 @@ def test_stackoverflow_mssql_to_mssql(so_source: Server, ray_local: None, writer
     with standin(bulk_dir=bulk) as dst:
         opts = {"writer": writer, **({"bulk_dir": bulk} if writer == "bulk-insert" else {})}
         report = replicate(
-            _settings(so_source.url(), dst.url(**opts), tables=["dbo.Badges", "dbo.Users", "dbo.LinkTypes"])
+            small_run_settings(so_source.url(), dst.url(**opts), tables=["dbo.Badges", "dbo.Users", "dbo.LinkTypes"])
         )
         assert report.status == "ok", report.errors
         for name in ("Badges", "Users", "LinkTypes"):
             table = so.table(name)
-            assert _source_rows(so_source, table) == _source_rows(dst, table)
+            assert synth_rows(so_source, table) == synth_rows(dst, table)
         dst.run("INSERT INTO dbo.LinkTypes ([Type]) VALUES ('new')")
         assert (
             dst.rows("SELECT MAX(Id) FROM dbo.LinkTypes")[0][0]
@@ -139,7 +123,7 @@ def test_postgres_to_mssql(make_database: Callable[[str], str], ray_local: None,
     bulk = tempfile.mkdtemp(prefix="rr_bulk_")
     with standin(bulk_dir=bulk) as dst:
         opts = {"writer": writer, **({"bulk_dir": bulk} if writer == "bulk-insert" else {})}
-        report = replicate(_settings(pg_url, dst.url(**opts)))
+        report = replicate(small_run_settings(pg_url, dst.url(**opts)))
         assert report.status == "ok", report.errors
         assert all(t.verified == "yes (checksums)" for t in report.tables)
         rows = dst.rows(
@@ -182,7 +166,7 @@ def test_large_values_are_stored_as_sql_server_stores_them(
             f"INSERT INTO dbo.packed (id, body) VALUES {values}",
         )
         pg_url = make_database("large_values")
-        report = replicate(_settings(server.url(), pg_url, verify="checksums"))
+        report = replicate(small_run_settings(server.url(), pg_url, verify="checksums"))
     assert report.status == "ok", report.errors
     with psycopg.connect(pg_url) as conn:
         for table in ("plain", "packed"):

@@ -18,7 +18,7 @@ from ray_replicator import replicate
 from ray_replicator.engines.base import UsageError
 from ray_replicator.engines.mssql import mssql_python_connection_string, parse_url
 from ray_replicator.synth import stackoverflow as so
-from tests.engines.mssql.servers import PASSWORD, Server, standin
+from tests.engines.mssql.servers import PASSWORD, Server, small_run_settings, standin, synth_rows
 from tests.helpers import assert_one_line_error, cli
 
 SCALE = 0.002
@@ -53,21 +53,12 @@ def _verified(pki: Pki, reader: str = "mssql-python", **extra: str) -> dict[str,
 
 
 def _settings(source: str, target: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "source": {"url": source},
-        "target": {"url": target},
-        "rows_per_range": 2_000,
-        "batch_rows": 1_000,
-        "report_path": None,
-        "verify": "checksums",
-        **extra,
-    }
+    """Every copy here is verified by checksums."""
+    return small_run_settings(source, target, **{"verify": "checksums", **extra})
 
 
 def _rows(server: Server, table: str) -> list[tuple[Any, ...]]:
-    t = so.table(table)
-    cols = ", ".join(f"[{c}]" for c in t.column_names)
-    return server.rows(f"SELECT {cols} FROM dbo.[{table}] ORDER BY [Id]")
+    return synth_rows(server, so.table(table))
 
 
 @pytest.mark.parametrize("reader", ["mssql-python", "pymssql"])

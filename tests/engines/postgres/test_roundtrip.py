@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal, cast
+
 import pytest
 
 from ray_replicator.catalog import Key
@@ -11,7 +13,19 @@ from ray_replicator.engines.postgres import PostgresSource, PostgresTarget, qual
 from ..conftest import Db
 from .pg_copy import copy_database, table_text
 
-PATHS = ["arrow", "raw"]
+CopyPath = Literal["arrow", "raw"]
+
+
+@pytest.fixture(params=["arrow", "raw"])
+def path(request: pytest.FixtureRequest) -> CopyPath:
+    """Every test that takes `path` runs through the Arrow path and the raw COPY path."""
+    return cast(CopyPath, request.param)
+
+
+def assert_same_table(src_db: Db, dst_db: Db, schema: str, name: str) -> None:
+    """The copy holds exactly the source's rows."""
+    assert table_text(dst_db, schema, name) == table_text(src_db, schema, name)
+
 
 # (column type, values as SQL literals); every column also gets a NULL row.
 TYPES: list[tuple[str, list[str]]] = [
@@ -66,17 +80,16 @@ def _make_types_table(db: Db, raw_only_extra: bool) -> None:
             db.run(f"INSERT INTO types (id, c{i}) VALUES ({rid}, {v})")
 
 
-@pytest.mark.parametrize("path", PATHS)
 def test_every_type_round_trips(
-    path: str, src_db: Db, dst_db: Db, source: PostgresSource, target: PostgresTarget
+    path: CopyPath, src_db: Db, dst_db: Db, source: PostgresSource, target: PostgresTarget
 ) -> None:
     _make_types_table(src_db, path == "raw")
     if path == "arrow":
         # numeric NaN/Infinity and values beyond 38 digits have no Arrow decimal form: unbounded numeric is
         # carried as text, so they survive; a bounded numeric with NaN is refused (see the next test).
         pass
-    copy_database(source, target, path)  # type: ignore[arg-type]
-    assert table_text(dst_db, "public", "types") == table_text(src_db, "public", "types")
+    copy_database(source, target, path)
+    assert_same_table(src_db, dst_db, "public", "types")
     # exact types, not text
     src_types = src_db.rows(
         "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
@@ -108,35 +121,41 @@ def test_bounded_numeric_nan_is_refused_on_arrow_path(
     assert dst_db.value("SELECT count(*) FROM n") == 0
     # the raw path carries NaN exactly
     target.write_range_raw(table, rng, source.read_range_raw(table, rng), WriteOptions(run_id="r"))
-    assert table_text(dst_db, "public", "n") == table_text(src_db, "public", "n")
+    assert_same_table(src_db, dst_db, "public", "n")
 
 
-@pytest.mark.parametrize("path", PATHS)
-def test_extreme_timestamps(path: str, src_db: Db, dst_db: Db, source: PostgresSource, target: PostgresTarget) -> None:
-    src_db.run("CREATE TABLE ts (id int PRIMARY KEY, a timestamp, b timestamptz, d date)")
-    src_db.run(
-        "INSERT INTO ts VALUES (1, '4713-01-01 00:00:00 BC', '4713-01-01 00:00:00+00 BC', '4713-01-01 BC'),"
-        "(2, '200000-01-01', '200000-01-01+00', '200000-01-01')"
-    )
-    copy_database(source, target, path)  # type: ignore[arg-type]
-    assert table_text(dst_db, "public", "ts") == table_text(src_db, "public", "ts")
+def _make_timestamps_table(db: Db, rows: str) -> None:
+    """Table ts: a timestamp, a timestamptz and a date in each of the given VALUES rows."""
+    db.run("CREATE TABLE ts (id int PRIMARY KEY, a timestamp, b timestamptz, d date)")
+    db.run(f"INSERT INTO ts VALUES {rows}")
 
 
-@pytest.mark.parametrize("path", PATHS)
-def test_infinity_is_exact_on_raw_and_refused_on_arrow(
-    path: str, src_db: Db, dst_db: Db, source: PostgresSource, target: PostgresTarget
+def test_extreme_timestamps(
+    path: CopyPath, src_db: Db, dst_db: Db, source: PostgresSource, target: PostgresTarget
 ) -> None:
-    src_db.run("CREATE TABLE ts (id int PRIMARY KEY, a timestamp, b timestamptz, d date)")
-    src_db.run(
-        "INSERT INTO ts VALUES (1, 'infinity', '-infinity', 'infinity'), (2, '-infinity', 'infinity', '-infinity'), "
-        "(3, '294276-12-31 23:59:59.999999', '294276-12-31 23:59:59.999999+00', '5874897-12-31')"
+    _make_timestamps_table(
+        src_db,
+        "(1, '4713-01-01 00:00:00 BC', '4713-01-01 00:00:00+00 BC', '4713-01-01 BC'),"
+        "(2, '200000-01-01', '200000-01-01+00', '200000-01-01')",
+    )
+    copy_database(source, target, path)
+    assert_same_table(src_db, dst_db, "public", "ts")
+
+
+def test_infinity_is_exact_on_raw_and_refused_on_arrow(
+    path: CopyPath, src_db: Db, dst_db: Db, source: PostgresSource, target: PostgresTarget
+) -> None:
+    _make_timestamps_table(
+        src_db,
+        "(1, 'infinity', '-infinity', 'infinity'), (2, '-infinity', 'infinity', '-infinity'), "
+        "(3, '294276-12-31 23:59:59.999999', '294276-12-31 23:59:59.999999+00', '5874897-12-31')",
     )
     if path == "arrow":
         with pytest.raises(EngineError, match=r"public\.ts\.a: a value is infinity"):
             copy_database(source, target, "arrow")
         return
     copy_database(source, target, "raw")
-    assert table_text(dst_db, "public", "ts") == table_text(src_db, "public", "ts")
+    assert_same_table(src_db, dst_db, "public", "ts")
 
 
 WEIRD = [
@@ -147,8 +166,7 @@ WEIRD = [
 ]
 
 
-@pytest.mark.parametrize("path", PATHS)
-def test_odd_names(path: str, src_db: Db, dst_db: Db, source: PostgresSource, target: PostgresTarget) -> None:
+def test_odd_names(path: CopyPath, src_db: Db, dst_db: Db, source: PostgresSource, target: PostgresTarget) -> None:
     for schema, name in WEIRD:
         src_db.run(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
         rel = qualified(schema, name)
@@ -158,32 +176,30 @@ def test_odd_names(path: str, src_db: Db, dst_db: Db, source: PostgresSource, ta
         )
         src_db.run(f'CREATE INDEX {quote_ident(name + " idx")} ON {rel} ("user") WHERE "user" <> \'\'')
         src_db.run(f"INSERT INTO {rel} SELECT g % 7, 'u' || g, 'ü' || g, 'k' || g FROM generate_series(1, 50) g")
-    copy_database(source, target, path)  # type: ignore[arg-type]
+    copy_database(source, target, path)
     for schema, name in WEIRD:
-        assert table_text(dst_db, schema, name) == table_text(src_db, schema, name)
+        assert_same_table(src_db, dst_db, schema, name)
         assert (
             dst_db.value("SELECT count(*) FROM pg_indexes WHERE schemaname = %s AND tablename = %s", (schema, name))
             == 2
         )
 
 
-@pytest.mark.parametrize("path", PATHS)
 def test_empty_and_keyless_tables(
-    path: str, src_db: Db, dst_db: Db, source: PostgresSource, target: PostgresTarget
+    path: CopyPath, src_db: Db, dst_db: Db, source: PostgresSource, target: PostgresTarget
 ) -> None:
     src_db.run("CREATE TABLE empty (id int PRIMARY KEY, v text)")
     src_db.run("CREATE TABLE heap (a int, b text)")
     src_db.run("INSERT INTO heap SELECT g, repeat('x', g % 300) FROM generate_series(1, 20000) g")
     src_db.run("INSERT INTO heap SELECT 1, 'dup' FROM generate_series(1, 3)")
     src_db.run("ANALYZE")
-    copy_database(source, target, path, parts=4)  # type: ignore[arg-type]
+    copy_database(source, target, path, parts=4)
     assert dst_db.value("SELECT count(*) FROM empty") == 0
-    assert table_text(dst_db, "public", "heap") == table_text(src_db, "public", "heap")
+    assert_same_table(src_db, dst_db, "public", "heap")
 
 
-@pytest.mark.parametrize("path", PATHS)
 def test_identity_and_serial_continue_after_source_current(
-    path: str, src_db: Db, dst_db: Db, source: PostgresSource, target: PostgresTarget
+    path: CopyPath, src_db: Db, dst_db: Db, source: PostgresSource, target: PostgresTarget
 ) -> None:
     src_db.run(
         "CREATE TABLE a (id int GENERATED ALWAYS AS IDENTITY (START WITH 10 INCREMENT BY 5) PRIMARY KEY, v text)"
@@ -201,7 +217,7 @@ def test_identity_and_serial_continue_after_source_current(
     src_db.run("CREATE SEQUENCE free_seq INCREMENT BY 3 START 7")
     src_db.run("SELECT nextval('free_seq'), nextval('free_seq')")
     src_db.run("CREATE SEQUENCE unused_seq")
-    copy_database(source, target, path)  # type: ignore[arg-type]
+    copy_database(source, target, path)
     assert dst_db.value("INSERT INTO a (v) VALUES ('new') RETURNING id") == 30
     assert dst_db.value("SELECT attidentity FROM pg_attribute WHERE attrelid = 'a'::regclass AND attname = 'id'") == "a"
     assert dst_db.value("INSERT INTO b (v) VALUES ('new') RETURNING id") == 101
@@ -225,12 +241,11 @@ def test_existing_table_policies(src_db: Db, dst_db: Db, source: PostgresSource,
     assert dst_db.value("SELECT count(*) FROM pg_attribute WHERE attrelid = 't'::regclass AND attname = 'extra'") == 1
     copy_database(source, target, "raw", options=WriteOptions(existing="drop", run_id="r2"))
     assert dst_db.value("SELECT count(*) FROM pg_attribute WHERE attrelid = 't'::regclass AND attname = 'extra'") == 0
-    assert table_text(dst_db, "public", "t") == table_text(src_db, "public", "t")
+    assert_same_table(src_db, dst_db, "public", "t")
 
 
-@pytest.mark.parametrize("path", PATHS)
 def test_retried_write_does_not_duplicate(
-    path: str, src_db: Db, dst_db: Db, source: PostgresSource, target: PostgresTarget
+    path: CopyPath, src_db: Db, dst_db: Db, source: PostgresSource, target: PostgresTarget
 ) -> None:
     src_db.run("CREATE TABLE t (id int PRIMARY KEY, v text)")
     src_db.run("INSERT INTO t SELECT g, 'v' FROM generate_series(1, 1000) g")
@@ -276,9 +291,8 @@ def test_errors_never_show_the_password(dst_db: Db) -> None:
     assert "***" in str(info.value)
 
 
-@pytest.mark.parametrize("path", PATHS)
 def test_full_range_with_generated_column(
-    path: str, src_db: Db, dst_db: Db, source: PostgresSource, target: PostgresTarget
+    path: CopyPath, src_db: Db, dst_db: Db, source: PostgresSource, target: PostgresTarget
 ) -> None:
     src_db.run('CREATE SCHEMA "Sch ema"')
     src_db.run(
@@ -298,7 +312,7 @@ def test_full_range_with_generated_column(
     else:
         written = target.write_range(table, rng, source.read_range(table, rng, 1000, 1 << 16), opts)
     assert written.rows == 3000
-    assert table_text(dst_db, "Sch ema", 'T "1"') == table_text(src_db, "Sch ema", 'T "1"')
+    assert_same_table(src_db, dst_db, "Sch ema", 'T "1"')
 
 
 def test_missing_user_type_is_refused_by_name(src_db: Db, source: PostgresSource, target: PostgresTarget) -> None:
