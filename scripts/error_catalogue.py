@@ -35,7 +35,7 @@ def main(path: str) -> None:
             test = case["test"].split("::", 1)
             rows[(f"`{test[0]}` {test[-1]}", case["exit"], normalise(case["line"]))] = None
     print(f"{len(rows)} checked failures: each exits with its code, prints exactly this one line on stderr, no")
-    print("traceback and no password (asserted by tests/errors/conftest.py `assert_one_line_error`).")
+    print("traceback and no password (asserted by tests/helpers.py `assert_one_line_error`).")
     print()
     print("| test | exit | line |")
     print("|---|---:|---|")
