@@ -19,6 +19,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import quote, quote_plus, unquote, unquote_to_bytes, urlsplit
 
+from ray_replicator.engines import SCHEMES
+
 MASK = "***"
 MIN_SECRET_LEN = 3
 """Known secrets shorter than this are only masked where they stand as a password: replacing a one- or two-letter
@@ -246,7 +248,8 @@ def ray_token() -> str | None:
 # Validation
 # ---------------------------------------------------------------------------------------------------------
 
-SUPPORTED_SCHEMES = ("postgresql", "postgres", "mssql", "sqlserver")
+SUPPORTED_SCHEMES = SCHEMES
+"""The URL schemes the engine registry knows (engines/__init__.py is the one list)."""
 _ENCODE_HINT = (
     "percent-encode these characters in the user and password (@ → %40, / → %2F, ? → %3F, # → %23, % → %25, "
     ": → %3A, space → %20) or give the password with password_env or password_file"
