@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from ray_replicator.catalog import Catalog, Table
+from ray_replicator.record import SchemaChange
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -277,6 +278,12 @@ class LedgerStore(Protocol):
 
 
 class Target(Endpoint):
+    def schema_changes(self, catalog: Catalog, source_engine: str, options: WriteOptions) -> list[SchemaChange]:
+        """Every way the tables prepare() would create differ from the source's (record.SchemaChange), decided
+        without writing: `plan` lists them and the run report keeps them. An engine that creates exact copies
+        returns none."""
+        return []
+
     @abstractmethod
     def prepare(self, catalog: Catalog, source_engine: str, options: WriteOptions) -> None:
         """Create schemas and tables (exact types, NOT NULLs; keys too when keys_before_load)."""
