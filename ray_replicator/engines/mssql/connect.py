@@ -36,7 +36,7 @@ READ_POLICIES = ("hundred_ns", "nul", "sql_variant")
 
 CAPABILITIES = Capabilities(
     name=MSSQL,
-    default_port=1433,
+    default_port=MssqlUrl.model_fields["port"].default,  # config.py holds the default
     title="SQL Server",
     refills_ranges_by_predicate=True,
     read_policies=READ_POLICIES,
