@@ -7,6 +7,8 @@ import struct
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mssql_standin import wire
 from mssql_standin.results import ColumnSpec
@@ -262,3 +264,20 @@ def test_error_text_is_cut_as_sql_server_cuts_it() -> None:
         tok = wire.error_token(50000, text, state=300, severity=16, line=2**40)
         assert tok[0] == wire.TOK_ERROR and struct.unpack_from("<H", tok, 1)[0] == len(tok) - 3
     assert len(wire.info_token(0, "p" * 70_000)) < 65_535
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    values=st.lists(st.one_of(st.none(), st.text(max_size=40)), max_size=30),
+    start=st.integers(0, 5),
+    codec=st.sampled_from(["utf-16", "cp1252", "cp1251", "cp932"]),
+)
+def test_text_bytes_equal_each_value_encoded_alone(values: list[str | None], start: int, codec: str) -> None:
+    """The column-at-once transcoding gives what encoding each value alone gives (NULL as empty), on sliced
+    arrays too: BMP and astral characters, characters the code page lacks ('?'), empty strings."""
+    arr = pa.array(values, pa.large_string()).slice(min(start, len(values)))
+    utf16 = codec == "utf-16"
+    data, offs = wire._text_bytes(arr, utf16, "cp1252" if utf16 else codec)
+    alone = [(v or "").encode("utf-16-le" if utf16 else codec, errors="replace") for v in arr.to_pylist()]
+    assert bytes(data) == b"".join(alone)
+    assert list(np.diff(offs)) == [len(v) for v in alone]

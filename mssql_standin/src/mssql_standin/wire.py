@@ -830,30 +830,36 @@ def _string_parts(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 
 def _text_bytes(arr: pa.Array, utf16: bool, codec: str = "cp1252") -> tuple[np.ndarray | bytes, np.ndarray]:
     """Transcode a whole string column at once: UTF-16LE (nchar family) or the collation's code page
-    (char family; characters it lacks become '?', as in SQL Server)."""
+    (char family; characters it lacks become '?', as in SQL Server).
+
+    The offsets come from per-value character counts (Arrow's utf8_length), not from a pass over every byte:
+    a UTF-16 value is 2 bytes per character plus 2 per character beyond the BMP, a single-byte code page value
+    one byte per character."""
     if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
         if pa.types.is_binary(arr.type) or pa.types.is_large_binary(arr.type):
             arr = arr.cast(pa.large_string())
         else:
             arr = pc.cast(arr, pa.large_string())
+    if arr.null_count:
+        arr = pc.fill_null(arr, pa.scalar("", arr.type))
     u8, offs = _string_parts(arr)
-    ascii_only = len(u8) == 0 or int(u8.max()) < 0x80
-    if ascii_only:
+    top = int(u8.max()) if len(u8) else 0
+    if top < 0x80:
         if not utf16:
             return u8, offs
         return u8.astype("<u2").view(np.uint8), offs * 2
     text = u8.tobytes().decode("utf-8")
-    starts = (u8 & 0xC0) != 0x80
-    if utf16:
-        units = starts.astype(np.int64) + (u8 >= 0xF0)
-        cum = np.concatenate([[0], np.cumsum(units)])
-        return text.encode("utf-16-le"), cum[offs] * 2
-    if codec not in _SINGLE_BYTE:  # double-byte code pages: lengths differ per character, go value by value
-        values = [(v or "").encode(codec, errors="replace") for v in arr.to_pylist()]
+    if not utf16 and codec not in _SINGLE_BYTE:  # double-byte code pages: lengths differ per character
+        values = [v.encode(codec, errors="replace") for v in arr.to_pylist()]
         lens = np.fromiter((len(v) for v in values), dtype=np.int64, count=len(values))
         return b"".join(values), np.concatenate([[0], np.cumsum(lens)])
-    cum = np.concatenate([[0], np.cumsum(starts.astype(np.int64))])
-    return text.encode(codec, errors="replace"), cum[offs]
+    chars = pc.utf8_length(arr).to_numpy(zero_copy_only=False).astype(np.int64)
+    if not utf16:
+        return text.encode(codec, errors="replace"), np.concatenate([[0], np.cumsum(chars)])
+    if top >= 0xF0:  # characters beyond the BMP (a 4-byte UTF-8 lead) take a surrogate pair
+        owner = np.searchsorted(offs, np.flatnonzero(u8 >= 0xF0), side="right") - 1
+        chars += np.bincount(owner, minlength=len(chars))
+    return text.encode("utf-16-le"), np.concatenate([[0], np.cumsum(chars)]) * 2
 
 
 def _var_parts(arr: pa.Array, t: str, collation: str | None = None) -> tuple[np.ndarray | bytes, np.ndarray]:
