@@ -10,11 +10,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pyarrow as pa
 
 from ray_replicator.catalog import Column, Table
-from ray_replicator.engines.base import EngineError, KeyRange, Source
+from ray_replicator.engines.base import Capabilities, EngineError, KeyRange, Source
 from ray_replicator.engines.mssql.catalog import MssqlCatalog
 from ray_replicator.engines.mssql.sql import qualified, quote_ident, range_predicate
 from ray_replicator.engines.mssql.types import CLR_TYPES, base_name, scale_of
@@ -31,6 +32,18 @@ class MssqlSource(MssqlCatalog, Source):
         super().__init__(url)
         self.control_driver = self.u.reader
         self._isolation_set = False
+
+    @classmethod
+    def url_for_target(cls, url: str, target: Capabilities) -> str:
+        """hundred_ns=auto (or unset) becomes keep for a target that holds 100 ns digits (SQL Server: a copy into
+        the same types is exact without the user knowing the option) and refuse for one that does not."""
+        parts = urlsplit(url)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        if any(k.lower() == "hundred_ns" and v.lower() != "auto" for k, v in query):
+            return url
+        resolved = "keep" if target.holds_hundred_ns else "refuse"
+        kept = [(k, v) for k, v in query if k.lower() != "hundred_ns"]
+        return urlunsplit(parts._replace(query=urlencode([*kept, ("hundred_ns", resolved)])))
 
     # -- planning -----------------------------------------------------------------------------------------
     def split_boundaries(self, table: Table, parts: int) -> list[tuple[Any, ...]]:
