@@ -105,7 +105,11 @@ def _copy(source: Source, target: MssqlTarget, catalog: Catalog, engine: str, ru
     ranges = [KeyRange(t.schema, t.name, 0, "full") for t in catalog.tables]
     target.ledger.init(run_id, "p", "s", ranges)
     for table, rng in zip(catalog.tables, ranges, strict=True):
-        target.write_range(table, rng, source.read_range(table, rng, batch_rows, 1 << 20), options)
+        batches = source.read_range(table, rng, batch_rows, 1 << 20)
+        try:
+            target.write_range(table, rng, batches, options)
+        finally:
+            batches.close()  # type: ignore[attr-defined]  # a refused range leaves its reader half-read
         target.finalize_table(table, engine, options)
     target.finalize(catalog, engine, options)
 
@@ -240,6 +244,8 @@ def test_postgresql_edges_arrive_exactly(pg_edges: str, mssql_target_server: Ser
         ("tz", "timestamptz", "'0001-01-01 00:00:00+01'", "0000-12-31 23:00:00.000000Z"),
         ("tm", "time", "'24:00:00'", "24:00:00"),
         ("da", "date", "'10000-01-01'", "10000-01-01"),
+        ("ts", "timestamp", "'infinity'", "infinity"),
+        ("da", "date", "'-infinity'", "infinity"),
     ],
 )
 @pytest.mark.parametrize("writer", WRITERS)
@@ -266,5 +272,5 @@ def test_postgresql_values_sql_server_cannot_hold_are_refused_before_writing(
         done = dst.ledger.ranges("r1")
     msg = str(err.value)
     assert f"public.{name}.{column}" in msg and "id=2" in msg and shown in msg and "\n" not in msg, msg
-    assert "9999-12-31" in msg
+    assert "9999-12-31" in msg or "infinity" in msg
     assert all(r["state"] != "done" for r in done.values())
