@@ -8,8 +8,9 @@ digit column: one value would become two columns that every stage has to keep to
 new. time(7) keeps time64('ns') (a day of nanoseconds fits) and datetimeoffset its text with the offset.
 
 The writers turn ticks into what SQL Server reads: text 'YYYY-MM-DD hh:mm:ss.fffffff' (INSERT, BULK INSERT) or,
-for the bulk copy, timestamp('ns') where a value lies within 1677..2262 (`fits_ns`); the bulk copy sends the
-other rows by INSERT (write_bulk.py). Everything here is Arrow compute: no Python per value.
+for the bulk copy, timestamp('ns') where a value lies within 1677..2262 (`fits_ns`) or timestamp('us') where its
+100 ns digit is 0 (`fits_us`); rows neither holds go by INSERT (write_bulk.py). Everything here is Arrow
+compute: no Python per value.
 """
 
 from __future__ import annotations
@@ -107,14 +108,28 @@ def time_ns_text(arr: pa.Array) -> pa.Array:
 
 def fits_ns(ticks: pa.Array) -> pa.Array:
     """Where ticks fit timestamp('ns') (1677-09-21 .. 2262-04-11), or are NULL."""
-    ints = ticks.storage if isinstance(ticks, pa.ExtensionArray) else ticks
+    ints = _storage(ticks)
     inside = pc.and_(pc.greater_equal(ints, _NS_MIN_TICKS), pc.less_equal(ints, _NS_MAX_TICKS))
     return pc.fill_null(inside, True)
 
 
+def fits_us(ticks: pa.Array) -> pa.Array:
+    """Where ticks are whole microseconds (timestamp('us') holds them over 0001..9999), or are NULL."""
+    return pc.fill_null(pc.equal(floor_mod(_storage(ticks), 10), 0), True)
+
+
+def ticks_as_us(ticks: pa.Array) -> pa.Array:
+    """Ticks that fits_us as timestamp('us')."""
+    return pc.divide(_storage(ticks), 10).cast(pa.timestamp("us"))
+
+
+def _storage(ticks: pa.Array) -> pa.Array:
+    return ticks.storage if isinstance(ticks, pa.ExtensionArray) else ticks
+
+
 def ticks_as_ns(ticks: pa.Array) -> pa.Array:
-    """Ticks that fit_ns as timestamp('ns'), the type the bulk copy's Arrow writer takes for datetime2."""
-    ints = ticks.storage if isinstance(ticks, pa.ExtensionArray) else ticks
+    """Ticks that fits_ns as timestamp('ns'), the type the bulk copy's Arrow writer takes for datetime2."""
+    ints = _storage(ticks)
     return pc.multiply(ints, 100).cast(pa.timestamp("ns"))
 
 

@@ -23,16 +23,18 @@ from ray_replicator.engines.mssql.temporal import (
     TICKS_PER_DAY,
     TICKS_PER_SECOND,
     fits_ns,
+    fits_us,
     outside_sql_server,
     shown,
     text_ticks,
     ticks_as_ns,
+    ticks_as_us,
     ticks_text,
     time_ns_text,
 )
 from ray_replicator.engines.mssql.url import parse_url
 from ray_replicator.engines.mssql.values import Converter, as_text
-from ray_replicator.engines.mssql.write_bulk import held_back
+from ray_replicator.engines.mssql.write_bulk import held_back, stream_unit
 from ray_replicator.typemap import datetimeoffset_parts
 
 EPOCH = dt.datetime(1970, 1, 1)
@@ -81,24 +83,34 @@ def test_datetime2_text_ticks_carrier_and_insert_text_round_trip(values: list[in
     assert canonical_array(kept).to_pylist() == values
 
 
-@given(st.lists(DATETIME2_TICKS | st.none(), min_size=1, max_size=20))
-def test_the_bulk_copy_carries_exactly_the_rows_within_nanoseconds_and_holds_back_the_others(
-    values: list[int | None],
+@given(st.lists(DATETIME2_TICKS | st.none(), min_size=1, max_size=20), st.sampled_from(["ns", "us"]))
+def test_a_bulk_load_carries_exactly_the_rows_its_unit_holds_and_holds_back_the_others(
+    values: list[int | None], unit: str
 ) -> None:
     keys = list(range(len(values)))
     batch = pa.record_batch(
         [pa.array(keys, pa.int32()), pa.ExtensionArray.from_storage(TICKS, pa.array(values, pa.int64()))],
         names=["id", "v"],
     )
-    carried, rest = held_back(batch)
-    ns_min, ns_max = -(2**63) // 100 + 1, (2**63 - 1) // 100
-    inside = [k for k, v in zip(keys, values, strict=True) if v is None or ns_min <= v <= ns_max]
+    carried, rest = held_back(batch, unit)
+
+    inside = [k for k, v in zip(keys, values, strict=True) if holds_in(v, unit)]
     assert carried.column(0).to_pylist() == inside
     assert (rest.column(0).to_pylist() if rest is not None else []) == [k for k in keys if k not in inside]
-    sent = ticks_as_ns(carried.column(1))
-    assert sent.type == pa.timestamp("ns")
-    assert sent.cast(pa.int64()).to_pylist() == [None if v is None else v * 100 for v in carried.column(1).to_pylist()]
-    assert fits_ns(carried.column(1)).to_pylist() == [True] * carried.num_rows
+    sent = ticks_as_ns(carried.column(1)) if unit == "ns" else ticks_as_us(carried.column(1))
+    assert sent.type == pa.timestamp(unit)
+    want = [
+        None if v is None else (v * 100 if unit == "ns" else v // 10) for v in carried.column(1).storage.to_pylist()
+    ]
+    assert sent.cast(pa.int64()).to_pylist() == want
+    assert (fits_ns if unit == "ns" else fits_us)(carried.column(1)).to_pylist() == [True] * carried.num_rows
+    # the stream's unit is the one that carries more rows of its first batch
+    by_ns, by_us = sum(holds_in(v, "ns") for v in values), sum(holds_in(v, "us") for v in values)
+    assert stream_unit(batch) == ("us" if by_us > by_ns else "ns")
+
+
+def holds_in(v: int | None, unit: str) -> bool:
+    return v is None or (-(2**63) // 100 + 1 <= v <= (2**63 - 1) // 100 if unit == "ns" else v % 10 == 0)
 
 
 @given(st.lists(DATETIME2_TICKS, min_size=1, max_size=20))
