@@ -274,3 +274,38 @@ def test_postgresql_values_sql_server_cannot_hold_are_refused_before_writing(
     assert f"public.{name}.{column}" in msg and "id=2" in msg and shown in msg and "\n" not in msg, msg
     assert "9999-12-31" in msg or "infinity" in msg
     assert all(r["state"] != "done" for r in done.values())
+
+
+def test_sql_server_refuses_a_datetimeoffset_whose_utc_instant_is_outside_its_range(edges: Server) -> None:
+    """MS-BCP 2.1.9: datetimeoffset holds 0001-01-01 .. 9999-12-31 23:59:59.9999999 in UTC; the stand-in agrees."""
+    for text in ("0001-01-01 00:00:00 +14:00", "9999-12-31 23:59:59.9999999 -14:00"):
+        with pytest.raises(Exception, match="242|out-of-range"):
+            edges.rows(f"SELECT CAST('{text}' AS datetimeoffset(7))")
+
+
+def test_replicate_postgresql_edges_into_sql_server_verifies_equal(
+    ray_local: None, pg_edges: str, mssql_target_server: Server
+) -> None:
+    report = replicate({"source": {"url": pg_edges}, "target": {"url": mssql_target_server.url()}, "report_path": None})
+    assert report.status == "ok" and report.tables[0].verified == "yes (checksums)", report.errors
+    cols = "id, ts, ts0, ts3, tz, tm, tm0, da"
+    want = _pg_values(pg_edges, f"SELECT {cols} FROM pg_edges ORDER BY id")
+    got = mssql_target_server.rows(f"SELECT {cols} FROM public.pg_edges ORDER BY id")
+    assert [tuple(_utc(v) for v in r) for r in got] == [tuple(_utc(v) for v in r) for r in want]
+
+
+def test_replicate_sql_server_into_postgresql_refuses_the_100ns_digit_by_default(
+    ray_local: None, edges: Server, make_database: Callable[[str], str]
+) -> None:
+    with pytest.raises(EngineError) as err:
+        replicate(
+            {
+                "source": {"url": edges.url()},
+                "target": {"url": make_database("seven_default")},
+                "tables": ["edges_local"],
+                "report_path": None,
+            }
+        )
+    msg = str(err.value)
+    assert "dbo.edges_local.d2_7" in msg and "id=1" in msg and "0001-01-01 00:00:00.0000001" in msg, msg
+    assert "hundred_ns=round" in msg and "\n" not in msg
