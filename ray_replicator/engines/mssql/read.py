@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import pyarrow as pa
 
@@ -38,12 +38,12 @@ class MssqlSource(MssqlCatalog, Source):
         """hundred_ns=auto (or unset) becomes keep for a target that holds 100 ns digits (SQL Server: a copy into
         the same types is exact without the user knowing the option) and refuse for one that does not."""
         parts = urlsplit(url)
-        query = parse_qsl(parts.query, keep_blank_values=True)
-        if any(k.lower() == "hundred_ns" and v.lower() != "auto" for k, v in query):
+        if any(k.lower() == "hundred_ns" and v.lower() != "auto" for k, v in parse_qsl(parts.query)):
             return url
+        # the other options stay byte for byte as written (a password among them is scrubbed as written)
+        kept = [p for p in parts.query.split("&") if p and p.split("=", 1)[0].lower() != "hundred_ns"]
         resolved = "keep" if target.holds_hundred_ns else "refuse"
-        kept = [(k, v) for k, v in query if k.lower() != "hundred_ns"]
-        return urlunsplit(parts._replace(query=urlencode([*kept, ("hundred_ns", resolved)])))
+        return urlunsplit(parts._replace(query="&".join([*kept, f"hundred_ns={resolved}"])))
 
     # -- planning -----------------------------------------------------------------------------------------
     def split_boundaries(self, table: Table, parts: int) -> list[tuple[Any, ...]]:

@@ -309,3 +309,15 @@ def test_replicate_sql_server_into_postgresql_refuses_the_100ns_digit_by_default
     msg = str(err.value)
     assert "dbo.edges_local.d2_7" in msg and "id=1" in msg and "0001-01-01 00:00:00.0000001" in msg, msg
     assert "hundred_ns=round" in msg and "\n" not in msg
+
+
+def test_resolving_auto_changes_only_the_hundred_ns_option() -> None:
+    from ray_replicator.engines.postgres import CAPABILITIES as POSTGRES
+
+    url = "mssql://sa@h:1/db?password=p@ss%26w&reader=pymssql&HUNDRED_NS=auto"
+    assert MssqlSource.url_for_target(url, CAPABILITIES) == (
+        "mssql://sa@h:1/db?password=p@ss%26w&reader=pymssql&hundred_ns=keep"
+    )
+    assert MssqlSource.url_for_target("mssql://sa:p%40ss@h:1/db", POSTGRES) == (
+        "mssql://sa:p%40ss@h:1/db?hundred_ns=refuse"
+    )
