@@ -66,7 +66,7 @@ class MssqlUrl(BaseModel):
     bulk_dir: str | None = None
     server_bulk_dir: str | None = None
     isolation: Literal["read-committed", "snapshot", "nolock"] = "read-committed"
-    hundred_ns: Literal["refuse", "round", "keep"] = "refuse"
+    hundred_ns: Literal["auto", "refuse", "round", "keep"] = "auto"
     nul: Literal["refuse", "keep", "strip", "replace"] = "refuse"
     sql_variant: Literal["refuse", "text"] = "refuse"
     connect_timeout: float = Field(default=CONNECT_TIMEOUT_S, gt=0)

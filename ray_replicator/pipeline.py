@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ray_replicator.choices import compare_tables, ensure_ray, load_catalog, make_plan, map_table
 from ray_replicator.config import Settings
-from ray_replicator.engines import capabilities, engine_of, open_source
+from ray_replicator.engines import capabilities, engine_of, open_source, source_url_for
 from ray_replicator.events import OnEvent
 from ray_replicator.plan import Plan
 from ray_replicator.report import RunReport
@@ -33,8 +33,8 @@ def plan_only(settings: Settings) -> tuple[Plan, list[str]]:
 def verify_only(settings: Settings) -> list[tuple[str, int, int, list[str]]]:
     """Compare every selected table range by range without copying: counts, or checksums when settings.verify
     says so."""
-    source_url = settings.source.resolved_url()
     target_url = settings.target_endpoint.resolved_url()
+    source_url = source_url_for(settings.source.resolved_url(), target_url)
     source = open_source(source_url)
     try:
         catalog, _ = load_catalog(settings, source)

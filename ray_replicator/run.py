@@ -25,7 +25,7 @@ from ray_replicator.choices import (
 )
 from ray_replicator.config import Settings, known_secrets
 from ray_replicator.copy_stage import CopyStage, counted_checks
-from ray_replicator.engines import capabilities_of, open_source, open_target
+from ray_replicator.engines import capabilities_of, open_source, open_target, source_url_for
 from ray_replicator.engines.base import EngineError, WriteOptions
 from ray_replicator.events import (
     Event,
@@ -93,8 +93,8 @@ class Run:
 
     def _stages(self) -> RunReport:
         state, settings = self.state, self.settings
-        state.source_url = settings.source.resolved_url()
         state.target_url = settings.target_endpoint.resolved_url()
+        state.source_url = source_url_for(settings.source.resolved_url(), state.target_url)
         with contextlib.ExitStack() as endpoints:
             state.source = open_source(state.source_url)
             endpoints.callback(state.source.close)

@@ -61,3 +61,11 @@ def open_target(url: str) -> Target:
     target = _module(engine_of(url)).TARGET(url)
     assert isinstance(target, Target)
     return target
+
+
+def source_url_for(source_url: str, target_url: str) -> str:
+    """The source URL copy tasks and verify read with: the read policies it leaves to the target resolved by the
+    target's capabilities (SQL Server's hundred_ns=auto keeps 100 ns only for a target that holds them)."""
+    source = _module(engine_of(source_url)).SOURCE
+    assert issubclass(source, Source)
+    return source.url_for_target(source_url, capabilities(engine_of(target_url)))

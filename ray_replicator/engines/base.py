@@ -150,6 +150,8 @@ class Capabilities:
     transient_errors: str = ""
     """A regular expression (case-insensitive) for how the engine's drivers word a lost, refused or timed-out
     connection, a server restarting or a deadlock victim: failures another try may get past."""
+    holds_hundred_ns: bool = False
+    """As a target, holds every 100 ns digit of SQL Server's datetime2/time/datetimeoffset(7) (url_for_target)."""
     text_for_other_types: bool = False
     """As a source, reads a column of a type outside the logical model (kind "other") as its text form: copied as
     is into the same engine, as text into another with unsupported_types = text."""
@@ -196,6 +198,11 @@ class Endpoint(ABC):
 
 
 class Source(Endpoint):
+    @classmethod
+    def url_for_target(cls, url: str, target: Capabilities) -> str:
+        """The URL copy tasks read this source with for `target`: read policies left to the target resolved."""
+        return url
+
     @abstractmethod
     def table_names(self) -> tuple[str, list[tuple[str, str]]]:
         """The database's name and every user table as (schema, name), read from the catalog's table list only."""

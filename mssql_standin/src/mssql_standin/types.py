@@ -708,7 +708,7 @@ def _temporal_scalar(v: object, t: SqlType, dateformat: str) -> object:
             )
         return out
     ticks = int(ticks_round(np.array([ticks], dtype=np.int64), t.scale)[0])
-    if ticks >= END_TICKS:  # rounding up 9999-12-31 23:59:59.9999999 reaches the year 10000
+    if ticks >= END_TICKS or ticks < 0:  # rounding up reaches the year 10000; a datetimeoffset's UTC is before 0001
         raise out_of_range("varchar" if isinstance(v, str) else "datetime2", n)
     if n == "datetime2":
         return ticks

@@ -28,11 +28,13 @@ config.MssqlUrl (url.py parses a URL into it); unknown options are refused. Opti
   database needs ALLOW_SNAPSHOT_ISOLATION ON; ranges are separate statements, so the copy is consistent per
   range, not across ranges); ``nolock`` (READ UNCOMMITTED) can read uncommitted rows and read a row twice or
   not at all while pages split: use it only on a database nobody writes to.
-- ``hundred_ns=refuse|round|keep``: datetime2(7), time(7) and datetimeoffset(7) hold 100 ns digits that Arrow
-  microsecond types and PostgreSQL cannot. ``refuse`` stops with the table, column, key and value when such a
-  digit is not zero; ``round`` lets SQL Server round those columns to microseconds (a value that would round
-  past 9999-12-31 is still refused); ``keep`` keeps them (timestamp('ns') between 1677 and 2262, time64('ns'),
-  datetimeoffset text with 7 digits) for SQL Server targets.
+- ``hundred_ns=auto|refuse|round|keep``: datetime2(7), time(7) and datetimeoffset(7) hold 100 ns digits that
+  Arrow microsecond types and PostgreSQL cannot. ``auto`` (the default) is ``keep`` for a target that holds them
+  (``Capabilities.holds_hundred_ns``: SQL Server) and ``refuse`` otherwise (``MssqlSource.url_for_target``).
+  ``refuse`` stops with the table, column, key and value when such a digit is not zero; ``round`` lets SQL
+  Server round those columns to microseconds (a value that would round past 9999-12-31 is still refused);
+  ``keep`` keeps them over the whole range 0001..9999 (temporal.py: datetime2 as int64 100 ns ticks,
+  time64('ns'), datetimeoffset text with 7 digits) for SQL Server targets.
 - ``nul=refuse|keep|strip|replace``: U+0000 inside text, which PostgreSQL cannot store. ``refuse`` stops naming
   table, column and key; ``keep`` passes it (SQL Server targets); ``strip`` removes it; ``replace`` puts U+FFFD.
 - ``connect_timeout=<seconds>`` (default: the ``connect_timeout_s`` setting, 30): how long a connection attempt
@@ -41,7 +43,8 @@ config.MssqlUrl (url.py parses a URL into it); unknown options are refused. Opti
   ``CAST(value AS nvarchar(max))`` (lossy: documented in docs/type-mapping.md), ``refuse`` stops at the catalog.
 
 The package, by responsibility: url (the URL), connect and tls (connections, errors), catalog, read and values (the
-source), ddl, target, write_bulk, write_files, write_insert and ledger (the target), sql (T-SQL text), types.
+source), ddl, target, write_bulk, write_files, write_insert and ledger (the target), sql (T-SQL text), types,
+temporal (date and time values over their whole range).
 """
 
 from __future__ import annotations

@@ -39,6 +39,7 @@ CAPABILITIES = Capabilities(
     default_port=MssqlUrl.model_fields["port"].default,  # config.py holds the default
     title="SQL Server",
     refills_ranges_by_predicate=True,
+    holds_hundred_ns=True,
     read_policies=READ_POLICIES,
     transient_errors=(
         # 1205 deadlock victim; FreeTDS (pymssql): 20003 timed out, 20004/20006 read/write failed, 20017 unexpected

@@ -10,11 +10,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import pyarrow as pa
 
 from ray_replicator.catalog import Column, Table
-from ray_replicator.engines.base import EngineError, KeyRange, Source
+from ray_replicator.engines.base import Capabilities, EngineError, KeyRange, Source
 from ray_replicator.engines.mssql.catalog import MssqlCatalog
 from ray_replicator.engines.mssql.sql import qualified, quote_ident, range_predicate
 from ray_replicator.engines.mssql.types import CLR_TYPES, base_name, scale_of
@@ -31,6 +32,18 @@ class MssqlSource(MssqlCatalog, Source):
         super().__init__(url)
         self.control_driver = self.u.reader
         self._isolation_set = False
+
+    @classmethod
+    def url_for_target(cls, url: str, target: Capabilities) -> str:
+        """hundred_ns=auto (or unset) becomes keep for a target that holds 100 ns digits (SQL Server: a copy into
+        the same types is exact without the user knowing the option) and refuse for one that does not."""
+        parts = urlsplit(url)
+        if any(k.lower() == "hundred_ns" and v.lower() != "auto" for k, v in parse_qsl(parts.query)):
+            return url
+        # the other options stay byte for byte as written (a password among them is scrubbed as written)
+        kept = [p for p in parts.query.split("&") if p and p.split("=", 1)[0].lower() != "hundred_ns"]
+        resolved = "keep" if target.holds_hundred_ns else "refuse"
+        return urlunsplit(parts._replace(query="&".join([*kept, f"hundred_ns={resolved}"])))
 
     # -- planning -----------------------------------------------------------------------------------------
     def split_boundaries(self, table: Table, parts: int) -> list[tuple[Any, ...]]:

@@ -29,6 +29,7 @@ from ray_replicator.engines.mssql.catalog import declared
 from ray_replicator.engines.mssql.ddl import MssqlDdl
 from ray_replicator.engines.mssql.ledger import MssqlLedger
 from ray_replicator.engines.mssql.sql import n_literal, qualified, quote_ident, range_predicate
+from ray_replicator.engines.mssql.temporal import refuse_outside_sql_server
 from ray_replicator.engines.mssql.types import base_name, native_type
 from ray_replicator.engines.mssql.write_bulk import IdentitySums, bulkcopy
 from ray_replicator.engines.mssql.write_files import bulk_insert
@@ -126,7 +127,7 @@ class MssqlTarget(MssqlDdl, Target):
             got = self._ledger.ranges(options.run_id).get(rng.range_id, {})
             return RangeWrite(rows=int(got.get("rows") or 0), bytes=int(got.get("bytes") or 0), fresh=False)
         counter = _Counter()
-        counted = counter.wrap(iter(batches))
+        counted = counter.wrap(refuse_outside_sql_server(table, batches))
         retry = state != "planned"
 
         def done() -> str:

@@ -15,11 +15,12 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from ray_replicator.catalog import Column, LogicalType
+from ray_replicator.engines.mssql.temporal import TICKS
 from ray_replicator.typemap import datetimeoffset_parts
 
 MSSQL = "mssql"
 
-# Arrow cannot represent SQL Server's 100 ns digits past 2262 with timestamp('ns'); these types carry them.
+# Types with 100 ns digits: kept as Datetime2Ticks, time64('ns') and text (temporal.py), else microseconds.
 SEVEN_DIGIT_TYPES = ("datetime2", "time", "datetimeoffset")
 CLR_TYPES = ("geography", "geometry", "hierarchyid")
 
@@ -39,8 +40,13 @@ def _length(d: Declared, unit: int = 1) -> int | None:
 
 
 def _seven(lt: LogicalType, keep: bool) -> str:
-    """The Arrow unit of a time or datetime2: nanoseconds only when 100 ns digits are kept (hundred_ns=keep)."""
+    """The Arrow unit of a time: nanoseconds only when 100 ns digits are kept (hundred_ns=keep)."""
     return "ns" if keep and (lt.precision or 0) > 6 else "us"
+
+
+def _datetime2(lt: LogicalType, keep: bool) -> pa.DataType:
+    """datetime2(7) with its 100 ns digit kept: ticks (0001..9999 do not fit timestamp('ns')); else µs."""
+    return TICKS if keep and (lt.precision or 0) > 6 else pa.timestamp("us")
 
 
 def _text(lt: LogicalType, keep: bool) -> pa.DataType:
@@ -86,12 +92,12 @@ class TypeRow:
         return " / ".join(self.names)
 
 
-def _fractional(name: str, kind: str, arrow: Callable[[str], pa.DataType], postgres: str) -> TypeRow:
+def _fractional(name: str, kind: str, arrow: Callable[[LogicalType, bool], pa.DataType], postgres: str) -> TypeRow:
     """time(p) and datetime2(p): p fractional digits, read as Arrow microseconds unless 100 ns digits are kept."""
     return TypeRow(
         (name,),
         lambda d: LogicalType(kind, precision=d.scale),
-        lambda lt, keep: arrow(_seven(lt, keep)),
+        arrow,
         postgres,
         tuple(f"{name}({p})" for p in (7, 3, 0)),
         "hundred_ns policy",
@@ -165,7 +171,7 @@ TYPES: tuple[TypeRow, ...] = (
     TypeRow(("image",), _fixed(LogicalType("binary")), _bytes, "bytea", ("image",)),
     TypeRow(CLR_TYPES, _fixed(LogicalType("binary")), _bytes, "bytea", ("hierarchyid",), "SQL Server's native bytes"),
     TypeRow(("date",), _fixed(LogicalType("date")), _arrow(pa.date32()), "date", ("date",), "0001..9999 fit"),
-    _fractional("time", "time", pa.time64, "time(min(p,6))"),
+    _fractional("time", "time", lambda lt, keep: pa.time64(_seven(lt, keep)), "time(min(p,6))"),
     TypeRow(
         ("smalldatetime",),
         _fixed(LogicalType("timestamp", precision=0)),
@@ -181,7 +187,7 @@ TYPES: tuple[TypeRow, ...] = (
         ("datetime",),
         "1/300 s ticks, as shown",
     ),
-    _fractional("datetime2", "timestamp", pa.timestamp, "timestamp(min(p,6))"),
+    _fractional("datetime2", "timestamp", _datetime2, "timestamp(min(p,6))"),
     TypeRow(
         ("datetimeoffset",),
         lambda d: LogicalType("timestamptz", precision=d.scale),

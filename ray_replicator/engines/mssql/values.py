@@ -1,12 +1,11 @@
 """Exact Arrow values from whatever a driver produced, and the value policies (hundred_ns, nul) applied on the way.
 
 SQL Server sends datetime2(7), time(7) and datetimeoffset as text where Arrow or the driver would lose digits;
-they are parsed here with Arrow compute, never per value in Python.
+they are parsed here with Arrow compute, never per value in Python (temporal.py: the carriers and their text).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -19,10 +18,14 @@ from ray_replicator.catalog import Column, Table
 from ray_replicator.config import MssqlUrl
 from ray_replicator.engines.base import EngineError
 from ray_replicator.engines.mssql.sql import one_line
+from ray_replicator.engines.mssql.temporal import TICKS, floor_mod, is_ticks, text_ticks, ticks_text, time_ns_text
 from ray_replicator.engines.mssql.types import arrow_type, base_name, scale_of
 
-_NS_MIN = dt.datetime(1677, 9, 22)
-_NS_MAX = dt.datetime(2262, 4, 11)
+
+def hundred_ns_policy(u: MssqlUrl) -> str:
+    """The hundred_ns policy a reader applies: `auto` that no target resolved (engines/mssql/read.py
+    url_for_target) refuses, as a copy into a target that cannot hold 100 ns must."""
+    return "refuse" if u.hundred_ns == "auto" else u.hundred_ns
 
 
 def has_nul(arr: pa.Array) -> bool:
@@ -65,7 +68,8 @@ class Converter:
         self.table = table
         self.cols = cols
         self.u = u
-        self.types = [arrow_type(c, u.hundred_ns) for c in cols]
+        self.hundred_ns = hundred_ns_policy(u)
+        self.types = [arrow_type(c, self.hundred_ns) for c in cols]
         self.key = [c for c in table.split_key if any(x.name == c for x in cols)]
 
     def _where(self, batch: pa.RecordBatch, row: int) -> str:
@@ -106,7 +110,9 @@ class Converter:
             if n == "datetimeoffset":
                 arr = self._offset_text(batch, col, arr)
             return arr.cast(want)
-        if n in ("datetime2", "time") and (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        if n in ("datetime2", "time") and (
+            pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type) or pa.types.is_null(arr.type)
+        ):
             return self._seven(batch, col, want, arr)
         if n == "datetime" or n == "smalldatetime":
             return self._ms(batch, col, want, arr)
@@ -150,40 +156,24 @@ class Converter:
 
     def _offset_text(self, batch: pa.RecordBatch, col: Column, arr: pa.Array) -> pa.Array:
         """datetimeoffset text 'YYYY-MM-DD hh:mm:ss[.fffffff] +hh:mm': check the 100 ns digit."""
-        if self.u.hundred_ns != "refuse" or scale_of(col.native_type) < 7:
+        if self.hundred_ns != "refuse" or scale_of(col.native_type) < 7:
             return arr
         self._refuse_first(batch, col, pc.match_substring_regex(arr, r"\.\d{6}[1-9] "), arr, _SEVEN_WHY)
         return pc.replace_substring_regex(arr, r"(\.\d{6})0 ", r"\1 ")
 
     def _seven(self, batch: pa.RecordBatch, col: Column, want: pa.DataType, arr: pa.Array) -> pa.Array:
-        """datetime2(7)/time(7) as SQL Server's text: exact 100 ns units, parsed without Python per value."""
+        """datetime2(7)/time(7) as SQL Server's text: exact 100 ns ticks over the whole range (0001..9999), as
+        Datetime2Ticks or time64('ns') when kept, else microseconds once the 100 ns digit is known to be 0."""
         text = arr.cast(pa.string())
         is_time = base_name(col.native_type) == "time"
-        whole_len = 8 if is_time else 19
-        whole = pc.utf8_slice_codeunits(text, 0, whole_len)
-        frac = pc.utf8_rpad(pc.utf8_slice_codeunits(text, whole_len + 1, whole_len + 8), 7, "0")
-        units = pc.cast(frac, pa.int64())  # 100 ns units within the second
-        if self.u.hundred_ns == "refuse":
-            self._refuse_first(batch, col, pc.not_equal(mod(units, 10), 0), text, _SEVEN_WHY)
-        if is_time:
-            parts = pc.split_pattern(whole, ":")
-            secs = pc.add(
-                pc.add(
-                    pc.multiply(pc.cast(pc.list_element(parts, 0), pa.int64()), 3600),
-                    pc.multiply(pc.cast(pc.list_element(parts, 1), pa.int64()), 60),
-                ),
-                pc.cast(pc.list_element(parts, 2), pa.int64()),
-            )
-        else:
-            secs = pc.cast(pc.strptime(whole, format="%Y-%m-%d %H:%M:%S", unit="s"), pa.int64())
+        ticks, units = text_ticks(text, is_time)
+        if self.hundred_ns == "refuse":
+            self._refuse_first(batch, col, pc.not_equal(floor_mod(units, 10), 0), text, _SEVEN_WHY)
+        if is_ticks(want):
+            return pa.ExtensionArray.from_storage(TICKS, ticks)
         if _unit(want) == "ns":
-            if not is_time:
-                out = pc.or_(
-                    pc.less(whole, _NS_MIN.isoformat(sep=" ")), pc.greater_equal(whole, _NS_MAX.isoformat(sep=" "))
-                )
-                self._refuse_first(batch, col, out, text, "is outside 1677..2262, where hundred_ns=keep cannot hold it")
-            return pc.add(pc.multiply(secs, 1_000_000_000), pc.multiply(units, 100)).cast(want)
-        return pc.add(pc.multiply(secs, 1_000_000), pc.divide(units, 10)).cast(want)
+            return pc.multiply(ticks, 100).cast(want)
+        return pc.divide(ticks, 10).cast(want)  # ticks are whole microseconds here: the division is exact
 
     def _ms(self, batch: pa.RecordBatch, col: Column, want: pa.DataType, arr: pa.Array) -> pa.Array:
         """datetime is shown to the millisecond (1/300 s ticks rounded); anything finer is a driver surprise."""
@@ -198,15 +188,9 @@ class Converter:
 
 
 _SEVEN_WHY = (
-    "has a non-zero 100 ns digit, which Arrow microseconds and PostgreSQL cannot hold; add hundred_ns=round "
-    "(round to microseconds) or hundred_ns=keep (SQL Server targets) to the source URL"
+    "has a non-zero 100 ns digit, which the target cannot hold; add hundred_ns=round (round to microseconds) to "
+    "the source URL (a SQL Server target keeps the digit unless the URL says hundred_ns=refuse)"
 )
-
-
-def mod(ints: pa.Array, m: int) -> pa.Array:
-    """Non-negative remainder in integers (values before 1970 are negative)."""
-    r = pc.subtract(ints, pc.multiply(pc.divide(ints, m), m))  # integer division truncates toward zero
-    return pc.if_else(pc.less(r, 0), pc.add(r, m), r)
 
 
 def _unit(t: pa.DataType) -> str | None:
@@ -222,20 +206,14 @@ def as_text(arr: pa.Array) -> pa.Array:
     t = arr.type
     if is_uuid(t):
         return pa.array([None if v is None else str(v) for v in arr.to_pylist()], type=pa.string())
+    if is_ticks(t):
+        return ticks_text(arr)
     if pa.types.is_timestamp(t):
         if t.unit == "ns":
-            ints = arr.cast(pa.int64())
-            secs = pc.divide(pc.subtract(ints, mod(ints, 1_000_000_000)), 1_000_000_000)
-            whole = pc.strftime(secs.cast(pa.timestamp("s")), format="%Y-%m-%d %H:%M:%S")
-            frac = pc.utf8_lpad(pc.cast(pc.divide(mod(ints, 1_000_000_000), 100), pa.string()), 7, "0")
-            return pc.binary_join_element_wise(whole, frac, pa.scalar("."))
+            return ticks_text(pc.divide(pc.subtract(arr.cast(pa.int64()), floor_mod(arr.cast(pa.int64()), 100)), 100))
         return pc.strftime(arr, format="%Y-%m-%d %H:%M:%S")  # %S carries the unit's fractional digits
     if pa.types.is_time64(t) and t.unit == "ns":
-        ints = arr.cast(pa.int64())
-        secs = pc.divide(pc.subtract(ints, mod(ints, 1_000_000_000)), 1_000_000_000)
-        whole = secs.cast(pa.int32()).cast(pa.time32("s")).cast(pa.string())
-        frac = pc.utf8_lpad(pc.cast(pc.divide(mod(ints, 1_000_000_000), 100), pa.string()), 7, "0")
-        return pc.binary_join_element_wise(whole, frac, pa.scalar("."))
+        return time_ns_text(arr)
     if pa.types.is_time(t):
         return arr.cast(pa.string())
     if pa.types.is_boolean(t):

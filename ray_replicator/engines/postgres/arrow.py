@@ -36,7 +36,7 @@ def normalize(table: Table, batch: pa.RecordBatch) -> pa.RecordBatch:
         elif isinstance(arr, pa.ExtensionArray) and arr.type.extension_name == "arrow.opaque":
             arr, field, changed = arr.storage, None, True
         elif pa.types.is_timestamp(arr.type) or pa.types.is_date32(arr.type):
-            _check_time_range(table, col, arr)
+            _check_time_range(table, col, arr, batch)
         arrays.append(arr)
         fields.append(field if field is not None else pa.field(col.name, arr.type))
     if not changed:
@@ -44,7 +44,7 @@ def normalize(table: Table, batch: pa.RecordBatch) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))
 
 
-def _check_time_range(table: Table, col: Column, arr: pa.Array) -> None:
+def _check_time_range(table: Table, col: Column, arr: pa.Array, batch: pa.RecordBatch) -> None:
     """ADBC wraps around silently where Arrow's int64 microseconds / int32 days since 1970 end: infinity,
     -infinity and timestamps after 294246 AD come out as values before PostgreSQL's own minimum (4714 BC)."""
     import pyarrow as pa
@@ -52,11 +52,19 @@ def _check_time_range(table: Table, col: Column, arr: pa.Array) -> None:
 
     if arr.null_count == len(arr):
         return
-    lowest = pc.min(arr.cast(pa.int64() if pa.types.is_timestamp(arr.type) else pa.int32())).as_py()
+    ints = arr.cast(pa.int64() if pa.types.is_timestamp(arr.type) else pa.int32())
     floor = _PG_MIN_US if pa.types.is_timestamp(arr.type) else _PG_MIN_DAYS
-    if lowest is not None and lowest < floor:
+    wrapped = pc.fill_null(pc.less(ints, floor), False)
+    if pc.any(wrapped).as_py():
+        row = int(pc.index(wrapped, True).as_py())
+        keys = [k for k in table.split_key if k in batch.schema.names]
+        where = (
+            "key " + ", ".join(f"{k}={batch.column(batch.schema.get_field_index(k))[row].as_py()!r}" for k in keys)
+            if keys
+            else f"row {row + 1} of its batch (the table has no key)"
+        )
         raise EngineError(
-            f"{table.qualified}.{col.name}: a value is infinity, -infinity or after 294246 AD, which Arrow "
+            f"{table.qualified}.{col.name} at {where}: value infinity, -infinity or after 294246 AD, which Arrow "
             "cannot carry; PostgreSQL→PostgreSQL copies use the raw COPY path, otherwise change the value "
             "or exclude the table"
         )

@@ -11,6 +11,7 @@ import pytest
 from ray_replicator.catalog import Column, Key, Table
 from ray_replicator.engines.base import EngineError, KeyRange
 from ray_replicator.engines.mssql import MssqlSource, parse_url
+from ray_replicator.engines.mssql.temporal import TICKS
 from ray_replicator.engines.mssql.types import (
     Declared,
     datetimeoffset_instant,
@@ -54,12 +55,15 @@ def test_datetime2_7_without_100ns_digits_is_exact_in_microseconds_up_to_9999() 
     assert got.to_pylist() == [dt.datetime(1, 1, 1), dt.datetime(9999, 12, 31, 23, 59, 59, 999999), None]
 
 
-def test_keep_policy_keeps_100ns_and_refuses_outside_the_ns_range() -> None:
-    got = _convert("datetime2(7)", ["2020-01-01 10:00:00.1234567", "1969-12-31 23:59:59.9999999"], "keep")
-    assert got.type == pa.timestamp("ns")
-    assert got.cast(pa.int64()).to_pylist() == [1577872800123456700, -100]
-    with pytest.raises(EngineError, match="1677..2262"):
-        _convert("datetime2(7)", ["9999-12-31 23:59:59.9999999"], "keep")
+def test_keep_policy_keeps_100ns_over_the_whole_range() -> None:
+    got = _convert(
+        "datetime2(7)",
+        ["2020-01-01 10:00:00.1234567", "1969-12-31 23:59:59.9999999", "9999-12-31 23:59:59.9999999"]
+        + ["0001-01-01 00:00:00.0000001", None],
+        "keep",
+    )
+    assert got.type == TICKS
+    assert got.storage.to_pylist() == [15778728001234567, -1, 2534023007999999999, -621355967999999999, None]
     t = _convert("time(7)", ["23:59:59.9999999", "00:00:00.0000001"], "keep")
     assert t.type == pa.time64("ns") and t.cast(pa.int64()).to_pylist() == [86_399_999_999_900, 100]
 
@@ -152,8 +156,9 @@ def test_hundred_ns_policies_through_the_readers(mssql_source_server: Server, re
     with MssqlSource(s.url(reader=reader, hundred_ns="keep")) as src:
         table = src.catalog(["dbo.ns"], []).table("dbo", "ns")
         batch = next(iter(src.read_range(table, KeyRange("dbo", "ns", 0, "full"), 100, 1 << 20)))
-    by_id = dict(zip(batch.column(0).to_pylist(), batch.column(1).cast(pa.int64()).to_pylist(), strict=True))
-    assert by_id[1] % 1000 == 700 and by_id[2] % 1000 == 0
+    assert batch.column(1).type == TICKS
+    by_id = dict(zip(batch.column(0).to_pylist(), batch.column(1).storage.to_pylist(), strict=True))
+    assert by_id == {1: 15778728001234567, 2: 15778728001234560}
     times = dict(zip(batch.column(0).to_pylist(), batch.column(2).cast(pa.int64()).to_pylist(), strict=True))
     assert times[1] == 36_000_123_456_700
 
