@@ -120,10 +120,11 @@ class Run:
         state, settings = self.state, self.settings
         with self._timed("catalog"):
             catalog, state.excluded = load_catalog(settings, state.source)
-            state.catalog, state.warnings = apply_type_policy(
+            state.catalog, changes = apply_type_policy(
                 catalog, state.source.capabilities, state.target.capabilities, settings.unsupported_types
             )
-        state.mapped = {(t.schema, t.name): map_table(t, settings.schema_map) for t in state.catalog.tables}
+        state.mapped = {(t.schema, t.name): map_table(t, settings.schema_map, changes) for t in state.catalog.tables}
+        state.warnings = [c.line() for c in changes] + state.target.write_notes(list(state.mapped.values()))
 
     def plan(self) -> None:
         """A new plan, or the plan of the run --resume continues, with the ranges it already committed."""
