@@ -15,6 +15,7 @@ from ray_replicator.catalog import Catalog, Column, Key, LogicalType, Table
 from ray_replicator.engines import capabilities
 from ray_replicator.engines.base import UsageError
 from ray_replicator.engines.mssql.catalog import declared
+from ray_replicator.record import SchemaChange
 from ray_replicator.typemap import apply_type_policy
 from tests.engines.mssql.servers import Server, standin
 from tests.helpers import assert_one_line_error, cli
@@ -72,10 +73,10 @@ def test_skip_column_leaves_it_out_with_a_warning(pg_source: str, ms_target: Ser
     assert done.returncode == 0, done.stderr[-2000:]
     warnings = json.loads(report.read_text())["warnings"]
     assert warnings == [
-        "public.hosts.addr: PostgreSQL type inet has no SQL Server type; column left out "
-        "(unsupported_types = skip-column)",
-        "public.hosts.seen: PostgreSQL type tsvector has no SQL Server type; column left out "
-        "(unsupported_types = skip-column)",
+        "public.hosts.addr: column dropped: inet not kept "
+        "(PostgreSQL type inet has no SQL Server type; unsupported_types = skip-column)",
+        "public.hosts.seen: column dropped: tsvector not kept "
+        "(PostgreSQL type tsvector has no SQL Server type; unsupported_types = skip-column)",
     ]
     assert "warning:" in done.stdout and "public.hosts.addr" in done.stdout
     columns = ms_target.rows(
@@ -94,7 +95,10 @@ def test_text_copies_the_postgresql_text_form(pg_source: str, ms_target: Server,
     assert rows == [(1, "192.168.0.1/32", "'x' 'y'"), (2, None, None), (3, "::1/128", "'z'")]
     with psycopg.connect(pg_source) as conn:
         assert rows == conn.execute("SELECT id, addr::text, seen::text FROM hosts ORDER BY id").fetchall()
-    assert "copied as text (unsupported_types = text)" in done.stdout
+    assert (
+        "public.hosts.addr: type text: inet → nvarchar(max) "
+        "(PostgreSQL type inet has no SQL Server type; unsupported_types = text)"
+    ) in done.stdout
 
 
 def test_a_key_column_cannot_be_left_out(pwpg: PasswordPostgres, fresh_db: str, ms_target: Server) -> None:
@@ -146,9 +150,15 @@ def test_sql_server_clr_type_is_refused_or_left_out(target: str) -> None:
     )
     with pytest.raises(UsageError, match="unsupported_types = text"):
         apply_type_policy(_clr_table(), capabilities("mssql"), capabilities(target), "text")
-    catalog, warnings = apply_type_policy(_clr_table(), capabilities("mssql"), capabilities(target), "skip-column")
+    catalog, changes = apply_type_policy(_clr_table(), capabilities("mssql"), capabilities(target), "skip-column")
     assert [c.name for c in catalog.tables[0].columns] == ["id"]
-    assert warnings == [
-        "dbo.people.phone: SQL Server type phonenumber has no mapping in ray-replicator; column left out "
-        "(unsupported_types = skip-column)"
+    assert changes == [
+        SchemaChange(
+            "dbo.people",
+            "phone",
+            "column_dropped",
+            "phonenumber",
+            "",
+            "SQL Server type phonenumber has no mapping in ray-replicator; unsupported_types = skip-column",
+        )
     ]
