@@ -153,8 +153,12 @@ def test_sql_variant_as_text_into_sql_server(source: Server, mssql_target_server
     table, twin, changes = _plan(url, "variant", "mssql")
     assert changes == [
         SchemaChange(
-            "vals.variant", "x", "type_text", "sql_variant", "nvarchar(max)", "sql_variant = text: each value's "
-            "base type is lost"
+            "vals.variant",
+            "x",
+            "type_text",
+            "sql_variant",
+            "nvarchar(max)",
+            "sql_variant = text: each value's base type is lost",
         )
     ]
     with MssqlTarget(_target_url(mssql_target_server, writer)) as target:
@@ -175,7 +179,10 @@ def test_sql_variant_as_text_into_postgresql(source: Server, dst_db: Db) -> None
     assert [(c.kind, c.source, c.target) for c in changes] == [("type_text", "sql_variant", "text")]
     with PostgresTarget(dst_db.url) as target:
         _copy(url, table, twin, target)
-    assert dst_db.value(
-        "SELECT data_type FROM information_schema.columns WHERE table_schema = 'vals' AND column_name = 'x'"
-    ) == "text"
+    assert (
+        dst_db.value(
+            "SELECT data_type FROM information_schema.columns WHERE table_schema = 'vals' AND column_name = 'x'"
+        )
+        == "text"
+    )
     assert sorted(dst_db.rows("SELECT id, x FROM vals.variant")) == _variant_text(source)
