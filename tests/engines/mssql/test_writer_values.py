@@ -6,6 +6,8 @@ says so), and refuses text with U+0000 by table, column and key before anything 
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +22,7 @@ from ray_replicator.record import SchemaChange
 from ray_replicator.typemap import apply_type_policy
 from tests.engines.conftest import Db
 from tests.engines.mssql.servers import Server
+from tests.helpers import cli
 
 WRITERS = ["bulkcopy", "bulk-insert", "insert"]
 
@@ -186,3 +189,46 @@ def test_sql_variant_as_text_into_postgresql(source: Server, dst_db: Db) -> None
         == "text"
     )
     assert sorted(dst_db.rows("SELECT id, x FROM vals.variant")) == _variant_text(source)
+
+
+# -- whole runs: the plan's decisions reach the writers and the report ------------------------------------------
+
+
+def _run(source_url: str, target_url: str, tables: str, report: Path) -> dict[str, Any]:
+    done = cli("run", "--source", source_url, "--target", target_url, "--tables", tables, "--report", str(report))
+    assert done.returncode == 0, done.stderr[-3000:]
+    result: dict[str, Any] = json.loads(report.read_text())
+    assert result["status"] == "ok" and result["errors"] == []
+    return result
+
+
+VARIANT_LINE = "vals.variant.x: type text: sql_variant → {} (sql_variant = text: each value's base type is lost)"
+
+
+@pytest.mark.parametrize("writer", ["bulkcopy", "bulk-insert"])
+def test_a_sql_variant_run_into_sql_server_verifies_by_checksums(
+    source: Server, mssql_target_server: Server, writer: str, tmp_path: Path
+) -> None:
+    url = source.url(sql_variant="text")
+    report = _run(url, _target_url(mssql_target_server, writer), "vals.variant", tmp_path / "r.json")
+    assert report["warnings"] == [VARIANT_LINE.format("nvarchar(max)")]
+    assert _rows(mssql_target_server, "SELECT id, x FROM vals.variant") == _variant_text(source)
+
+
+def test_a_sql_variant_run_into_postgresql_verifies_by_checksums(source: Server, dst_db: Db, tmp_path: Path) -> None:
+    report = _run(source.url(sql_variant="text"), dst_db.url, "vals.variant", tmp_path / "r.json")
+    assert report["warnings"] == [VARIANT_LINE.format("text")]
+    assert sorted(dst_db.rows("SELECT id, x FROM vals.variant")) == _variant_text(source)
+
+
+def test_a_bulk_insert_run_says_which_tables_the_bulk_copy_wrote(
+    source: Server, mssql_target_server: Server, tmp_path: Path
+) -> None:
+    report = _run(source.url(), _target_url(mssql_target_server, "bulk-insert"), "vals.bin", tmp_path / "r.json")
+    assert report["warnings"] == [
+        "vals.bin: written with writer=bulkcopy, not writer=bulk-insert: a BULK INSERT file loads an empty binary "
+        "value as NULL, and vb, vb16, img may hold one"
+    ]
+    assert _rows(mssql_target_server, "SELECT id, vb, vb16, img FROM vals.bin") == _rows(
+        source, "SELECT id, vb, vb16, img FROM vals.bin"
+    )
