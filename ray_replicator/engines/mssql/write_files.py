@@ -3,19 +3,21 @@
 after its load; the load commits with the range's ledger mark.
 
 What a CSV file cannot carry, and why this writer stays CSV. In a character-format file an empty field is NULL
-(KEEPNULLS keeps it NULL, "Keep nulls or default values during bulk import"), and only a quoted empty field of a
-character column is an empty string: an empty varbinary has no form, and U+0000 inside text ends no field but is
-no character a text file can hold. SQL Server's native formats (DATAFILETYPE = 'native' / 'widenative') do keep
-both: every variable-length field carries a length prefix, -1 for NULL, so 0 is an empty value, and text travels
-as counted UTF-16 bytes ("Specify prefix length in data files by using bcp", learn.microsoft.com/sql/
-relational-databases/import-export/specify-prefix-length-in-data-files-by-using-bcp-sql-server: 2-byte prefixes
-for (n)varchar(n)/varbinary(n), 8 bytes for the max types, xml, sql_variant and CLR types, 1 byte for nullable
-fixed-size types). But a native file holds every other type in SQL Server's internal binary layout (decimal,
-datetime2, datetimeoffset, money ...), which those pages do not document field by field, so the stand-in could
-not be shown to read it as SQL Server does. Hence: a table with a column that may hold an empty binary value is
-written by the bulk copy instead (MssqlTarget.write_notes puts that in the run's warnings), a run that would hand
-this writer text with U+0000 is refused at plan time (nul = keep: preflight.POLICY_RULES, Capabilities.writers),
-and both are refused here again, by table, column and key, should one ever reach a file."""
+(KEEPNULLS keeps it NULL: "Keep nulls or default values during bulk import", learn.microsoft.com/sql/
+relational-databases/import-export/keep-nulls-or-use-default-values-during-bulk-import-sql-server); only a quoted
+empty field of a character column is an empty string, so an empty varbinary has no form, and U+0000 in text has
+none either. SQL Server's native formats (DATAFILETYPE = 'native' / 'widenative') would keep both: each
+variable-length field has a length prefix, -1 for NULL, so 0 is an empty value, and widenative text is counted
+UTF-16 ("Specify prefix length in data files by using bcp", .../specify-prefix-length-in-data-files-by-using-bcp-
+sql-server: 2-byte prefixes for (n)varchar(n)/varbinary(n), 8 bytes for the max types, xml, sql_variant and CLR
+types, 1 byte for nullable fixed-size types). But a native file holds every other value in SQL Server's internal
+layout: date, time, datetime2 and datetimeoffset as their TDS form at scale 7, with storage sizes that "Bulk copy
+changes for enhanced date/time types" gives differently for OLE DB and ODBC, and decimal and money in layouts those
+pages do not spell out. The stand-in could not be shown to read such files as SQL Server does, so this writer stays
+CSV and carries no value it would change: a table with a column that may hold an empty binary value is written by
+the bulk copy instead (MssqlTarget.write_notes puts that in the run's warnings); a run that would hand this writer
+text with U+0000 is refused at plan time (nul = keep: preflight.POLICY_RULES, Capabilities.writers); and both are
+refused here again, by table, column and key, should one ever reach a file."""
 
 from __future__ import annotations
 
