@@ -19,7 +19,8 @@ config.MssqlUrl (url.py parses a URL into it); unknown options are refused. Opti
   into ``bulk_dir`` (a local path) and runs ``BULK INSERT ... FROM '<server_bulk_dir>/file'`` (the same directory
   as the server sees it; FORMAT='CSV', CODEPAGE='65001', KEEPIDENTITY, KEEPNULLS, TABLOCK), removing each file
   after its load (a table with a varbinary-like column goes through the bulk copy instead: a CSV field cannot say
-  "empty binary"; the run's warnings name it); ``insert`` sends 1000-row ``INSERT ... VALUES`` statements under ``SET IDENTITY_INSERT ON``.
+  "empty binary"; the run's warnings name it); ``insert`` sends 1000-row ``INSERT ... VALUES`` statements under
+  ``SET IDENTITY_INSERT ON``.
   pymssql's ``bulk_copy`` is not offered: it sends '' as NULL and trims trailing spaces. Measured on the stand-in
   (same run): bulkcopy 127k rows/s (Votes) and 20k rows/s (Posts), bulk-insert 13k / 6.4k, insert 11k / 0.8k, so
   bulkcopy is the default; tables with datetimeoffset (text in Arrow, which the bulk copy's Arrow writer refuses)
