@@ -59,6 +59,23 @@ def test_fail_refuses_before_anything_is_written(pg_source: str, ms_target: Serv
     assert _user_tables(ms_target) == []
 
 
+def test_plan_refuses_as_run_does(pg_source: str, ms_target: Server) -> None:
+    """`plan` with a target applies unsupported_types too, so it refuses what `run` would refuse."""
+    done = cli("plan", "--source", pg_source, "--tables", "hosts", env={"RAY_REPLICATOR_TARGET__URL": ms_target.url()})
+    assert_one_line_error(done, 2, "public.hosts.addr", "inet", "unsupported_types = skip-column")
+    assert _user_tables(ms_target) == []
+    skipped = cli(
+        "plan",
+        "--source",
+        pg_source,
+        "--tables",
+        "hosts",
+        env={"RAY_REPLICATOR_TARGET__URL": ms_target.url(), "RAY_REPLICATOR_UNSUPPORTED_TYPES": "skip-column"},
+    )
+    assert skipped.returncode == 0, skipped.stderr[-2000:]
+    assert "public.hosts#0" in skipped.stdout
+
+
 def test_skip_column_leaves_it_out_with_a_warning(pg_source: str, ms_target: Server, tmp_path: Path) -> None:
     report = tmp_path / "report.json"
     done = run(
