@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
 from ray_replicator.config import load_settings
-from ray_replicator.engines.base import UsageError
+from ray_replicator.engines.base import Carries, UsageError
 from ray_replicator.preflight import POLICY_RULES, check_policies, check_report_path, check_spill_dir
 from tests.engines.mssql.servers import Server, standin
 from tests.errors.test_side_effects import ms_objects, new_db, pg_objects
@@ -48,7 +49,7 @@ REFUSED = [
         "hundred_ns=keep",
         "postgresql",
         "source URL option hundred_ns=keep keeps 100 ns digits, which a PostgreSQL target cannot hold; "
-        "set hundred_ns=round (rounds to microseconds, counted) or hundred_ns=refuse",
+        "set hundred_ns=round (rounds to microseconds) or hundred_ns=refuse",
     ),
     (
         "nul=keep",
@@ -113,6 +114,7 @@ def test_a_policy_the_target_cannot_hold_is_refused_before_anything_is_read_or_w
 
 def test_every_rule_names_a_value_class_and_a_target_that_holds_it_passes() -> None:
     assert {(r.option, r.value) for r in POLICY_RULES} == {("hundred_ns", "keep"), ("nul", "keep")}
+    assert {r.needs for r in POLICY_RULES} <= {f.name for f in fields(Carries)}
     ms = "mssql://sa:pw@127.0.0.1:1/db"
     for target in (f"{ms}?writer=bulkcopy", f"{ms}?writer=insert", ms):
         check_policies(load_settings(None, {"source": f"{ms}?hundred_ns=keep&nul=keep", "target": target}))
