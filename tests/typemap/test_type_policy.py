@@ -118,6 +118,21 @@ def test_text_copies_the_postgresql_text_form(pg_source: str, ms_target: Server,
     ) in done.stdout
 
 
+def test_a_table_the_filters_exclude_is_never_judged(
+    pwpg: PasswordPostgres, pg_source: str, ms_target: Server, tmp_path: Path
+) -> None:
+    """hosts would stop the run (unsupported_types = fail); excluded, its columns are never read or judged."""
+    pwpg.sql(
+        "CREATE TABLE plain (id int PRIMARY KEY, b bytea)",
+        "INSERT INTO plain VALUES (1, ''), (2, NULL)",
+        database=pg_source.rsplit("/", 1)[1],
+    )
+    done = run(pg_source, ms_target, "--exclude", "hosts", "--report", str(tmp_path / "r.json"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert [t for t in _user_tables(ms_target) if t[0] != "_ray_replicator"] == [("public", "plain")]
+    assert sorted(ms_target.rows("SELECT id, b FROM public.plain")) == [(1, b""), (2, None)]
+
+
 def test_a_key_column_cannot_be_left_out(pwpg: PasswordPostgres, fresh_db: str, ms_target: Server) -> None:
     pwpg.sql("CREATE TABLE keyed (addr inet PRIMARY KEY, n int)", database=fresh_db.rsplit("/", 1)[1])
     done = run(fresh_db, ms_target, policy="skip-column")
