@@ -125,3 +125,30 @@ def test_every_rule_names_a_value_class_and_a_target_that_holds_it_passes() -> N
     check_policies(load_settings(None, {"source": f"{ms}?nul=keep"}))  # plan without a target: nothing to check
     with pytest.raises(UsageError, match="hundred_ns=keep"):
         check_policies(load_settings(None, {"source": f"{ms}?HUNDRED_NS=KEEP", "target": "postgresql://u@h/db"}))
+
+
+def test_truncate_into_a_table_whose_column_is_still_sql_variant_names_both_types(
+    ms_source: Server, ms_target: Server
+) -> None:
+    """sql_variant = text gives the target nvarchar(max); a kept target table (existing = truncate) that still has
+    sql_variant is described as such, not refused as if the target were the source."""
+    ms_target.run(
+        "CREATE TABLE dbo.variant (id int NOT NULL PRIMARY KEY, x sql_variant NULL)",
+        "INSERT INTO dbo.variant (id, x) VALUES (7, 7)",
+    )
+    done = cli(
+        "run",
+        "--source",
+        ms_source.url(sql_variant="text"),
+        "--target",
+        ms_target.url(),
+        "--tables",
+        "dbo.variant",
+        env={"RAY_REPLICATOR_EXISTING": "truncate"},
+    )
+    line = assert_one_line_error(done, 2)
+    assert line == (
+        "error: target column dbo.variant.x is sql_variant, the source's is nvarchar(max): values may not fit and "
+        "binary COPY needs equal types; use existing = drop or alter the column"
+    )
+    assert ms_target.rows("SELECT id FROM dbo.variant") == [(7,)]
