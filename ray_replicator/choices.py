@@ -16,6 +16,9 @@ from ray_replicator.catalog import Catalog, Table, chosen_by, table_matches
 from ray_replicator.config import Settings
 from ray_replicator.engines.base import Capabilities, EngineError, KeyRange, Source, UsageError
 from ray_replicator.plan import Plan, plan_catalog
+from ray_replicator.preflight import check_policies
+from ray_replicator.record import SchemaChange
+from ray_replicator.typemap import text_twin
 from ray_replicator.verify import TableCheck, portable_order, verify_checksums, verify_counts
 
 
@@ -49,15 +52,19 @@ def select_tables(
     return chosen, excluded
 
 
-def map_table(table: Table, schema_map: dict[str, str]) -> Table:
-    """The target-side twin of a source table: same columns, schema renamed by schema_map."""
-    fks = [replace(fk, ref_schema=schema_map.get(fk.ref_schema, fk.ref_schema)) for fk in table.foreign_keys]
-    return replace(table, schema=schema_map.get(table.schema, table.schema), foreign_keys=fks)
+def map_table(table: Table, schema_map: dict[str, str], changes: list[SchemaChange] | None = None) -> Table:
+    """The target-side twin of a source table: same columns, schema renamed by schema_map, and the columns the
+    type policy carries as text (type_text changes) typed as the target's text."""
+    twin = text_twin(table, changes or [])
+    fks = [replace(fk, ref_schema=schema_map.get(fk.ref_schema, fk.ref_schema)) for fk in twin.foreign_keys]
+    return replace(twin, schema=schema_map.get(twin.schema, twin.schema), foreign_keys=fks)
 
 
 def load_catalog(settings: Settings, source: Source) -> tuple[Catalog, list[str]]:
     """The filters go first, on table names alone; then only the chosen tables' details are read, so a table left
-    out (a sql_variant column, no SELECT for this user, a type no policy takes) never stops the run."""
+    out (a sql_variant column, no SELECT for this user, a type no policy takes) never stops the run. Before
+    either, a policy the target cannot hold is refused (preflight.check_policies)."""
+    check_policies(settings)
     database, names = source.table_names()
     chosen, excluded = select_tables(database, names, settings.tables, settings.exclude)
     catalog = source.catalog(settings.tables, settings.exclude)

@@ -21,10 +21,13 @@ def replicate(settings: Settings, on_event: OnEvent | None = None, will_save_rep
 
 
 def plan_only(settings: Settings) -> tuple[Plan, list[str]]:
+    """The plan `run` would make; with a target, refused as `run` refuses (policies, unsupported types)."""
     source = open_source(settings.source.resolved_url())
     try:
         catalog, excluded = load_catalog(settings, source)
         target = capabilities(engine_of(settings.target.display())) if settings.target is not None else None
+        if target is not None:
+            catalog, _ = apply_type_policy(catalog, source.capabilities, target, settings.unsupported_types)
         return make_plan(settings, source, catalog, target), excluded
     finally:
         source.close()
@@ -38,13 +41,13 @@ def verify_only(settings: Settings) -> list[tuple[str, int, int, list[str]]]:
     source = open_source(source_url)
     try:
         catalog, _ = load_catalog(settings, source)
-        catalog, _ = apply_type_policy(
+        catalog, changes = apply_type_policy(
             catalog, source.capabilities, capabilities(engine_of(target_url)), settings.unsupported_types
         )
         plan = make_plan(settings, source, catalog)
     finally:
         source.close()
     ensure_ray(settings)
-    pairs = [(t, map_table(t, settings.schema_map), plan.ranges_of(t)) for t in catalog.tables]
+    pairs = [(t, map_table(t, settings.schema_map, changes), plan.ranges_of(t)) for t in catalog.tables]
     checks = compare_tables(settings, source_url, target_url, pairs)
     return [(f"{c.schema}.{c.table}", c.source_rows, c.target_rows, c.mismatched_ranges) for c in checks]

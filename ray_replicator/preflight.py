@@ -1,16 +1,96 @@
-"""Checks that can refuse a run, made before the target changes: a run refused here leaves nothing behind."""
+"""Checks that can refuse a run, made before the target changes: a run refused here leaves nothing behind.
+
+POLICY_RULES: a source policy that would hand the target a value class it cannot hold (Capabilities.carries, or
+its writer's) is refused at plan time, before any catalog detail is read, so `plan` refuses it as `run` does.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import glob
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
 
 from ray_replicator.catalog import Table
 from ray_replicator.config import Settings
-from ray_replicator.engines import open_source
-from ray_replicator.engines.base import UsageError
+from ray_replicator.engines import capabilities, engine_of, open_source
+from ray_replicator.engines.base import Capabilities, UsageError
+
+
+@dataclass(frozen=True)
+class PolicyRule:
+    """A policy value that hands the target a value class (a Carries field) the target must hold exactly."""
+
+    option: str
+    """A source URL option (one of the source engine's read_policies) or a Settings field."""
+    value: str
+    needs: str
+    """The Carries field the value relies on."""
+    gives: str
+    """What the value hands the target, in a few words."""
+    instead: str
+    """The values to set instead, as the user writes them."""
+
+
+POLICY_RULES: tuple[PolicyRule, ...] = (
+    PolicyRule(
+        "hundred_ns",
+        "keep",
+        "hundred_ns",
+        "keeps 100 ns digits",
+        "hundred_ns=round (rounds to microseconds) or hundred_ns=refuse",
+    ),
+    PolicyRule(
+        "nul",
+        "keep",
+        "nul_in_text",
+        "keeps U+0000 in text",
+        "nul=strip, nul=replace (U+FFFD) or nul=refuse",
+    ),
+)
+"""Each rule is checked against the target's Carries; add a row for a new policy value that needs one."""
+
+
+def _url_options(url: str) -> dict[str, str]:
+    try:
+        return {k.lower(): v.lower() for k, v in parse_qsl(urlsplit(url).query, keep_blank_values=True)}
+    except ValueError:
+        return {}  # the engine reports the malformed URL
+
+
+def _policy_value(settings: Settings, source: Capabilities, option: str) -> str | None:
+    if option in source.read_policies:
+        return _url_options(settings.source.display()).get(option)
+    value = getattr(settings, option, None)
+    return value if isinstance(value, str) else None
+
+
+def check_policies(settings: Settings) -> None:
+    """Refuse, before anything is read or written, a policy that hands the target a value class it (or the writer
+    its URL picks) cannot hold: one line naming the option, the target and what to set instead (exit 2)."""
+    if settings.target is None:
+        return
+    source = capabilities(engine_of(settings.source.display()))
+    target = capabilities(engine_of(settings.target.display()))
+    carried, writer = target.carries_for(_url_options(settings.target.display()))
+    for rule in POLICY_RULES:
+        if _policy_value(settings, source, rule.option) != rule.value or getattr(carried, rule.needs):
+            continue
+        where = "source URL option" if rule.option in source.read_policies else "setting"
+        if writer and getattr(target.carries, rule.needs):
+            able = [w for w, c in target.writers if getattr(c, rule.needs)]
+            shown = " or ".join(f"{target.writer_option}={w}" for w in able)
+            raise UsageError(
+                f"{where} {rule.option}={rule.value} {rule.gives}, which the "
+                f"{target.title} target's {target.writer_option}={writer} cannot carry; set {shown} on the target "
+                f"URL, or {rule.instead}"
+            )
+        raise UsageError(
+            f"{where} {rule.option}={rule.value} {rule.gives}, which a {target.title} target cannot hold; "
+            f"set {rule.instead}"
+        )
 
 
 def check_spill_dir(settings: Settings) -> None:

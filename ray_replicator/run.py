@@ -47,7 +47,7 @@ from ray_replicator.report import RunReport
 from ray_replicator.retry import retrying
 from ray_replicator.run_state import RunState, fresh_target
 from ray_replicator.typemap import apply_type_policy
-from ray_replicator.verify import TableCheck
+from ray_replicator.verify import TableCheck, target_read_url
 
 
 def ignore(_event: Event) -> None:
@@ -120,10 +120,11 @@ class Run:
         state, settings = self.state, self.settings
         with self._timed("catalog"):
             catalog, state.excluded = load_catalog(settings, state.source)
-            state.catalog, state.warnings = apply_type_policy(
+            state.catalog, changes = apply_type_policy(
                 catalog, state.source.capabilities, state.target.capabilities, settings.unsupported_types
             )
-        state.mapped = {(t.schema, t.name): map_table(t, settings.schema_map) for t in state.catalog.tables}
+        state.mapped = {(t.schema, t.name): map_table(t, settings.schema_map, changes) for t in state.catalog.tables}
+        state.warnings = [c.line() for c in changes] + state.target.write_notes(list(state.mapped.values()))
 
     def plan(self) -> None:
         """A new plan, or the plan of the run --resume continues, with the ranges it already committed."""
@@ -186,7 +187,9 @@ class Run:
         check_spill_dir(settings)
         check_report_path(settings.report_path if self.will_save_report else None)
         if state.resumed is None and settings.existing == "truncate":
-            check_target_shape(state.target_url, state.target_catalog.tables, state.source.engine, state.target.engine)
+            # read with the source's value policies, so the target's own sql_variant column is described, not refused
+            target_read = target_read_url(state.source_url, state.target_url)
+            check_target_shape(target_read, state.target_catalog.tables, state.source.engine, state.target.engine)
         with self._timed("ray start"):
             ensure_ray(settings)
         state.in_flight = ray_slots(settings)

@@ -122,6 +122,20 @@ def connect_timeout_of(query: str, default: float) -> float:
 
 
 @dataclass(frozen=True)
+class Carries:
+    """Value classes a target stores exactly: the plan refuses a source policy that would hand it one it cannot
+    hold (preflight.POLICY_RULES), and a writer that cannot carry one is declared so here, not found out by a
+    changed value."""
+
+    nul_in_text: bool = True
+    """U+0000 inside a text value (PostgreSQL text cannot hold it)."""
+    hundred_ns: bool = True
+    """A seventh fractional-second digit (100 ns) in timestamps and times (PostgreSQL keeps microseconds)."""
+    empty_binary: bool = True
+    """An empty binary value, distinct from NULL."""
+
+
+@dataclass(frozen=True)
 class Capabilities:
     """What an engine can do, declared once per engine and read by the stages before any connection is made."""
 
@@ -155,6 +169,19 @@ class Capabilities:
     text_for_other_types: bool = False
     """As a source, reads a column of a type outside the logical model (kind "other") as its text form: copied as
     is into the same engine, as text into another with unsupported_types = text."""
+    text_type: str = "text"
+    """The type a column carried as text gets in this engine (sql_variant = text, unsupported_types = text)."""
+    carries: Carries = Carries()
+    """What the engine's tables store exactly, as a target."""
+    writer_option: str = ""
+    """The target URL option that picks a writer ('' when the engine has one way to write)."""
+    writers: tuple[tuple[str, Carries], ...] = ()
+    """Every writer (the values of writer_option) and what it carries."""
+
+    def carries_for(self, url_options: dict[str, str]) -> tuple[Carries, str]:
+        """What a target with these URL options carries, and the writer that decides it ('' for the engine's)."""
+        writer = url_options.get(self.writer_option, "") if self.writer_option else ""
+        return dict(self.writers).get(writer, self.carries), writer
 
 
 _LOST_CONNECTION = re.compile(
@@ -289,6 +316,11 @@ class Target(Endpoint):
         """Every way the tables prepare() would create differ from the source's (record.SchemaChange), decided
         without writing: `plan` lists them and the run report keeps them. An engine that creates exact copies
         returns none."""
+        return []
+
+    def write_notes(self, tables: list[Table]) -> list[str]:
+        """One line per table this target will write another way than its URL asks, because that writer cannot
+        carry a value class the table may hold (Capabilities.writers): the run lists them with its warnings."""
         return []
 
     @abstractmethod

@@ -15,6 +15,7 @@ from ray_replicator.catalog import Catalog, Column, Key, LogicalType, Table
 from ray_replicator.engines import capabilities
 from ray_replicator.engines.base import UsageError
 from ray_replicator.engines.mssql.catalog import declared
+from ray_replicator.record import SchemaChange
 from ray_replicator.typemap import apply_type_policy
 from tests.engines.mssql.servers import Server, standin
 from tests.helpers import assert_one_line_error, cli
@@ -58,6 +59,23 @@ def test_fail_refuses_before_anything_is_written(pg_source: str, ms_target: Serv
     assert _user_tables(ms_target) == []
 
 
+def test_plan_refuses_as_run_does(pg_source: str, ms_target: Server) -> None:
+    """`plan` with a target applies unsupported_types too, so it refuses what `run` would refuse."""
+    done = cli("plan", "--source", pg_source, "--tables", "hosts", env={"RAY_REPLICATOR_TARGET__URL": ms_target.url()})
+    assert_one_line_error(done, 2, "public.hosts.addr", "inet", "unsupported_types = skip-column")
+    assert _user_tables(ms_target) == []
+    skipped = cli(
+        "plan",
+        "--source",
+        pg_source,
+        "--tables",
+        "hosts",
+        env={"RAY_REPLICATOR_TARGET__URL": ms_target.url(), "RAY_REPLICATOR_UNSUPPORTED_TYPES": "skip-column"},
+    )
+    assert skipped.returncode == 0, skipped.stderr[-2000:]
+    assert "public.hosts#0" in skipped.stdout
+
+
 def test_skip_column_leaves_it_out_with_a_warning(pg_source: str, ms_target: Server, tmp_path: Path) -> None:
     report = tmp_path / "report.json"
     done = run(
@@ -72,10 +90,10 @@ def test_skip_column_leaves_it_out_with_a_warning(pg_source: str, ms_target: Ser
     assert done.returncode == 0, done.stderr[-2000:]
     warnings = json.loads(report.read_text())["warnings"]
     assert warnings == [
-        "public.hosts.addr: PostgreSQL type inet has no SQL Server type; column left out "
-        "(unsupported_types = skip-column)",
-        "public.hosts.seen: PostgreSQL type tsvector has no SQL Server type; column left out "
-        "(unsupported_types = skip-column)",
+        "public.hosts.addr: column dropped: inet not kept "
+        "(PostgreSQL type inet has no SQL Server type; unsupported_types = skip-column)",
+        "public.hosts.seen: column dropped: tsvector not kept "
+        "(PostgreSQL type tsvector has no SQL Server type; unsupported_types = skip-column)",
     ]
     assert "warning:" in done.stdout and "public.hosts.addr" in done.stdout
     columns = ms_target.rows(
@@ -94,7 +112,25 @@ def test_text_copies_the_postgresql_text_form(pg_source: str, ms_target: Server,
     assert rows == [(1, "192.168.0.1/32", "'x' 'y'"), (2, None, None), (3, "::1/128", "'z'")]
     with psycopg.connect(pg_source) as conn:
         assert rows == conn.execute("SELECT id, addr::text, seen::text FROM hosts ORDER BY id").fetchall()
-    assert "copied as text (unsupported_types = text)" in done.stdout
+    assert (
+        "public.hosts.addr: type text: inet → nvarchar(max) "
+        "(PostgreSQL type inet has no SQL Server type; unsupported_types = text)"
+    ) in done.stdout
+
+
+def test_a_table_the_filters_exclude_is_never_judged(
+    pwpg: PasswordPostgres, pg_source: str, ms_target: Server, tmp_path: Path
+) -> None:
+    """hosts would stop the run (unsupported_types = fail); excluded, its columns are never read or judged."""
+    pwpg.sql(
+        "CREATE TABLE plain (id int PRIMARY KEY, b bytea)",
+        "INSERT INTO plain VALUES (1, ''), (2, NULL)",
+        database=pg_source.rsplit("/", 1)[1],
+    )
+    done = run(pg_source, ms_target, "--exclude", "hosts", "--report", str(tmp_path / "r.json"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert [t for t in _user_tables(ms_target) if t[0] != "_ray_replicator"] == [("public", "plain")]
+    assert sorted(ms_target.rows("SELECT id, b FROM public.plain")) == [(1, b""), (2, None)]
 
 
 def test_a_key_column_cannot_be_left_out(pwpg: PasswordPostgres, fresh_db: str, ms_target: Server) -> None:
@@ -146,9 +182,15 @@ def test_sql_server_clr_type_is_refused_or_left_out(target: str) -> None:
     )
     with pytest.raises(UsageError, match="unsupported_types = text"):
         apply_type_policy(_clr_table(), capabilities("mssql"), capabilities(target), "text")
-    catalog, warnings = apply_type_policy(_clr_table(), capabilities("mssql"), capabilities(target), "skip-column")
+    catalog, changes = apply_type_policy(_clr_table(), capabilities("mssql"), capabilities(target), "skip-column")
     assert [c.name for c in catalog.tables[0].columns] == ["id"]
-    assert warnings == [
-        "dbo.people.phone: SQL Server type phonenumber has no mapping in ray-replicator; column left out "
-        "(unsupported_types = skip-column)"
+    assert changes == [
+        SchemaChange(
+            "dbo.people",
+            "phone",
+            "column_dropped",
+            "phonenumber",
+            "",
+            "SQL Server type phonenumber has no mapping in ray-replicator; unsupported_types = skip-column",
+        )
     ]

@@ -18,7 +18,9 @@ config.MssqlUrl (url.py parses a URL into it); unknown options are refused. Opti
   load (``cursor.bulkcopy_arrow``, KEEP_IDENTITY, KEEP_NULLS, TABLOCK); ``bulk-insert`` writes RFC 4180 CSV files
   into ``bulk_dir`` (a local path) and runs ``BULK INSERT ... FROM '<server_bulk_dir>/file'`` (the same directory
   as the server sees it; FORMAT='CSV', CODEPAGE='65001', KEEPIDENTITY, KEEPNULLS, TABLOCK), removing each file
-  after its load; ``insert`` sends 1000-row ``INSERT ... VALUES`` statements under ``SET IDENTITY_INSERT ON``.
+  after its load (a table with a varbinary-like column goes through the bulk copy instead: a CSV field cannot say
+  "empty binary"; the run's warnings name it); ``insert`` sends 1000-row ``INSERT ... VALUES`` statements under
+  ``SET IDENTITY_INSERT ON``.
   pymssql's ``bulk_copy`` is not offered: it sends '' as NULL and trims trailing spaces. Measured on the stand-in
   (same run): bulkcopy 127k rows/s (Votes) and 20k rows/s (Posts), bulk-insert 13k / 6.4k, insert 11k / 0.8k, so
   bulkcopy is the default; tables with datetimeoffset (text in Arrow, which the bulk copy's Arrow writer refuses)
@@ -40,7 +42,11 @@ config.MssqlUrl (url.py parses a URL into it); unknown options are refused. Opti
 - ``connect_timeout=<seconds>`` (default: the ``connect_timeout_s`` setting, 30): how long a connection attempt
   (TCP, TLS, login) may take, with both drivers (pymssql ``login_timeout``, mssql-python's login timeout).
 - ``sql_variant=refuse|text``: sql_variant columns lose their base type in Arrow; ``text`` copies
-  ``CAST(value AS nvarchar(max))`` (lossy: documented in docs/type-mapping.md), ``refuse`` stops at the catalog.
+  ``CAST(value AS nvarchar(max))`` into ``nvarchar(max)`` (SQL Server targets) or ``text`` (PostgreSQL), with every
+  writer (lossy, a ``type text`` schema change: docs/type-mapping.md), ``refuse`` stops at the catalog (only tables
+  the filters leave are read).
+- A policy the target cannot hold (``hundred_ns=keep`` or ``nul=keep`` into PostgreSQL, ``nul=keep`` with the
+  target's ``writer=bulk-insert``) is refused at plan time (preflight.POLICY_RULES, Capabilities.carries/writers).
 
 The package, by responsibility: url (the URL), connect and tls (connections, errors), catalog, read and values (the
 source), ddl, target, write_bulk, write_files, write_insert and ledger (the target), sql (T-SQL text), types,

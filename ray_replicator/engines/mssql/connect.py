@@ -16,6 +16,7 @@ from ray_replicator.catalog import Table
 from ray_replicator.config import MSSQL_PACKET_SIZE, MssqlUrl
 from ray_replicator.engines.base import (
     Capabilities,
+    Carries,
     ConnectTimeoutError,
     Endpoint,
     EngineError,
@@ -41,6 +42,14 @@ CAPABILITIES = Capabilities(
     refills_ranges_by_predicate=True,
     holds_hundred_ns=True,
     read_policies=READ_POLICIES,
+    text_type="nvarchar(max)",
+    writer_option="writer",
+    # A BULK INSERT file (CSV) loads an empty field of a binary column as NULL and cannot hold U+0000 in text.
+    writers=(
+        ("bulkcopy", Carries()),
+        ("bulk-insert", Carries(nul_in_text=False, empty_binary=False)),
+        ("insert", Carries()),
+    ),
     transient_errors=(
         # 1205 deadlock victim; FreeTDS (pymssql): 20003 timed out, 20004/20006 read/write failed, 20017 unexpected
         # EOF, 20047 the handle died with its socket, 20009 the server is unavailable (refused while it restarts);

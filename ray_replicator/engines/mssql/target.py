@@ -15,8 +15,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from ray_replicator.catalog import Catalog, Table
+from ray_replicator.catalog import Catalog, Column, Table
 from ray_replicator.engines.base import (
+    Carries,
     EngineError,
     KeyRange,
     LedgerStore,
@@ -26,6 +27,7 @@ from ray_replicator.engines.base import (
     WriteOptions,
 )
 from ray_replicator.engines.mssql.catalog import declared
+from ray_replicator.engines.mssql.connect import CAPABILITIES
 from ray_replicator.engines.mssql.ddl import MssqlDdl
 from ray_replicator.engines.mssql.ledger import MssqlLedger
 from ray_replicator.engines.mssql.sql import n_literal, qualified, quote_ident, range_predicate
@@ -61,6 +63,16 @@ class _Counter:
             self.rows += b.num_rows
             self.bytes += b.nbytes
             yield b
+
+
+def _may_be_empty_binary(column: Column) -> bool:
+    """A variable-length binary column (varbinary, image, CLR types, PostgreSQL bytea): binary(n) and rowversion
+    values always have their full length."""
+    return column.logical.kind == "binary" and not column.logical.fixed
+
+
+def _empty_binary_possible(table: Table) -> bool:
+    return any(_may_be_empty_binary(c) for c in table.copy_columns)
 
 
 def _write_hint(text: str) -> str:
@@ -226,11 +238,37 @@ class MssqlTarget(MssqlDdl, Target):
         return int(self.query_value(f"counting {table.qualified} range {rng.range_id}", sql) or 0)
 
     def _writer_for(self, table: Table) -> str:
-        """The URL's writer, except that datetimeoffset from SQL Server travels as text (instant and offset),
-        which the bulk copy's Arrow writer does not take: such tables go through INSERT, exactly."""
-        if self.u.writer == "bulkcopy" and any(base_name(c.native_type) == "datetimeoffset" for c in table.columns):
+        """The URL's writer, except where it cannot carry a value class the table may hold (a BULK INSERT file
+        loads an empty varbinary as NULL: such tables go through the bulk copy, see write_notes), and that
+        datetimeoffset from SQL Server travels as text (instant and offset), which the bulk copy's Arrow writer
+        does not take: such tables go through INSERT, exactly."""
+        writer = self.u.writer
+        if _empty_binary_possible(table) and not self._carries(writer).empty_binary:
+            writer = "bulkcopy"
+        if writer == "bulkcopy" and any(base_name(c.native_type) == "datetimeoffset" for c in table.columns):
             return "insert"
-        return self.u.writer
+        return writer
+
+    @staticmethod
+    def _carries(writer: str) -> Carries:
+        return CAPABILITIES.carries_for({CAPABILITIES.writer_option: writer})[0]
+
+    def write_notes(self, tables: list[Table]) -> list[str]:
+        """Tables the URL's writer cannot carry exactly, and the writer that writes them instead."""
+        notes = []
+        for table in tables:
+            writer = self._writer_for(table)
+            if (
+                writer != self.u.writer
+                and _empty_binary_possible(table)
+                and not self._carries(self.u.writer).empty_binary
+            ):
+                columns = ", ".join(c.name for c in table.copy_columns if _may_be_empty_binary(c))
+                notes.append(
+                    f"{table.qualified}: written with writer={writer}, not writer={self.u.writer}: a BULK INSERT "
+                    f"file loads an empty binary value as NULL, and {columns} may hold one"
+                )
+        return notes
 
     def _check_identity_kept(self, table: Table, rng: KeyRange, sums: IdentitySums, what: str) -> None:
         """Once per table and process: the identity values the bulk load sent are the ones stored. A client or

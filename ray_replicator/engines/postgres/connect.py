@@ -17,6 +17,7 @@ from typing import Any, Self, TypeVar
 from ray_replicator.catalog import Table
 from ray_replicator.engines.base import (
     Capabilities,
+    Carries,
     ConnectTimeoutError,
     Endpoint,
     EngineError,
@@ -43,6 +44,7 @@ CAPABILITIES = Capabilities(
     digest_family="postgresql md5 of row text",
     physical_ranges=True,
     text_for_other_types=True,
+    carries=Carries(nul_in_text=False, hundred_ns=False),
     transient_errors=(
         r"terminating connection|server closed the connection|connection (is|was) closed|ConnectionDoesNotExist|"
         r"database system is (starting up|shutting down|in recovery mode|not yet accepting)|"
