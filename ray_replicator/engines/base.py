@@ -164,8 +164,6 @@ class Capabilities:
     transient_errors: str = ""
     """A regular expression (case-insensitive) for how the engine's drivers word a lost, refused or timed-out
     connection, a server restarting or a deadlock victim: failures another try may get past."""
-    holds_hundred_ns: bool = False
-    """As a target, holds every 100 ns digit of SQL Server's datetime2/time/datetimeoffset(7) (url_for_target)."""
     text_for_other_types: bool = False
     """As a source, reads a column of a type outside the logical model (kind "other") as its text form: copied as
     is into the same engine, as text into another with unsupported_types = text."""

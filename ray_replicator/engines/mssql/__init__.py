@@ -32,7 +32,7 @@ config.MssqlUrl (url.py parses a URL into it); unknown options are refused. Opti
   not at all while pages split: use it only on a database nobody writes to.
 - ``hundred_ns=auto|refuse|round|keep``: datetime2(7), time(7) and datetimeoffset(7) hold 100 ns digits that
   Arrow microsecond types and PostgreSQL cannot. ``auto`` (the default) is ``keep`` for a target that holds them
-  (``Capabilities.holds_hundred_ns``: SQL Server) and ``refuse`` otherwise (``MssqlSource.url_for_target``).
+  (``Capabilities.carries.hundred_ns``: SQL Server) and ``refuse`` otherwise (``MssqlSource.url_for_target``).
   ``refuse`` stops with the table, column, key and value when such a digit is not zero; ``round`` lets SQL
   Server round those columns to microseconds (a value that would round past 9999-12-31 is still refused);
   ``keep`` keeps them over the whole range 0001..9999 (temporal.py: datetime2 as int64 100 ns ticks,

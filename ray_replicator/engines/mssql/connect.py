@@ -40,7 +40,6 @@ CAPABILITIES = Capabilities(
     default_port=MssqlUrl.model_fields["port"].default,  # config.py holds the default
     title="SQL Server",
     refills_ranges_by_predicate=True,
-    holds_hundred_ns=True,
     read_policies=READ_POLICIES,
     text_type="nvarchar(max)",
     writer_option="writer",

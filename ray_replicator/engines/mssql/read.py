@@ -42,7 +42,7 @@ class MssqlSource(MssqlCatalog, Source):
             return url
         # the other options stay byte for byte as written (a password among them is scrubbed as written)
         kept = [p for p in parts.query.split("&") if p and p.split("=", 1)[0].lower() != "hundred_ns"]
-        resolved = "keep" if target.holds_hundred_ns else "refuse"
+        resolved = "keep" if target.carries.hundred_ns else "refuse"
         return urlunsplit(parts._replace(query="&".join([*kept, f"hundred_ns={resolved}"])))
 
     # -- planning -----------------------------------------------------------------------------------------

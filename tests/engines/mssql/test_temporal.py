@@ -149,7 +149,7 @@ def test_a_target_that_holds_no_100ns_gets_them_refused_by_default(edges: Server
     """hundred_ns unset, the target PostgreSQL: the first non-zero 100 ns digit stops the read with its key."""
     from ray_replicator.engines.postgres import CAPABILITIES as POSTGRES
 
-    assert not POSTGRES.holds_hundred_ns and CAPABILITIES.holds_hundred_ns
+    assert not POSTGRES.carries.hundred_ns and CAPABILITIES.carries.hundred_ns
     url = MssqlSource.url_for_target(edges.url(), POSTGRES)
     assert "hundred_ns=refuse" in url
     with MssqlSource(url) as src:
