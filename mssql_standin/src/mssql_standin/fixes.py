@@ -26,7 +26,7 @@ from .sqlexpr import (
     type_of,
 )
 from .sqltext import _FRACTION_PARTS, unsupported
-from .types import EXACT, SqlType, make_type, scalar_to_storage
+from .types import END_TICKS, EXACT, SqlType, make_type, scalar_to_storage
 
 
 class NodeFixes(FunctionCalls):
@@ -61,6 +61,8 @@ class NodeFixes(FunctionCalls):
                 out = exp.Anonymous(this="__ss_time_add", expressions=[arg, delta])
             else:
                 out = exp.Add(this=arg, expression=delta)
+        if t.name in ("datetime2", "datetimeoffset"):
+            out = _overflow_guard(out, t.name)
         out.meta["ss_type"] = t
         out.meta["ss_raw"] = True
         return out
@@ -352,6 +354,18 @@ class NodeFixes(FunctionCalls):
 def _utc(node: exp.Expression) -> exp.Expression:
     """The UTC instant of a datetimeoffset in storage form."""
     return exp.Dot(this=node, expression=exp.to_identifier("utc"))
+
+
+def _overflow_guard(ticks: exp.Expression, type_name: str) -> exp.Expression:
+    """DATEADD's result checked against the year range (its UTC instant for a datetimeoffset): error 517."""
+    utc = _utc(exp.Paren(this=ticks)) if type_name == "datetimeoffset" else exp.Paren(this=ticks)
+    outside = exp.Or(
+        this=exp.LT(this=utc, expression=exp.Literal.number(0)),
+        expression=exp.GTE(this=utc.copy(), expression=exp.Literal.number(END_TICKS)),
+    )
+    msg = f"__ss_e517: Adding a value to a '{type_name}' column caused an overflow."
+    fail = exp.Anonymous(this="error", expressions=[exp.Literal.string(msg)])
+    return exp.Case(ifs=[exp.If(this=outside, true=fail)], default=ticks)
 
 
 def _as_int(node: exp.Expression, type_name: str) -> exp.Expression:
