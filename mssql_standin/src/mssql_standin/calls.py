@@ -80,15 +80,7 @@ class FunctionCalls(Conversions):
             out.meta["ss_raw"] = True
             return out
         if fn == "len":
-            arg = self._native(args[0])
-            out = exp.Cast(
-                this=exp.Length(
-                    this=exp.Anonymous(this="rtrim", expressions=[exp.Cast(this=arg, to=exp.DataType.build("VARCHAR"))])
-                ),
-                to=exp.DataType.build("INTEGER"),
-            )
-            out.meta["ss_type"] = make_type("int", [])
-            return out
+            return self._len(args[0])
         if fn == "isnull":
             out = exp.Coalesce(this=args[0], expressions=[args[1]])
             t0, t1 = type_of(args[0]), type_of(args[1])
@@ -167,13 +159,10 @@ class FunctionCalls(Conversions):
             )
             out.meta["ss_type"] = SqlType("nvarchar", 258)
             return out
-        if fn in ("space", "replicate"):
-            if fn == "space":
-                out = exp.Anonymous(this="repeat", expressions=[exp.Literal.string(" "), args[0]])
-            else:
-                out = exp.Anonymous(this="repeat", expressions=[self._native(args[0]), args[1]])
-            out.meta["ss_type"] = SqlType("varchar", 8000)
-            return out
+        if fn == "space":
+            return self._replicate(literal(" ", SqlType("varchar", 1)), args[0])
+        if fn == "replicate":
+            return self._replicate(args[0], args[1])
         if fn == "square":
             out = exp.Mul(
                 this=exp.Cast(this=args[0], to=exp.DataType.build("DOUBLE")),
@@ -260,6 +249,48 @@ class FunctionCalls(Conversions):
         else:
             raise unsupported(fn.upper() + " with non-constant arguments")
         out.meta["ss_type"] = t
+        return out
+
+    def _len(self, arg: exp.Expression) -> exp.Expression:
+        """LEN: characters without the trailing spaces, nvarchar counted in UTF-16 code units (as under a
+        collation without supplementary characters), binary in bytes; bigint for a max type, else int."""
+        t = type_of(arg)
+        native = self._native(arg)
+        body: exp.Expression
+        if t is not None and t.name in ("binary", "varbinary", "image", "timestamp"):
+            body = exp.Anonymous(this="octet_length", expressions=[native])
+        else:
+            trimmed = exp.Anonymous(this="rtrim", expressions=[exp.Cast(this=native, to=exp.DataType.build("VARCHAR"))])
+            if t is not None and t.is_unicode:
+                body = exp.Anonymous(this="__ss_utf16_units", expressions=[trimmed])
+            else:
+                body = exp.Length(this=trimmed)
+        big = t is not None and t.length == -1 and (t.is_string or t.name == "varbinary")
+        out = exp.Cast(this=body, to=exp.DataType.build("BIGINT" if big else "INTEGER"))
+        out.meta["ss_type"] = make_type("bigint" if big else "int", [])
+        return out
+
+    def _replicate(self, arg: exp.Expression, count: exp.Expression) -> exp.Expression:
+        """REPLICATE (and SPACE): the argument's string type; a value that is not (max) is cut at 8000 bytes
+        (4000 nvarchar characters); a negative count gives NULL."""
+        t = type_of(arg)
+        unicode = t is not None and t.is_unicode
+        maxed = t is not None and t.is_string and t.length == -1
+        limit = 4000 if unicode else 8000
+        text = exp.Cast(this=self._native(arg), to=exp.DataType.build("VARCHAR"))
+        times = exp.Cast(this=self._native(count), to=exp.DataType.build("BIGINT"))
+        body: exp.Expression
+        if maxed:
+            body = exp.Anonymous(this="repeat", expressions=[text, times])
+        else:
+            capped = exp.Anonymous(this="least", expressions=[times, exp.Literal.number(limit)])
+            body = exp.Anonymous(
+                this="left",
+                expressions=[exp.Anonymous(this="repeat", expressions=[text, capped]), exp.Literal.number(limit)],
+            )
+        negative = exp.LT(this=times.copy(), expression=exp.Literal.number(0))
+        out = exp.Case(ifs=[exp.If(this=negative, true=exp.Null())], default=body)
+        out.meta["ss_type"] = SqlType("nvarchar" if unicode else "varchar", -1 if maxed else limit)
         return out
 
     def _datalength(self, arg: exp.Expression) -> exp.Expression:

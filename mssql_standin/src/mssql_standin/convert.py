@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlglot import exp
 
+from .functions import bytes_string, string_bytes
 from .results import SqlServerError
 from .sqlexpr import _DAY_1900, _NOCONST, TranslatorBase, literal, storage_literal, type_of
 from .sqltext import SPECIAL_STORAGE, decode_type, syntax_error, unsupported
@@ -121,6 +122,31 @@ def _temporal_text(arg: exp.Expression, src: SqlType) -> exp.Expression:
     return exp.Cast(this=exp.Cast(this=arg, to=exp.DataType.build("DECIMAL(19,2)")), to=exp.DataType.build("VARCHAR"))
 
 
+_BINARY = ("binary", "varbinary", "timestamp", "image")
+
+
+def _fit_binary(value: exp.Expression, t: SqlType) -> exp.Expression:
+    """Bytes converted to binary(n)/varbinary(n): cut to n bytes without an error, binary(n) padded with 0x00."""
+    if t.length <= 0:
+        return value
+    hexed: exp.Expression = exp.Anonymous(
+        this="left", expressions=[exp.Anonymous(this="hex", expressions=[value]), exp.Literal.number(2 * t.length)]
+    )
+    if t.name == "binary":
+        hexed = exp.Anonymous(
+            this="rpad", expressions=[hexed, exp.Literal.number(2 * t.length), exp.Literal.string("0")]
+        )
+    return exp.Anonymous(this="unhex", expressions=[hexed])
+
+
+def fit_bytes(value: bytes, t: SqlType) -> bytes:
+    """The constant form of _fit_binary."""
+    if t.length <= 0:
+        return value
+    cut = value[: t.length]
+    return cut.ljust(t.length, b"\x00") if t.name == "binary" else cut
+
+
 class Conversions(TranslatorBase):
     """CAST, CONVERT and TRY_CONVERT with SQL Server's styles, ranges and errors."""
 
@@ -154,6 +180,10 @@ class Conversions(TranslatorBase):
         ):
             if isinstance(const, str) and style is not None and t.name in ("datetime", "datetime2", "date"):
                 const = const.replace("T", " ")
+            if isinstance(const, str) and t.name in ("binary", "varbinary"):
+                const = string_bytes(const, src is not None and src.is_unicode)
+            elif isinstance(const, (bytes, bytearray)) and t.is_string:
+                const = bytes_string(bytes(const), t.is_unicode)
             try:
                 st = scalar_to_storage(const, t, self.ctx.dateformat)
             except SqlServerError as e:
@@ -164,6 +194,8 @@ class Conversions(TranslatorBase):
                 raise
             if t.is_string and isinstance(st, str) and t.length > 0:
                 st = st[: t.length]
+            if isinstance(st, bytes) and t.name in ("binary", "varbinary"):
+                st = fit_bytes(st, t)
             out = storage_literal(st, t) if t.name in SPECIAL_STORAGE else literal(st, t)
             out.meta["ss_type"] = t
             out.meta["ss_raw"] = t.name in SPECIAL_STORAGE
@@ -284,9 +316,11 @@ class Conversions(TranslatorBase):
                 body = exp.Anonymous(this="left", expressions=[body, exp.Literal.number(t.length)])
             out = body
         elif t.is_string:
-            if src is not None and src.name in ("binary", "varbinary"):
-                raise unsupported("CAST of binary to a string type")
-            body = cast_cls(this=native, to=exp.DataType.build("VARCHAR"))
+            if src is not None and src.name in _BINARY:
+                fn = "__ss_bytes_nvarchar" if t.is_unicode else "__ss_bytes_varchar"
+                body = exp.Anonymous(this=fn, expressions=[native])
+            else:
+                body = cast_cls(this=native, to=exp.DataType.build("VARCHAR"))
             if src is not None and src.name == "bit":
                 body = exp.Cast(
                     this=exp.Cast(this=native, to=exp.DataType.build("INTEGER")),
@@ -324,9 +358,13 @@ class Conversions(TranslatorBase):
                     hexed = exp.DPipe(this=hexed, expression=exp.Literal.string("00" * (t.length - 16)), safe=False)
                 out = exp.Anonymous(this="unhex", expressions=[hexed])
         elif n in ("binary", "varbinary"):
-            if src is None or src.name not in ("binary", "varbinary", "timestamp", "image"):
+            if src is not None and src.is_string:
+                fn = "__ss_nvarchar_bytes" if src.is_unicode else "__ss_varchar_bytes"
+                out = _fit_binary(exp.Anonymous(this=fn, expressions=[native]), t)
+            elif src is not None and src.name in _BINARY:
+                out = _fit_binary(arg, t)
+            else:
                 raise unsupported(f"CAST of {src.name if src else 'expression'} to {n}")
-            out = arg
         else:
             from .types import duck_type
 

@@ -38,6 +38,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlglot.tokens import TokenType
 
+from .functions import register_string_codecs
 from .handlers.bulk import BulkStatements
 from .handlers.ddl import DdlStatements
 from .handlers.dml import DmlStatements
@@ -162,6 +163,7 @@ class Engine:
         udf("__ss_hash_v", _udf_hash("cp1252"), [v, v], b, type="arrow")
         udf("__ss_hash_b", _udf_hash(None), [v, b], b, type="arrow")
         udf("__ss_utf16_bytes", _udf_utf16_bytes, [v], i, type="arrow")
+        register_string_codecs(self.con)
         self.con.execute("CREATE SCHEMA dbo; CREATE SCHEMA guest")
         self.catalog = Catalog()
         self.lock = threading.RLock()

@@ -295,9 +295,7 @@ class NodeFixes(FunctionCalls):
         return _as_int(quotient, "bigint" if t.name == "bigint" else "int")
 
     def _fix_length(self, node: exp.Length) -> exp.Expression:
-        """LEN ignores trailing spaces."""
-        arg = self._native(node.this)
-        return _as_int(exp.Length(this=exp.Anonymous(this="rtrim", expressions=[arg])), "int")
+        return self._len(node.this)
 
     def _fix_coalesce(self, node: exp.Coalesce) -> exp.Expression:
         if _raw_choice(node, [node.this, *node.expressions]):

@@ -3,7 +3,12 @@ statement may call, seen from one session."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .results import SqlServerError
 from .sqltext import unsupported
@@ -193,3 +198,55 @@ def function_value(s: SessionCore, fn: str, args: list[object]) -> tuple[SqlType
         c = next((c for c in t.columns if c.column_id == args[1]), None) if t else None
         return nv, c.name if c else None
     raise unsupported(fn.upper())
+
+
+# --------------------------------------------------------------------------- strings as SQL Server's bytes
+
+
+def string_bytes(s: str, unicode: bool) -> bytes:
+    """A string as SQL Server stores it: nvarchar as UTF-16LE, varchar in code page 1252 ('?' for a character
+    the code page lacks)."""
+    return s.encode("utf-16-le", errors="surrogatepass") if unicode else s.encode("cp1252", errors="replace")
+
+
+def bytes_string(b: bytes, unicode: bool) -> str:
+    """Bytes read as nvarchar (UTF-16LE; an odd last byte is dropped) or as varchar (code page 1252, the five
+    bytes it leaves undefined read as the C1 control characters, as SQL Server reads them)."""
+    if unicode:
+        return b[: len(b) - len(b) % 2].decode("utf-16-le", errors="replace")
+    return "".join(_CP1252_BYTE[x] for x in b)
+
+
+_CP1252_BYTE = [bytes([x]).decode("cp1252", errors="ignore") or chr(x) for x in range(256)]
+
+
+def _udf_bytes(unicode: bool) -> Callable[[pa.Array], pa.Array]:
+    def fn(x: pa.Array) -> pa.Array:
+        return pa.array([None if v is None else string_bytes(v, unicode) for v in x.to_pylist()], pa.binary())
+
+    return fn
+
+
+def _udf_string(unicode: bool) -> Callable[[pa.Array], pa.Array]:
+    def fn(x: pa.Array) -> pa.Array:
+        return pa.array([None if v is None else bytes_string(v, unicode) for v in x.to_pylist()], pa.string())
+
+    return fn
+
+
+def _udf_utf16_units(x: pa.Array) -> pa.Array:
+    """UTF-16 code units per string: what LEN counts under a collation without supplementary characters."""
+    chars = pc.utf8_length(x)
+    astral = pc.utf8_length(pc.replace_substring_regex(x, r"[^\x{10000}-\x{10FFFF}]", ""))
+    return pc.add(chars, astral).cast(pa.int64())
+
+
+def register_string_codecs(con: duckdb.DuckDBPyConnection) -> None:
+    """The string <-> binary conversions CAST/CONVERT and LEN use (__ss_nvarchar_bytes, __ss_bytes_varchar ...)."""
+    v, b, i = duckdb.sqltypes.VARCHAR, duckdb.sqltypes.BLOB, duckdb.sqltypes.BIGINT
+    udf: Any = con.create_function  # pyarrow UDFs are not in DuckDB's stub overloads
+    udf("__ss_nvarchar_bytes", _udf_bytes(True), [v], b, type="arrow")
+    udf("__ss_varchar_bytes", _udf_bytes(False), [v], b, type="arrow")
+    udf("__ss_bytes_nvarchar", _udf_string(True), [b], v, type="arrow")
+    udf("__ss_bytes_varchar", _udf_string(False), [b], v, type="arrow")
+    udf("__ss_utf16_units", _udf_utf16_units, [v], i, type="arrow")
