@@ -12,6 +12,7 @@ from .results import SqlServerError
 from .sqlexpr import _NOCONST, _parse_duck, literal, storage_literal, type_of, view_table_name
 from .sqltext import SPECIAL_STORAGE, unsupported
 from .syscatalog import quote
+from .typerules import combined_type
 from .types import TICKS_PER_SECOND, SqlType, make_type, scalar_to_storage
 
 
@@ -88,15 +89,13 @@ class FunctionCalls(Conversions):
             if not narrower and _raw_choice(out, args[:2]):
                 out.meta["ss_type"] = t0 or t1  # ISNULL takes the first argument's type
                 return out
-            a, b = self._native(args[0]), self._native(args[1])
-            out = exp.Coalesce(this=a, expressions=[b])
-            out.meta["ss_type"] = type_of(args[0])
-            return out
+            return self._isnull(args[0], args[1])
         if fn == "iif":
             out = exp.If(this=args[0], true=args[1], false=args[2])
             if _raw_choice(out, args[1:3]):
                 return out
             out = exp.If(this=args[0], true=self._native(args[1]), false=self._native(args[2]))
+            out.meta["ss_type"] = combined_type(args[1:3])
             return out
         if fn in ("left", "right"):
             f = "left" if fn == "left" else "right"
@@ -248,6 +247,21 @@ class FunctionCalls(Conversions):
             t = make_type("int", [])
         else:
             raise unsupported(fn.upper() + " with non-constant arguments")
+        out.meta["ss_type"] = t
+        return out
+
+    def _isnull(self, check: exp.Expression, replacement: exp.Expression) -> exp.Expression:
+        """ISNULL takes the type of its first argument (of the second when the first is a bare NULL), so a
+        replacement string longer than the first argument's type is cut to it."""
+        t = type_of(check) or type_of(replacement)
+        b = self._native(replacement)
+        tb = type_of(replacement)
+        if t is not None and t.is_string and t.length > 0 and not (tb is not None and 0 < tb.length <= t.length):
+            b = exp.Anonymous(
+                this="left",
+                expressions=[exp.Cast(this=b, to=exp.DataType.build("VARCHAR")), exp.Literal.number(t.length)],
+            )
+        out = exp.Coalesce(this=self._native(check), expressions=[b])
         out.meta["ss_type"] = t
         return out
 

@@ -26,6 +26,7 @@ from .sqlexpr import (
     type_of,
 )
 from .sqltext import _FRACTION_PARTS, unsupported
+from .typerules import arithmetic_type, avg_type, combined_type, sum_type
 from .types import END_TICKS, EXACT, SqlType, make_type, scalar_to_storage
 
 
@@ -205,7 +206,18 @@ class NodeFixes(FunctionCalls):
             out = exp.IntDiv(this=a, expression=guard)
             out.meta["ss_type"] = _wider_int(ta, tb)
             return out
-        return exp.Div(this=a, expression=guard)
+        div = exp.Div(this=a, expression=guard)
+        t = arithmetic_type("div", a, b)
+        if t is None:
+            return div
+        if t.name in ("decimal", "numeric", "money"):
+            # DuckDB divides decimals in DOUBLE; the quotient is rounded to SQL Server's scale
+            p, scale = (19, 4) if t.name == "money" else (t.precision, t.scale)
+            out = exp.Cast(this=div, to=exp.DataType.build(f"DECIMAL({p},{scale})"))
+            out.meta["ss_type"] = t
+            return out
+        div.meta["ss_type"] = t
+        return div
 
     def _fix_extract(self, node: exp.Extract) -> exp.Expression:
         part = node.text("this").upper()
@@ -273,22 +285,26 @@ class NodeFixes(FunctionCalls):
         return node
 
     def _fix_sum(self, node: exp.Sum) -> exp.Expression:
+        """SUM as SQL Server types it: int (bigint for bigint), decimal(38, s), money, float."""
         t = type_of(node.this)
         self._nativize_children(node)
-        if t is not None and t.name in _INT_TYPES:
-            return _as_int(node, "bigint" if t.name == "bigint" else "int")
-        if t is not None and t.name in ("money", "smallmoney"):
-            out = exp.Cast(this=node, to=exp.DataType.build("DECIMAL(19,4)"))
-            out.meta["ss_type"] = make_type("money", [])
-            return out
-        return node
+        st = sum_type(t) if t is not None else None
+        if st is None or t is None:
+            return node
+        if t.name in _INT_TYPES:
+            return _as_int(node, st.name)
+        return _typed_cast(node, st)
 
     def _fix_avg(self, node: exp.Avg) -> exp.Expression:
-        """AVG of integers is an integer (the sum divided with truncation)."""
+        """AVG of integers is an integer (the sum divided with truncation); of decimal(p, s) decimal(38,
+        max(s, 6)); of money money; of float float."""
         t = type_of(node.this)
         self._nativize_children(node)
-        if t is None or t.name not in _INT_TYPES:
+        if t is None:
             return node
+        if t.name not in _INT_TYPES:
+            at = avg_type(t)
+            return node if at is None else _typed_cast(node, at)
         s = exp.Sum(this=node.this.copy())
         c = exp.Count(this=node.this.copy())
         quotient = exp.IntDiv(this=s, expression=exp.Anonymous(this="nullif", expressions=[c, exp.Literal.number(0)]))
@@ -298,10 +314,11 @@ class NodeFixes(FunctionCalls):
         return self._len(node.this)
 
     def _fix_coalesce(self, node: exp.Coalesce) -> exp.Expression:
+        """COALESCE is a CASE: the type of highest precedence among its arguments."""
         if _raw_choice(node, [node.this, *node.expressions]):
             return node
         self._nativize_children(node)
-        node.meta["ss_type"] = type_of(node.this)
+        node.meta["ss_type"] = combined_type([node.this, *node.expressions])
         return node
 
     def _fix_uuid(self, node: exp.Uuid) -> exp.Expression:
@@ -334,6 +351,7 @@ class NodeFixes(FunctionCalls):
         for i in ifs:
             self._nativize_children(i)
         self._nativize_children(node)
+        node.meta["ss_type"] = combined_type([i.args["true"] for i in ifs] + [node.args.get("default") or exp.Null()])
         return node
 
     def _fix_if(self, node: exp.If) -> exp.Expression:
@@ -341,7 +359,11 @@ class NodeFixes(FunctionCalls):
             return node  # a WHEN branch: the CASE decides the form of its values
         if _raw_choice(node, [node.args.get("true"), node.args.get("false")]):
             return node
-        return self._fix_other(node)
+        self._fix_other(node)
+        node.meta["ss_type"] = combined_type(
+            [node.args.get("true") or exp.Null(), node.args.get("false") or exp.Null()]
+        )
+        return node
 
     def _fix_func(self, node: exp.Expression) -> exp.Expression:
         self._nativize_children(node)
@@ -364,6 +386,16 @@ def _overflow_guard(ticks: exp.Expression, type_name: str) -> exp.Expression:
     msg = f"__ss_e517: Adding a value to a '{type_name}' column caused an overflow."
     fail = exp.Anonymous(this="error", expressions=[exp.Literal.string(msg)])
     return exp.Case(ifs=[exp.If(this=outside, true=fail)], default=ticks)
+
+
+def _typed_cast(node: exp.Expression, t: SqlType) -> exp.Expression:
+    """`node` cast in DuckDB to the storage of t (decimal, money, float), typed t."""
+    duck = {"money": "DECIMAL(19,4)", "float": "DOUBLE", "real": "FLOAT"}.get(
+        t.name, f"DECIMAL({t.precision},{t.scale})"
+    )
+    out = exp.Cast(this=node, to=exp.DataType.build(duck))
+    out.meta["ss_type"] = t
+    return out
 
 
 def _as_int(node: exp.Expression, type_name: str) -> exp.Expression:
