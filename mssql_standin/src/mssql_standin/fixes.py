@@ -203,9 +203,9 @@ class NodeFixes(FunctionCalls):
         ta, tb = type_of(a), type_of(b)
         guard = exp.Anonymous(this="__ss_nz", expressions=[b])
         if ta is not None and tb is not None and ta.name in _INT_TYPES and tb.name in _INT_TYPES:
-            out = exp.IntDiv(this=a, expression=guard)
-            out.meta["ss_type"] = _wider_int(ta, tb)
-            return out
+            quotient = exp.IntDiv(this=a, expression=guard)
+            quotient.meta["ss_type"] = _wider_int(ta, tb)
+            return quotient
         div = exp.Div(this=a, expression=guard)
         t = arithmetic_type("div", a, b)
         if t is None:
@@ -213,9 +213,9 @@ class NodeFixes(FunctionCalls):
         if t.name in ("decimal", "numeric", "money"):
             # DuckDB divides decimals in DOUBLE; the quotient is rounded to SQL Server's scale
             p, scale = (19, 4) if t.name == "money" else (t.precision, t.scale)
-            out = exp.Cast(this=div, to=exp.DataType.build(f"DECIMAL({p},{scale})"))
-            out.meta["ss_type"] = t
-            return out
+            rounded = exp.Cast(this=div, to=exp.DataType.build(f"DECIMAL({p},{scale})"))
+            rounded.meta["ss_type"] = t
+            return rounded
         div.meta["ss_type"] = t
         return div
 
