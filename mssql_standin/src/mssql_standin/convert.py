@@ -139,12 +139,26 @@ def _fit_binary(value: exp.Expression, t: SqlType) -> exp.Expression:
     return exp.Anonymous(this="unhex", expressions=[hexed])
 
 
-def fit_bytes(value: bytes, t: SqlType) -> bytes:
-    """The constant form of _fit_binary."""
-    if t.length <= 0:
-        return value
-    cut = value[: t.length]
+def _const_bytes_or_text(const: object, src: SqlType | None, t: SqlType) -> object:
+    """A constant string converted to binary (its bytes, fitted to t), or constant bytes to a string."""
+    if isinstance(const, str) and t.name in ("binary", "varbinary"):
+        const = string_bytes(const, src is not None and src.is_unicode)
+    elif isinstance(const, (bytes, bytearray)) and t.is_string:
+        return bytes_string(bytes(const), t.is_unicode)
+    if not isinstance(const, (bytes, bytearray)) or t.name not in ("binary", "varbinary") or t.length <= 0:
+        return const
+    cut = bytes(const[: t.length])
     return cut.ljust(t.length, b"\x00") if t.name == "binary" else cut
+
+
+def _bytes_cast(native: exp.Expression, src: SqlType | None, t: SqlType) -> exp.Expression:
+    """string <-> binary: a string's bytes as SQL Server stores it, or bytes read as the string type."""
+    if t.is_string:
+        return exp.Anonymous(this="__ss_bytes_nvarchar" if t.is_unicode else "__ss_bytes_varchar", expressions=[native])
+    if src is not None and src.is_string:
+        fn = "__ss_nvarchar_bytes" if src.is_unicode else "__ss_varchar_bytes"
+        return _fit_binary(exp.Anonymous(this=fn, expressions=[native]), t)
+    return _fit_binary(native, t)
 
 
 class Conversions(TranslatorBase):
@@ -180,10 +194,7 @@ class Conversions(TranslatorBase):
         ):
             if isinstance(const, str) and style is not None and t.name in ("datetime", "datetime2", "date"):
                 const = const.replace("T", " ")
-            if isinstance(const, str) and t.name in ("binary", "varbinary"):
-                const = string_bytes(const, src is not None and src.is_unicode)
-            elif isinstance(const, (bytes, bytearray)) and t.is_string:
-                const = bytes_string(bytes(const), t.is_unicode)
+            const = _const_bytes_or_text(const, src, t)
             try:
                 st = scalar_to_storage(const, t, self.ctx.dateformat)
             except SqlServerError as e:
@@ -194,8 +205,6 @@ class Conversions(TranslatorBase):
                 raise
             if t.is_string and isinstance(st, str) and t.length > 0:
                 st = st[: t.length]
-            if isinstance(st, bytes) and t.name in ("binary", "varbinary"):
-                st = fit_bytes(st, t)
             out = storage_literal(st, t) if t.name in SPECIAL_STORAGE else literal(st, t)
             out.meta["ss_type"] = t
             out.meta["ss_raw"] = t.name in SPECIAL_STORAGE
@@ -316,11 +325,11 @@ class Conversions(TranslatorBase):
                 body = exp.Anonymous(this="left", expressions=[body, exp.Literal.number(t.length)])
             out = body
         elif t.is_string:
-            if src is not None and src.name in _BINARY:
-                fn = "__ss_bytes_nvarchar" if t.is_unicode else "__ss_bytes_varchar"
-                body = exp.Anonymous(this=fn, expressions=[native])
-            else:
-                body = cast_cls(this=native, to=exp.DataType.build("VARCHAR"))
+            body = (
+                _bytes_cast(native, src, t)
+                if src is not None and src.name in _BINARY
+                else cast_cls(this=native, to=exp.DataType.build("VARCHAR"))
+            )
             if src is not None and src.name == "bit":
                 body = exp.Cast(
                     this=exp.Cast(this=native, to=exp.DataType.build("INTEGER")),
@@ -358,13 +367,9 @@ class Conversions(TranslatorBase):
                     hexed = exp.DPipe(this=hexed, expression=exp.Literal.string("00" * (t.length - 16)), safe=False)
                 out = exp.Anonymous(this="unhex", expressions=[hexed])
         elif n in ("binary", "varbinary"):
-            if src is not None and src.is_string:
-                fn = "__ss_nvarchar_bytes" if src.is_unicode else "__ss_varchar_bytes"
-                out = _fit_binary(exp.Anonymous(this=fn, expressions=[native]), t)
-            elif src is not None and src.name in _BINARY:
-                out = _fit_binary(arg, t)
-            else:
+            if src is None or not (src.is_string or src.name in _BINARY):
                 raise unsupported(f"CAST of {src.name if src else 'expression'} to {n}")
+            out = _bytes_cast(native, src, t)
         else:
             from .types import duck_type
 

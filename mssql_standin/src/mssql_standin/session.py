@@ -186,10 +186,8 @@ class SessionCore:
             self._discard_ddl()
         if "__ss_8134" in msg or "Division by zero" in msg:
             return SqlServerError(8134, "Divide by zero error encountered.")
-        if coded := re.search(r"__ss_e(\d+): (.*)", first):  # error('__ss_e<number>: <text>') from a statement
+        if coded := re.search(r"__ss_e?(\d+): (.*)", first):  # error('__ss_e<number>: <text>') from a statement
             return SqlServerError(int(coded.group(1)), coded.group(2).strip())
-        if "__ss_242:" in msg:
-            return SqlServerError(242, first.split("__ss_242:", 1)[-1].strip())
         if "__ss_trunc" in msg:
             return SqlServerError(2628, first.split("__ss_trunc:", 1)[-1].strip())
         if isinstance(e, duckdb.ConversionException) or "Conversion Error" in msg:
