@@ -120,8 +120,8 @@ def test_len_and_datalength_of_replicate(server: ProcessServer, client: str) -> 
         assert [d[1] for d in cur.description[:7]] == [TDS_INT4] * 5 + [TDS_INT8] * 2
     if client == "mssql_python":
         assert [d[4] for d in cur.description[:7]] == [10] * 5 + [19] * 2
-    cur.execute("SELECT REPLICATE(N'ab', 3000)")
-    assert cur.fetchall()[0][0] == "ab" * 2000
+    cur.execute("SELECT REPLICATE(N'ab', 3000), REPLICATE(N'😀', 3000), CAST(N'a😀b' AS nvarchar(3))")
+    assert tuple(cur.fetchall()[0]) == ("ab" * 2000, "😀" * 2000, "a😀")  # 8000 bytes: 4000 UTF-16 units
     if client == "pytds":
         assert cur.description[0][1] == TDS_NVARCHAR and cur.description[0][3] == 4000
 
@@ -286,6 +286,22 @@ def test_aggregate_and_expression_types_through_pytds(server: ProcessServer) -> 
     assert d[2][3] == 20
     assert [(x[4], x[5]) for x in d[3:6]] == [(21, 2), (14, 6), (2, 1)]
     assert d[6][3] == 20
+
+
+@pytest.mark.parametrize("client", ["pytds", "mssql_python"])
+def test_set_operations_widen_their_columns(server: ProcessServer, client: str) -> None:
+    """Each UNION column takes the type of highest precedence of its branches, lengths and scales widened."""
+    cur = CLIENTS[client](server)
+    cur.execute(
+        "SELECT 1 AS a, CAST('ab' AS varchar(2)) AS b UNION ALL SELECT CAST(2.5 AS decimal(6,3)), N'cdefg' ORDER BY a"
+    )
+    assert [tuple(r) for r in cur.fetchall()] == [(Decimal("1.000"), "ab"), (Decimal("2.500"), "cdefg")]
+    if client == "pytds":
+        assert [(d[1], d[4], d[5]) for d in cur.description[:1]] == [(TDS_DECIMAL, 13, 3)]
+        assert (cur.description[1][1], cur.description[1][3]) == (TDS_NVARCHAR, 5)
+    else:
+        assert [(d[1], d[4], d[5]) for d in cur.description[:1]] == [(Decimal, 13, 3)]
+        assert (cur.description[1][1], cur.description[1][3]) == (str, 5)
 
 
 @pytest.mark.parametrize("client", ["pymssql", "mssql_python"])

@@ -7,7 +7,7 @@ import datetime as dt
 
 from sqlglot import exp
 
-from .convert import Conversions, _raw_choice
+from .convert import Conversions, _raw_choice, string_prefix
 from .results import SqlServerError
 from .sqlexpr import _NOCONST, _parse_duck, literal, storage_literal, type_of, view_table_name
 from .sqltext import SPECIAL_STORAGE, unsupported
@@ -257,10 +257,7 @@ class FunctionCalls(Conversions):
         b = self._native(replacement)
         tb = type_of(replacement)
         if t is not None and t.is_string and t.length > 0 and not (tb is not None and 0 < tb.length <= t.length):
-            b = exp.Anonymous(
-                this="left",
-                expressions=[exp.Cast(this=b, to=exp.DataType.build("VARCHAR")), exp.Literal.number(t.length)],
-            )
+            b = string_prefix(exp.Cast(this=b, to=exp.DataType.build("VARCHAR")), t)
         out = exp.Coalesce(this=self._native(check), expressions=[b])
         out.meta["ss_type"] = t
         return out
@@ -298,9 +295,9 @@ class FunctionCalls(Conversions):
             body = exp.Anonymous(this="repeat", expressions=[text, times])
         else:
             capped = exp.Anonymous(this="least", expressions=[times, exp.Literal.number(limit)])
-            body = exp.Anonymous(
-                this="left",
-                expressions=[exp.Anonymous(this="repeat", expressions=[text, capped]), exp.Literal.number(limit)],
+            body = string_prefix(
+                exp.Anonymous(this="repeat", expressions=[text, capped]),
+                SqlType("nvarchar" if unicode else "varchar", limit),
             )
         negative = exp.LT(this=times.copy(), expression=exp.Literal.number(0))
         out = exp.Case(ifs=[exp.If(this=negative, true=exp.Null())], default=body)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from .functions import bytes_string, string_bytes
+from .functions import bytes_string, string_bytes, utf16_prefix
 from .results import SqlServerError
 from .sqlexpr import _DAY_1900, _NOCONST, TranslatorBase, literal, storage_literal, type_of
 from .sqltext import SPECIAL_STORAGE, decode_type, syntax_error, unsupported
@@ -151,6 +151,12 @@ def _const_bytes_or_text(const: object, src: SqlType | None, t: SqlType) -> obje
     return cut.ljust(t.length, b"\x00") if t.name == "binary" else cut
 
 
+def string_prefix(body: exp.Expression, t: SqlType) -> exp.Expression:
+    """A string cut to t's length: characters for varchar, UTF-16 code units for nvarchar."""
+    fn = "__ss_utf16_left" if t.is_unicode else "left"
+    return exp.Anonymous(this=fn, expressions=[body, exp.Literal.number(t.length)])
+
+
 def _bytes_cast(native: exp.Expression, src: SqlType | None, t: SqlType) -> exp.Expression:
     """string <-> binary: a string's bytes as SQL Server stores it, or bytes read as the string type."""
     if t.is_string:
@@ -204,7 +210,7 @@ class Conversions(TranslatorBase):
                     raise out_of_range(src.name, t.name) from None
                 raise
             if t.is_string and isinstance(st, str) and t.length > 0:
-                st = st[: t.length]
+                st = utf16_prefix(st, t.length) if t.is_unicode else st[: t.length]
             out = storage_literal(st, t) if t.name in SPECIAL_STORAGE else literal(st, t)
             out.meta["ss_type"] = t
             out.meta["ss_raw"] = t.name in SPECIAL_STORAGE
@@ -338,7 +344,7 @@ class Conversions(TranslatorBase):
             if src is not None and src.name in ("float", "real"):
                 raise unsupported("CAST of float to a string type")
             if t.length > 0:
-                body = exp.Anonymous(this="left", expressions=[body, exp.Literal.number(t.length)])
+                body = string_prefix(body, t)
             if t.name in ("char", "nchar") and t.length > 0:
                 body = exp.Anonymous(
                     this="rpad", expressions=[body, exp.Literal.number(t.length), exp.Literal.string(" ")]

@@ -217,6 +217,19 @@ def bytes_string(b: bytes, unicode: bool) -> str:
     return "".join(_CP1252_BYTE[x] for x in b)
 
 
+def utf16_prefix(s: str, units: int) -> str:
+    """The first `units` UTF-16 code units of s, as nvarchar(n) keeps them (a pair that would be split is
+    dropped whole: half of it is not a character a string here can hold)."""
+    if len(s) * 2 <= units:
+        return s
+    out = 0
+    for i, ch in enumerate(s):
+        out += 2 if ord(ch) > 0xFFFF else 1
+        if out > units:
+            return s[:i]
+    return s
+
+
 _CP1252_BYTE = [bytes([x]).decode("cp1252", errors="ignore") or chr(x) for x in range(256)]
 
 
@@ -241,6 +254,14 @@ def _udf_utf16_units(x: pa.Array) -> pa.Array:
     return pc.add(chars, astral).cast(pa.int64())
 
 
+def _udf_utf16_left(x: pa.Array, n: pa.Array) -> pa.Array:
+    out = [
+        None if v is None or k is None else utf16_prefix(v, k)
+        for v, k in zip(x.to_pylist(), n.to_pylist(), strict=True)
+    ]
+    return pa.array(out, pa.string())
+
+
 def register_string_codecs(con: duckdb.DuckDBPyConnection) -> None:
     """The string <-> binary conversions CAST/CONVERT and LEN use (__ss_nvarchar_bytes, __ss_bytes_varchar ...)."""
     v, b, i = duckdb.sqltypes.VARCHAR, duckdb.sqltypes.BLOB, duckdb.sqltypes.BIGINT
@@ -250,3 +271,4 @@ def register_string_codecs(con: duckdb.DuckDBPyConnection) -> None:
     udf("__ss_bytes_nvarchar", _udf_string(True), [b], v, type="arrow")
     udf("__ss_bytes_varchar", _udf_string(False), [b], v, type="arrow")
     udf("__ss_utf16_units", _udf_utf16_units, [v], i, type="arrow")
+    udf("__ss_utf16_left", _udf_utf16_left, [v, i], v, type="arrow")

@@ -62,12 +62,27 @@ def _decimal_name(types: list[SqlType]) -> str:
 def combined_type(values: list[exp.Expression]) -> SqlType | None:
     """The type of CASE, COALESCE or IIF over these result values (NULLs and untyped values do not count)."""
     typed = [(v, t) for v in values if (t := node_type(v)) is not None and not isinstance(v, exp.Null)]
-    if not typed:
+    return _combined([t for _, t in typed], [sh for v, t in typed if (sh := _shape(v, t)) is not None])
+
+
+def union_type(types: list[SqlType | None]) -> SqlType | None:
+    """The type of one column of UNION/EXCEPT/INTERSECT (None when a branch's type is unknown)."""
+    if any(t is None for t in types):
         return None
-    types = [t for _, t in typed]
+    known = [t for t in types if t is not None]
+    shapes = [
+        (t.precision, t.scale) if t.name in _DECIMAL else _EXACT_SHAPE[t.name]
+        for t in known
+        if t.name in _DECIMAL or t.name in _EXACT_SHAPE
+    ]
+    return _combined(known, shapes)
+
+
+def _combined(types: list[SqlType], shapes: list[tuple[int, int]]) -> SqlType | None:
+    if not types:
+        return None
     win = _winner(types)
     if win.name in _DECIMAL:
-        shapes = [sh for v, t in typed if (sh := _shape(v, t)) is not None]
         s = max(sh[1] for sh in shapes)
         integral = max(sh[0] - sh[1] for sh in shapes)
         p, s = _cap(integral + s, s, integral, "union")
