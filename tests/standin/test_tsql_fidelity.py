@@ -288,6 +288,33 @@ def test_aggregate_and_expression_types_through_pytds(server: ProcessServer) -> 
     assert d[6][3] == 20
 
 
+@pytest.mark.parametrize("client", CLIENTS)
+def test_strings_in_arithmetic_become_numbers(server: ProcessServer, client: str) -> None:
+    """Every number outranks every string: '1' + 1 is 2; SUM/AVG refuse strings and bit (8117); ABS/ROUND keep
+    their argument's type, FLOOR/CEILING/SIGN drop a decimal's scale."""
+    cur = CLIENTS[client](server)
+    fresh_items(cur)
+    row = one_row(
+        cur,
+        "SELECT '1' + 1, name + '!', '1.5' + price, qty * '3', ABS(price - 3), ROUND(price, 1), FLOOR(price), "
+        "CEILING(price) FROM items WHERE name = 'b'",
+    )
+    assert row == (2, "b!", Decimal("4.00"), 6, Decimal("0.50"), Decimal("2.50"), Decimal("2"), Decimal("3"))
+    if client == "mssql_python":
+        assert [(d[1], d[4], d[5]) for d in cur.description] == [
+            (int, 10, 0), (str, 21, 0), (Decimal, 11, 2), (int, 10, 0), (Decimal, 11, 2), (Decimal, 10, 2),
+            (Decimal, 10, 0), (Decimal, 10, 0),
+        ]  # fmt: skip
+    refused(cur, client, "SELECT SUM(name) FROM items", 8117, "Operand data type varchar is invalid for sum operator.")
+    refused(
+        cur,
+        client,
+        "SELECT AVG(CAST(qty AS bit)) FROM items",
+        8117,
+        "Operand data type bit is invalid for avg operator.",
+    )
+
+
 @pytest.mark.parametrize("client", ["pytds", "mssql_python"])
 def test_set_operations_widen_their_columns(server: ProcessServer, client: str) -> None:
     """Each UNION column takes the type of highest precedence of its branches, lengths and scales widened."""

@@ -10,8 +10,8 @@ from typing import Any
 
 from sqlglot import exp
 
-from .calls import FunctionCalls
 from .convert import _raw_choice
+from .numeric import NumericFixes, _as_int
 from .results import SqlServerError
 from .sqlexpr import (
     _CMP,
@@ -26,11 +26,11 @@ from .sqlexpr import (
     type_of,
 )
 from .sqltext import _FRACTION_PARTS, unsupported
-from .typerules import arithmetic_type, avg_type, combined_type, sum_type
+from .typerules import arithmetic_type, combined_type
 from .types import END_TICKS, EXACT, SqlType, make_type, scalar_to_storage
 
 
-class NodeFixes(FunctionCalls):
+class NodeFixes(NumericFixes):
     """One fix-up per sqlglot node class (FIXES), applied bottom-up by Translator._rw."""
 
     def _dateadd(self, node: exp.DateAdd) -> exp.Expression:
@@ -186,6 +186,7 @@ class NodeFixes(FunctionCalls):
 
     def _fix_add(self, node: exp.Add) -> exp.Expression:
         """+ on strings is concatenation (constants folded, so N'a' + NCHAR(0) + N'b' stays a literal)."""
+        self._numeric_operands(node)
         if not (self._stringy(node.this) or self._stringy(node.expression)):
             return self._arith(node)
         ctype = _concat_type(type_of(node.this), type_of(node.expression))
@@ -198,7 +199,12 @@ class NodeFixes(FunctionCalls):
         out.meta["ss_type"] = ctype
         return out
 
+    def _fix_arith(self, node: exp.Expression) -> exp.Expression:
+        self._numeric_operands(node)
+        return self._arith(node)
+
     def _fix_div(self, node: exp.Div) -> exp.Expression:
+        self._numeric_operands(node)
         a, b = self._native(node.this), self._native(node.expression)
         ta, tb = type_of(a), type_of(b)
         guard = exp.Anonymous(this="__ss_nz", expressions=[b])
@@ -284,32 +290,6 @@ class NodeFixes(FunctionCalls):
             node.meta["ss_col"] = OutCol("", c.type, True, raw=c.is_raw)
         return node
 
-    def _fix_sum(self, node: exp.Sum) -> exp.Expression:
-        """SUM as SQL Server types it: int (bigint for bigint), decimal(38, s), money, float."""
-        t = type_of(node.this)
-        self._nativize_children(node)
-        st = sum_type(t) if t is not None else None
-        if st is None or t is None:
-            return node
-        if t.name in _INT_TYPES:
-            return _as_int(node, st.name)
-        return _typed_cast(node, st)
-
-    def _fix_avg(self, node: exp.Avg) -> exp.Expression:
-        """AVG of integers is an integer (the sum divided with truncation); of decimal(p, s) decimal(38,
-        max(s, 6)); of money money; of float float."""
-        t = type_of(node.this)
-        self._nativize_children(node)
-        if t is None:
-            return node
-        if t.name not in _INT_TYPES:
-            at = avg_type(t)
-            return node if at is None else _typed_cast(node, at)
-        s = exp.Sum(this=node.this.copy())
-        c = exp.Count(this=node.this.copy())
-        quotient = exp.IntDiv(this=s, expression=exp.Anonymous(this="nullif", expressions=[c, exp.Literal.number(0)]))
-        return _as_int(quotient, "bigint" if t.name == "bigint" else "int")
-
     def _fix_length(self, node: exp.Length) -> exp.Expression:
         return self._len(node.this)
 
@@ -388,23 +368,6 @@ def _overflow_guard(ticks: exp.Expression, type_name: str) -> exp.Expression:
     return exp.Case(ifs=[exp.If(this=outside, true=fail)], default=ticks)
 
 
-def _typed_cast(node: exp.Expression, t: SqlType) -> exp.Expression:
-    """`node` cast in DuckDB to the storage of t (decimal, money, float), typed t."""
-    duck = {"money": "DECIMAL(19,4)", "float": "DOUBLE", "real": "FLOAT"}.get(
-        t.name, f"DECIMAL({t.precision},{t.scale})"
-    )
-    out = exp.Cast(this=node, to=exp.DataType.build(duck))
-    out.meta["ss_type"] = t
-    return out
-
-
-def _as_int(node: exp.Expression, type_name: str) -> exp.Expression:
-    """`node` cast to DuckDB's INTEGER or BIGINT, typed as SQL Server's int or bigint."""
-    out = exp.Cast(this=node, to=exp.DataType.build("BIGINT" if type_name == "bigint" else "INTEGER"))
-    out.meta["ss_type"] = make_type(type_name, [])
-    return out
-
-
 Fix = Callable[[NodeFixes, Any], exp.Expression]
 
 # Nodes whose own form is already right; Paren and Alias only carry their child's type up.
@@ -427,9 +390,9 @@ FIXES: dict[type, Fix] = {
     exp.Cast: NodeFixes._cast,
     exp.TryCast: NodeFixes._cast,
     exp.Add: NodeFixes._fix_add,
-    exp.Sub: NodeFixes._arith,
-    exp.Mul: NodeFixes._arith,
-    exp.Mod: NodeFixes._arith,
+    exp.Sub: NodeFixes._fix_arith,
+    exp.Mul: NodeFixes._fix_arith,
+    exp.Mod: NodeFixes._fix_arith,
     exp.Div: NodeFixes._fix_div,
     **dict.fromkeys(_CMP, NodeFixes._compare),
     exp.DateAdd: NodeFixes._dateadd,
@@ -449,6 +412,7 @@ FIXES: dict[type, Fix] = {
     exp.Sum: NodeFixes._fix_sum,
     exp.Avg: NodeFixes._fix_avg,
     exp.Length: NodeFixes._fix_length,
+    **dict.fromkeys((exp.Abs, exp.Ceil, exp.Floor, exp.Round, exp.Sign), NodeFixes._fix_math),
     exp.Coalesce: NodeFixes._fix_coalesce,
     exp.Uuid: NodeFixes._fix_uuid,
     exp.CurrentTimestamp: NodeFixes._fix_now,
