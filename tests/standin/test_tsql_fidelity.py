@@ -159,6 +159,28 @@ def test_strings_and_binary_convert_as_sql_server_stores_them(server: ProcessSer
     assert row == (b"a\xe9\x80", "aé😀".encode("utf-16-le"), "AB", "A\x00B\x00", "aé😀", b"A\x00B\x00\x00\x00")
 
 
+@pytest.mark.parametrize("client", CLIENTS)
+def test_integers_and_binary_convert_by_their_bytes(server: ProcessServer, client: str) -> None:
+    """An integer becomes its big-endian bytes, padded or cut on the left; binary becomes an integer from its
+    rightmost bytes, as two's complement."""
+    cur = CLIENTS[client](server)
+    row = one_row(
+        cur,
+        "SELECT CAST(1 AS varbinary(4)), CAST(-1 AS binary(4)), CAST(256 AS binary(1)), CAST(1 AS binary(6)), "
+        "CAST(0xFFFFFFFF AS int), CAST(0x0102030405 AS int), CAST(0xFF AS tinyint), CAST(0xFFFE AS smallint)",
+    )
+    assert row == (b"\x00\x00\x00\x01", b"\xff" * 4, b"\x00", b"\x00" * 5 + b"\x01", -1, 0x02030405, 255, -2)
+    cur.execute(f"DELETE FROM texts WHERE id = {100 + len(client)}")
+    cur.execute(f"INSERT INTO texts (id, b) VALUES ({100 + len(client)}, 0xFFFFFFFE)")
+    row = one_row(
+        cur,
+        "SELECT CAST(id AS binary(2)), CAST(b AS int), CAST(b AS bigint), CAST(CAST(-id AS varbinary(8)) AS int) "
+        f"FROM texts WHERE id = {100 + len(client)}",
+    )
+    n = 100 + len(client)
+    assert row == (n.to_bytes(2, "big"), -2, 0xFFFFFFFE, -n)
+
+
 # ------------------------------------------------------------------------------------------- 4-5: OUTPUT, TOP
 
 

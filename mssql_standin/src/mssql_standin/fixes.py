@@ -169,7 +169,9 @@ class NodeFixes(NumericFixes):
     def _fix_neg(self, node: exp.Neg) -> exp.Expression:
         """-<number literal> stays a constant; any other negation is an ordinary expression."""
         if node.this.meta.get("ss_const") is None or not isinstance(node.this, exp.Literal):
-            return self._fix_other(node)
+            self._fix_other(node)
+            node.meta["ss_type"] = type_of(node.this)  # a negated value keeps its type
+            return node
         v = node.this.meta["ss_const"]
         if isinstance(v, (int, float, decimal.Decimal)):
             node.meta["ss_const"] = EXACT.minus(v) if isinstance(v, decimal.Decimal) else -v
