@@ -7,7 +7,8 @@ import datetime as dt
 
 from sqlglot import exp
 
-from .convert import Conversions, _raw_choice, string_prefix
+from .binconv import string_prefix
+from .convert import Conversions, _raw_choice
 from .results import SqlServerError
 from .sqlexpr import _NOCONST, _parse_duck, literal, storage_literal, type_of, view_table_name
 from .sqltext import SPECIAL_STORAGE, unsupported
