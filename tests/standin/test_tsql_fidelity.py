@@ -22,7 +22,7 @@ INIT_SQL = """
 create table dbo.items (id int identity(1,1) primary key, name varchar(20) not null, qty int not null,
                         price decimal(10,2) null, tag nvarchar(10) null default N'new');
 create table dbo.audit (id int null, old_qty int null, new_qty int null, note varchar(20) null);
-create table dbo.texts (id int primary key, v varchar(20) null, n nvarchar(20) null, b varbinary(40) null)
+create table dbo.texts (id int primary key, v varchar(40) null, n nvarchar(20) null, b varbinary(40) null)
 """
 
 # python-tds reports the TDS type of a column in cursor.description[1]
@@ -387,6 +387,18 @@ def test_datetimeoffset_range_is_its_utc_instants(server: ProcessServer, client:
             cur, client, f"SELECT CAST('{text}' AS datetimeoffset)", 242,
             "The conversion of a varchar data type to a datetimeoffset data type resulted in an out-of-range value.",
         )  # fmt: skip
+    n = 200 + len(client)
+    cur.execute(f"DELETE FROM texts WHERE id IN ({n}, {n + 10})")
+    cur.execute(
+        f"INSERT INTO texts (id, v) VALUES ({n}, '0001-01-01 00:00 +01:00'), ({n + 10}, '2020-05-05 10:00 +02:00')"
+    )
+    refused(
+        cur, client, f"SELECT CAST(v AS datetimeoffset) FROM texts WHERE id = {n}", 242,
+        "The conversion of a varchar data type to a datetimeoffset data type resulted in an out-of-range value.",
+    )  # fmt: skip
+    assert one_row(cur, f"SELECT TRY_CAST(v AS datetimeoffset) FROM texts WHERE id = {n}") == (None,)
+    row = one_row(cur, f"SELECT CAST(CAST(v AS datetimeoffset(0)) AS varchar(40)) FROM texts WHERE id = {n + 10}")
+    assert row == ("2020-05-05 10:00:00 +02:00",)
     refused(
         cur, client, "SELECT DATEADD(minute, -1, CAST('0001-01-01 00:00 +00:00' AS datetimeoffset))", 517,
         "Adding a value to a 'datetimeoffset' column caused an overflow.",

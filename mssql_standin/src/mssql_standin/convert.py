@@ -137,6 +137,19 @@ class Conversions(TranslatorBase):
                 raise unsupported("CAST to " + to.sql("tsql")) from None
         return self._convert_to(node.this, t, isinstance(node, exp.TryCast), None)
 
+    def _text_dto(self, text: exp.Expression, t: SqlType, try_: bool) -> exp.Expression:
+        """A string read as datetimeoffset by the same parser as literals (its offset kept, its UTC range
+        checked): DuckDB's TIMESTAMPTZ knows no '+01:00'."""
+        return exp.Anonymous(
+            this="__ss_text_dto",
+            expressions=[
+                exp.Cast(this=text, to=exp.DataType.build("VARCHAR")),
+                exp.Literal.string(self.ctx.dateformat),
+                exp.Literal.number(t.scale),
+                exp.Boolean(this=try_),
+            ],
+        )
+
     def _convert(self, args: list[exp.Expression], try_: bool) -> exp.Expression:
         target = args[0]
         t = decode_type(target.name) if isinstance(target, exp.Column) else None
@@ -239,6 +252,8 @@ class Conversions(TranslatorBase):
                         out = _round_dt2(arg, unit, "datetime2")
                     if n == "time":
                         out = exp.Mod(this=out, expression=exp.Literal.number(TICKS_PER_DAY))
+            elif n == "datetimeoffset" and src is not None and src.is_string:
+                out = self._text_dto(native, t, try_)
             else:
                 fn = {
                     "datetime2": "__ss_ts_dt2",

@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 
 from .results import SqlServerError
 from .sqltext import unsupported
-from .types import TYPE_IDS, SqlType, make_type, parse_type
+from .types import TYPE_IDS, SqlType, make_type, parse_type, scalar_to_storage
 
 if TYPE_CHECKING:
     from .session import SessionCore
@@ -262,8 +262,30 @@ def _udf_utf16_left(x: pa.Array, n: pa.Array) -> pa.Array:
     return pa.array(out, pa.string())
 
 
+def _udf_text_dto(x: pa.Array, fmt: pa.Array, scale: pa.Array, lenient: pa.Array) -> pa.Array:
+    """Strings -> datetimeoffset storage by the literal parser (offsets, 100 ns, the UTC range); a failure is
+    SQL Server's error (raised as `__ss_e<number>: <text>`) or NULL for TRY_CAST/TRY_CONVERT."""
+    utc: list[int | None] = []
+    offset: list[int | None] = []
+    for v, f, sc, soft in zip(x.to_pylist(), fmt.to_pylist(), scale.to_pylist(), lenient.to_pylist(), strict=True):
+        value = None
+        if v is not None:
+            try:
+                value = scalar_to_storage(v, make_type("datetimeoffset", [str(sc)]), f)
+            except SqlServerError as e:
+                if not soft:
+                    raise ValueError(f"__ss_e{e.number}: {e.message}") from None
+        utc.append(value["utc"] if isinstance(value, dict) else None)
+        offset.append(value["offset_min"] if isinstance(value, dict) else None)
+    mask = pa.array([u is None for u in utc])
+    return pa.StructArray.from_arrays(
+        [pa.array(utc, pa.int64()), pa.array(offset, pa.int16())], names=["utc", "offset_min"], mask=mask
+    )
+
+
 def register_string_codecs(con: duckdb.DuckDBPyConnection) -> None:
-    """The string <-> binary conversions CAST/CONVERT and LEN use (__ss_nvarchar_bytes, __ss_bytes_varchar ...)."""
+    """The conversions CAST/CONVERT and LEN use that DuckDB has no twin for: string <-> binary
+    (__ss_nvarchar_bytes, __ss_bytes_varchar ...), UTF-16 lengths, text -> datetimeoffset."""
     v, b, i = duckdb.sqltypes.VARCHAR, duckdb.sqltypes.BLOB, duckdb.sqltypes.BIGINT
     udf: Any = con.create_function  # pyarrow UDFs are not in DuckDB's stub overloads
     udf("__ss_nvarchar_bytes", _udf_bytes(True), [v], b, type="arrow")
@@ -272,3 +294,6 @@ def register_string_codecs(con: duckdb.DuckDBPyConnection) -> None:
     udf("__ss_bytes_varchar", _udf_string(False), [b], v, type="arrow")
     udf("__ss_utf16_units", _udf_utf16_units, [v], i, type="arrow")
     udf("__ss_utf16_left", _udf_utf16_left, [v, i], v, type="arrow")
+    dto = duckdb.struct_type({"utc": i, "offset_min": duckdb.sqltypes.SMALLINT})
+    args = [v, v, duckdb.sqltypes.INTEGER, duckdb.sqltypes.BOOLEAN]
+    udf("__ss_text_dto", _udf_text_dto, args, dto, type="arrow", null_handling="special")
