@@ -51,7 +51,7 @@ class DmlStatements(OutputStatements):
         limit = self._top_count(clauses, "")
         try:
             with self._own_transaction():
-                before = self._last_rowid(t)
+                before = self._last_rowid(t) if clauses.output is not None else -1
                 n = self._insert_rows(clauses.statement, limit)
                 results: list[Result] = [RowCount(n, "INSERT")]
                 if clauses.output is not None:

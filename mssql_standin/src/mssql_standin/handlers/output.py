@@ -70,7 +70,7 @@ def split_clauses(st: Statement) -> DmlClauses:
             end = close + 1
         cut.append((1, end))
     output = None
-    start = _top_level_word(toks, "OUTPUT")
+    start = _output_start(toks)
     if start is not None:
         stop = len(toks)
         into = None
@@ -110,12 +110,20 @@ def _closing(toks: list[Token], open_at: int) -> int:
     raise syntax_error(toks[-1].text)
 
 
-def _top_level_word(toks: list[Token], word: str) -> int | None:
+#: an OUTPUT clause comes before these (a later `output` is a name in the statement's query or condition)
+_BEFORE_OUTPUT = {"VALUES", "SELECT", "WHERE", "EXEC", "EXECUTE", "OPTION"}
+
+
+def _output_start(toks: list[Token]) -> int | None:
     depth = 0
     for k, t in enumerate(toks):
         depth += (t.token_type == TokenType.L_PAREN) - (t.token_type == TokenType.R_PAREN)
-        if depth == 0 and t.token_type not in (TokenType.STRING, TokenType.IDENTIFIER) and t.text.upper() == word:
+        word = t.text.upper() if t.token_type not in (TokenType.STRING, TokenType.IDENTIFIER) else ""
+        assigned = k + 1 < len(toks) and toks[k + 1].token_type == TokenType.EQ  # SET output = ...
+        if depth == 0 and word == "OUTPUT" and not assigned:
             return k
+        if depth == 0 and word in _BEFORE_OUTPUT:
+            return None
     return None
 
 
