@@ -160,6 +160,19 @@ def test_strings_and_binary_convert_as_sql_server_stores_them(server: ProcessSer
 
 
 @pytest.mark.parametrize("client", CLIENTS)
+def test_convert_styles_1_and_2_write_binary_as_hex(server: ProcessServer, client: str) -> None:
+    """CONVERT(varchar, binary, 1) is '0x…', style 2 the digits alone; and back from text to binary."""
+    cur = CLIENTS[client](server)
+    row = one_row(
+        cur,
+        "SELECT CONVERT(varchar(64), HASHBYTES('SHA2_256', 'abc'), 2), CONVERT(varchar(10), 0x4142FF, 1), "
+        "CONVERT(varbinary(4), '0x4142', 1), CONVERT(varbinary(4), '4142', 2), CONVERT(nvarchar(max), 0xABCD, 2)",
+    )
+    digest = "BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD"
+    assert row == (digest, "0x4142FF", b"AB", b"AB", "ABCD")
+
+
+@pytest.mark.parametrize("client", CLIENTS)
 def test_integers_and_binary_convert_by_their_bytes(server: ProcessServer, client: str) -> None:
     """An integer becomes its big-endian bytes, padded or cut on the left; binary becomes an integer from its
     rightmost bytes, as two's complement."""

@@ -128,3 +128,21 @@ def bytes_cast(native: exp.Expression, src: SqlType | None, t: SqlType) -> exp.E
         fn = "__ss_nvarchar_bytes" if src.is_unicode else "__ss_varchar_bytes"
         return fit_binary(exp.Anonymous(this=fn, expressions=[native]), t)
     return fit_binary(native, t)
+
+
+def hex_convertible(src: SqlType, t: SqlType) -> bool:
+    """CONVERT styles 1 and 2 apply between binary and the character types."""
+    return (src.name in BINARY_SOURCES and t.is_string) or (src.is_string and t.name in ("binary", "varbinary"))
+
+
+def hex_style(native: exp.Expression, t: SqlType, style: int) -> exp.Expression:
+    """CONVERT style 1 ('0x' and hex digits) or 2 (hex digits alone): binary written as text, or text read back."""
+    if t.is_string:
+        digits: exp.Expression = exp.Anonymous(this="hex", expressions=[native])
+        if style == 1:
+            digits = exp.DPipe(this=exp.Literal.string("0x"), expression=digits)
+        return string_prefix(digits, t) if t.length > 0 else digits
+    text = exp.Cast(this=native, to=exp.DataType.build("VARCHAR"))
+    if style == 1:
+        text = exp.Anonymous(this="substr", expressions=[text, exp.Literal.number(3)])
+    return fit_binary(exp.Anonymous(this="unhex", expressions=[text]), t)

@@ -5,7 +5,16 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from .binconv import BINARY_SOURCES, INT_BYTES, bytes_cast, bytes_int, const_bytes_or_text, string_prefix
+from .binconv import (
+    BINARY_SOURCES,
+    INT_BYTES,
+    bytes_cast,
+    bytes_int,
+    const_bytes_or_text,
+    hex_convertible,
+    hex_style,
+    string_prefix,
+)
 from .functions import utf16_prefix
 from .results import SqlServerError
 from .sqlexpr import _DAY_1900, _NOCONST, TranslatorBase, literal, storage_literal, type_of
@@ -225,6 +234,8 @@ class Conversions(TranslatorBase):
                     exp.Literal.string(fmt),
                 ],
             )
+        elif style in (1, 2) and src is not None and hex_convertible(src, t):
+            out = hex_style(native, t, int(style))
         elif style not in (None, 0) and not (
             t.name in ("date", "datetime", "datetime2") and style in (120, 121, 126, 127, 23, 20)
         ):
