@@ -142,7 +142,7 @@ def hex_style(native: exp.Expression, t: SqlType, style: int) -> exp.Expression:
         if style == 1:
             digits = exp.DPipe(this=exp.Literal.string("0x"), expression=digits)
         return string_prefix(digits, t) if t.length > 0 else digits
-    text = exp.Cast(this=native, to=exp.DataType.build("VARCHAR"))
+    text: exp.Expression = exp.Cast(this=native, to=exp.DataType.build("VARCHAR"))
     if style == 1:
         text = exp.Anonymous(this="substr", expressions=[text, exp.Literal.number(3)])
     return fit_binary(exp.Anonymous(this="unhex", expressions=[text]), t)
