@@ -351,6 +351,29 @@ def test_strings_in_arithmetic_become_numbers(server: ProcessServer, client: str
 
 
 @pytest.mark.parametrize("client", ["pytds", "mssql_python"])
+def test_window_aggregates_keep_their_types(server: ProcessServer, client: str) -> None:
+    """SUM/AVG/COUNT OVER (...) are typed as the plain aggregates (AVG of int truncates, over the window)."""
+    cur = CLIENTS[client](server)
+    fresh_items(cur)
+    cur.execute(
+        "SELECT name, SUM(qty) OVER (), AVG(qty) OVER (ORDER BY qty ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW), "
+        "SUM(price) OVER (), AVG(price) OVER (), COUNT(*) OVER () FROM items ORDER BY qty"
+    )
+    assert [tuple(r) for r in cur.fetchall()] == [
+        ("a", 6, 1, Decimal("4.00"), Decimal("2.000000"), 3),
+        ("b", 6, 1, Decimal("4.00"), Decimal("2.000000"), 3),
+        ("c", 6, 2, Decimal("4.00"), Decimal("2.000000"), 3),
+    ]
+    if client == "pytds":
+        assert [d[1] for d in cur.description[1:]] == [TDS_INT4, TDS_INT4, TDS_DECIMAL, TDS_DECIMAL, TDS_INT4]
+        assert [(d[4], d[5]) for d in cur.description[3:5]] == [(38, 2), (38, 6)]
+    else:
+        assert [(d[1], d[4], d[5]) for d in cur.description[1:]] == [
+            (int, 10, 0), (int, 10, 0), (Decimal, 38, 2), (Decimal, 38, 6), (int, 10, 0),
+        ]  # fmt: skip
+
+
+@pytest.mark.parametrize("client", ["pytds", "mssql_python"])
 def test_set_operations_widen_their_columns(server: ProcessServer, client: str) -> None:
     """Each UNION column takes the type of highest precedence of its branches, lengths and scales widened."""
     cur = CLIENTS[client](server)

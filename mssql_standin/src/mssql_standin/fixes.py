@@ -137,6 +137,25 @@ class NodeFixes(NumericFixes):
     def _fix_passthrough(self, node: exp.Expression) -> exp.Expression:
         return node
 
+    def _fix_window(self, node: exp.Window) -> exp.Expression:
+        """An aggregate typed by a cast or computed from others (AVG of integers: SUM // COUNT) takes its OVER
+        clause inside: each aggregate gets the window, the cast and arithmetic stay outside."""
+        inner = node.this
+        if isinstance(inner, exp.AggFunc) or not any(isinstance(n, exp.AggFunc) for n in inner.walk()):
+            return node
+        spec = {k: v for k, v in node.args.items() if k != "this"}
+
+        def windowed(n: exp.Expression) -> exp.Expression:
+            if not isinstance(n, exp.AggFunc):
+                return n
+            return exp.Window(
+                this=n.copy(), **{k: v.copy() if isinstance(v, exp.Expression) else v for k, v in spec.items()}
+            )
+
+        out = inner.transform(windowed)
+        out.meta.update(inner.meta)
+        return out
+
     def _fix_national(self, node: exp.National) -> exp.Expression:
         return literal(node.this, SqlType("nvarchar", max(1, len(node.this))))
 
@@ -420,7 +439,7 @@ FIXES: dict[type, Fix] = {
     exp.CurrentTimestamp: NodeFixes._fix_now,
     exp.CurrentTimestampLTZ: NodeFixes._fix_now,
     exp.CurrentDate: NodeFixes._fix_now,
-    exp.Window: NodeFixes._fix_passthrough,
+    exp.Window: NodeFixes._fix_window,
     exp.Ordered: NodeFixes._fix_passthrough,
     exp.Paren: NodeFixes._fix_paren,
     exp.Alias: NodeFixes._fix_alias,
