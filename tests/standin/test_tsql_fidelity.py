@@ -395,17 +395,17 @@ def test_sum_of_case_is_int_for_other_clients(server: ProcessServer, client: str
     fresh_items(cur)
     row = one_row(
         cur,
-        "SELECT SUM(CASE WHEN qty > 1 THEN 1 ELSE 0 END), AVG(price), ISNULL(NULL, 7), SUM(price), price / 4 "
-        "FROM items WHERE name = 'b' GROUP BY price",
+        "SELECT SUM(CASE WHEN qty > 1 THEN 1 ELSE 0 END), AVG(price), ISNULL(NULL, 7), SUM(price), price / 4, "
+        "ISNULL(CAST(NULL AS int), 0.5) FROM items WHERE name = 'b' GROUP BY price",
     )
-    assert row == (1, Decimal("2.500000"), 7, Decimal("2.50"), Decimal("0.625000"))
+    assert row == (1, Decimal("2.500000"), 7, Decimal("2.50"), Decimal("0.625000"), 0)
     if client == "pymssql":
         assert [d[1] for d in cur.description] == [pymssql.NUMBER, pymssql.DECIMAL, pymssql.NUMBER] + [
             pymssql.DECIMAL
-        ] * 2
+        ] * 2 + [pymssql.NUMBER]
     else:
         assert [(d[1], d[4], d[5]) for d in cur.description] == [
-            (int, 10, 0), (Decimal, 38, 6), (int, 10, 0), (Decimal, 38, 2), (Decimal, 14, 6),
+            (int, 10, 0), (Decimal, 38, 6), (int, 10, 0), (Decimal, 38, 2), (Decimal, 14, 6), (int, 10, 0),
         ]  # fmt: skip
 
 

@@ -13,7 +13,7 @@ from .results import SqlServerError
 from .sqlexpr import _NOCONST, _parse_duck, literal, storage_literal, type_of, view_table_name
 from .sqltext import SPECIAL_STORAGE, unsupported
 from .syscatalog import quote
-from .typerules import combined_type
+from .typerules import NUMBERS, combined_type
 from .types import TICKS_PER_SECOND, SqlType, make_type, scalar_to_storage
 
 
@@ -252,13 +252,17 @@ class FunctionCalls(Conversions):
         return out
 
     def _isnull(self, check: exp.Expression, replacement: exp.Expression) -> exp.Expression:
-        """ISNULL takes the type of its first argument (of the second when the first is a bare NULL), so a
-        replacement string longer than the first argument's type is cut to it."""
+        """ISNULL takes the type of its first argument (of the second when the first is a bare NULL): a
+        replacement string longer than the first argument's type is cut to it, a number converted to it."""
         t = type_of(check) or type_of(replacement)
         b = self._native(replacement)
         tb = type_of(replacement)
         if t is not None and t.is_string and t.length > 0 and not (tb is not None and 0 < tb.length <= t.length):
             b = string_prefix(exp.Cast(this=b, to=exp.DataType.build("VARCHAR")), t)
+        elif (
+            t is not None and tb is not None and t.name in NUMBERS and tb != t and not isinstance(replacement, exp.Null)
+        ):
+            b = self._native(self._convert_to(replacement, t, False, None))  # ISNULL(int_col, 0.5) is 0
         out = exp.Coalesce(this=self._native(check), expressions=[b])
         out.meta["ss_type"] = t
         return out

@@ -9,10 +9,8 @@ from sqlglot import exp
 from .calls import FunctionCalls
 from .results import SqlServerError
 from .sqlexpr import _INT_TYPES, type_of
-from .typerules import avg_type, sum_type
+from .typerules import NUMBERS, avg_type, sum_type
 from .types import SqlType, make_type
-
-NUMBERS = _INT_TYPES | {"decimal", "numeric", "float", "real", "money", "smallmoney"}
 
 
 class NumericFixes(FunctionCalls):

@@ -29,6 +29,8 @@ _INTEGER = ("bigint", "int", "smallint", "tinyint", "bit")
 _STRINGS = ("nvarchar", "nchar", "varchar", "char")
 _SCALED = ("datetime2", "time", "datetimeoffset")
 MAX_PRECISION = 38
+#: the types arithmetic works on (every one of them outranks every string)
+NUMBERS = frozenset({*_INTEGER, "decimal", "numeric", "float", "real", "money", "smallmoney"})
 
 
 def node_type(node: exp.Expression) -> SqlType | None:
