@@ -275,7 +275,16 @@ def test_update_and_delete_top(server: ProcessServer, client: str) -> None:
     assert cur.fetchall()[0][0] == 1
     cur.execute("UPDATE TOP (0) items SET qty = 0")
     assert cur.rowcount == 0
-    refused(cur, client, "UPDATE TOP (-1) items SET qty = 0", 127, "A TOP N value may not be negative.")
+    refused(
+        cur, client, "UPDATE TOP (-1) items SET qty = 0", 127, "A TOP N or FETCH rowcount value may not be negative."
+    )
+    refused(cur, client, "DELETE TOP (101) PERCENT FROM items", 1031, "Percent values must be between 0 and 100.")
+    refused(
+        cur, client, "DECLARE @n int; UPDATE TOP (@n) items SET qty = 0", 1014,
+        "A TOP or FETCH clause contains an invalid value.",
+    )  # fmt: skip
+    cur.execute("SELECT COUNT(*) FROM items WHERE qty = 0")
+    assert cur.fetchall()[0][0] == 0
 
 
 # --------------------------------------------------------------------------------------- 6: expression types

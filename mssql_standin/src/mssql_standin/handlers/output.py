@@ -172,19 +172,23 @@ class OutputStatements(RowWriter):
             return None
         text = "SELECT " + clauses.top
         value = self._scalar(parse_statement(text, tokenize(text)))
+        if value is None:
+            raise SqlServerError(1014, "A TOP or FETCH clause contains an invalid value.", severity=15)
         if clauses.percent:
             pct = float(value)  # type: ignore[arg-type]
             if not 0 <= pct <= 100:
-                raise SqlServerError(4120, "Percent values must be between 0 and 100.")
+                raise SqlServerError(1031, "Percent values must be between 0 and 100.", severity=15)
             r = fetch_first(self._duck(matching))
             total = int(r[0]) if r else 0  # type: ignore[call-overload]
             return math.ceil(total * pct / 100)
         if not isinstance(value, int) or isinstance(value, bool):
             raise SqlServerError(
-                1060, "The number of rows provided for a TOP or FETCH clauses row count parameter must be an integer."
+                1060,
+                "The number of rows provided for a TOP or FETCH clauses row count parameter must be an integer.",
+                severity=15,
             )
         if value < 0:
-            raise SqlServerError(127, "A TOP N value may not be negative.", severity=15)
+            raise SqlServerError(127, "A TOP N or FETCH rowcount value may not be negative.", severity=15)
         return value
 
     def _choose_rows(self, t: Table, alias: str, where_sql: str, limit: int | None) -> None:
