@@ -146,6 +146,32 @@ class Conversions(TranslatorBase):
                 raise unsupported("CAST to " + to.sql("tsql")) from None
         return self._convert_to(node.this, t, isinstance(node, exp.TryCast), None)
 
+    def _to_storage_form(self, native: exp.Expression, src: SqlType | None, t: SqlType, try_: bool) -> exp.Expression:
+        """A DuckDB-native value converted to the storage form of datetime2, time, datetimeoffset or
+        uniqueidentifier (a string read as datetimeoffset by the literal parser)."""
+        n = t.name
+        if n == "datetimeoffset" and src is not None and src.is_string:
+            return self._text_dto(native, t, try_)
+        fn = {
+            "datetime2": "__ss_ts_dt2",
+            "time": "__ss_t_time",
+            "datetimeoffset": "__ss_tz_dto",
+            "uniqueidentifier": "__ss_guid_key",
+        }[n]
+        duck = {"datetime2": "TIMESTAMP", "time": "TIME", "datetimeoffset": "TIMESTAMPTZ", "uniqueidentifier": "UUID"}[
+            n
+        ]
+        cast_cls = exp.TryCast if try_ else exp.Cast
+        out: exp.Expression = exp.Anonymous(
+            this=fn, expressions=[cast_cls(this=native, to=exp.DataType.build(duck, dialect="duckdb"))]
+        )
+        unit = exp.Literal.number(10 ** (7 - t.scale))
+        if n == "datetime2":
+            return _round_dt2(out, unit, src.name if src else "varchar")
+        if n == "time":
+            return exp.Anonymous(this="__ss_round_ticks", expressions=[out, unit])
+        return out
+
     def _text_dto(self, text: exp.Expression, t: SqlType, try_: bool) -> exp.Expression:
         """A string read as datetimeoffset by the same parser as literals (its offset kept, its UTC range
         checked): DuckDB's TIMESTAMPTZ knows no '+01:00'."""
@@ -263,30 +289,8 @@ class Conversions(TranslatorBase):
                         out = _round_dt2(arg, unit, "datetime2")
                     if n == "time":
                         out = exp.Mod(this=out, expression=exp.Literal.number(TICKS_PER_DAY))
-            elif n == "datetimeoffset" and src is not None and src.is_string:
-                out = self._text_dto(native, t, try_)
             else:
-                fn = {
-                    "datetime2": "__ss_ts_dt2",
-                    "time": "__ss_t_time",
-                    "datetimeoffset": "__ss_tz_dto",
-                    "uniqueidentifier": "__ss_guid_key",
-                }[n]
-                duck = {
-                    "datetime2": "TIMESTAMP",
-                    "time": "TIME",
-                    "datetimeoffset": "TIMESTAMPTZ",
-                    "uniqueidentifier": "UUID",
-                }[n]
-                out = exp.Anonymous(
-                    this=fn, expressions=[cast_cls(this=native, to=exp.DataType.build(duck, dialect="duckdb"))]
-                )
-                if n == "datetime2":
-                    out = _round_dt2(out, exp.Literal.number(10 ** (7 - t.scale)), src.name if src else "varchar")
-                elif n == "time":
-                    out = exp.Anonymous(
-                        this="__ss_round_ticks", expressions=[out, exp.Literal.number(10 ** (7 - t.scale))]
-                    )
+                out = self._to_storage_form(native, src, t, try_)
             out.meta["ss_raw"] = True
         elif n in ("datetime", "smalldatetime"):
             fn = "__ss_dt_round" if n == "datetime" else "__ss_sdt_round"

@@ -382,9 +382,7 @@ class DmlStatements(OutputStatements):
         if n == "time":
             return f"__ss_round_ticks(__ss_t_time(CAST({body} AS TIME)), {10 ** (7 - c.type.scale)})"
         if n == "datetimeoffset":
-            if vt is not None and vt.is_string:
-                return duck_sql(Translator(self._context())._text_dto(native, c.type, False))
-            return f"__ss_tz_dto(CAST({body} AS TIMESTAMPTZ))"
+            return duck_sql(Translator(self._context())._to_storage_form(native, vt, c.type, False))
         if n == "uniqueidentifier":
             return f"__ss_guid_key({body})"
         if n == "datetime":
