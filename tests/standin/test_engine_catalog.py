@@ -288,7 +288,11 @@ def test_page_counts_follow_stored_bytes() -> None:
         "CREATE TABLE dbo.Narrow (Id int NOT NULL PRIMARY KEY, Name nvarchar(400) NULL)\n"
         "CREATE INDEX IX_Narrow_Name ON dbo.Narrow (Name)",
     )
-    run(sess, "INSERT INTO dbo.Docs VALUES " + ", ".join(f"({i}, REPLICATE(N'λ', 5000))" for i in range(1, 101)))
+    run(
+        sess,
+        "INSERT INTO dbo.Docs VALUES "
+        + ", ".join(f"({i}, REPLICATE(CAST(N'λ' AS nvarchar(max)), 5000))" for i in range(1, 101)),
+    )
     run(sess, "INSERT INTO dbo.Docs VALUES (101, N'short'), (102, NULL)")
     run(sess, "INSERT INTO dbo.Narrow VALUES " + ", ".join(f"({i}, N'ab')" for i in range(1, 1001)))
     stats = rows(

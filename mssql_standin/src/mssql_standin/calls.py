@@ -7,11 +7,13 @@ import datetime as dt
 
 from sqlglot import exp
 
+from .binconv import string_prefix
 from .convert import Conversions, _raw_choice
 from .results import SqlServerError
 from .sqlexpr import _NOCONST, _parse_duck, literal, storage_literal, type_of, view_table_name
 from .sqltext import SPECIAL_STORAGE, unsupported
 from .syscatalog import quote
+from .typerules import NUMBERS, combined_type
 from .types import TICKS_PER_SECOND, SqlType, make_type, scalar_to_storage
 
 
@@ -80,15 +82,7 @@ class FunctionCalls(Conversions):
             out.meta["ss_raw"] = True
             return out
         if fn == "len":
-            arg = self._native(args[0])
-            out = exp.Cast(
-                this=exp.Length(
-                    this=exp.Anonymous(this="rtrim", expressions=[exp.Cast(this=arg, to=exp.DataType.build("VARCHAR"))])
-                ),
-                to=exp.DataType.build("INTEGER"),
-            )
-            out.meta["ss_type"] = make_type("int", [])
-            return out
+            return self._len(args[0])
         if fn == "isnull":
             out = exp.Coalesce(this=args[0], expressions=[args[1]])
             t0, t1 = type_of(args[0]), type_of(args[1])
@@ -96,15 +90,13 @@ class FunctionCalls(Conversions):
             if not narrower and _raw_choice(out, args[:2]):
                 out.meta["ss_type"] = t0 or t1  # ISNULL takes the first argument's type
                 return out
-            a, b = self._native(args[0]), self._native(args[1])
-            out = exp.Coalesce(this=a, expressions=[b])
-            out.meta["ss_type"] = type_of(args[0])
-            return out
+            return self._isnull(args[0], args[1])
         if fn == "iif":
             out = exp.If(this=args[0], true=args[1], false=args[2])
             if _raw_choice(out, args[1:3]):
                 return out
             out = exp.If(this=args[0], true=self._native(args[1]), false=self._native(args[2]))
+            out.meta["ss_type"] = combined_type(args[1:3])
             return out
         if fn in ("left", "right"):
             f = "left" if fn == "left" else "right"
@@ -167,13 +159,10 @@ class FunctionCalls(Conversions):
             )
             out.meta["ss_type"] = SqlType("nvarchar", 258)
             return out
-        if fn in ("space", "replicate"):
-            if fn == "space":
-                out = exp.Anonymous(this="repeat", expressions=[exp.Literal.string(" "), args[0]])
-            else:
-                out = exp.Anonymous(this="repeat", expressions=[self._native(args[0]), args[1]])
-            out.meta["ss_type"] = SqlType("varchar", 8000)
-            return out
+        if fn == "space":
+            return self._replicate(literal(" ", SqlType("varchar", 1)), args[0])
+        if fn == "replicate":
+            return self._replicate(args[0], args[1])
         if fn == "square":
             out = exp.Mul(
                 this=exp.Cast(this=args[0], to=exp.DataType.build("DOUBLE")),
@@ -260,6 +249,64 @@ class FunctionCalls(Conversions):
         else:
             raise unsupported(fn.upper() + " with non-constant arguments")
         out.meta["ss_type"] = t
+        return out
+
+    def _isnull(self, check: exp.Expression, replacement: exp.Expression) -> exp.Expression:
+        """ISNULL takes the type of its first argument (of the second when the first is a bare NULL): a
+        replacement string longer than the first argument's type is cut to it, a number converted to it."""
+        t = type_of(check) or type_of(replacement)
+        b = self._native(replacement)
+        tb = type_of(replacement)
+        if t is not None and t.is_string and t.length > 0 and not (tb is not None and 0 < tb.length <= t.length):
+            b = string_prefix(exp.Cast(this=b, to=exp.DataType.build("VARCHAR")), t)
+        elif (
+            t is not None and tb is not None and t.name in NUMBERS and tb != t and not isinstance(replacement, exp.Null)
+        ):
+            b = self._native(self._convert_to(replacement, t, False, None))  # ISNULL(int_col, 0.5) is 0
+        out = exp.Coalesce(this=self._native(check), expressions=[b])
+        out.meta["ss_type"] = t
+        return out
+
+    def _len(self, arg: exp.Expression) -> exp.Expression:
+        """LEN: characters without the trailing spaces, nvarchar counted in UTF-16 code units (as under a
+        collation without supplementary characters), binary in bytes; bigint for a max type, else int."""
+        t = type_of(arg)
+        native = self._native(arg)
+        body: exp.Expression
+        if t is not None and t.name in ("binary", "varbinary", "image", "timestamp"):
+            body = exp.Anonymous(this="octet_length", expressions=[native])
+        else:
+            trimmed = exp.Anonymous(this="rtrim", expressions=[exp.Cast(this=native, to=exp.DataType.build("VARCHAR"))])
+            if t is not None and t.is_unicode:
+                body = exp.Anonymous(this="__ss_utf16_units", expressions=[trimmed])
+            else:
+                body = exp.Length(this=trimmed)
+        big = t is not None and t.length == -1 and (t.is_string or t.name == "varbinary")
+        out = exp.Cast(this=body, to=exp.DataType.build("BIGINT" if big else "INTEGER"))
+        out.meta["ss_type"] = make_type("bigint" if big else "int", [])
+        return out
+
+    def _replicate(self, arg: exp.Expression, count: exp.Expression) -> exp.Expression:
+        """REPLICATE (and SPACE): the argument's string type; a value that is not (max) is cut at 8000 bytes
+        (4000 nvarchar characters); a negative count gives NULL."""
+        t = type_of(arg)
+        unicode = t is not None and t.is_unicode
+        maxed = t is not None and t.is_string and t.length == -1
+        limit = 4000 if unicode else 8000
+        text = exp.Cast(this=self._native(arg), to=exp.DataType.build("VARCHAR"))
+        times = exp.Cast(this=self._native(count), to=exp.DataType.build("BIGINT"))
+        body: exp.Expression
+        if maxed:
+            body = exp.Anonymous(this="repeat", expressions=[text, times])
+        else:
+            capped = exp.Anonymous(this="least", expressions=[times, exp.Literal.number(limit)])
+            body = string_prefix(
+                exp.Anonymous(this="repeat", expressions=[text, capped]),
+                SqlType("nvarchar" if unicode else "varchar", limit),
+            )
+        negative = exp.LT(this=times.copy(), expression=exp.Literal.number(0))
+        out = exp.Case(ifs=[exp.If(this=negative, true=exp.Null())], default=body)
+        out.meta["ss_type"] = SqlType("nvarchar" if unicode else "varchar", -1 if maxed else limit)
         return out
 
     def _datalength(self, arg: exp.Expression) -> exp.Expression:

@@ -5,6 +5,17 @@ from __future__ import annotations
 
 from sqlglot import exp
 
+from .binconv import (
+    BINARY_SOURCES,
+    INT_BYTES,
+    bytes_cast,
+    bytes_int,
+    const_bytes_or_text,
+    hex_convertible,
+    hex_style,
+    string_prefix,
+)
+from .functions import utf16_prefix
 from .results import SqlServerError
 from .sqlexpr import _DAY_1900, _NOCONST, TranslatorBase, literal, storage_literal, type_of
 from .sqltext import SPECIAL_STORAGE, decode_type, syntax_error, unsupported
@@ -135,6 +146,45 @@ class Conversions(TranslatorBase):
                 raise unsupported("CAST to " + to.sql("tsql")) from None
         return self._convert_to(node.this, t, isinstance(node, exp.TryCast), None)
 
+    def _to_storage_form(self, native: exp.Expression, src: SqlType | None, t: SqlType, try_: bool) -> exp.Expression:
+        """A DuckDB-native value converted to the storage form of datetime2, time, datetimeoffset or
+        uniqueidentifier (a string read as datetimeoffset by the literal parser)."""
+        n = t.name
+        if n == "datetimeoffset" and src is not None and src.is_string:
+            return self._text_dto(native, t, try_)
+        fn = {
+            "datetime2": "__ss_ts_dt2",
+            "time": "__ss_t_time",
+            "datetimeoffset": "__ss_tz_dto",
+            "uniqueidentifier": "__ss_guid_key",
+        }[n]
+        duck = {"datetime2": "TIMESTAMP", "time": "TIME", "datetimeoffset": "TIMESTAMPTZ", "uniqueidentifier": "UUID"}[
+            n
+        ]
+        cast_cls = exp.TryCast if try_ else exp.Cast
+        out: exp.Expression = exp.Anonymous(
+            this=fn, expressions=[cast_cls(this=native, to=exp.DataType.build(duck, dialect="duckdb"))]
+        )
+        unit = exp.Literal.number(10 ** (7 - t.scale))
+        if n == "datetime2":
+            return _round_dt2(out, unit, src.name if src else "varchar")
+        if n == "time":
+            return exp.Anonymous(this="__ss_round_ticks", expressions=[out, unit])
+        return out
+
+    def _text_dto(self, text: exp.Expression, t: SqlType, try_: bool) -> exp.Expression:
+        """A string read as datetimeoffset by the same parser as literals (its offset kept, its UTC range
+        checked): DuckDB's TIMESTAMPTZ knows no '+01:00'."""
+        return exp.Anonymous(
+            this="__ss_text_dto",
+            expressions=[
+                exp.Cast(this=text, to=exp.DataType.build("VARCHAR")),
+                exp.Literal.string(self.ctx.dateformat),
+                exp.Literal.number(t.scale),
+                exp.Boolean(this=try_),
+            ],
+        )
+
     def _convert(self, args: list[exp.Expression], try_: bool) -> exp.Expression:
         target = args[0]
         t = decode_type(target.name) if isinstance(target, exp.Column) else None
@@ -154,6 +204,7 @@ class Conversions(TranslatorBase):
         ):
             if isinstance(const, str) and style is not None and t.name in ("datetime", "datetime2", "date"):
                 const = const.replace("T", " ")
+            const = const_bytes_or_text(const, src, t)
             try:
                 st = scalar_to_storage(const, t, self.ctx.dateformat)
             except SqlServerError as e:
@@ -163,7 +214,7 @@ class Conversions(TranslatorBase):
                     raise out_of_range(src.name, t.name) from None
                 raise
             if t.is_string and isinstance(st, str) and t.length > 0:
-                st = st[: t.length]
+                st = utf16_prefix(st, t.length) if t.is_unicode else st[: t.length]
             out = storage_literal(st, t) if t.name in SPECIAL_STORAGE else literal(st, t)
             out.meta["ss_type"] = t
             out.meta["ss_raw"] = t.name in SPECIAL_STORAGE
@@ -209,6 +260,8 @@ class Conversions(TranslatorBase):
                     exp.Literal.string(fmt),
                 ],
             )
+        elif style in (1, 2) and src is not None and hex_convertible(src, t):
+            out = hex_style(native, t, int(style))
         elif style not in (None, 0) and not (
             t.name in ("date", "datetime", "datetime2") and style in (120, 121, 126, 127, 23, 20)
         ):
@@ -237,25 +290,7 @@ class Conversions(TranslatorBase):
                     if n == "time":
                         out = exp.Mod(this=out, expression=exp.Literal.number(TICKS_PER_DAY))
             else:
-                fn = {
-                    "datetime2": "__ss_ts_dt2",
-                    "time": "__ss_t_time",
-                    "datetimeoffset": "__ss_tz_dto",
-                    "uniqueidentifier": "__ss_guid_key",
-                }[n]
-                duck = {
-                    "datetime2": "TIMESTAMP",
-                    "time": "TIME",
-                    "datetimeoffset": "TIMESTAMPTZ",
-                    "uniqueidentifier": "UUID",
-                }[n]
-                out = exp.Anonymous(this=fn, expressions=[cast_cls(this=native, to=exp.DataType.build(duck))])
-                if n == "datetime2":
-                    out = _round_dt2(out, exp.Literal.number(10 ** (7 - t.scale)), src.name if src else "varchar")
-                elif n == "time":
-                    out = exp.Anonymous(
-                        this="__ss_round_ticks", expressions=[out, exp.Literal.number(10 ** (7 - t.scale))]
-                    )
+                out = self._to_storage_form(native, src, t, try_)
             out.meta["ss_raw"] = True
         elif n in ("datetime", "smalldatetime"):
             fn = "__ss_dt_round" if n == "datetime" else "__ss_sdt_round"
@@ -284,9 +319,11 @@ class Conversions(TranslatorBase):
                 body = exp.Anonymous(this="left", expressions=[body, exp.Literal.number(t.length)])
             out = body
         elif t.is_string:
-            if src is not None and src.name in ("binary", "varbinary"):
-                raise unsupported("CAST of binary to a string type")
-            body = cast_cls(this=native, to=exp.DataType.build("VARCHAR"))
+            body = (
+                bytes_cast(native, src, t)
+                if src is not None and src.name in BINARY_SOURCES
+                else cast_cls(this=native, to=exp.DataType.build("VARCHAR"))
+            )
             if src is not None and src.name == "bit":
                 body = exp.Cast(
                     this=exp.Cast(this=native, to=exp.DataType.build("INTEGER")),
@@ -295,7 +332,7 @@ class Conversions(TranslatorBase):
             if src is not None and src.name in ("float", "real"):
                 raise unsupported("CAST of float to a string type")
             if t.length > 0:
-                body = exp.Anonymous(this="left", expressions=[body, exp.Literal.number(t.length)])
+                body = string_prefix(body, t)
             if t.name in ("char", "nchar") and t.length > 0:
                 body = exp.Anonymous(
                     this="rpad", expressions=[body, exp.Literal.number(t.length), exp.Literal.string(" ")]
@@ -306,7 +343,11 @@ class Conversions(TranslatorBase):
             inner = native
             if src is not None and src.name in ("float", "real", "decimal", "numeric", "money", "smallmoney"):
                 inner = exp.Anonymous(this="trunc", expressions=[native])
-            out = cast_cls(this=inner, to=exp.DataType.build(duck))
+            out = (
+                bytes_int(native, t)
+                if src is not None and src.name in BINARY_SOURCES
+                else cast_cls(this=inner, to=exp.DataType.build(duck, dialect="duckdb"))
+            )
         elif n == "bit":
             if src is not None and src.is_string:
                 out = cast_cls(this=native, to=exp.DataType.build("BOOLEAN"))
@@ -324,9 +365,9 @@ class Conversions(TranslatorBase):
                     hexed = exp.DPipe(this=hexed, expression=exp.Literal.string("00" * (t.length - 16)), safe=False)
                 out = exp.Anonymous(this="unhex", expressions=[hexed])
         elif n in ("binary", "varbinary"):
-            if src is None or src.name not in ("binary", "varbinary", "timestamp", "image"):
+            if src is None or not (src.is_string or src.name in BINARY_SOURCES or src.name in INT_BYTES):
                 raise unsupported(f"CAST of {src.name if src else 'expression'} to {n}")
-            out = arg
+            out = bytes_cast(native, src, t)
         else:
             from .types import duck_type
 

@@ -18,7 +18,9 @@ Behaviour that differs from SQL Server, on purpose and documented here:
   and comparisons ignore trailing spaces; ordering of punctuation and accents can differ from SQL Server's
   dictionary order, and GROUP BY/DISTINCT do not merge values that differ only in trailing spaces.
 - One database per Engine: USE of master/tempdb/model/msdb is accepted and sees the same tables.
-- Unsupported on purpose (error 40517): temporary tables, MERGE, OUTPUT, cursors, WHILE/BEGIN...END, SAVE
+- INSERT/UPDATE/DELETE take TOP (n) [PERCENT] and OUTPUT (to the client or INTO a table; table variables
+  do not exist here, so OUTPUT INTO @t is error 1087).
+- Unsupported on purpose (error 40517): temporary tables, MERGE, cursors, WHILE/BEGIN...END, SAVE
   TRANSACTION, CHECKSUM/BINARY_CHECKSUM (SQL Server's hash is not reproduced), COLLATE, FOR XML/JSON.
 - Identity values are not transactional (a rolled-back insert leaves a gap), exactly as in SQL Server.
 """
@@ -38,6 +40,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlglot.tokens import TokenType
 
+from .functions import register_string_codecs
 from .handlers.bulk import BulkStatements
 from .handlers.ddl import DdlStatements
 from .handlers.dml import DmlStatements
@@ -162,6 +165,7 @@ class Engine:
         udf("__ss_hash_v", _udf_hash("cp1252"), [v, v], b, type="arrow")
         udf("__ss_hash_b", _udf_hash(None), [v, b], b, type="arrow")
         udf("__ss_utf16_bytes", _udf_utf16_bytes, [v], i, type="arrow")
+        register_string_codecs(self.con)
         self.con.execute("CREATE SCHEMA dbo; CREATE SCHEMA guest")
         self.catalog = Catalog()
         self.lock = threading.RLock()

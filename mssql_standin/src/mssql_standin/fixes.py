@@ -10,8 +10,8 @@ from typing import Any
 
 from sqlglot import exp
 
-from .calls import FunctionCalls
 from .convert import _raw_choice
+from .numeric import NumericFixes, _as_int
 from .results import SqlServerError
 from .sqlexpr import (
     _CMP,
@@ -26,10 +26,11 @@ from .sqlexpr import (
     type_of,
 )
 from .sqltext import _FRACTION_PARTS, unsupported
-from .types import EXACT, SqlType, make_type, scalar_to_storage
+from .typerules import arithmetic_type, combined_type
+from .types import END_TICKS, EXACT, SqlType, make_type, scalar_to_storage
 
 
-class NodeFixes(FunctionCalls):
+class NodeFixes(NumericFixes):
     """One fix-up per sqlglot node class (FIXES), applied bottom-up by Translator._rw."""
 
     def _dateadd(self, node: exp.DateAdd) -> exp.Expression:
@@ -61,6 +62,8 @@ class NodeFixes(FunctionCalls):
                 out = exp.Anonymous(this="__ss_time_add", expressions=[arg, delta])
             else:
                 out = exp.Add(this=arg, expression=delta)
+        if t.name in ("datetime2", "datetimeoffset"):
+            out = _overflow_guard(out, t.name)
         out.meta["ss_type"] = t
         out.meta["ss_raw"] = True
         return out
@@ -134,6 +137,25 @@ class NodeFixes(FunctionCalls):
     def _fix_passthrough(self, node: exp.Expression) -> exp.Expression:
         return node
 
+    def _fix_window(self, node: exp.Window) -> exp.Expression:
+        """An aggregate typed by a cast or computed from others (AVG of integers: SUM // COUNT) takes its OVER
+        clause inside: each aggregate gets the window, the cast and arithmetic stay outside."""
+        inner = node.this
+        if isinstance(inner, exp.AggFunc) or not any(isinstance(n, exp.AggFunc) for n in inner.walk()):
+            return node
+        spec = {k: v for k, v in node.args.items() if k != "this"}
+
+        def windowed(n: exp.Expression) -> exp.Expression:
+            if not isinstance(n, exp.AggFunc):
+                return n
+            return exp.Window(
+                this=n.copy(), **{k: v.copy() if isinstance(v, exp.Expression) else v for k, v in spec.items()}
+            )
+
+        out = inner.transform(windowed)
+        out.meta.update(inner.meta)
+        return out
+
     def _fix_national(self, node: exp.National) -> exp.Expression:
         return literal(node.this, SqlType("nvarchar", max(1, len(node.this))))
 
@@ -166,7 +188,9 @@ class NodeFixes(FunctionCalls):
     def _fix_neg(self, node: exp.Neg) -> exp.Expression:
         """-<number literal> stays a constant; any other negation is an ordinary expression."""
         if node.this.meta.get("ss_const") is None or not isinstance(node.this, exp.Literal):
-            return self._fix_other(node)
+            self._fix_other(node)
+            node.meta["ss_type"] = type_of(node.this)  # a negated value keeps its type
+            return node
         v = node.this.meta["ss_const"]
         if isinstance(v, (int, float, decimal.Decimal)):
             node.meta["ss_const"] = EXACT.minus(v) if isinstance(v, decimal.Decimal) else -v
@@ -183,6 +207,7 @@ class NodeFixes(FunctionCalls):
 
     def _fix_add(self, node: exp.Add) -> exp.Expression:
         """+ on strings is concatenation (constants folded, so N'a' + NCHAR(0) + N'b' stays a literal)."""
+        self._numeric_operands(node)
         if not (self._stringy(node.this) or self._stringy(node.expression)):
             return self._arith(node)
         ctype = _concat_type(type_of(node.this), type_of(node.expression))
@@ -195,15 +220,31 @@ class NodeFixes(FunctionCalls):
         out.meta["ss_type"] = ctype
         return out
 
+    def _fix_arith(self, node: exp.Expression) -> exp.Expression:
+        self._numeric_operands(node)
+        return self._arith(node)
+
     def _fix_div(self, node: exp.Div) -> exp.Expression:
+        self._numeric_operands(node)
         a, b = self._native(node.this), self._native(node.expression)
         ta, tb = type_of(a), type_of(b)
         guard = exp.Anonymous(this="__ss_nz", expressions=[b])
         if ta is not None and tb is not None and ta.name in _INT_TYPES and tb.name in _INT_TYPES:
-            out = exp.IntDiv(this=a, expression=guard)
-            out.meta["ss_type"] = _wider_int(ta, tb)
-            return out
-        return exp.Div(this=a, expression=guard)
+            quotient = exp.IntDiv(this=a, expression=guard)
+            quotient.meta["ss_type"] = _wider_int(ta, tb)
+            return quotient
+        div = exp.Div(this=a, expression=guard)
+        t = arithmetic_type("div", a, b)
+        if t is None:
+            return div
+        if t.name in ("decimal", "numeric", "money"):
+            # DuckDB divides decimals in DOUBLE; the quotient is rounded to SQL Server's scale
+            p, scale = (19, 4) if t.name == "money" else (t.precision, t.scale)
+            rounded = exp.Cast(this=div, to=exp.DataType.build(f"DECIMAL({p},{scale})"))
+            rounded.meta["ss_type"] = t
+            return rounded
+        div.meta["ss_type"] = t
+        return div
 
     def _fix_extract(self, node: exp.Extract) -> exp.Expression:
         part = node.text("this").upper()
@@ -270,38 +311,15 @@ class NodeFixes(FunctionCalls):
             node.meta["ss_col"] = OutCol("", c.type, True, raw=c.is_raw)
         return node
 
-    def _fix_sum(self, node: exp.Sum) -> exp.Expression:
-        t = type_of(node.this)
-        self._nativize_children(node)
-        if t is not None and t.name in _INT_TYPES:
-            return _as_int(node, "bigint" if t.name == "bigint" else "int")
-        if t is not None and t.name in ("money", "smallmoney"):
-            out = exp.Cast(this=node, to=exp.DataType.build("DECIMAL(19,4)"))
-            out.meta["ss_type"] = make_type("money", [])
-            return out
-        return node
-
-    def _fix_avg(self, node: exp.Avg) -> exp.Expression:
-        """AVG of integers is an integer (the sum divided with truncation)."""
-        t = type_of(node.this)
-        self._nativize_children(node)
-        if t is None or t.name not in _INT_TYPES:
-            return node
-        s = exp.Sum(this=node.this.copy())
-        c = exp.Count(this=node.this.copy())
-        quotient = exp.IntDiv(this=s, expression=exp.Anonymous(this="nullif", expressions=[c, exp.Literal.number(0)]))
-        return _as_int(quotient, "bigint" if t.name == "bigint" else "int")
-
     def _fix_length(self, node: exp.Length) -> exp.Expression:
-        """LEN ignores trailing spaces."""
-        arg = self._native(node.this)
-        return _as_int(exp.Length(this=exp.Anonymous(this="rtrim", expressions=[arg])), "int")
+        return self._len(node.this)
 
     def _fix_coalesce(self, node: exp.Coalesce) -> exp.Expression:
+        """COALESCE is a CASE: the type of highest precedence among its arguments."""
         if _raw_choice(node, [node.this, *node.expressions]):
             return node
         self._nativize_children(node)
-        node.meta["ss_type"] = type_of(node.this)
+        node.meta["ss_type"] = combined_type([node.this, *node.expressions])
         return node
 
     def _fix_uuid(self, node: exp.Uuid) -> exp.Expression:
@@ -334,6 +352,7 @@ class NodeFixes(FunctionCalls):
         for i in ifs:
             self._nativize_children(i)
         self._nativize_children(node)
+        node.meta["ss_type"] = combined_type([i.args["true"] for i in ifs] + [node.args.get("default") or exp.Null()])
         return node
 
     def _fix_if(self, node: exp.If) -> exp.Expression:
@@ -341,7 +360,11 @@ class NodeFixes(FunctionCalls):
             return node  # a WHEN branch: the CASE decides the form of its values
         if _raw_choice(node, [node.args.get("true"), node.args.get("false")]):
             return node
-        return self._fix_other(node)
+        self._fix_other(node)
+        node.meta["ss_type"] = combined_type(
+            [node.args.get("true") or exp.Null(), node.args.get("false") or exp.Null()]
+        )
+        return node
 
     def _fix_func(self, node: exp.Expression) -> exp.Expression:
         self._nativize_children(node)
@@ -354,11 +377,16 @@ def _utc(node: exp.Expression) -> exp.Expression:
     return exp.Dot(this=node, expression=exp.to_identifier("utc"))
 
 
-def _as_int(node: exp.Expression, type_name: str) -> exp.Expression:
-    """`node` cast to DuckDB's INTEGER or BIGINT, typed as SQL Server's int or bigint."""
-    out = exp.Cast(this=node, to=exp.DataType.build("BIGINT" if type_name == "bigint" else "INTEGER"))
-    out.meta["ss_type"] = make_type(type_name, [])
-    return out
+def _overflow_guard(ticks: exp.Expression, type_name: str) -> exp.Expression:
+    """DATEADD's result checked against the year range (its UTC instant for a datetimeoffset): error 517."""
+    utc = _utc(exp.Paren(this=ticks)) if type_name == "datetimeoffset" else exp.Paren(this=ticks)
+    outside = exp.Or(
+        this=exp.LT(this=utc, expression=exp.Literal.number(0)),
+        expression=exp.GTE(this=utc.copy(), expression=exp.Literal.number(END_TICKS)),
+    )
+    msg = f"__ss_e517: Adding a value to a '{type_name}' column caused an overflow."
+    fail = exp.Anonymous(this="error", expressions=[exp.Literal.string(msg)])
+    return exp.Case(ifs=[exp.If(this=outside, true=fail)], default=ticks)
 
 
 Fix = Callable[[NodeFixes, Any], exp.Expression]
@@ -383,9 +411,9 @@ FIXES: dict[type, Fix] = {
     exp.Cast: NodeFixes._cast,
     exp.TryCast: NodeFixes._cast,
     exp.Add: NodeFixes._fix_add,
-    exp.Sub: NodeFixes._arith,
-    exp.Mul: NodeFixes._arith,
-    exp.Mod: NodeFixes._arith,
+    exp.Sub: NodeFixes._fix_arith,
+    exp.Mul: NodeFixes._fix_arith,
+    exp.Mod: NodeFixes._fix_arith,
     exp.Div: NodeFixes._fix_div,
     **dict.fromkeys(_CMP, NodeFixes._compare),
     exp.DateAdd: NodeFixes._dateadd,
@@ -405,12 +433,13 @@ FIXES: dict[type, Fix] = {
     exp.Sum: NodeFixes._fix_sum,
     exp.Avg: NodeFixes._fix_avg,
     exp.Length: NodeFixes._fix_length,
+    **dict.fromkeys((exp.Abs, exp.Ceil, exp.Floor, exp.Round, exp.Sign), NodeFixes._fix_math),
     exp.Coalesce: NodeFixes._fix_coalesce,
     exp.Uuid: NodeFixes._fix_uuid,
     exp.CurrentTimestamp: NodeFixes._fix_now,
     exp.CurrentTimestampLTZ: NodeFixes._fix_now,
     exp.CurrentDate: NodeFixes._fix_now,
-    exp.Window: NodeFixes._fix_passthrough,
+    exp.Window: NodeFixes._fix_window,
     exp.Ordered: NodeFixes._fix_passthrough,
     exp.Paren: NodeFixes._fix_paren,
     exp.Alias: NodeFixes._fix_alias,

@@ -3,11 +3,16 @@ statement may call, seen from one session."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .results import SqlServerError
 from .sqltext import unsupported
-from .types import TYPE_IDS, SqlType, make_type, parse_type
+from .types import TYPE_IDS, SqlType, make_type, parse_type, scalar_to_storage
 
 if TYPE_CHECKING:
     from .session import SessionCore
@@ -193,3 +198,102 @@ def function_value(s: SessionCore, fn: str, args: list[object]) -> tuple[SqlType
         c = next((c for c in t.columns if c.column_id == args[1]), None) if t else None
         return nv, c.name if c else None
     raise unsupported(fn.upper())
+
+
+# --------------------------------------------------------------------------- strings as SQL Server's bytes
+
+
+def string_bytes(s: str, unicode: bool) -> bytes:
+    """A string as SQL Server stores it: nvarchar as UTF-16LE, varchar in code page 1252 ('?' for a character
+    the code page lacks)."""
+    return s.encode("utf-16-le", errors="surrogatepass") if unicode else s.encode("cp1252", errors="replace")
+
+
+def bytes_string(b: bytes, unicode: bool) -> str:
+    """Bytes read as nvarchar (UTF-16LE; an odd last byte is dropped) or as varchar (code page 1252, the five
+    bytes it leaves undefined read as the C1 control characters, as SQL Server reads them)."""
+    if unicode:
+        return b[: len(b) - len(b) % 2].decode("utf-16-le", errors="replace")
+    return "".join(_CP1252_BYTE[x] for x in b)
+
+
+def utf16_prefix(s: str, units: int) -> str:
+    """The first `units` UTF-16 code units of s, as nvarchar(n) keeps them (a pair that would be split is
+    dropped whole: half of it is not a character a string here can hold)."""
+    if len(s) * 2 <= units:
+        return s
+    out = 0
+    for i, ch in enumerate(s):
+        out += 2 if ord(ch) > 0xFFFF else 1
+        if out > units:
+            return s[:i]
+    return s
+
+
+_CP1252_BYTE = [bytes([x]).decode("cp1252", errors="ignore") or chr(x) for x in range(256)]
+
+
+def _udf_bytes(unicode: bool) -> Callable[[pa.Array], pa.Array]:
+    def fn(x: pa.Array) -> pa.Array:
+        return pa.array([None if v is None else string_bytes(v, unicode) for v in x.to_pylist()], pa.binary())
+
+    return fn
+
+
+def _udf_string(unicode: bool) -> Callable[[pa.Array], pa.Array]:
+    def fn(x: pa.Array) -> pa.Array:
+        return pa.array([None if v is None else bytes_string(v, unicode) for v in x.to_pylist()], pa.string())
+
+    return fn
+
+
+def _udf_utf16_units(x: pa.Array) -> pa.Array:
+    """UTF-16 code units per string: what LEN counts under a collation without supplementary characters."""
+    chars = pc.utf8_length(x)
+    astral = pc.utf8_length(pc.replace_substring_regex(x, r"[^\x{10000}-\x{10FFFF}]", ""))
+    return pc.add(chars, astral).cast(pa.int64())
+
+
+def _udf_utf16_left(x: pa.Array, n: pa.Array) -> pa.Array:
+    out = [
+        None if v is None or k is None else utf16_prefix(v, k)
+        for v, k in zip(x.to_pylist(), n.to_pylist(), strict=True)
+    ]
+    return pa.array(out, pa.string())
+
+
+def _udf_text_dto(x: pa.Array, fmt: pa.Array, scale: pa.Array, lenient: pa.Array) -> pa.Array:
+    """Strings -> datetimeoffset storage by the literal parser (offsets, 100 ns, the UTC range); a failure is
+    SQL Server's error (raised as `__ss_e<number>: <text>`) or NULL for TRY_CAST/TRY_CONVERT."""
+    utc: list[int | None] = []
+    offset: list[int | None] = []
+    for v, f, sc, soft in zip(x.to_pylist(), fmt.to_pylist(), scale.to_pylist(), lenient.to_pylist(), strict=True):
+        value = None
+        if v is not None:
+            try:
+                value = scalar_to_storage(v, make_type("datetimeoffset", [str(sc)]), f)
+            except SqlServerError as e:
+                if not soft:
+                    raise ValueError(f"__ss_e{e.number}: {e.message}") from None
+        utc.append(value["utc"] if isinstance(value, dict) else None)
+        offset.append(value["offset_min"] if isinstance(value, dict) else None)
+    mask = pa.array([u is None for u in utc])
+    return pa.StructArray.from_arrays(
+        [pa.array(utc, pa.int64()), pa.array(offset, pa.int16())], names=["utc", "offset_min"], mask=mask
+    )
+
+
+def register_string_codecs(con: duckdb.DuckDBPyConnection) -> None:
+    """The conversions CAST/CONVERT and LEN use that DuckDB has no twin for: string <-> binary
+    (__ss_nvarchar_bytes, __ss_bytes_varchar ...), UTF-16 lengths, text -> datetimeoffset."""
+    v, b, i = duckdb.sqltypes.VARCHAR, duckdb.sqltypes.BLOB, duckdb.sqltypes.BIGINT
+    udf: Any = con.create_function  # pyarrow UDFs are not in DuckDB's stub overloads
+    udf("__ss_nvarchar_bytes", _udf_bytes(True), [v], b, type="arrow")
+    udf("__ss_varchar_bytes", _udf_bytes(False), [v], b, type="arrow")
+    udf("__ss_bytes_nvarchar", _udf_string(True), [b], v, type="arrow")
+    udf("__ss_bytes_varchar", _udf_string(False), [b], v, type="arrow")
+    udf("__ss_utf16_units", _udf_utf16_units, [v], i, type="arrow")
+    udf("__ss_utf16_left", _udf_utf16_left, [v, i], v, type="arrow")
+    dto = duckdb.struct_type({"utc": i, "offset_min": duckdb.sqltypes.SMALLINT})
+    args = [v, v, duckdb.sqltypes.INTEGER, duckdb.sqltypes.BOOLEAN]
+    udf("__ss_text_dto", _udf_text_dto, args, dto, type="arrow", null_handling="special")

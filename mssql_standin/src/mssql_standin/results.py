@@ -50,6 +50,8 @@ class ResultSet:
 
     columns: list[ColumnSpec]
     batches: Iterator[pa.RecordBatch]
+    #: the statement whose DONE follows the rows: "select", or "insert"/"update"/"delete" for an OUTPUT clause
+    statement: str = "select"
 
 
 @dataclass(frozen=True)

@@ -594,7 +594,7 @@ class Session:
                 if isinstance(item, ResultSet):
                     flush_pending(True)
                     count = self._send_resultset(resp, item)
-                    pending = (wire.DONE_COUNT, CURCMD["select"], count)
+                    pending = (wire.DONE_COUNT, CURCMD.get(item.statement, CURCMD["select"]), count)
                 elif isinstance(item, RowCount):
                     flush_pending(True)
                     pending = (wire.DONE_COUNT, CURCMD.get(item.statement.lower(), 0xC1), item.count)

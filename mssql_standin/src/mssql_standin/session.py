@@ -7,6 +7,7 @@ import contextlib
 import copy
 import datetime as dt
 import functools
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -185,8 +186,8 @@ class SessionCore:
             self._discard_ddl()
         if "__ss_8134" in msg or "Division by zero" in msg:
             return SqlServerError(8134, "Divide by zero error encountered.")
-        if "__ss_242:" in msg:
-            return SqlServerError(242, first.split("__ss_242:", 1)[-1].strip())
+        if coded := re.search(r"__ss_e?(\d+): (.*)", first):  # error('__ss_e<number>: <text>') from a statement
+            return SqlServerError(int(coded.group(1)), coded.group(2).strip())
         if "__ss_trunc" in msg:
             return SqlServerError(2628, first.split("__ss_trunc:", 1)[-1].strip())
         if isinstance(e, duckdb.ConversionException) or "Conversion Error" in msg:

@@ -16,6 +16,7 @@ from sqlglot.errors import ErrorLevel, UnsupportedError
 
 from .sqltext import SPECIAL_STORAGE, unsupported
 from .syscatalog import Catalog, Table
+from .typerules import arithmetic_type
 from .types import INT_RANGES, TICKS_PER_DAY, SqlType, make_type, scalar_to_storage
 
 
@@ -212,6 +213,8 @@ def _concat_type(a: SqlType | None, b: SqlType | None) -> SqlType:
     return SqlType("nvarchar" if uni else "varchar", n if n <= limit else -1)
 
 
+_ARITH_OPS: dict[type, str] = {exp.Add: "add", exp.Sub: "sub", exp.Mul: "mul", exp.Mod: "mod", exp.Div: "div"}
+
 #: days from 0001-01-01 to 1900-01-01 (a time converted to datetime2 takes that date)
 _DAY_1900 = 693_595
 
@@ -270,6 +273,8 @@ class TranslatorBase:
         ta, tb = type_of(node.this), type_of(node.expression)
         if ta is not None and tb is not None and ta.name in _INT_TYPES and tb.name in _INT_TYPES:
             node.meta["ss_type"] = _wider_int(ta, tb)
+        elif (t := arithmetic_type(_ARITH_OPS.get(type(node), "add"), node.this, node.expression)) is not None:
+            node.meta["ss_type"] = t
         elif (
             ta is not None
             and tb is not None

@@ -302,12 +302,12 @@ def pre_rewrite(sql: str, toks: list[Token]) -> str:
             if low in ("cast", "try_cast"):
                 j = _matching_as(toks, i + 1)
                 if j is not None:
-                    k, ty = read_type(toks, j + 1)
+                    k, ty = read_type(toks, j + 1, in_cast=True)
                     if ty is not None:
                         edits.append((toks[j + 1].start, toks[k - 1].end, encode_type(ty)))
                         type_spans.append((toks[j + 1].start, toks[k - 1].end))
             elif low in ("convert", "try_convert"):
-                k, ty = read_type(toks, i + 2)
+                k, ty = read_type(toks, i + 2, in_cast=True)
                 if ty is not None:
                     edits.append((toks[i + 2].start, toks[k - 1].end, encode_type(ty)))
                     type_spans.append((toks[i + 2].start, toks[k - 1].end))
@@ -346,7 +346,11 @@ def _matching_as(toks: list[Token], lparen: int) -> int | None:
     return None
 
 
-def read_type(toks: list[Token], j: int) -> tuple[int, SqlType | None]:
+#: types whose length CAST and CONVERT default to 30 when none is given (a declaration defaults it to 1)
+_CAST_LENGTH_30 = {"char", "varchar", "nchar", "nvarchar", "binary", "varbinary"}
+
+
+def read_type(toks: list[Token], j: int, in_cast: bool = False) -> tuple[int, SqlType | None]:
     """Read `name [ (args) ]` at j; returns (index after, type) or (j, None) if it is not a type."""
     if j >= len(toks):
         return j, None
@@ -368,6 +372,8 @@ def read_type(toks: list[Token], j: int) -> tuple[int, SqlType | None]:
                 args.append(toks[k].text.lower())
             k += 1
         k += 1
+    if in_cast and not args and words[0] in _CAST_LENGTH_30:
+        args = ["30"]
     try:
         return k, parse_type(words[0] + (f"({','.join(args)})" if args else ""))
     except SqlServerError:

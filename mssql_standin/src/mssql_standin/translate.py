@@ -24,6 +24,7 @@ from .results import SqlServerError
 from .sqlexpr import Context, OutCol, Source, literal, type_of, view_table_name
 from .sqltext import _EMPTY_BINARY, Statement, parse_statement, split_batch, syntax_error, tokenize, unsupported
 from .syscatalog import VIEWS, Table
+from .typerules import union_type
 from .types import SqlType
 
 
@@ -99,6 +100,8 @@ class Translator(NodeFixes):
                     "number "
                     "of expressions in their target lists.",
                 )
+            # each column takes the type of highest precedence of its branches, lengths and scales widened
+            left = [_union_col(a, b) for a, b in zip(left, right, strict=True)]
             for o in ("order",):
                 if node.args.get(o):
                     scope = [Source("", left)]
@@ -229,7 +232,7 @@ class Translator(NodeFixes):
                 raise SqlServerError(209, f"Ambiguous column name '{name}'.")
             if hits:
                 s, c = hits[0]
-                new = exp.column(c.name, s.alias, quoted=True)
+                new = exp.column(c.name, s.alias or None, quoted=True)
                 new.meta["ss_type"] = c.type
                 new.meta["ss_col"] = c
                 new.meta["ss_raw"] = c.is_raw
@@ -290,6 +293,14 @@ class Translator(NodeFixes):
             elif isinstance(val, list):
                 node.set(key, [self._rw(v, scopes, aliases) if isinstance(v, exp.Expression) else v for v in val])
         return self._fix(node)
+
+
+def _union_col(a: OutCol, b: OutCol) -> OutCol:
+    """One column of a set operation: storage forms stay as they are when both branches share one."""
+    if a.is_raw or b.is_raw:
+        same = a.is_raw and b.is_raw and a.type is not None and b.type is not None and a.type.name == b.type.name
+        return OutCol(a.name, union_type([a.type, b.type]), a.nullable or b.nullable, raw=True) if same else a
+    return OutCol(a.name, union_type([a.type, b.type]) or a.type, a.nullable or b.nullable, raw=False)
 
 
 __all__ = [

@@ -708,7 +708,9 @@ def _temporal_scalar(v: object, t: SqlType, dateformat: str) -> object:
             )
         return out
     ticks = int(ticks_round(np.array([ticks], dtype=np.int64), t.scale)[0])
-    if ticks >= END_TICKS or ticks < 0:  # rounding up reaches the year 10000; a datetimeoffset's UTC is before 0001
+    # rounding up 9999-12-31 23:59:59.9999999 reaches the year 10000; a datetimeoffset's range is that of its
+    # UTC instant (MS-BCP 2.1.9), so '0001-01-01 00:00 +01:00' is as far out as '9999-12-31 23:59 -01:00'
+    if ticks >= END_TICKS or ticks < 0:
         raise out_of_range("varchar" if isinstance(v, str) else "datetime2", n)
     if n == "datetime2":
         return ticks
@@ -915,7 +917,7 @@ def _temporal_vector(arr: pa.Array, t: SqlType) -> pa.Array:
             raise out_of_range("datetime2", n)
         return pa.array(rounded, pa.int64(), mask=mask)
     if n == "datetimeoffset":
-        utc = pa.array(ticks_round(ticks, t.scale), pa.int64())
+        utc = pa.array(_utc_in_range(ticks_round(ticks, t.scale), mask), pa.int64())
         offs = pa.array(offset if offset is not None else np.zeros(len(ticks), np.int16), pa.int16())
         return pa.StructArray.from_arrays(
             [utc, offs], names=["utc", "offset_min"], mask=pa.array(mask) if mask is not None else None
@@ -923,6 +925,16 @@ def _temporal_vector(arr: pa.Array, t: SqlType) -> pa.Array:
     us = np.floor_divide(ticks - EPOCH_TICKS, 10)
     r = datetime_round(us) if n == "datetime" else smalldatetime_round(us)
     return pa.array(r, pa.int64(), mask=mask).cast(pa.timestamp("us"))
+
+
+def _utc_in_range(utc: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    """datetimeoffset UTC instants, refused (242) where one falls outside 0001-01-01 .. 9999-12-31."""
+    outside = (utc < 0) | (utc >= END_TICKS)
+    if mask is not None:
+        outside &= ~mask
+    if bool(outside.any()):
+        raise out_of_range("datetimeoffset", "datetimeoffset")
+    return utc
 
 
 def storage_to_result(arr: pa.Array, t: SqlType) -> pa.Array:

@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 import contextlib
-import decimal
 from collections.abc import Iterator
 
 import duckdb
 import pyarrow as pa
 from sqlglot import exp
-from sqlglot.tokens import Token, TokenType
+from sqlglot.tokens import TokenType
 
 from .. import ddl
 from ..results import Result, RowCount, SqlServerError
-from ..rows import RowWriter
 from ..session import Stored, fetch_first, sql_string, storage_arrow_type
 from ..sqlexpr import Context, Source, duck_sql, type_of
-from ..sqltext import Statement, parse_statement, read_type, syntax_error, unsupported
+from ..sqltext import Statement, parse_statement, syntax_error, unsupported
 from ..syscatalog import Column, Table, quote
 from ..translate import Translator
 from ..types import (
-    EXACT,
     TICKS_PER_DAY,
     SqlType,
     duck_type,
@@ -29,18 +26,47 @@ from ..types import (
     to_storage_array,
     type_from_arrow,
 )
+from .insert_text import NOT_LITERAL, fast_literal, strip_insert_hints
+from .output import DmlClauses, OutputStatements, split_clauses
 
 
-class DmlStatements(RowWriter):
+class DmlStatements(OutputStatements):
     """INSERT, UPDATE, DELETE."""
 
     def _insert(self, st: Statement) -> Iterator[Result]:
-        st = _strip_insert_hints(st)
-        fast = self._fast_insert_values(st)
-        if fast is not None:
-            self.rowcount = fast
-            yield RowCount(fast, "INSERT")
+        clauses = split_clauses(strip_insert_hints(st))
+        if clauses.output is None and clauses.top is None:
+            n = self._insert_rows(clauses.statement, None)
+            self.rowcount = n
+            yield RowCount(n, "INSERT")
             return
+        if clauses.percent:
+            raise unsupported("INSERT TOP ... PERCENT")
+        c = ddl.Cursor(clauses.statement.text, clauses.statement.tokens)
+        c.expect("INSERT")
+        c.accept("INTO")
+        t = self._table(c.qualified())
+        if t.view and clauses.output is not None:
+            raise unsupported("OUTPUT on a view")
+        limit = self._top_count(clauses, "")
+        try:
+            with self._own_transaction():
+                before = self._last_rowid(t) if clauses.output is not None else -1
+                n = self._insert_rows(clauses.statement, limit)
+                results: list[Result] = [RowCount(n, "INSERT")]
+                if clauses.output is not None:
+                    inserted = self._rows_of(t, f"rowid > {before}")
+                    results = list(self._output(clauses.output, t, "INSERT", n, inserted, None))
+        finally:
+            self._release_rows()
+        self.rowcount = n
+        yield from results
+
+    def _insert_rows(self, st: Statement, limit: int | None) -> int:
+        """The rows of an INSERT (at most `limit`, for TOP) written; their count."""
+        fast = self._fast_insert_values(st) if limit is None else None
+        if fast is not None:
+            return fast
         tree = parse_statement(st.text, st.tokens)
         if not isinstance(tree, exp.Insert):
             raise syntax_error("INSERT")
@@ -51,9 +77,6 @@ class DmlStatements(RowWriter):
             target = target.this
         if not isinstance(target, exp.Table):
             raise syntax_error("INSERT")
-        words = {t.text.upper() for t in st.tokens if t.token_type not in (TokenType.STRING, TokenType.NATIONAL_STRING)}
-        if tree.args.get("returning") or "OUTPUT" in words:
-            raise unsupported("OUTPUT clause")
         t = self._table(
             [p.name for p in (target.args.get("catalog"), target.args.get("db")) if p is not None] + [target.name]
         )
@@ -71,6 +94,8 @@ class DmlStatements(RowWriter):
         if src is None and tree.args.get("default"):
             n = self.insert_arrow(t, [], [], rows=1)
         elif isinstance(src, exp.Values):
+            if limit is not None:
+                src.set("expressions", src.expressions[:limit])
             n = self._insert_values(t, names, src)
         elif isinstance(src, (exp.Select, exp.SetOperation, exp.Subquery)):
             sql, cols, _ = self._translate_query(src)
@@ -85,6 +110,8 @@ class DmlStatements(RowWriter):
                     severity=15,
                 )
             tbl = self._arrow(sql)
+            if limit is not None:
+                tbl = tbl.slice(0, limit)
             arrays = []
             for i, c in enumerate(cols):
                 ty = c.type or type_from_arrow(tbl.schema.field(i).type)
@@ -92,8 +119,7 @@ class DmlStatements(RowWriter):
             n = self.insert_arrow(t, names, arrays, rows=tbl.num_rows)
         else:
             raise unsupported("this INSERT form")
-        self.rowcount = n
-        yield RowCount(n, "INSERT")
+        return n
 
     def _fast_insert_values(self, st: Statement) -> int | None:
         """INSERT ... VALUES of plain literals (what bulk-ish clients send, 1000 rows at a time) read straight
@@ -245,8 +271,9 @@ class DmlStatements(RowWriter):
         return tree, t, target, ctx, tr, tr.bind_table(target)
 
     def _update(self, st: Statement) -> Iterator[Result]:
+        clauses = split_clauses(st)
         tree, t, target, ctx, tr, src = self._dml_target(
-            st, exp.Update, ("from", "from_", "returning"), "UPDATE ... FROM / OUTPUT"
+            clauses.statement, exp.Update, ("from", "from_", "returning"), "UPDATE ... FROM"
         )
         target.set("alias", None)
         alias_name = src.alias
@@ -282,15 +309,39 @@ class DmlStatements(RowWriter):
         if rv is not None:
             set_sql += f", {quote(rv.name)} = __ss_rv"
         where_sql = f" WHERE {duck_sql(where.this)}" if where is not None else ""
-        sql = f"UPDATE {t.physical} AS {quote(alias_name)} SET {set_sql}{where_sql}"
         if rv is not None:
             with self.engine.lock:
                 self.engine.dbts += 1
                 stamp = self.engine.dbts
-            sql = sql.replace("__ss_rv", f"unhex('{stamp.to_bytes(8, 'big').hex()}')")
-        n = self._guarded(sql, t if touches_key else None)
+            set_sql = set_sql.replace("__ss_rv", f"unhex('{stamp.to_bytes(8, 'big').hex()}')")
+        sql = f"UPDATE {t.physical} AS {quote(alias_name)} SET {set_sql}"
+        if clauses.output is None and clauses.top is None:
+            n = self._guarded(sql + where_sql, t if touches_key else None)
+            self.rowcount = n
+            yield RowCount(n, "UPDATE")
+            return
+        yield from self._changed_rows(clauses, t, alias_name, where_sql, sql, t if touches_key else None)
+
+    def _changed_rows(
+        self, clauses: DmlClauses, t: Table, alias: str, where_sql: str, change: str, key_table: Table | None
+    ) -> Iterator[Result]:
+        """UPDATE/DELETE (`change`, without its WHERE) of the rows TOP chooses, with OUTPUT's rows."""
+        if t.view and clauses.output is not None:
+            raise unsupported("OUTPUT on a view")
+        statement = "UPDATE" if change.startswith("UPDATE") else "DELETE"
+        try:
+            limit = self._top_count(clauses, f"SELECT count(*) FROM {t.physical} AS {quote(alias)}{where_sql}")
+            self._choose_rows(t, alias, where_sql, limit)
+            before = self._rows_of(t, self.chosen()) if clauses.output is not None else None
+            n = self._guarded(f"{change} WHERE {self.chosen()}", key_table)
+            results: list[Result] = [RowCount(n, statement)]
+            if clauses.output is not None:
+                after = self._rows_of(t, self.chosen()) if statement == "UPDATE" else None
+                results = list(self._output(clauses.output, t, statement, n, after, before))
+        finally:
+            self._release_rows()
         self.rowcount = n
-        yield RowCount(n, "UPDATE")
+        yield from results
 
     def _assign_expr(self, t: Table, c: Column, val: exp.Expression) -> str:
         """The DuckDB expression that stores val into column c (storage form, exact checks where possible)."""
@@ -331,7 +382,7 @@ class DmlStatements(RowWriter):
         if n == "time":
             return f"__ss_round_ticks(__ss_t_time(CAST({body} AS TIME)), {10 ** (7 - c.type.scale)})"
         if n == "datetimeoffset":
-            return f"__ss_tz_dto(CAST({body} AS TIMESTAMPTZ))"
+            return duck_sql(Translator(self._context())._to_storage_form(native, vt, c.type, False))
         if n == "uniqueidentifier":
             return f"__ss_guid_key({body})"
         if n == "datetime":
@@ -381,116 +432,20 @@ class DmlStatements(RowWriter):
         return n
 
     def _delete(self, st: Statement) -> Iterator[Result]:
+        clauses = split_clauses(st)
         tree, t, _target, ctx, tr, src = self._dml_target(
-            st, exp.Delete, ("using", "returning", "tables"), "DELETE ... FROM join / OUTPUT"
+            clauses.statement, exp.Delete, ("using", "returning", "tables"), "DELETE ... FROM join"
         )
         where = tree.args.get("where")
         if where is not None:
             tr._rewrite_tree(where.this, [[src]], [src])
         self._register_views(ctx)
         where_sql = f" WHERE {duck_sql(where.this)}" if where is not None else ""
-        top = tree.args.get("limit")
-        if top is not None:
-            raise unsupported("DELETE TOP")
+        if clauses.output is not None or clauses.top is not None:
+            change = f"DELETE FROM {t.physical} AS {quote(src.alias)}"
+            yield from self._changed_rows(clauses, t, src.alias, where_sql, change, None)
+            return
         r = fetch_first(self._duck(f"DELETE FROM {t.physical} AS {quote(src.alias)}{where_sql}"))
         n = int(r[0]) if r else 0  # type: ignore[call-overload]
         self.rowcount = n
         yield RowCount(n, "DELETE")
-
-
-class _NotLiteral:
-    pass
-
-
-NOT_LITERAL = _NotLiteral()
-
-
-def fast_literal(toks: list[Token], i: int, col: SqlType) -> tuple[object, int]:
-    """One literal at toks[i]: number, string, N'', 0x.., NULL, -n, CAST('..' AS <the column's type>)."""
-    t = toks[i]
-    tt = t.token_type
-    if tt == TokenType.NUMBER:
-        text = t.text
-        if text.isdigit():
-            return int(text), i + 1
-        if "e" in text.lower():
-            return float(text), i + 1
-        return decimal.Decimal(text), i + 1
-    if tt in (TokenType.STRING, TokenType.NATIONAL_STRING):
-        nxt = toks[i + 1] if i + 1 < len(toks) else None
-        if nxt is not None and nxt.token_type not in (TokenType.COMMA, TokenType.R_PAREN):
-            return NOT_LITERAL, i
-        return t.text, i + 1
-    if tt == TokenType.NULL:
-        return None, i + 1
-    if tt == TokenType.HEX_STRING:
-        h = t.text
-        return bytes.fromhex(h if len(h) % 2 == 0 else "0" + h), i + 1
-    if tt == TokenType.DASH and i + 1 < len(toks) and toks[i + 1].token_type == TokenType.NUMBER:
-        v, j = fast_literal(toks, i + 1, col)
-        if isinstance(v, decimal.Decimal):
-            return EXACT.minus(v), j
-        if isinstance(v, (int, float)):
-            return -v, j
-        return NOT_LITERAL, i
-    if t.text.upper() == "CAST" and i + 5 < len(toks) and toks[i + 1].token_type == TokenType.L_PAREN:
-        s = toks[i + 2]
-        if s.token_type not in (TokenType.STRING, TokenType.NATIONAL_STRING) or toks[i + 3].text.upper() != "AS":
-            return NOT_LITERAL, i
-        j, ty = read_type(toks, i + 4)
-        if ty is None or ty.name != col.name or j >= len(toks) or toks[j].token_type != TokenType.R_PAREN:
-            return NOT_LITERAL, i
-        if ty.name in ("time", "datetime2", "datetimeoffset") and ty.scale > col.scale:
-            return NOT_LITERAL, i
-        return s.text, j + 1
-    return NOT_LITERAL, i
-
-
-_INSERT_HINTS = {
-    "HOLDLOCK", "IGNORE_CONSTRAINTS", "IGNORE_TRIGGERS", "KEEPDEFAULTS", "KEEPIDENTITY", "NOWAIT", "PAGLOCK",
-    "READCOMMITTED", "READCOMMITTEDLOCK", "READPAST", "REPEATABLEREAD", "ROWLOCK", "SERIALIZABLE", "SNAPSHOT",
-    "TABLOCK", "TABLOCKX", "UPDLOCK", "XLOCK",
-}  # fmt: skip
-
-
-def _strip_insert_hints(st: Statement) -> Statement:
-    """`INSERT [INTO] t WITH (TABLOCK, ...) ...`: check the target's table hints and drop them."""
-    c = ddl.Cursor(st.text, st.tokens)
-    c.expect("INSERT")
-    c.accept("INTO")
-    try:
-        c.qualified()
-    except SqlServerError:
-        return st
-    if c.peek() != "WITH" or c.kind(1) != TokenType.L_PAREN:
-        return st
-    first = c.i
-    k = first + 2
-    toks = st.tokens
-    while k < len(toks) and toks[k].token_type != TokenType.R_PAREN:
-        word = toks[k].text.upper()
-        if toks[k].token_type != TokenType.COMMA:
-            if word in ("NOLOCK", "READUNCOMMITTED"):
-                raise SqlServerError(
-                    1065,
-                    "The NOLOCK and READUNCOMMITTED lock hints are not allowed for target tables of INSERT, "
-                    "UPDATE, DELETE or MERGE statements.",
-                    state=1,
-                    severity=15,
-                )
-            if word not in _INSERT_HINTS:
-                raise SqlServerError(
-                    321,
-                    f'"{toks[k].text}" is not a recognized table hints option. If it is intended as a parameter to '
-                    "a table-valued function or to the CHANGETABLE function, ensure that your database "
-                    "compatibility mode is set to 90.",
-                    1,
-                    15,
-                )
-        k += 1
-    if k >= len(toks):
-        raise syntax_error("(")
-    base = toks[0].start
-    a, b = toks[first].start - base, toks[k].end - base
-    text = st.text[:a] + " " * (b + 1 - a) + st.text[b + 1 :]
-    return Statement(text, toks[:first] + toks[k + 1 :], st.line)
