@@ -1,0 +1,220 @@
+"""SQL Server (the stand-in) → PostgreSQL keeps the schema as far as PostgreSQL can, and lists every difference:
+computed columns as generated columns or plain columns with the source's values, defaults translated or not
+kept, case-insensitive collations kept (collation = ci) or not (binary), names over 63 bytes mapped by one rule,
+and types spelled otherwise. Checked through replicate() and a real PostgreSQL client."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from ray_replicator import replicate
+from ray_replicator.catalog import Catalog, Column, LogicalType, Table
+from ray_replicator.engines import open_source, open_target
+from ray_replicator.engines.base import UsageError, WriteOptions
+from ray_replicator.engines.postgres import pg_name
+from ray_replicator.record import SchemaChange
+from tests.engines.mssql.servers import Server, small_run_settings, standin
+
+LONG_TABLE = "Table_" + "t" * 64  # 70 bytes
+LONG_COLUMN = "Column_" + "c" * 63  # 70 bytes
+LONG_INDEX = "IX_" + "i" * 67  # 70 bytes
+TWIN_A = "Twin_" + "x" * 58 + "_A"  # 65 bytes: the same first 63 bytes as TWIN_B
+TWIN_B = "Twin_" + "x" * 58 + "_B"
+
+_SOURCE_DDL = (
+    """CREATE TABLE dbo.people (
+        id int NOT NULL PRIMARY KEY,
+        a int, b int,
+        nm nvarchar(50),
+        code nvarchar(20) NOT NULL,
+        flag tinyint,
+        price smallmoney,
+        at datetimeoffset(7),
+        sum_ab AS ([a]+[b]),
+        a_or_zero AS (isnull([a],(0))),
+        nm_upper AS (upper([nm])),
+        a_text AS (CONVERT([nvarchar](20),[a])),
+        nm_len AS (len([nm])),
+        nm_plus AS ([nm]+N'!'),
+        created datetime2 DEFAULT (getdate()),
+        created_utc datetime2 DEFAULT (sysutcdatetime()),
+        stamp datetime DEFAULT (CURRENT_TIMESTAMP),
+        utc2 datetime DEFAULT (getutcdate()),
+        sys2 datetime2 DEFAULT (sysdatetime()),
+        zero int DEFAULT ((0)),
+        empty nvarchar(10) DEFAULT (''),
+        letter nvarchar(10) DEFAULT (N'x'),
+        ratio decimal(5,2) DEFAULT ((1.5)),
+        active bit DEFAULT ((1)),
+        g uniqueidentifier DEFAULT (newid()),
+        gs uniqueidentifier DEFAULT (newsequentialid()),
+        later datetime2 DEFAULT (dateadd(day,(1),getdate())),
+        CONSTRAINT uq_people_code UNIQUE (code))""",
+    "INSERT INTO dbo.people (id, a, b, nm, code, flag, price, at) VALUES "
+    "(1, 2, 3, N'Ann', N'alpha', 255, 1.25, '2020-01-02 03:04:05.123456 +02:00'), "
+    "(2, NULL, 5, NULL, N'Beta', 0, NULL, NULL)",
+    f"""CREATE TABLE dbo.{LONG_TABLE} (id int NOT NULL PRIMARY KEY, {LONG_COLUMN} int, {TWIN_A} int, {TWIN_B} int)""",
+    f"CREATE INDEX {LONG_INDEX} ON dbo.{LONG_TABLE} ({LONG_COLUMN})",
+    f"INSERT INTO dbo.{LONG_TABLE} VALUES (1, 10, 11, 12), (2, 20, 21, 22)",
+)
+
+
+@pytest.fixture(scope="module")
+def source() -> Iterator[Server]:
+    with standin() as server:
+        server.run(*_SOURCE_DDL)
+        yield server
+
+
+def _run(source: Server, target: str, **extra: Any) -> None:
+    report = replicate(small_run_settings(source.url(), target, **extra))
+    assert report.status == "ok", report.errors
+
+
+def _changes(source: Server, target: str, collation: str = "binary") -> list[SchemaChange]:
+    src = open_source(source.url())
+    dst = open_target(target)
+    try:
+        catalog = src.catalog([], [])
+        return dst.schema_changes(catalog, "mssql", WriteOptions(collation=collation))  # type: ignore[arg-type]
+    finally:
+        src.close()
+        dst.close()
+
+
+def _by(changes: list[SchemaChange], kind: str) -> dict[str | None, SchemaChange]:
+    return {c.column if c.column is not None else c.source: c for c in changes if c.kind == kind}
+
+
+def _rows(url: str, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        return list(conn.execute(sql, params).fetchall())
+
+
+def test_computed_columns_generated_or_plain(
+    source: Server, make_database: Callable[[str], str], ray_local: None
+) -> None:
+    target = make_database("schema")
+    changes = _changes(source, target)
+    generated, plain = _by(changes, "computed_generated"), _by(changes, "computed_plain")
+    assert set(generated) == {"sum_ab", "a_or_zero", "nm_upper", "a_text"}
+    assert set(plain) == {"nm_len", "nm_plus"}
+    assert "LENGTH" in plain["nm_len"].reason or "means something else" in plain["nm_len"].reason
+    assert "refuses" in plain["nm_plus"].reason  # text + text: PostgreSQL has no such operator
+    _run(source, target)
+    exprs = dict(
+        _rows(
+            target,
+            "SELECT attname::text, pg_get_expr(d.adbin, d.adrelid) FROM pg_attribute a JOIN pg_attrdef d "
+            "ON d.adrelid = a.attrelid AND d.adnum = a.attnum WHERE a.attrelid = 'dbo.people'::regclass "
+            "AND a.attgenerated = 's'",
+        )
+    )
+    assert set(exprs) == {"sum_ab", "a_or_zero", "nm_upper", "a_text"}
+    assert exprs["sum_ab"] == "(a + b)"
+    rows = _rows(target, "SELECT id, sum_ab, a_or_zero, nm_upper, a_text, nm_len, nm_plus FROM dbo.people ORDER BY id")
+    assert rows == [(1, 5, 2, "ANN", "2", 3, "Ann!"), (2, None, 0, None, None, None, None)]
+    assert source.rows("SELECT nm_len, nm_plus FROM dbo.people ORDER BY id") == [(3, "Ann!"), (None, None)]
+
+
+def test_defaults_recreated_or_listed(source: Server, make_database: Callable[[str], str], ray_local: None) -> None:
+    target = make_database("schema")
+    changes = _changes(source, target)
+    translated, not_kept = _by(changes, "default_translated"), _by(changes, "default_not_kept")
+    assert set(translated) == {
+        "created", "created_utc", "stamp", "utc2", "sys2", "zero", "empty", "letter", "ratio", "active", "g", "gs",
+        "later",
+    }  # fmt: skip
+    assert not_kept == {}
+    assert translated["g"].target == "gen_random_uuid()" and translated["gs"].reason
+    _run(source, target)
+    _rows(target, "INSERT INTO dbo.people (id, code) VALUES (9, 'new')")
+    (row,) = _rows(
+        target,
+        "SELECT zero, empty, letter, ratio, active, g IS NOT NULL, gs <> g, "
+        "abs(extract(epoch FROM created - LOCALTIMESTAMP)) < 60, "
+        "abs(extract(epoch FROM created_utc - (now() AT TIME ZONE 'UTC'))) < 60, "
+        "abs(extract(epoch FROM later - LOCALTIMESTAMP - interval '1 day')) < 60, "
+        "stamp IS NOT NULL AND utc2 IS NOT NULL AND sys2 IS NOT NULL FROM dbo.people WHERE id = 9",
+    )
+    assert row == (0, "", "x", pytest.approx(1.5), True, True, True, True, True, True, True)
+
+
+def test_types_and_binary_collation_listed(source: Server, make_database: Callable[[str], str]) -> None:
+    changes = _changes(source, make_database("schema"))
+    widened, changed = _by(changes, "type_widened"), _by(changes, "type_changed")
+    assert widened["flag"].source == "tinyint" and widened["flag"].target == "smallint"
+    assert widened["price"].target == "numeric(19,4)"
+    assert widened["nm"].target == "character varying(50)"
+    assert "offset" in changed["at"].reason and changed["at"].target.startswith("timestamp(6) with time zone")
+    not_kept = _by(changes, "collation_not_kept")
+    assert {"nm", "code", "empty", "letter"} <= set(not_kept)
+    assert not_kept["code"].source == "SQL_Latin1_General_CP1_CI_AS" and "collation = binary" in not_kept["code"].reason
+    assert len([c for c in changes if c.kind == "collation_not_kept" and c.column == "code"]) == 1
+
+
+def test_binary_collation_lets_case_variants_in(
+    source: Server, make_database: Callable[[str], str], ray_local: None
+) -> None:
+    target = make_database("schema")
+    _run(source, target)
+    _rows(target, "INSERT INTO dbo.people (id, code) VALUES (10, 'ALPHA')")
+    assert _rows(target, "SELECT count(*) FROM dbo.people WHERE code IN ('alpha', 'ALPHA')") == [(2,)]
+
+
+def test_ci_collation_keeps_a_case_insensitive_unique_key(
+    source: Server, make_database: Callable[[str], str], ray_local: None
+) -> None:
+    target = make_database("schema")
+    kept = _by(_changes(source, target, "ci"), "collation_kept")
+    assert kept["code"].target.startswith("dbo.ci_as (ICU und-u-ks-level2")
+    _run(source, target, collation="ci", verify="checksums")
+    assert _rows(
+        target,
+        "SELECT c.collname::text, c.collprovider::text, c.collisdeterministic FROM pg_attribute a "
+        "JOIN pg_collation c ON c.oid = a.attcollation WHERE a.attrelid = 'dbo.people'::regclass "
+        "AND a.attname = 'code'",
+    ) == [("ci_as", "i", False)]
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        _rows(target, "INSERT INTO dbo.people (id, code) VALUES (11, 'ALPHA')")
+    assert _rows(target, "SELECT id FROM dbo.people WHERE code = 'BETA'") == [(2,)]
+
+
+def test_long_names_mapped_everywhere(source: Server, make_database: Callable[[str], str], ray_local: None) -> None:
+    target = make_database("schema")
+    mapped = _by(_changes(source, target), "name_mapped")
+    assert set(mapped) == {LONG_TABLE, LONG_COLUMN, TWIN_A, TWIN_B, LONG_INDEX}
+    for name, change in mapped.items():
+        assert change.target == pg_name(name) and len(change.target.encode()) == 63
+        assert change.target.startswith(name[:54]) and change.target[54] == "_"
+    assert pg_name(TWIN_A) != pg_name(TWIN_B)
+    _run(source, target, verify="checksums")
+    table = pg_name(LONG_TABLE)
+    columns = _rows(
+        target,
+        "SELECT column_name::text FROM information_schema.columns WHERE table_schema = 'dbo' AND table_name = %s "
+        "ORDER BY ordinal_position",
+        (table,),
+    )
+    assert columns == [("id",), (pg_name(LONG_COLUMN),), (pg_name(TWIN_A),), (pg_name(TWIN_B),)]
+    assert _rows(target, "SELECT indexname::text FROM pg_indexes WHERE tablename = %s ORDER BY 1", (table,))[0] == (
+        pg_name(LONG_INDEX),
+    )
+    values = _rows(target, f'SELECT * FROM dbo."{table}" ORDER BY id')
+    assert values == [(1, 10, 11, 12), (2, 20, 21, 22)]
+
+
+def test_names_that_map_alike_are_refused(make_database: Callable[[str], str]) -> None:
+    target = open_target(make_database("schema"))
+    clash = Table(
+        "dbo", "t", [Column(TWIN_A, "int", LogicalType("int32")), Column(pg_name(TWIN_A), "int", LogicalType("int32"))]
+    )
+    try:
+        with pytest.raises(UsageError, match="both become"):
+            target.schema_changes(Catalog("mssql", "db", [clash]), "mssql", WriteOptions())
+    finally:
+        target.close()
