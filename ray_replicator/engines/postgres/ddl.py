@@ -54,12 +54,24 @@ def designs(target: PostgresEndpoint, catalog: Catalog, source_engine: str, opti
         target.run("checking translated expressions", partial(run_probes, found=found, source_engine=source_engine))
     planned = design_catalog(catalog, source_engine, options, found)
     if options.collation == "ci" and source_engine != POSTGRES:
-        has_icu = target.run(
-            "checking for ICU",
-            lambda c: c.fetchval("SELECT EXISTS (SELECT 1 FROM pg_collation WHERE collprovider = 'i')"),
-        )
-        refuse_without_icu(bool(has_icu), planned)
+        refuse_without_icu(target.run("checking for ICU", _has_icu), planned)
     return planned
+
+
+async def _has_icu(c: Any) -> bool:
+    """Whether the server makes the collation collation = ci needs (a build without ICU refuses it), asked in a
+    transaction rolled back whatever happens."""
+    tr = c.transaction()
+    await tr.start()
+    try:
+        await c.execute(
+            "CREATE COLLATION pg_temp.rr_icu_probe (provider = icu, locale = 'und-u-ks-level2', deterministic = false)"
+        )
+        return True
+    except Exception:  # noqa: BLE001 - the refusal is the answer
+        return False
+    finally:
+        await tr.rollback()
 
 
 def prepare(target: PostgresEndpoint, catalog: Catalog, source_engine: str, options: WriteOptions) -> None:

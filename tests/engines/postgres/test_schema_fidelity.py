@@ -6,6 +6,7 @@ and types spelled otherwise. Checked through replicate() and a real PostgreSQL c
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -18,6 +19,9 @@ from ray_replicator.engines.base import UsageError, WriteOptions
 from ray_replicator.engines.postgres import pg_name
 from ray_replicator.record import SchemaChange
 from tests.engines.mssql.servers import Server, small_run_settings, standin
+from tests.pgserver import PasswordPostgres
+
+ICU_BIN = Path("/usr/lib/postgresql/15/bin")
 
 LONG_TABLE = "Table_" + "t" * 64  # 70 bytes
 LONG_COLUMN = "Column_" + "c" * 63  # 70 bytes
@@ -95,6 +99,23 @@ def _rows(url: str, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
         return list(conn.execute(sql, params).fetchall())
 
 
+def _execute(url: str, sql: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(sql)
+
+
+@pytest.fixture(scope="module")
+def icu_postgres() -> Iterator[PasswordPostgres]:
+    """The embedded PostgreSQL is built without ICU; the system's PostgreSQL has it."""
+    if not ICU_BIN.is_dir():
+        pytest.skip(f"no PostgreSQL built with ICU at {ICU_BIN}")
+    server = PasswordPostgres(ICU_BIN)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
 def test_computed_columns_generated_or_plain(
     source: Server, make_database: Callable[[str], str], ray_local: None
 ) -> None:
@@ -132,7 +153,7 @@ def test_defaults_recreated_or_listed(source: Server, make_database: Callable[[s
     assert not_kept == {}
     assert translated["g"].target == "gen_random_uuid()" and translated["gs"].reason
     _run(source, target)
-    _rows(target, "INSERT INTO dbo.people (id, code) VALUES (9, 'new')")
+    _execute(target, "INSERT INTO dbo.people (id, code) VALUES (9, 'new')")
     (row,) = _rows(
         target,
         "SELECT zero, empty, letter, ratio, active, g IS NOT NULL, gs <> g, "
@@ -162,14 +183,24 @@ def test_binary_collation_lets_case_variants_in(
 ) -> None:
     target = make_database("schema")
     _run(source, target)
-    _rows(target, "INSERT INTO dbo.people (id, code) VALUES (10, 'ALPHA')")
+    _execute(target, "INSERT INTO dbo.people (id, code) VALUES (10, 'ALPHA')")
     assert _rows(target, "SELECT count(*) FROM dbo.people WHERE code IN ('alpha', 'ALPHA')") == [(2,)]
 
 
-def test_ci_collation_keeps_a_case_insensitive_unique_key(
-    source: Server, make_database: Callable[[str], str], ray_local: None
-) -> None:
+def test_ci_collation_refused_without_icu(source: Server, make_database: Callable[[str], str], ray_local: None) -> None:
     target = make_database("schema")
+    with pytest.raises(UsageError, match=r"dbo\.people\.nm: collation = ci needs a PostgreSQL built with ICU"):
+        _changes(source, target, "ci")
+    with pytest.raises(UsageError, match="needs a PostgreSQL built with ICU"):
+        replicate(small_run_settings(source.url(), target, collation="ci"))
+    assert _rows(target, "SELECT count(*) FROM pg_tables WHERE schemaname = 'dbo'") == [(0,)]
+
+
+def test_ci_collation_keeps_a_case_insensitive_unique_key(
+    source: Server, icu_postgres: PasswordPostgres, ray_local: None
+) -> None:
+    icu_postgres.sql("DROP DATABASE IF EXISTS ci", "CREATE DATABASE ci")
+    target = icu_postgres.url("ci")
     kept = _by(_changes(source, target, "ci"), "collation_kept")
     assert kept["code"].target.startswith("dbo.ci_as (ICU und-u-ks-level2")
     _run(source, target, collation="ci", verify="checksums")
@@ -180,7 +211,7 @@ def test_ci_collation_keeps_a_case_insensitive_unique_key(
         "AND a.attname = 'code'",
     ) == [("ci_as", "i", False)]
     with pytest.raises(psycopg.errors.UniqueViolation):
-        _rows(target, "INSERT INTO dbo.people (id, code) VALUES (11, 'ALPHA')")
+        _execute(target, "INSERT INTO dbo.people (id, code) VALUES (11, 'ALPHA')")
     assert _rows(target, "SELECT id FROM dbo.people WHERE code = 'BETA'") == [(2,)]
 
 
