@@ -180,6 +180,12 @@ def copy_computed(table: Table, names: set[str]) -> Table:
     return replace(table, columns=columns)
 
 
+def compare_computed(table: Table, names: set[str]) -> Table:
+    """The table with its computed columns `names` read like any column: verify compares the values a target
+    computed (or holds) with the source's."""
+    return copy_computed(table, {c.name for c in table.columns if c.computed is not None and c.name in names})
+
+
 def table_matches(schema: str, name: str, patterns: list[str]) -> bool:
     """--tables/--exclude: a glob matches 'schema.table' or the bare table name. One rule for the pipeline and
     every engine, so an engine reads the details of exactly the tables the pipeline chose."""

@@ -14,9 +14,11 @@ import pytest
 
 from ray_replicator import replicate
 from ray_replicator.catalog import Catalog, Column, LogicalType, Table
+from ray_replicator.config import Settings
 from ray_replicator.engines import open_source, open_target
 from ray_replicator.engines.base import UsageError, WriteOptions
 from ray_replicator.engines.postgres import pg_name
+from ray_replicator.pipeline import verify_only
 from ray_replicator.record import SchemaChange
 from tests.engines.mssql.servers import Server, small_run_settings, standin
 from tests.pgserver import PasswordPostgres
@@ -140,6 +142,14 @@ def test_computed_columns_generated_or_plain(
     rows = _rows(target, "SELECT id, sum_ab, a_or_zero, nm_upper, a_text, nm_len, nm_plus FROM dbo.people ORDER BY id")
     assert rows == [(1, 5, 2, "ANN", "2", 3, "Ann!"), (2, None, 0, None, None, None, None)]
     assert source.rows("SELECT nm_len, nm_plus FROM dbo.people ORDER BY id") == [(3, "Ann!"), (None, None)]
+    # verify compares what PostgreSQL computed with the source's values: a generated value that differs is found
+    _execute(target, "ALTER TABLE dbo.people ALTER COLUMN sum_ab DROP EXPRESSION")
+    _execute(target, "UPDATE dbo.people SET sum_ab = 99 WHERE id = 1")
+    settings = Settings.model_validate(
+        small_run_settings(source.url(), target, verify="checksums", tables=["dbo.people"])
+    )
+    ((name, _, _, mismatched),) = verify_only(settings)
+    assert name == "dbo.people" and "id=1" in str(mismatched).lower(), mismatched
 
 
 def test_defaults_recreated_or_listed(source: Server, make_database: Callable[[str], str], ray_local: None) -> None:
