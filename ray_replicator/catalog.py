@@ -53,6 +53,8 @@ class Column:
     collation: str | None = None
     storage: str | None = None
     """PostgreSQL's STORAGE (plain, external, extended, main) when the source sets one other than its type's."""
+    alias_type: str | None = None
+    """A SQL Server alias type the column is declared with (native_type is its base type)."""
     computed_copied: bool = False
     """A computed column the target keeps as a plain column (its expression does not translate): its values are
     read from the source and written like any column's."""

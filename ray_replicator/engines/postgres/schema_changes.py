@@ -206,6 +206,9 @@ def _type_change(table: Table, col: Column, target_type: str) -> SchemaChange | 
     declared = col.native_type.split("(")[0].strip().lower()
     if col.logical.kind == "other":
         return SchemaChange(table.qualified, col.name, "type_text", col.native_type, target_type, "carried as text")
+    if col.alias_type is not None:
+        reason = f"alias type {col.alias_type} is not recreated; the column has its base type {col.native_type}"
+        return SchemaChange(table.qualified, col.name, "type_changed", col.alias_type, target_type, reason)
     if declared in _SEVEN_DIGITS and (col.logical.precision or 0) > 6:
         reason = "PostgreSQL keeps microseconds; the hundred_ns setting decides the values"
         if declared == "datetimeoffset":

@@ -249,6 +249,18 @@ def test_long_names_mapped_everywhere(source: Server, make_database: Callable[[s
     assert values == [(1, 10, 11, 12), (2, 20, 21, 22)]
 
 
+def test_alias_type_listed(make_database: Callable[[str], str]) -> None:
+    """The stand-in has no CREATE TYPE; the catalog's Column carries what SQL Server's sys.types says."""
+    target = open_target(make_database("schema"))
+    phone = Column("phone", "nvarchar(20)", LogicalType("string", length=20), alias_type="Phone")
+    try:
+        (change,) = target.schema_changes(Catalog("mssql", "db", [Table("dbo", "t", [phone])]), "mssql", WriteOptions())
+    finally:
+        target.close()
+    assert (change.kind, change.source, change.target) == ("type_changed", "Phone", "character varying(20)")
+    assert "not recreated" in change.reason
+
+
 def test_names_that_map_alike_are_refused(make_database: Callable[[str], str]) -> None:
     target = open_target(make_database("schema"))
     clash = Table(
