@@ -16,7 +16,7 @@ from ray_replicator import replicate
 from ray_replicator.catalog import Catalog, Column, LogicalType, Table
 from ray_replicator.config import Settings
 from ray_replicator.engines import open_source, open_target
-from ray_replicator.engines.base import UsageError, WriteOptions
+from ray_replicator.engines.base import KeyRange, UsageError, WriteOptions
 from ray_replicator.engines.postgres import pg_name
 from ray_replicator.pipeline import verify_only
 from ray_replicator.record import SchemaChange
@@ -223,6 +223,27 @@ def test_ci_collation_keeps_a_case_insensitive_unique_key(
     with pytest.raises(psycopg.errors.UniqueViolation):
         _execute(target, "INSERT INTO dbo.people (id, code) VALUES (11, 'ALPHA')")
     assert _rows(target, "SELECT id FROM dbo.people WHERE code = 'BETA'") == [(2,)]
+
+
+def test_in_database_digest_tells_case_apart_under_ci(icu_postgres: PasswordPostgres) -> None:
+    """PostgreSQL → PostgreSQL verify hashes values in the server: a case-insensitive collation must not make 'a'
+    and 'A' hash alike."""
+    digests = []
+    for name, value in (("ci_a", "a"), ("ci_b", "A")):
+        icu_postgres.sql(f"DROP DATABASE IF EXISTS {name}", f"CREATE DATABASE {name}")
+        icu_postgres.sql(
+            "CREATE COLLATION ci_as (provider = icu, locale = 'und-u-ks-level2', deterministic = false)",
+            "CREATE TABLE t (id int PRIMARY KEY, c text COLLATE ci_as)",
+            f"INSERT INTO t VALUES (1, '{value}')",
+            database=name,
+        )
+        source = open_source(icu_postgres.url(name))
+        try:
+            table = source.catalog([], []).tables[0]
+            digests.append(source.range_digest(table, KeyRange("public", "t", 0, "full"), ["id", "c"]))
+        finally:
+            source.close()
+    assert digests[0] != digests[1]
 
 
 def test_long_names_mapped_everywhere(source: Server, make_database: Callable[[str], str], ray_local: None) -> None:
