@@ -133,29 +133,38 @@ async def run_probes(c: Any, found: list[Probe], source_engine: str) -> None:
     await tr.start()
     try:
         for n, probe in enumerate(found):
-            scratch = f"pg_temp.{quote_ident(f'rr_probe_{n}')}"
-            plain = [
-                f"{quote_ident(col.name)} {postgres_type(col, source_engine)}"
-                for col in probe.table.columns
-                if col.computed is None
-            ]
-            await c.execute(f"CREATE TEMPORARY TABLE {scratch} ({', '.join(plain)})")
-            for prefix, exprs in (("g:", probe.generated), ("d:", probe.defaults)):
-                for name, sql in exprs.items():
-                    col = probe.table.column(name)
-                    ctype = postgres_type(col, source_engine)
-                    clause = f"GENERATED ALWAYS AS ({sql}) STORED" if prefix == "g:" else f"DEFAULT {sql}"
-                    try:
-                        async with c.transaction():
-                            await c.execute(f"ALTER TABLE {scratch} ADD COLUMN rr_probe_col {ctype} {clause}")
-                            await c.execute(f"INSERT INTO {scratch} DEFAULT VALUES")
-                            raise _Accepted
-                    except _Accepted:
-                        pass
-                    except Exception as exc:  # noqa: BLE001 - the target's refusal is the answer
-                        probe.refused[prefix + name] = str(exc).splitlines()[0]
+            await _probe_table(c, probe, f"pg_temp.{quote_ident(f'rr_probe_{n}')}", source_engine)
     finally:
         await tr.rollback()
+
+
+async def _probe_table(c: Any, probe: Probe, scratch: str, source_engine: str) -> None:
+    plain = [
+        f"{quote_ident(col.name)} {postgres_type(col, source_engine)}"
+        for col in probe.table.columns
+        if col.computed is None
+    ]
+    try:
+        async with c.transaction():
+            await c.execute(f"CREATE TEMPORARY TABLE {scratch} ({', '.join(plain)})")
+    except Exception as exc:  # noqa: BLE001 - no scratch table (no TEMP privilege): nothing is accepted
+        reason = str(exc).splitlines()[0]
+        probe.refused.update({f"g:{name}": reason for name in probe.generated})
+        probe.refused.update({f"d:{name}": reason for name in probe.defaults})
+        return
+    for prefix, exprs in (("g:", probe.generated), ("d:", probe.defaults)):
+        for name, sql in exprs.items():
+            ctype = postgres_type(probe.table.column(name), source_engine)
+            clause = f"GENERATED ALWAYS AS ({sql}) STORED" if prefix == "g:" else f"DEFAULT {sql}"
+            try:
+                async with c.transaction():
+                    await c.execute(f"ALTER TABLE {scratch} ADD COLUMN rr_probe_col {ctype} {clause}")
+                    await c.execute(f"INSERT INTO {scratch} DEFAULT VALUES")
+                    raise _Accepted
+            except _Accepted:
+                pass
+            except Exception as exc:  # noqa: BLE001 - the target's refusal is the answer
+                probe.refused[prefix + name] = str(exc).splitlines()[0]
 
 
 class _Accepted(Exception):
