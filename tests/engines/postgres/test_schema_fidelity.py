@@ -21,6 +21,7 @@ from ray_replicator.engines.postgres import pg_name
 from ray_replicator.pipeline import verify_only
 from ray_replicator.record import SchemaChange
 from tests.engines.mssql.servers import Server, small_run_settings, standin
+from tests.helpers import assert_one_line_error, cli
 from tests.pgserver import PasswordPostgres
 
 ICU_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -203,6 +204,8 @@ def test_ci_collation_refused_without_icu(source: Server, make_database: Callabl
         _changes(source, target, "ci")
     with pytest.raises(UsageError, match="needs a PostgreSQL built with ICU"):
         replicate(small_run_settings(source.url(), target, collation="ci"))
+    done = cli("run", "--source", source.url(), "--target", target, env={"RAY_REPLICATOR_COLLATION": "ci"})
+    assert_one_line_error(done, 2, "dbo.people.nm: collation = ci needs a PostgreSQL built with ICU")
     assert _rows(target, "SELECT count(*) FROM pg_tables WHERE schemaname = 'dbo'") == [(0,)]
 
 
