@@ -256,7 +256,7 @@ def _generated(
     if translation.sql is not None and refusal is None and sql is not None:
         changes.append(SchemaChange(table.qualified, col.name, "computed_generated", col.computed, sql))
         return sql
-    reason = translation.reason or f"PostgreSQL refuses the translation: {refusal}"
+    reason = translation.reason if sql is None else f"PostgreSQL refuses the translation {sql}: {refusal}"
     changes.append(
         SchemaChange(
             table.qualified, col.name, "computed_plain", col.computed, "plain column", reason + "; values copied"
@@ -274,7 +274,10 @@ def _default(table: Table, col: Column, probe: Probe, changes: list[SchemaChange
         reason = translate_default(col.default, col).reason
         changes.append(SchemaChange(table.qualified, col.name, "default_translated", col.default, sql, reason))
         return sql
-    reason = translate_default(col.default, col).reason or f"PostgreSQL refuses the translation: {refusal}"
+    if sql is not None:
+        reason = f"PostgreSQL refuses the translation {sql}: {refusal}"
+    else:
+        reason = translate_default(col.default, col).reason
     changes.append(SchemaChange(table.qualified, col.name, "default_not_kept", col.default, "", reason))
     return None
 

@@ -67,6 +67,8 @@ _SOURCE_DDL = (
     f"""CREATE TABLE dbo.{LONG_TABLE} (id int NOT NULL PRIMARY KEY, {LONG_COLUMN} int, {TWIN_A} int, {TWIN_B} int)""",
     f"CREATE INDEX {LONG_INDEX} ON dbo.{LONG_TABLE} ({LONG_COLUMN})",
     f"INSERT INTO dbo.{LONG_TABLE} VALUES (1, 10, 11, 12), (2, 20, 21, 22)",
+    """CREATE TABLE dbo.more_defaults (id int NOT NULL PRIMARY KEY, seq_n int DEFAULT (NEXT VALUE FOR dbo.s),
+        who nvarchar(128) DEFAULT (suser_sname()), host nvarchar(128) DEFAULT (host_name()))""",
 )
 
 
@@ -159,9 +161,11 @@ def test_defaults_recreated_or_listed(source: Server, make_database: Callable[[s
     translated, not_kept = _by(changes, "default_translated"), _by(changes, "default_not_kept")
     assert set(translated) == {
         "created", "created_utc", "stamp", "utc2", "sys2", "zero", "empty", "letter", "ratio", "active", "g", "gs",
-        "later",
+        "later", "who",
     }  # fmt: skip
-    assert not_kept == {}
+    assert set(not_kept) == {"seq_n", "host"}
+    assert "sequence" in not_kept["seq_n"].reason and "refuses" in not_kept["host"].reason
+    assert translated["who"].target == "CURRENT_USER" and "sqlglot" in translated["who"].reason
     assert translated["g"].target == "gen_random_uuid()" and translated["gs"].reason
     _run(source, target)
     _execute(target, "INSERT INTO dbo.people (id, code) VALUES (9, 'new')")
@@ -174,6 +178,8 @@ def test_defaults_recreated_or_listed(source: Server, make_database: Callable[[s
         "stamp IS NOT NULL AND utc2 IS NOT NULL AND sys2 IS NOT NULL FROM dbo.people WHERE id = 9",
     )
     assert row == (0, "", "x", pytest.approx(1.5), True, True, True, True, True, True, True)
+    _execute(target, "INSERT INTO dbo.more_defaults (id) VALUES (1)")
+    assert _rows(target, "SELECT seq_n, who = current_user, host FROM dbo.more_defaults") == [(None, True, None)]
 
 
 def test_types_and_binary_collation_listed(source: Server, make_database: Callable[[str], str]) -> None:
@@ -200,12 +206,12 @@ def test_binary_collation_lets_case_variants_in(
 
 def test_ci_collation_refused_without_icu(source: Server, make_database: Callable[[str], str], ray_local: None) -> None:
     target = make_database("schema")
-    with pytest.raises(UsageError, match=r"dbo\.people\.nm: collation = ci needs a PostgreSQL built with ICU"):
+    with pytest.raises(UsageError, match=r"^dbo\.more_defaults\.who: collation = ci needs a PostgreSQL built with ICU"):
         _changes(source, target, "ci")
     with pytest.raises(UsageError, match="needs a PostgreSQL built with ICU"):
         replicate(small_run_settings(source.url(), target, collation="ci"))
     done = cli("run", "--source", source.url(), "--target", target, env={"RAY_REPLICATOR_COLLATION": "ci"})
-    assert_one_line_error(done, 2, "dbo.people.nm: collation = ci needs a PostgreSQL built with ICU")
+    assert_one_line_error(done, 2, "dbo.more_defaults.who: collation = ci needs a PostgreSQL built with ICU")
     assert _rows(target, "SELECT count(*) FROM pg_tables WHERE schemaname = 'dbo'") == [(0,)]
 
 
