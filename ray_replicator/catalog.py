@@ -8,7 +8,7 @@ plan item can travel to a Ray worker.
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,11 @@ class Column:
     collation: str | None = None
     storage: str | None = None
     """PostgreSQL's STORAGE (plain, external, extended, main) when the source sets one other than its type's."""
+    alias_type: str | None = None
+    """A SQL Server alias type the column is declared with (native_type is its base type)."""
+    computed_copied: bool = False
+    """A computed column the target keeps as a plain column (its expression does not translate): its values are
+    read from the source and written like any column's."""
 
 
 @dataclass(frozen=True)
@@ -139,8 +144,9 @@ class Table:
 
     @property
     def copy_columns(self) -> list[Column]:
-        """Columns whose values are copied (computed columns are recomputed by the target)."""
-        return [c for c in self.columns if c.computed is None]
+        """Columns whose values are copied (computed columns are recomputed by the target unless it keeps them
+        plain)."""
+        return [c for c in self.columns if c.computed is None or c.computed_copied]
 
     @property
     def split_key(self) -> tuple[str, ...]:
@@ -166,6 +172,20 @@ class Catalog:
             if t.schema == schema and t.name == name:
                 return t
         raise KeyError(f"no table {schema}.{name}")
+
+
+def copy_computed(table: Table, names: set[str]) -> Table:
+    """The table with its computed columns `names` copied like any column (a target keeps them plain)."""
+    if not names:
+        return table
+    columns = [replace(c, computed_copied=True) if c.name in names else c for c in table.columns]
+    return replace(table, columns=columns)
+
+
+def compare_computed(table: Table, names: set[str]) -> Table:
+    """The table with its computed columns `names` read like any column: verify compares the values a target
+    computed (or holds) with the source's."""
+    return copy_computed(table, {c.name for c in table.columns if c.computed is not None and c.name in names})
 
 
 def table_matches(schema: str, name: str, patterns: list[str]) -> bool:

@@ -173,6 +173,12 @@ class Settings(BaseModel):
         "(PostgreSQL: sampled; SQL Server: no DATA_COMPRESSION) without TOAST compression, faster and about as large "
         "as the source; compress lets the target compress them as it does by default",
     )
+    collation: Literal["binary", "ci"] = Field(
+        default="binary",
+        description="PostgreSQL target from SQL Server: a column with a case-insensitive collation (_CI_) keeps "
+        "PostgreSQL's exact comparison (binary; each such column is listed as collation not kept) or gets a "
+        "nondeterministic ICU collation that compares without case, and without accents for _AI (ci)",
+    )
     copy_method: Literal["auto", "arrow", "raw"] = "auto"
     verify: Literal["none", "counts", "checksums"] = "checksums"
     unsupported_types: Literal["fail", "skip-column", "text"] = Field(

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 SchemaChangeKind = Literal[
     "type_widened",
+    "type_changed",
     "type_text",
     "name_mapped",
     "column_dropped",
@@ -25,6 +26,8 @@ SchemaChangeKind = Literal[
     "constraint_not_kept",
 ]
 """type_widened: the target type holds every source value but is not the same type (tinyint → smallint).
+type_changed: the target type keeps less than the source type declares (datetimeoffset → timestamptz keeps the
+instant, not the offset; datetime2(7) → timestamp(6), whose values a policy such as hundred_ns decides).
 type_text: the column is carried as text (unsupported_types = text, sql_variant = text, enums, arrays ...).
 name_mapped: the target name differs (e.g. longer than PostgreSQL's 63 bytes). column_dropped: the column is not
 copied (unsupported_types = skip-column). computed_generated / computed_plain: a computed column became a generated

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import ray
 
 from ray_replicator import diagnostics, local_ray
+from ray_replicator.catalog import copy_computed
 from ray_replicator.choices import (
     choose_method,
     compare_tables,
@@ -183,7 +184,9 @@ class Run:
             unlogged=settings.unlogged,
             run_id=state.run_id,
             large_values_as_source=settings.large_values == "as-source",
+            collation=settings.collation,
         )
+        self._copy_plain_computed()
         check_spill_dir(settings)
         check_report_path(settings.report_path if self.will_save_report else None)
         if state.resumed is None and settings.existing == "truncate":
@@ -204,6 +207,20 @@ class Run:
             state.ledger.target_url, state.ledger.run_id = state.target_url, state.run_id
             if state.resumed is None:
                 state.target.ledger.save_plan(state.run_id, plan_document(state.plan, settings))
+
+    def _copy_plain_computed(self) -> None:
+        """A computed column the target keeps plain (its expression does not translate there) is read from the
+        source and written like any column; the target's schema_changes say which."""
+        state = self.state
+        changes = state.target.schema_changes(state.target_catalog, state.source.engine, state.options)
+        for i, table in enumerate(state.catalog.tables):
+            key = (table.schema, table.name)
+            mapped = state.mapped[key]
+            plain = {c.column for c in changes if c.kind == "computed_plain" and c.table == mapped.qualified}
+            names = {name for name in plain if name is not None}
+            if names:
+                state.catalog.tables[i] = copy_computed(table, names)
+                state.mapped[key] = copy_computed(mapped, names)
 
     def copy(self) -> None:
         """Every range not committed yet, and each table's own finalize as soon as its last range is in."""

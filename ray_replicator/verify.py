@@ -23,7 +23,7 @@ from ray_replicator.bisection import (
     portable_order,
     servers_can_hash,
 )
-from ray_replicator.catalog import Table
+from ray_replicator.catalog import Table, compare_computed
 from ray_replicator.endpoints import cached_source, cached_target, drop_cached
 from ray_replicator.engines import capabilities, capabilities_of, engine_of, open_source
 from ray_replicator.engines.base import KeyRange, Source, Target
@@ -162,8 +162,9 @@ def checksum_range_task(
 
 
 def target_tables(target_url: str, tables: list[Table]) -> dict[tuple[str, str], Table]:
-    """The target's own catalog entries for the mapped tables, restricted to the columns the source copies, so
-    range bounds are cast to the target's types and the select lists line up column by column."""
+    """The target's own catalog entries for the mapped tables, restricted to the columns the source copies and
+    the computed columns the target has too (compared, not copied), so range bounds are cast to the target's types
+    and the select lists line up column by column."""
     reader = open_source(target_url)
     try:
         found = {(t.schema, t.name): t for t in reader.catalog([], []).tables}
@@ -177,10 +178,10 @@ def target_tables(target_url: str, tables: list[Table]) -> dict[tuple[str, str],
             out[(wanted.schema, wanted.name)] = wanted
             continue
         by_name = {c.name: c for c in have.columns}
+        wanted = compare_computed(wanted, set(by_name))
         cols = [by_name.get(c.name, c) for c in wanted.copy_columns]
-        out[(wanted.schema, wanted.name)] = replace(
-            have, columns=cols, primary_key=wanted.primary_key, unique_keys=wanted.unique_keys
-        )
+        found_table = replace(have, columns=cols, primary_key=wanted.primary_key, unique_keys=wanted.unique_keys)
+        out[(wanted.schema, wanted.name)] = compare_computed(found_table, set(by_name))
     return out
 
 
@@ -237,8 +238,9 @@ def verify_checksums(
         check = TableCheck(schema=target_table.schema, table=target_table.name)
         checks.append(check)
         tgt = mapped[(target_table.schema, target_table.name)]
+        src = compare_computed(source_table, {c.name for c in tgt.copy_columns})
         for rng in comparable_ranges(source_table, ranges, portable_order(source_table, source_url, target_url)):
-            jobs.append((check, source_table, tgt, rng))
+            jobs.append((check, src, tgt, rng))
 
     def submit(job: tuple[TableCheck, Table, Table, KeyRange]) -> ray.ObjectRef:
         _, src_table, tgt_table, rng = job

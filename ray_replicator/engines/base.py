@@ -63,6 +63,9 @@ class WriteOptions:
     run_id: str = ""
     large_values_as_source: bool = False
     """Load a table whose source stores its large values uncompressed without compressing them."""
+    collation: Literal["binary", "ci"] = "binary"
+    """What a target that compares text by exact characters makes of a case-insensitive source collation (the
+    collation setting): binary keeps its own, ci creates a case-insensitive one for those columns."""
     extra: dict[str, Any] = field(default_factory=dict)
 
 

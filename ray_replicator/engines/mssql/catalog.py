@@ -82,6 +82,12 @@ def declared(r: dict[str, Any]) -> Declared:
     return Declared(name=name, max_length=int(r["max_length"]), precision=int(r["precision"]), scale=int(r["scale"]))
 
 
+def _alias_type(r: dict[str, Any]) -> str | None:
+    """The name of an alias type (CREATE TYPE .. FROM base); a CLR type keeps its own name as the column's type."""
+    name = str(r["type_name"])
+    return name if r["is_user_defined"] and name.lower() not in CLR_TYPES and r["base_type"] is not None else None
+
+
 def _int_or_none(value: Any) -> int | None:
     return None if value is None else int(value)
 
@@ -194,6 +200,7 @@ class MssqlCatalog(MssqlEndpoint):
             identity=identity,
             computed=computed,
             collation=r["collation"],
+            alias_type=_alias_type(r),
         )
 
     def _keys_and_indexes(self, by_id: dict[int, Table]) -> None:

@@ -11,9 +11,10 @@ from ray_replicator.engines.postgres.catalog import large_values_compressed
 from ray_replicator.engines.postgres.connect import CAPABILITIES, PostgresEndpoint
 from ray_replicator.engines.postgres.ddl import retarget_index
 from ray_replicator.engines.postgres.ledger import LEDGER_SCHEMA, PostgresLedger
+from ray_replicator.engines.postgres.names import pg_name
 from ray_replicator.engines.postgres.predicate import Predicate, range_predicate
 from ray_replicator.engines.postgres.read import PostgresSource
-from ray_replicator.engines.postgres.sql import pg_identifier, qualified, quote_ident
+from ray_replicator.engines.postgres.sql import qualified, quote_ident
 from ray_replicator.engines.postgres.write import PostgresTarget
 
 SOURCE = PostgresSource
@@ -30,7 +31,7 @@ __all__ = [
     "PostgresTarget",
     "Predicate",
     "large_values_compressed",
-    "pg_identifier",
+    "pg_name",
     "qualified",
     "quote_ident",
     "range_predicate",

@@ -12,8 +12,19 @@ from ray_replicator.catalog import Catalog, Column, ForeignKey, Index, Sequence,
 from ray_replicator.engines.base import UsageError, WriteOptions
 from ray_replicator.engines.postgres.connect import PostgresEndpoint
 from ray_replicator.engines.postgres.ledger import LOAD_SETTINGS, ensure_ledger
-from ray_replicator.engines.postgres.sql import pg_identifier, qualified, quote_ident, quote_literal
-from ray_replicator.engines.postgres.types import POSTGRES, postgres_type
+from ray_replicator.engines.postgres.names import pg_name
+from ray_replicator.engines.postgres.schema_changes import (
+    CI_COLLATIONS,
+    ColumnDesign,
+    TableDesign,
+    ci_collation,
+    design_catalog,
+    probes,
+    refuse_without_icu,
+    run_probes,
+)
+from ray_replicator.engines.postgres.sql import qualified, quote_ident, quote_literal
+from ray_replicator.engines.postgres.types import POSTGRES
 
 log = logging.getLogger(__name__)
 
@@ -33,33 +44,40 @@ def retarget_index(definition: str, schema: str, table: str, name: str) -> str |
     return f"CREATE {unique}INDEX {quote_ident(name)} ON {qualified(schema, table)} {m.group(1)}"
 
 
-def _clash(kind: str, names: list[str]) -> None:
-    seen: dict[str, str] = {}
-    for name in names:
-        short = pg_identifier(name)
-        if short in seen and seen[short] != name:
-            raise UsageError(
-                f"{kind} {seen[short]!r} and {name!r} both become {short!r} in PostgreSQL (63-byte names); "
-                "rename one or map it to another name"
-            )
-        seen[short] = name
-
-
-def check_name_lengths(catalog: Catalog) -> None:
-    """Refuse names that PostgreSQL would truncate into one another (another engine allows 128 characters)."""
-    _clash("schema", sorted({t.schema for t in catalog.tables}))
-    for schema in sorted({t.schema for t in catalog.tables}):
-        _clash(f"in schema {schema!r} table", [t.name for t in catalog.tables if t.schema == schema])
-    for table in catalog.tables:
-        _clash(f"in {table.qualified} column", [c.name for c in table.columns])
-        constraints = [k.name for k in ([table.primary_key] if table.primary_key else []) + table.unique_keys]
-        _clash(f"in {table.qualified} index or constraint", constraints + [i.name for i in table.indexes])
-
-
 # -- prepare ------------------------------------------------------------------------------------------------
+def designs(target: PostgresEndpoint, catalog: Catalog, source_engine: str, options: WriteOptions) -> list[TableDesign]:
+    """What prepare creates for each table and how that differs from the source (schema_changes), decided
+    without writing: the target is asked whether it takes each translated expression in a transaction it rolls
+    back, and whether it has ICU when collation = ci needs it."""
+    found = probes(catalog, source_engine)
+    if found:
+        target.run("checking translated expressions", partial(run_probes, found=found, source_engine=source_engine))
+    planned = design_catalog(catalog, source_engine, options, found)
+    if options.collation == "ci" and source_engine != POSTGRES:
+        refuse_without_icu(target.run("checking for ICU", _has_icu), planned)
+    return planned
+
+
+async def _has_icu(c: Any) -> bool:
+    """Whether the server makes the collation collation = ci needs (a build without ICU refuses it), asked in a
+    transaction rolled back whatever happens."""
+    tr = c.transaction()
+    await tr.start()
+    try:
+        await c.execute(
+            "CREATE COLLATION pg_temp.rr_icu_probe (provider = icu, locale = 'und-u-ks-level2', deterministic = false)"
+        )
+        return True
+    except Exception:  # noqa: BLE001 - the refusal is the answer
+        return False
+    finally:
+        await tr.rollback()
+
+
 def prepare(target: PostgresEndpoint, catalog: Catalog, source_engine: str, options: WriteOptions) -> None:
-    """Schemas, enums (from PostgreSQL) and tables; the ledger too."""
-    check_name_lengths(catalog)
+    """Schemas, enums (from PostgreSQL), the case-insensitive collations collation = ci uses, and tables, as
+    designs() decides them; the ledger too."""
+    planned = designs(target, catalog, source_engine, options)
     ensure_ledger(target)
     same = source_engine == POSTGRES
     for schema in sorted({t.schema for t in catalog.tables} | {s.schema for s in catalog.sequences}):
@@ -67,8 +85,15 @@ def prepare(target: PostgresEndpoint, catalog: Catalog, source_engine: str, opti
     if same:
         for name, labels in catalog.enums.items():
             target.run(f"creating enum {name}", partial(_create_enum, name=name, labels=labels))
-    for table in catalog.tables:
-        _prepare_table(target, table, source_engine, options)
+    for schema, accents in sorted({c for d in planned for c in d.collations}):
+        locale = CI_COLLATIONS[accents][1]
+        target.execute(
+            f"creating a case-insensitive collation in schema {schema}",
+            f"CREATE COLLATION IF NOT EXISTS {ci_collation(schema, accents)} "
+            f"(provider = icu, locale = '{locale}', deterministic = false)",
+        )
+    for design in planned:
+        _prepare_table(target, design, source_engine, options)
 
 
 async def _create_enum(c: Any, name: str, labels: list[str]) -> None:
@@ -87,39 +112,31 @@ async def _create_enum(c: Any, name: str, labels: list[str]) -> None:
         )
 
 
-def _column_ddl(col: Column, same: bool, source_engine: str) -> str:
-    parts = [quote_ident(col.name), postgres_type(col, source_engine)]
-    if same and col.collation:
-        parts.append(f"COLLATE {col.collation}")
-    if col.computed is not None and same:
-        parts.append(f"GENERATED ALWAYS AS ({col.computed}) STORED")
+def _column_ddl(design: ColumnDesign, same: bool) -> str:
+    col = design.column
+    parts = [quote_ident(col.name), design.type]
+    if design.collation:
+        parts.append(f"COLLATE {design.collation}")
+    if design.generated is not None:
+        parts.append(f"GENERATED ALWAYS AS ({design.generated}) STORED")
     elif col.identity is not None and (not same or col.default is None):
         ident = col.identity
         # BY DEFAULT while loading so COPY can write the source's values; finalize_table sets ALWAYS.
         parts.append(
             f"GENERATED BY DEFAULT AS IDENTITY (START WITH {int(ident.seed)} INCREMENT BY {int(ident.increment)})"
         )
-    elif same and col.default is not None:
-        parts.append(f"DEFAULT {col.default}")
+    elif design.default is not None:
+        parts.append(f"DEFAULT {design.default}")
     if not col.nullable:
         parts.append("NOT NULL")
     return " ".join(parts)
 
 
-def _create_table_sql(table: Table, source_engine: str, unlogged: bool) -> str:
+def _create_table_sql(design: TableDesign, source_engine: str, unlogged: bool) -> str:
     same = source_engine == POSTGRES
-    cols = []
-    for c in table.columns:
-        if c.computed is not None and not same:
-            log.warning(
-                "computed column %s.%s has an expression only %s understands; not created",
-                table.qualified,
-                c.name,
-                source_engine,
-            )
-            continue
-        cols.append(_column_ddl(c, same, source_engine))
-    return f"CREATE {'UNLOGGED ' if unlogged else ''}TABLE {qualified(table.schema, table.name)} ({', '.join(cols)})"
+    cols = ", ".join(_column_ddl(c, same) for c in design.columns)
+    table = design.table
+    return f"CREATE {'UNLOGGED ' if unlogged else ''}TABLE {qualified(table.schema, table.name)} ({cols})"
 
 
 def _serial(col: Column, same: bool) -> str | None:
@@ -161,10 +178,11 @@ async def _create_table(c: Any, table: Table, create: str, same: bool) -> None:
             await c.execute(f"ALTER TABLE {rel} ALTER COLUMN {quote_ident(col.name)} SET STORAGE {col.storage}")
 
 
-def _prepare_table(target: PostgresEndpoint, table: Table, source_engine: str, options: WriteOptions) -> None:
+def _prepare_table(target: PostgresEndpoint, design: TableDesign, source_engine: str, options: WriteOptions) -> None:
     same = source_engine == POSTGRES
+    table = design.table
     rel = qualified(table.schema, table.name)
-    create = _create_table_sql(table, source_engine, options.unlogged)
+    create = _create_table_sql(design, source_engine, options.unlogged)
     native = [c.native_type for c in table.columns] if same else []
 
     async def go(c: Any) -> None:
@@ -255,7 +273,7 @@ async def _constraint_exists(c: Any, table: Table, name: str) -> bool:
         await c.fetchval(
             "SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = $1::regclass AND conname = $2)",
             qualified(table.schema, table.name),
-            name,
+            pg_name(name),
         )
     )
 

@@ -20,9 +20,11 @@ def digest_sql(table: Table, pred: Predicate, columns: list[str]) -> str:
     databases with the same column types a value's text is a canonical form of it (the session fixes DateStyle,
     TimeZone, IntervalStyle and extra_float_digits)."""
     # Each column's text hashed with its own seed (NULL gets a constant of its own, so '' and NULL differ),
-    # combined by xor: no ROW()::text, whose quoting pass over every character costs 3x the hashing.
+    # combined by xor: no ROW()::text, whose quoting pass over every character costs 3x the hashing. COLLATE "C":
+    # under a nondeterministic collation (case-insensitive ICU) the hash is of the sort key, 'a' and 'A' alike.
     row = " # ".join(
-        f"coalesce(hashtextextended({quote_ident(c)}::text, {i + 1}), {-7919 * (i + 1)})" for i, c in enumerate(columns)
+        f'coalesce(hashtextextended({quote_ident(c)}::text COLLATE "C", {i + 1}), {-7919 * (i + 1)})'
+        for i, c in enumerate(columns)
     )
     return (
         "SELECT count(*), coalesce(sum(h::numeric) % 18446744073709551616, 0)::text, coalesce(bit_xor(h), 0) "

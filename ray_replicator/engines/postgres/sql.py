@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-_MAX_IDENTIFIER_BYTES = 63
+from ray_replicator.engines.postgres.names import pg_name
 
 
 def quote_ident(name: str) -> str:
-    """Always quote: spaces, quotes, unicode, reserved words and mixed case all survive."""
-    return '"' + name.replace('"', '""') + '"'
+    """Always quote: spaces, quotes, unicode, reserved words and mixed case all survive; a name longer than
+    PostgreSQL keeps gets its mapped name (names.pg_name), wherever the engine names it."""
+    return '"' + pg_name(name).replace('"', '""') + '"'
 
 
 def quote_literal(value: str) -> str:
@@ -17,11 +18,3 @@ def quote_literal(value: str) -> str:
 
 def qualified(schema: str, name: str) -> str:
     return f"{quote_ident(schema)}.{quote_ident(name)}"
-
-
-def pg_identifier(name: str) -> str:
-    """What PostgreSQL keeps of a name: at most 63 bytes of UTF-8, cut on a character boundary."""
-    raw = name.encode()
-    if len(raw) <= _MAX_IDENTIFIER_BYTES:
-        return name
-    return raw[:_MAX_IDENTIFIER_BYTES].decode(errors="ignore")

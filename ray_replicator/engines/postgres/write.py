@@ -23,9 +23,11 @@ from ray_replicator.engines.postgres.ledger import (
     PostgresLedger,
     is_done,
 )
-from ray_replicator.engines.postgres.sql import pg_identifier, qualified, quote_ident
+from ray_replicator.engines.postgres.names import pg_name
+from ray_replicator.engines.postgres.sql import qualified, quote_ident
 from ray_replicator.engines.postgres.types import TEXT_TARGETS
 from ray_replicator.engines.readahead import close_producer, read_ahead
+from ray_replicator.record import SchemaChange
 
 if TYPE_CHECKING:  # imported where used: a raw COPY worker never loads Arrow (~60 MB of RSS)
     import pyarrow as pa
@@ -57,6 +59,10 @@ class PostgresTarget(PostgresEndpoint, Target):
     def ledger(self) -> PostgresLedger:
         return PostgresLedger(self)
 
+    def schema_changes(self, catalog: Catalog, source_engine: str, options: WriteOptions) -> list[SchemaChange]:
+        """What ddl.designs decides, the decision prepare creates the tables from."""
+        return [change for design in ddl.designs(self, catalog, source_engine, options) for change in design.changes]
+
     def prepare(self, catalog: Catalog, source_engine: str, options: WriteOptions) -> None:
         ddl.prepare(self, catalog, source_engine, options)
 
@@ -80,7 +86,8 @@ class PostgresTarget(PostgresEndpoint, Target):
         """The target's own column types: a table from another engine's catalog has that engine's names."""
         if not table.split_key:
             return None
-        return {r["name"]: r["native"] for r in self._column_types(table)}
+        native = {r["name"]: r["native"] for r in self._column_types(table)}
+        return {c.name: native[pg_name(c.name)] for c in table.columns if pg_name(c.name) in native}
 
     def _target_types(self, table: Table) -> dict[str, str]:
         """Each column's type to cast staged strings to; "text" where an Arrow string goes in directly."""
@@ -137,7 +144,7 @@ class PostgresTarget(PostgresEndpoint, Target):
             return 0, 0
         counted = [0, 0]
         # another engine's names may be longer than PostgreSQL keeps; ADBC matches them verbatim
-        names = [pg_identifier(n) for n in first.schema.names]
+        names = [pg_name(n) for n in first.schema.names]
         renamed = names != first.schema.names
         schema = pa.schema([f.with_name(n) for f, n in zip(first.schema, names, strict=True)])
         staged = [
@@ -160,9 +167,7 @@ class PostgresTarget(PostgresEndpoint, Target):
         if staged:
             self._ingest_staged(cur, table, reader, staged, types)
         else:
-            cur.adbc_ingest(
-                pg_identifier(table.name), reader, mode="append", db_schema_name=pg_identifier(table.schema)
-            )
+            cur.adbc_ingest(pg_name(table.name), reader, mode="append", db_schema_name=pg_name(table.schema))
         return counted[0], counted[1]
 
     @staticmethod
@@ -251,10 +256,10 @@ class PostgresTarget(PostgresEndpoint, Target):
         """COPY FROM STDIN of `source` while _watch_copy looks after it; the rows the command tag counts."""
         copy = asyncio.ensure_future(
             c.copy_to_table(
-                table.name,
+                pg_name(table.name),
                 source=source,
-                columns=[col.name for col in table.copy_columns],
-                schema_name=table.schema,
+                columns=[pg_name(col.name) for col in table.copy_columns],
+                schema_name=pg_name(table.schema),
                 format="binary",
                 freeze=freeze,
             )

@@ -12,7 +12,7 @@ import pytest
 
 from ray_replicator.catalog import Catalog, Column, Identity, Key, LogicalType, Table
 from ray_replicator.engines.base import EngineError, KeyRange, UsageError, WriteOptions
-from ray_replicator.engines.postgres import PostgresTarget, pg_identifier
+from ray_replicator.engines.postgres import PostgresTarget, pg_name
 
 from ..conftest import Db
 
@@ -54,7 +54,12 @@ def test_prepare_write_and_finalize_from_another_engine(dst_db: Db, target: Post
         ("Guid", "uuid", False),
         ("Body", "bytea", False),
         ("Version", "bytea", False),
-    ]  # the computed column's expression is SQL Server's: not created
+        ("Total", "integer", False),
+    ]
+    assert (
+        dst_db.value("SELECT pg_get_expr(adbin, adrelid) FROM pg_attrdef WHERE adrelid = 'dbo.\"Posts\"'::regclass")
+        == '("Id" * 2)'
+    )  # the computed column, translated from T-SQL, is a generated column
     g = uuid.UUID("6f9619ff-8b86-d011-b42d-00c04fc964ff")
     batch = pa.RecordBatch.from_pydict(
         {
@@ -86,14 +91,20 @@ def test_prepare_write_and_finalize_from_another_engine(dst_db: Db, target: Post
 
 
 def test_names_longer_than_63_bytes(dst_db: Db, target: PostgresTarget) -> None:
-    long_a = "Ä" * 31 + "x" * 10  # 62 + 10 bytes: cut after the 31 two-byte characters and one x
-    assert pg_identifier(long_a) == "Ä" * 31 + "x"
-    clash = [
+    long_a = "Ä" * 31 + "x" * 10  # 62 + 10 bytes: 54 bytes kept, cut on a character boundary, then the hash
+    assert pg_name(long_a).startswith("Ä" * 27 + "_") and len(pg_name(long_a).encode()) == 63
+    twins = [
         Column(long_a + "1", "int", LogicalType("int32")),
         Column(long_a + "2", "int", LogicalType("int32")),
     ]
+    target.prepare(Catalog("mssql", "db", [Table("dbo", "t", twins)]), "mssql", WriteOptions())
+    assert dst_db.rows("SELECT attname FROM pg_attribute WHERE attrelid = 'dbo.t'::regclass AND attnum > 0") == [
+        (pg_name(long_a + "1"),),
+        (pg_name(long_a + "2"),),
+    ]
+    clash = [Column(long_a, "int", LogicalType("int32")), Column(pg_name(long_a), "int", LogicalType("int32"))]
     with pytest.raises(UsageError, match="both become"):
-        target.prepare(Catalog("mssql", "db", [Table("dbo", "t", clash)]), "mssql", WriteOptions())
+        target.prepare(Catalog("mssql", "db", [Table("dbo", "u", clash)]), "mssql", WriteOptions())
     long_table = Table("dbo", "T" * 100, [Column("c" * 80, "int", LogicalType("int32"))])
     target.prepare(Catalog("mssql", "db", [long_table]), "mssql", WriteOptions())
     batch = pa.RecordBatch.from_pydict({"c" * 80: pa.array([1, 2], pa.int32())})
