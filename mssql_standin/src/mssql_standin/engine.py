@@ -38,6 +38,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlglot.tokens import TokenType
 
+from . import persist
 from .handlers.bulk import BulkStatements
 from .handlers.ddl import DdlStatements
 from .handlers.dml import DmlStatements
@@ -150,19 +151,21 @@ class _Bulk:
 class Engine:
     """One per server: a DuckDB database plus the side catalog of declared T-SQL types."""
 
-    def __init__(self, database: str = "master", bulk_dir: str | None = None):
+    def __init__(self, database: str = "master", bulk_dir: str | None = None, data_dir: str | None = None):
         self.database = database
         self.bulk_dir = os.path.realpath(bulk_dir) if bulk_dir else None
-        self.con = duckdb.connect(":memory:", config={"default_collation": "nocase"})
+        #: with a data directory, the database and its catalog live in a DuckDB file there (persist.py)
+        self.store = persist.Store(persist.connect(data_dir, database)) if data_dir is not None else None
+        self.con = self.store.con if self.store else duckdb.connect(":memory:", config={"default_collation": "nocase"})
         for m in _MACROS:
-            self.con.execute(m)
+            self.con.execute(m.replace("CREATE MACRO", "CREATE OR REPLACE MACRO", 1))
         v, b, i = duckdb.sqltypes.VARCHAR, duckdb.sqltypes.BLOB, duckdb.sqltypes.BIGINT
         udf: Any = self.con.create_function  # pyarrow UDFs are not in DuckDB's stub overloads
         udf("__ss_hash_n", _udf_hash("utf-16-le"), [v, v], b, type="arrow")
         udf("__ss_hash_v", _udf_hash("cp1252"), [v, v], b, type="arrow")
         udf("__ss_hash_b", _udf_hash(None), [v, b], b, type="arrow")
         udf("__ss_utf16_bytes", _udf_utf16_bytes, [v], i, type="arrow")
-        self.con.execute("CREATE SCHEMA dbo; CREATE SCHEMA guest")
+        self.con.execute("CREATE SCHEMA IF NOT EXISTS dbo; CREATE SCHEMA IF NOT EXISTS guest")
         self.catalog = Catalog()
         self.lock = threading.RLock()
         self._next_id = 1_000_000
@@ -171,6 +174,14 @@ class Engine:
         self.dbts = 2000
         self._spid = 50
         self._tran_id = 0
+        if self.store is not None:
+            persist.reopen(self, self.store)
+
+    def close(self) -> None:
+        """Save what lives outside transactions (identity, @@DBTS) and close a persistent database cleanly."""
+        if self.store is not None:
+            persist.close(self, self.store)
+            self.store = None
 
     def new_id(self) -> int:
         with self.lock:

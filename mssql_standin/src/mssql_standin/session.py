@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlglot import exp
 
-from . import functions
+from . import functions, persist
 from .results import BulkLoadRequest, Done, Result, ResultSet, RowCount, SqlServerError
 from .sqlexpr import Context, OutCol, duck_sql, type_of, view_table_name
 from .sqltext import SPECIAL_STORAGE, Statement, parse_statement, split_batch, syntax_error, unsupported
@@ -61,6 +61,8 @@ class SessionCore:
         self._descriptor = b"\0" * 8
         self._stream: _Stream | None = None
         self._registered: set[str] = set()
+        #: a persistent database: the DuckDB transaction opened for one autocommit DDL statement and its catalog rows
+        self._ddl_tx = False
 
     @property
     def catalog(self) -> Catalog:
@@ -69,6 +71,9 @@ class SessionCore:
     def _ddl(self) -> Catalog:
         """A private copy of the catalog to change; published on commit (or at once in autocommit)."""
         if self._txn_catalog is None:
+            if self.trancount == 0 and self.engine.store is not None and not self._ddl_tx:
+                self._duck("BEGIN TRANSACTION")
+                self._ddl_tx = True
             self._txn_catalog = copy.deepcopy(self.engine.catalog)
         return self._txn_catalog
 
@@ -76,7 +81,30 @@ class SessionCore:
         self._txn_tables.update(keys)
         self._txn_schemas.update(schemas)
         if self.trancount == 0:
+            if self._ddl_tx:
+                self._ddl_tx = False
+                try:
+                    self._store_ddl()
+                    self.cur.execute("COMMIT")
+                except duckdb.Error as e:
+                    with contextlib.suppress(duckdb.Error):
+                        self.cur.execute("ROLLBACK")
+                    self._discard_ddl()
+                    raise self._map_error(e) from e
             self._publish()
+
+    def _store_ddl(self) -> None:
+        """A persistent database: write the catalog rows this transaction's DDL changed, inside its DuckDB
+        transaction, so the file's data and catalog commit together."""
+        if self.engine.store is not None and self._txn_catalog is not None:
+            persist.write_changes(self.cur, self._txn_catalog, self._txn_tables, self._txn_schemas)
+
+    def _end_ddl_tx(self) -> None:
+        """A DDL statement in autocommit stopped before its end: undo it in DuckDB and in the catalog."""
+        self._ddl_tx = False
+        with contextlib.suppress(duckdb.Error):
+            self.cur.execute("ROLLBACK")
+        self._discard_ddl()
 
     def _publish(self) -> None:
         mine = self._txn_catalog
@@ -122,6 +150,7 @@ class SessionCore:
         self.trancount -= 1
         if self.trancount == 0:
             try:
+                self._store_ddl()
                 self.cur.execute("COMMIT")
             except duckdb.Error as e:
                 self._discard_ddl()
@@ -236,6 +265,9 @@ class SessionCore:
                 if e.line == 1 and st.line != 1:
                     e.line = st.line
                 raise
+            finally:
+                if self._ddl_tx:
+                    self._end_ddl_tx()
 
     def _context(self) -> Context:
         return Context(
