@@ -1,0 +1,220 @@
+"""--data-dir: a stand-in stopped (or killed) and started again on the same directory serves the same tables, types,
+catalog and values, read back through pymssql and python-tds, and continues identity and rowversion values."""
+
+from __future__ import annotations
+
+import datetime as dt
+import signal
+import subprocess
+import uuid
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pymssql
+import pytds
+
+from tests.helpers import assert_one_line_error
+
+from .conftest import PASSWORD, USER
+from .standin_process import listening_port, running, standin, stop
+
+__all__ = ["running"]  # the fixture
+
+DB = "Kept"
+
+SCHEMA = """
+CREATE TABLE dbo.kinds (
+  id int IDENTITY(100, 5) NOT NULL CONSTRAINT PK_kinds PRIMARY KEY,
+  txt nvarchar(max) NULL,
+  note nvarchar(20) COLLATE Latin1_General_CI_AS NULL,
+  code varchar(10) COLLATE SQL_Latin1_General_CP1_CI_AS NOT NULL CONSTRAINT DF_kinds_code DEFAULT ('x'),
+  at datetime2(7) NULL,
+  amount decimal(38, 10) NULL,
+  total AS (amount * 2),
+  cash money NULL,
+  g uniqueidentifier NULL,
+  raw varbinary(max) NULL,
+  dto datetimeoffset(7) NULL,
+  rv rowversion,
+  CONSTRAINT CK_kinds_amount CHECK (amount >= 0)
+)
+GO
+CREATE INDEX IX_kinds_note ON dbo.kinds (note DESC) INCLUDE (code)
+GO
+CREATE SCHEMA sales
+GO
+CREATE TABLE sales.down (n bigint IDENTITY(-1, -1) CONSTRAINT PK_down PRIMARY KEY,
+  kind_id int NULL CONSTRAINT FK_down_kinds REFERENCES dbo.kinds (id))
+GO
+CREATE VIEW dbo.kinds_v AS SELECT id, txt FROM dbo.kinds
+GO
+INSERT INTO dbo.kinds (txt, note, at, amount, cash, g, raw, dto) VALUES
+  (N'héllo 😀 世界', N'Ünïcode', '2020-05-17 12:34:56.1234567', 12345678901234567890.0123456789, 922337203685477.5807,
+   '6F9619FF-8B86-D011-B42D-00C04FC964FF', 0x00FF10, '2020-05-17 12:34:56.1234567 -04:30')
+INSERT INTO dbo.kinds (txt, note, code, amount) VALUES (N'', NULL, 'y', 0)
+INSERT INTO dbo.kinds (txt, amount) VALUES (REPLICATE(CAST(N'λ' AS nvarchar(max)), 9000), NULL)
+INSERT INTO sales.down (kind_id) VALUES (100), (105)
+"""
+
+CATALOG_QUERIES = [
+    "SELECT s.name, t.name, t.object_id, t.create_date FROM sys.tables t JOIN sys.schemas s "
+    "ON s.schema_id = t.schema_id ORDER BY 1, 2",
+    "SELECT object_id, column_id, name, system_type_id, max_length, precision, scale, collation_name, is_nullable, "
+    "is_identity, is_computed FROM sys.columns ORDER BY object_id, column_id",
+    "SELECT object_id, name, seed_value, increment_value FROM sys.identity_columns ORDER BY object_id",
+    "SELECT object_id, name, index_id, type_desc, is_unique, is_primary_key FROM sys.indexes ORDER BY object_id, "
+    "index_id",
+    "SELECT name, parent_object_id, definition FROM sys.default_constraints ORDER BY name",
+    "SELECT name, definition FROM sys.check_constraints ORDER BY name",
+    "SELECT name, parent_object_id, referenced_object_id FROM sys.foreign_keys ORDER BY name",
+    "SELECT name, definition FROM sys.computed_columns ORDER BY name",
+    "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, DATA_TYPE, CHARACTER_MAXIMUM_LENGTH, NUMERIC_PRECISION, "
+    "NUMERIC_SCALE, DATETIME_PRECISION, COLLATION_NAME FROM INFORMATION_SCHEMA.COLUMNS ORDER BY 1, 2, ORDINAL_POSITION",
+    "SELECT name FROM sys.views",
+]
+
+DATA_QUERIES = [
+    "SELECT id, txt, note, code, at, amount, total, cash, g, raw, dto, rv FROM dbo.kinds ORDER BY id",
+    # the digits no Python client type carries: 100 ns and the offset, as SQL Server's own text
+    "SELECT id, CONVERT(varchar(27), at, 121), CAST(dto AS varchar(34)), CONVERT(varchar(40), amount) "
+    "FROM dbo.kinds ORDER BY id",
+    "SELECT n, kind_id FROM sales.down ORDER BY n DESC",
+    "SELECT id, datalength(txt) FROM dbo.kinds_v ORDER BY id",
+]
+
+
+def pymssql_rows(port: int, queries: list[str]) -> list[list[tuple[Any, ...]]]:
+    conn = pymssql.connect(server="127.0.0.1", port=str(port), user=USER, password=PASSWORD, database=DB)
+    try:
+        cur = conn.cursor()
+        out = []
+        for q in queries:
+            cur.execute(q)
+            out.append(list(cur.fetchall()))
+        return out
+    finally:
+        conn.close()
+
+
+def pytds_rows(port: int, queries: list[str]) -> list[list[tuple[Any, ...]]]:
+    conn = pytds.connect(dsn="127.0.0.1", port=port, user=USER, password=PASSWORD, database=DB)
+    with conn, conn.cursor() as cur:
+        out = []
+        for q in queries:
+            cur.execute(q)
+            out.append([tuple(r) for r in cur.fetchall()])
+        return out
+
+
+def execute(port: int, sql: str) -> None:
+    conn = pymssql.connect(
+        server="127.0.0.1", port=str(port), user=USER, password=PASSWORD, database=DB, autocommit=True
+    )
+    try:
+        cur = conn.cursor()
+        for batch in sql.split("\nGO\n"):
+            cur.execute(batch)
+    finally:
+        conn.close()
+
+
+def test_a_restart_on_the_same_data_dir_keeps_tables_types_values_and_identity(
+    tmp_path: Path, running: list[subprocess.Popen[str]]
+) -> None:
+    data = tmp_path / "data"
+    running.append(standin("--database", DB, "--data-dir", str(data)))
+    port = listening_port(running[-1])
+    execute(port, SCHEMA)
+    catalog_before = pymssql_rows(port, CATALOG_QUERIES)
+    data_before = pymssql_rows(port, DATA_QUERIES)
+    pytds_before = pytds_rows(port, DATA_QUERIES)
+    stop(running[-1])
+
+    running.append(standin("--database", DB, "--data-dir", str(data)))
+    port = listening_port(running[-1])
+    assert pymssql_rows(port, CATALOG_QUERIES) == catalog_before
+    data_after = pymssql_rows(port, DATA_QUERIES)
+    assert data_after == data_before
+    assert pytds_rows(port, DATA_QUERIES) == pytds_before
+    kinds, text, down, view = data_after
+    assert kinds[0][:10] == (
+        100, "héllo 😀 世界", "Ünïcode", "x", dt.datetime(2020, 5, 17, 12, 34, 56, 123456),
+        Decimal("12345678901234567890.0123456789"), Decimal("24691357802469135780.0246913578"),
+        Decimal("922337203685477.5807"), uuid.UUID("6F9619FF-8B86-D011-B42D-00C04FC964FF"), b"\x00\xff\x10",
+    )  # fmt: skip
+    assert kinds[1][1:4] == ("", None, "y")
+    assert text[0][1:] == (
+        "2020-05-17 12:34:56.1234567", "2020-05-17 12:34:56.1234567 -04:30", "12345678901234567890.0123456789"
+    )  # fmt: skip
+    assert down == [(-1, 100), (-2, 105)]
+    assert view == [(100, 22), (105, 0), (110, 18000)]
+
+    # identity continues where it stood (up by 5 from 110; down by 1 from -2); rowversion past every old one
+    execute(port, "INSERT INTO dbo.kinds (txt) VALUES (N'after')\nGO\nINSERT INTO sales.down (kind_id) VALUES (110)")
+    (new_kind, new_down) = pymssql_rows(
+        port, ["SELECT id, rv FROM dbo.kinds WHERE txt = N'after'", "SELECT min(n) FROM sales.down"]
+    )
+    assert new_kind[0][0] == 115 and new_down == [(-3,)]
+    assert new_kind[0][1] > max(r[11] for r in kinds)
+
+
+def test_a_killed_server_reopens_with_what_was_committed(tmp_path: Path, running: list[subprocess.Popen[str]]) -> None:
+    data = tmp_path / "data"
+    running.append(standin("--database", DB, "--data-dir", str(data)))
+    port = listening_port(running[-1])
+    execute(
+        port,
+        "CREATE TABLE dbo.t (id bigint IDENTITY(1, 1) PRIMARY KEY, s nvarchar(max), d datetime2(7))\nGO\n"
+        "INSERT INTO dbo.t (s, d) VALUES (N'a', '2001-02-03 04:05:06.7000001'), (N'', NULL), (NULL, NULL)\nGO\n"
+        "CREATE TABLE dbo.dropped (a int)\nGO\nDROP TABLE dbo.dropped",
+    )
+    open_tx = pymssql.connect(server="127.0.0.1", port=str(port), user=USER, password=PASSWORD, database=DB)
+    cur = open_tx.cursor()  # pymssql opens a transaction: nothing below is committed when the server dies
+    cur.execute("CREATE TABLE dbo.ghost (a int)")
+    cur.execute("INSERT INTO dbo.t (s) VALUES (N'uncommitted')")
+    cur.execute("ALTER TABLE dbo.t ADD extra int NULL")
+    running[-1].send_signal(signal.SIGKILL)
+    running[-1].wait(timeout=30)
+    open_tx.close()
+
+    running.append(standin("--database", DB, "--data-dir", str(data)))
+    port = listening_port(running[-1])
+    tables, columns, rows = pymssql_rows(
+        port,
+        [
+            "SELECT name FROM sys.tables ORDER BY name",
+            "SELECT c.name, type_name(c.system_type_id), c.max_length, c.scale, c.is_identity FROM sys.columns c "
+            "WHERE c.object_id = object_id('dbo.t') ORDER BY c.column_id",
+            "SELECT id, s, CONVERT(varchar(27), d, 121) FROM dbo.t ORDER BY id",
+        ],
+    )
+    assert tables == [("t",)]
+    assert columns == [("id", "bigint", 8, 0, True), ("s", "nvarchar", -1, 0, False), ("d", "datetime2", 8, 7, False)]
+    assert rows == [(1, "a", "2001-02-03 04:05:06.7000001"), (2, "", None), (3, None, None)]
+    execute(port, "INSERT INTO dbo.t (s) VALUES (N'next')")
+    # the killed transaction's identity value 4 was handed out but never committed: SQL Server may skip such
+    # values after a crash too; what must hold is that no committed value is handed out again
+    assert pymssql_rows(port, ["SELECT id FROM dbo.t WHERE s = N'next'"])[0][0][0] >= 4
+
+
+def test_a_data_dir_in_use_is_refused_in_one_line(tmp_path: Path, running: list[subprocess.Popen[str]]) -> None:
+    data = tmp_path / "data"
+    running.append(standin("--database", DB, "--data-dir", str(data)))
+    listening_port(running[-1])
+    second = standin("--database", DB, "--data-dir", str(data))
+    out, err = second.communicate(timeout=60)
+    assert_one_line_error(
+        subprocess.CompletedProcess(second.args, second.returncode, out, err),
+        2,
+        f"cannot open --data-dir {data} (database {DB})",
+    )
+
+
+def test_without_a_data_dir_nothing_is_kept(tmp_path: Path, running: list[subprocess.Popen[str]]) -> None:
+    running.append(standin("--database", DB))
+    execute(listening_port(running[-1]), "CREATE TABLE dbo.t (a int)")
+    stop(running[-1])
+    running.append(standin("--database", DB))
+    assert pymssql_rows(listening_port(running[-1]), ["SELECT name FROM sys.tables"]) == [[]]
+    assert not list(tmp_path.iterdir())
