@@ -11,10 +11,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pymssql
 import pytds
+import pytest
 
-from tests.helpers import assert_one_line_error
+from tests.helpers import assert_one_line_error, cli
 
 from .conftest import PASSWORD, USER
 from .standin_process import listening_port, running, standin, stop
@@ -218,3 +220,55 @@ def test_without_a_data_dir_nothing_is_kept(tmp_path: Path, running: list[subpro
     running.append(standin("--database", DB))
     assert pymssql_rows(listening_port(running[-1]), ["SELECT name FROM sys.tables"]) == [[]]
     assert not list(tmp_path.iterdir())
+
+
+def so_counts(port: int) -> list[tuple[str, int, int]]:
+    """Each StackOverflow table's name, row count and largest Id, as SQL Server reports them."""
+    from mssql_standin.preloaded import DATABASE
+    from mssql_standin.preloaded import PASSWORD as SO_PASSWORD
+    from mssql_standin.preloaded import USER as SO_USER
+
+    conn = pymssql.connect(server="127.0.0.1", port=str(port), user=SO_USER, password=SO_PASSWORD, database=DATABASE)
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT name FROM sys.tables ORDER BY name")
+        out = []
+        for (name,) in cur.fetchall():
+            cur.execute(f"SELECT count(*), max(Id) FROM dbo.[{name}]")
+            count, top = cur.fetchone()
+            out.append((name, count, top))
+        return out
+    finally:
+        conn.close()
+
+
+def test_a_stackoverflow_load_reopens_without_generating_and_copies_to_postgres(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], fresh_db: str
+) -> None:
+    from mssql_standin.preloaded import preloaded_standin
+    from ray_replicator.demo import stackoverflow_preload
+    from ray_replicator.synth import stackoverflow as so
+
+    data = tmp_path / "so"
+    with preloaded_standin(stackoverflow_preload(0.001, 42), data_dir=data) as src:
+        loaded = so_counts(src.port)
+    assert "rows loaded" in capfd.readouterr().err
+    assert [name for name, _, _ in loaded] == sorted((t.name for t in so.TABLES), key=str.lower)
+    assert all(count > 0 for _, count, _ in loaded)
+
+    with preloaded_standin(stackoverflow_preload(0.001, 42), data_dir=data) as src:
+        assert "StackOverflow2010 scale 0.001 seed 42 reopened" in capfd.readouterr().err
+        assert so_counts(src.port) == loaded
+        done = cli("run", "--source", src.url(), "--target", fresh_db)
+        assert done.returncode == 0, done.stderr[-3000:]
+    with psycopg.connect(fresh_db) as conn:
+        copied = [
+            (name, *conn.execute(f'SELECT count(*), max("Id") FROM dbo."{name}"').fetchone())  # type: ignore[misc]
+            for name, _, _ in loaded
+        ]
+    assert copied == loaded
+
+    other = preloaded_standin(stackoverflow_preload(0.002, 42), data_dir=data)
+    with pytest.raises(RuntimeError, match="stopped before serving"), other:  # another load is not mixed in
+        pass
+    assert "holds 'StackOverflow2010 scale 0.001 seed 42', not 'StackOverflow2010 scale 0.002" in capfd.readouterr().err

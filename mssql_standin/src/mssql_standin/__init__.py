@@ -137,10 +137,15 @@ def serve_process(
     parent, child = ctx.Pipe()
     proc = ctx.Process(target=_serve_child, args=(child, database, kwargs, setup), daemon=True)
     proc.start()
+    child.close()  # the child's end is the child's alone: its exit reaches poll() as end of file
     try:
         if not parent.poll(start_timeout):
             raise RuntimeError("the stand-in process did not start")
-        host, port = parent.recv()
+        try:
+            host, port = parent.recv()
+        except EOFError:
+            proc.join(15)
+            raise RuntimeError(f"the stand-in process stopped before serving (exit code {proc.exitcode})") from None
         assert proc.pid is not None
         yield ProcessServer(host, port, proc.pid)
     finally:
