@@ -283,6 +283,8 @@ class Engine:
             batches: Iterable[pa.RecordBatch] = data.to_batches() if isinstance(data, pa.Table) else data
             total = 0
             names = [c.name for c in columns]
+            if self.store is not None:
+                s.begin()  # one DuckDB transaction: a file database then writes the table's blocks once
             for b in batches:
                 arrays = [b.column(i) for i in range(b.num_columns)]
                 # columns by name when the batch's names are the table's, else by position
@@ -295,6 +297,8 @@ class Engine:
                     check_keys=bool(primary_key),
                     keep_rowversion=True,
                 )
+            if self.store is not None:
+                s.commit()
             return total
         finally:
             s.close()

@@ -138,13 +138,14 @@ def write_changes(
     cur: duckdb.DuckDBPyConnection, catalog: Catalog, table_keys: Iterable[tuple[str, str]], schemas: Iterable[str]
 ) -> None:
     """Write the catalog rows of the tables and schemas a transaction changed, on its own cursor (so inside its
-    DuckDB transaction): present ones replaced, dropped ones deleted."""
-    for skey, nkey in table_keys:
+    DuckDB transaction): present ones replaced, dropped ones deleted. Every row is serialised before the first
+    write, so a field the codec cannot store (TypeError) changes nothing."""
+    keys = list(table_keys)
+    bodies = {k: json.dumps(to_plain(catalog.tables[k]), ensure_ascii=False) for k in keys if k in catalog.tables}
+    for skey, nkey in keys:
         cur.execute(f"DELETE FROM {META}.tables WHERE schema_key = ? AND name_key = ?", [skey, nkey])
-        t = catalog.tables.get((skey, nkey))
-        if t is not None:
-            body = json.dumps(to_plain(t), ensure_ascii=False)
-            cur.execute(f"INSERT INTO {META}.tables VALUES (?, ?, ?)", [skey, nkey, body])
+        if (skey, nkey) in bodies:
+            cur.execute(f"INSERT INTO {META}.tables VALUES (?, ?, ?)", [skey, nkey, bodies[skey, nkey]])
     for s in schemas:
         cur.execute(f"DELETE FROM {META}.schemas WHERE name = ?", [s])
         if s in catalog.schemas:
@@ -213,9 +214,9 @@ def close(engine: Any, store: Store) -> None:
     with engine.lock:
         store.save_state(
             {
-                "identity": {str(k): v for k, v in engine.identity.items()},
-                "ident_used": {str(k): v for k, v in engine.ident_used.items()},
-                "dbts": engine.dbts,
+                "identity": {str(k): int(v) for k, v in engine.identity.items()},
+                "ident_used": {str(k): bool(v) for k, v in engine.ident_used.items()},
+                "dbts": int(engine.dbts),
                 "next_id": engine._next_id,
                 "clean": True,
             }

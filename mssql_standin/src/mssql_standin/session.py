@@ -83,21 +83,27 @@ class SessionCore:
         if self.trancount == 0:
             if self._ddl_tx:
                 self._ddl_tx = False
+                self._store_ddl()
                 try:
-                    self._store_ddl()
                     self.cur.execute("COMMIT")
                 except duckdb.Error as e:
-                    with contextlib.suppress(duckdb.Error):
-                        self.cur.execute("ROLLBACK")
-                    self._discard_ddl()
+                    self._end_ddl_tx()
                     raise self._map_error(e) from e
             self._publish()
 
     def _store_ddl(self) -> None:
         """A persistent database: write the catalog rows this transaction's DDL changed, inside its DuckDB
-        transaction, so the file's data and catalog commit together."""
-        if self.engine.store is not None and self._txn_catalog is not None:
+        transaction, so the file's data and catalog commit together (or, failing, neither)."""
+        if self.engine.store is None or self._txn_catalog is None:
+            return
+        try:
             persist.write_changes(self.cur, self._txn_catalog, self._txn_tables, self._txn_schemas)
+        except (duckdb.Error, TypeError) as e:
+            self._end_ddl_tx()
+            self.trancount = 0
+            raise SqlServerError(
+                40517, f"The SQL Server stand-in could not save its catalog, nothing was committed: {e}"
+            ) from e
 
     def _end_ddl_tx(self) -> None:
         """A DDL statement in autocommit stopped before its end: undo it in DuckDB and in the catalog."""
