@@ -81,6 +81,14 @@ def test_go_is_a_word_and_empty_batches_are_skipped() -> None:
     assert [(b.number, b.first_line, b.text) for b in got] == [(1, 4, "select 1 as go\ngoto_label:\nGO;\n")]
 
 
+def test_windows_line_ends_and_a_byte_order_mark(tmp_path: Path) -> None:
+    script = tmp_path / "ssms.sql"
+    script.write_bytes("\ufeffselect 1\r\nGO\r\nselect N'λ'\r\ngo 2\r\n".encode())
+    with script.open(encoding="utf-8-sig", newline="") as f:
+        got = [(b.text, b.first_line, b.repeat) for b in split_script(f)]
+    assert got == [("select 1\r\n", 1, 1), ("select N'λ'\r\n", 3, 2)]
+
+
 @pytest.mark.parametrize("line", ["GO 0", "GO x", "GO 2 3", "GO -1"])
 def test_a_malformed_go_is_a_fatal_scripting_error(line: str) -> None:
     with pytest.raises(ScriptFailed, match=r"^s\.sql: line 2: A fatal scripting error occurred"):
@@ -193,3 +201,12 @@ def test_run_script_reports_a_wrong_password_and_a_missing_file_in_one_line(tmp_
         assert_one_line_error(done, 1, f"cannot connect to 127.0.0.1,{srv.port} as {USER}", "Login failed")
         done = run_script(srv.port, "-i", str(tmp_path / "missing.sql"))
         assert_one_line_error(done, 1, f"{tmp_path / 'missing.sql'}: cannot read the script")
+
+
+def test_init_names_a_script_it_cannot_read(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.sql"
+    proc = standin("--init", str(missing))
+    out, err = proc.communicate(timeout=120)
+    assert_one_line_error(
+        subprocess.CompletedProcess(proc.args, proc.returncode, out, err), 1, f"{missing}: cannot read the script"
+    )
