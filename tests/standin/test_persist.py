@@ -40,6 +40,7 @@ CREATE TABLE dbo.kinds (
   at datetime2(7) NULL,
   amount decimal(38, 10) NULL,
   total AS (amount * 2),
+  stamp AS CONVERT(varchar(27), at, 121),
   cash money NULL,
   g uniqueidentifier NULL,
   raw varbinary(max) NULL,
@@ -83,7 +84,7 @@ CATALOG_QUERIES = [
 ]
 
 DATA_QUERIES = [
-    "SELECT id, txt, note, code, at, amount, total, cash, g, raw, dto, rv FROM dbo.kinds ORDER BY id",
+    "SELECT id, txt, note, code, at, amount, total, cash, g, raw, dto, rv, stamp FROM dbo.kinds ORDER BY id",
     # the digits no Python client type carries: 100 ns and the offset, as SQL Server's own text
     "SELECT id, CONVERT(varchar(27), at, 121), CAST(dto AS varchar(34)), CONVERT(varchar(40), amount) "
     "FROM dbo.kinds ORDER BY id",
@@ -152,6 +153,7 @@ def test_a_restart_on_the_same_data_dir_keeps_tables_types_values_and_identity(
         Decimal("922337203685477.5807"), uuid.UUID("6F9619FF-8B86-D011-B42D-00C04FC964FF"), b"\x00\xff\x10",
     )  # fmt: skip
     assert kinds[1][1:4] == ("", None, "y")
+    assert kinds[0][12] == "2020-05-17 12:34:56.1234567"  # a computed column over a macro of the reopened file
     assert text[0][1:] == (
         "2020-05-17 12:34:56.1234567", "2020-05-17 12:34:56.1234567 -04:30", "12345678901234567890.0123456789"
     )  # fmt: skip

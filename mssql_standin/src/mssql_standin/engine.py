@@ -25,6 +25,7 @@ Behaviour that differs from SQL Server, on purpose and documented here:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
@@ -158,7 +159,9 @@ class Engine:
         self.store = persist.Store(persist.connect(data_dir, database)) if data_dir is not None else None
         self.con = self.store.con if self.store else duckdb.connect(":memory:", config={"default_collation": "nocase"})
         for m in _MACROS:
-            self.con.execute(m.replace("CREATE MACRO", "CREATE OR REPLACE MACRO", 1))
+            # a reopened file's table (computed column, CHECK) may depend on the macro: it keeps the one it has
+            with contextlib.suppress(duckdb.DependencyException):
+                self.con.execute(m.replace("CREATE MACRO", "CREATE OR REPLACE MACRO", 1))
         v, b, i = duckdb.sqltypes.VARCHAR, duckdb.sqltypes.BLOB, duckdb.sqltypes.BIGINT
         udf: Any = self.con.create_function  # pyarrow UDFs are not in DuckDB's stub overloads
         udf("__ss_hash_n", _udf_hash("utf-16-le"), [v, v], b, type="arrow")
