@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import signal
 import subprocess
+import sys
 import uuid
 from decimal import Decimal
 from pathlib import Path
@@ -345,3 +346,65 @@ def test_every_catalog_field_round_trips_through_the_codec() -> None:
         assert persist.from_plain(Table, json.loads(json.dumps(plain))) == t
         assert set(plain) == {f.name for f in dataclasses.fields(Table)}
     s.close()
+
+
+CRASHING_LOAD = """
+import dataclasses, sys, time
+import pyarrow as pa
+from mssql_standin.engine import Engine
+from mssql_standin.preloaded import Preload, load_tables
+
+@dataclasses.dataclass
+class Col:
+    name: str
+    sql_type: str
+    nullable: bool = True
+
+@dataclasses.dataclass
+class Tab:
+    name: str
+    columns: list
+    pk_columns: list
+
+def batches(name):
+    for i in range(3):
+        yield pa.record_batch([pa.array(range(i * 1000 + 1, i * 1000 + 1001)), pa.array(["é😀"] * 1000)],
+                              names=["Id", "Txt"])
+        if name == "Second" and i == 1:
+            print("half way", flush=True)
+            time.sleep(600)
+
+engine = Engine("Crash", data_dir=sys.argv[1])
+tables = [Tab(n, [Col("Id", "int", False), Col("Txt", "nvarchar(max)")], ["Id"]) for n in ("First", "Second")]
+load_tables(engine, Preload(tables, batches, "crash test"))
+"""
+
+
+def test_a_load_killed_half_way_reopens_consistent_and_is_not_taken_for_finished(tmp_path: Path) -> None:
+    from mssql_standin.preloaded import Preload, load_tables
+
+    child = subprocess.Popen([sys.executable, "-c", CRASHING_LOAD, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    assert child.stdout.readline() == "half way\n"
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=30)
+
+    engine = Engine("Crash", data_dir=str(tmp_path))
+    s = engine.session()
+    try:
+        assert sorted(engine.catalog.tables) == [("dbo", "first"), ("dbo", "second")]
+        in_duckdb = engine.con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'dbo' ORDER BY 1"
+        ).fetchall()
+        assert in_duckdb == [("First",), ("Second",)]
+        assert engine_rows(s, "SELECT count(*) AS n, max(Id) AS top, max(Txt) AS t FROM dbo.First") == [
+            {"n": 3000, "top": 3000, "t": "é😀"}
+        ]
+        assert engine_rows(s, "SELECT count(*) AS n FROM dbo.Second") == [{"n": 0}]  # its transaction never ended
+        with pytest.raises(RuntimeError, match="holds an unfinished or hand-made load, not 'crash test'"):
+            load_tables(engine, Preload([], lambda name: [], "crash test"))
+        engine_rows(s, "INSERT INTO dbo.Second (Txt) VALUES (N'next')")  # identity rebuilt from the data
+        assert engine_rows(s, "SELECT Id FROM dbo.Second") == [{"Id": 1}]
+    finally:
+        s.close()
+        engine.close()
