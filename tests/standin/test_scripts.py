@@ -186,12 +186,12 @@ def test_run_script_prints_results_and_repeats_batches(tmp_path: Path) -> None:
     script.write_text(
         "CREATE TABLE dbo.script_log (batch int, note nvarchar(50))\nGO\n"
         "INSERT INTO dbo.script_log VALUES (7, N'λ')\nGO 2\n"
-        "SELECT count(*) AS n FROM dbo.script_log\n",
+        "PRINT 'counting';\nSELECT count(*) AS n FROM dbo.script_log\nPRINT N'done λ';\nSELECT N'a', NULL\n",
         encoding="utf-8",
     )
     with serve_process("Scripts", user=USER, password=PASSWORD) as srv:
         done = run_script(srv.port, "-i", str(script))
-        assert (done.returncode, done.stdout, done.stderr) == (0, "2\n", "")
+        assert (done.returncode, done.stdout, done.stderr) == (0, "counting\n2\ndone λ\na\tNULL\n", "")
         assert logged(srv.port, "Scripts") == [(7, "λ"), (7, "λ")]
 
 

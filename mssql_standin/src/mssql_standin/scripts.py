@@ -187,19 +187,33 @@ def _server(text: str) -> tuple[str, int]:
 
 
 def _print_results(cur: Any) -> None:
-    """Every result set of the batch, tab-separated, to stdout (as sqlcmd -s '\t' -h -1 would)."""
+    """Every result set of the batch, tab-separated, and the PRINT/informational messages between them, to
+    stdout in the order they arrived (as sqlcmd -s '\\t' -h -1 would show them)."""
+    shown = 0
+
+    def new_messages() -> None:
+        nonlocal shown
+        messages = cur.messages or []
+        for _, msg in messages[shown:]:
+            if msg.severity <= 10:
+                print(msg.text)
+        shown = len(messages)
+
     while True:
+        new_messages()
         if cur.description:
             for row in cur.fetchall():
                 print("\t".join("NULL" if v is None else str(v) for v in row))
         if not cur.nextset():
+            new_messages()
             return
 
 
 def run_script_main(argv: list[str]) -> int:
     """`python -m mssql_standin run-script`: run GO-separated scripts against a running stand-in (or any SQL
     Server) over TDS, with python-tds. Exit code 0 when every batch ran, 1 when one failed or the server could
-    not be reached (one line on stderr), 2 for a wrong command line."""
+    not be reached (one line on stderr), 2 for a wrong command line. Result sets and PRINT output go to stdout.
+    The connection is not encrypted: a server started with --encryption on or strict refuses it."""
     ap = argparse.ArgumentParser(
         prog="python -m mssql_standin run-script",
         description=run_script_main.__doc__,
