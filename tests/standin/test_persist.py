@@ -408,3 +408,11 @@ def test_a_load_killed_half_way_reopens_consistent_and_is_not_taken_for_finished
     finally:
         s.close()
         engine.close()
+
+
+def test_a_database_name_that_is_no_file_name_is_refused_in_one_line(tmp_path: Path) -> None:
+    proc = standin("--database", "../escape", "--data-dir", str(tmp_path / "data"))
+    out, err = proc.communicate(timeout=60)
+    done = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    assert_one_line_error(done, 2, "cannot keep database '../escape' in --data-dir", "not a file name")
+    assert not (tmp_path / "escape.duckdb").exists()

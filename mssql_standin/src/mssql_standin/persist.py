@@ -95,6 +95,8 @@ def from_plain(tp: Any, data: Any) -> Any:
 def connect(data_dir: str | os.PathLike[str], database: str) -> duckdb.DuckDBPyConnection:
     """Open (or create) DIR/<database>.duckdb; one server at a time may hold it."""
     folder = Path(data_dir)
+    if not database or database in (".", "..") or any(ch in database for ch in "/\\\0"):
+        raise StoreError(f"cannot keep database {database!r} in --data-dir {folder}: its name is not a file name")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         return duckdb.connect(str(folder / f"{database}.duckdb"), config={"default_collation": "nocase"})
