@@ -89,6 +89,30 @@ def test_windows_line_ends_and_a_byte_order_mark(tmp_path: Path) -> None:
     assert got == [("select 1\r\n", 1, 1), ("select N'λ'\r\n", 3, 2)]
 
 
+def test_scripting_variables_as_sqlcmd_replaces_them() -> None:
+    script = (
+        ':setvar DatabaseName "Shop"\n'
+        ':SETVAR Quote "say ""hi"""\n'
+        ":on error exit\n"
+        "\n"
+        "USE [$(databasename)]\n"
+        "SELECT N'$(Quote)', '$(Preset)'\n"
+        "GO\n"
+        ":setvar Preset\n"
+        "SELECT 1\n"
+    )
+    got = list(split_script(io.StringIO(script), "s.sql", {"preset": "from -v"}))
+    assert [(b.text, b.first_line) for b in got] == [
+        ("USE [Shop]\nSELECT N'say \"hi\"', 'from -v'\n", 5),  # the first line that is not blank
+        ("SELECT 1\n", 9),
+    ]
+    with pytest.raises(ScriptFailed, match=r"^s\.sql: line 3: 'Preset' scripting variable not defined\.$"):
+        list(split_script(io.StringIO(":setvar Preset\nGO\nSELECT '$(Preset)'\n"), "s.sql", {"Preset": "x"}))
+    with pytest.raises(ScriptFailed, match=r"^s\.sql: line 2: the sqlcmd command :r is not supported here"):
+        list(split_script(io.StringIO("SELECT 1\n:r other.sql\n"), "s.sql"))
+    assert batches("SELECT ':r not a command'\n/*\n:r in a comment\n*/\n")[0].text.count(":r") == 2
+
+
 @pytest.mark.parametrize("line", ["GO 0", "GO x", "GO 2 3", "GO -1"])
 def test_a_malformed_go_is_a_fatal_scripting_error(line: str) -> None:
     with pytest.raises(ScriptFailed, match=r"^s\.sql: line 2: A fatal scripting error occurred"):
@@ -185,12 +209,12 @@ def test_run_script_prints_results_and_repeats_batches(tmp_path: Path) -> None:
     script = tmp_path / "ok.sql"
     script.write_text(
         "CREATE TABLE dbo.script_log (batch int, note nvarchar(50))\nGO\n"
-        "INSERT INTO dbo.script_log VALUES (7, N'λ')\nGO 2\n"
+        "INSERT INTO dbo.script_log VALUES (7, N'$(note)')\nGO 2\n"
         "PRINT 'counting';\nSELECT count(*) AS n FROM dbo.script_log\nPRINT N'done λ';\nSELECT N'a', NULL\n",
         encoding="utf-8",
     )
     with serve_process("Scripts", user=USER, password=PASSWORD) as srv:
-        done = run_script(srv.port, "-i", str(script))
+        done = run_script(srv.port, "-i", str(script), "-v", "note=λ", "unused=1")
         assert (done.returncode, done.stdout, done.stderr) == (0, "counting\n2\ndone λ\na\tNULL\n", "")
         assert logged(srv.port, "Scripts") == [(7, "λ"), (7, "λ")]
 

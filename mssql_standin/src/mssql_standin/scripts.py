@@ -4,7 +4,9 @@ Splitting rules (sqlcmd's, from "SQL Server Utilities Statements - GO"): `GO [co
 case, with leading/trailing whitespace and an optional trailing comment, ends a batch; `count` (a positive
 integer) runs the batch that many times; a GO inside a /* */ comment (nested) or inside '...', N'...', [...]
 or "..." is text, not a separator; the text after the last GO is a batch too. Any other line starting with the
-word GO (`GO x`, `GO 0`) is a fatal scripting error, as in sqlcmd.
+word GO (`GO x`, `GO 0`) is a fatal scripting error, as in sqlcmd. Scripting variables as in sqlcmd: `:setvar
+NAME value` lines (and run-script's `-v NAME=value`) define $(NAME), replaced everywhere in later lines; an
+undefined one stops the script; `:on error exit` is accepted, any other sqlcmd command is refused by name.
 
 A failing batch stops the script with one line (ScriptFailed): the file, the batch's number, the file line the
 batch starts on, the file line of the failing statement, and SQL Server's error number and message. Batches
@@ -95,28 +97,76 @@ def _go_count(line: str, path: str, lineno: int) -> int | None:
     return count
 
 
-def split_script(lines: Iterable[str], path: str = "<script>") -> Iterator[Batch]:
+def _batch(text: list[str], number: int, start: int, repeat: int) -> Batch | None:
+    """The batch of these lines, its first line the first that is not blank; None when all are."""
+    lead = next((i for i, line in enumerate(text) if line.strip()), None)
+    if lead is None:
+        return None
+    return Batch("".join(text[lead:]), number, start + lead, repeat)
+
+
+_VARIABLE = re.compile(r"\$\(([A-Za-z_][\w-]*)\)")
+_SETVAR = re.compile(r'\s*:setvar\s+([A-Za-z_][\w-]*)(?:\s+(?:"((?:[^"]|"")*)"|(\S+)))?\s*$', re.IGNORECASE)
+
+
+def _command(line: str, variables: dict[str, str], path: str, lineno: int) -> None:
+    """A sqlcmd command line (`:setvar NAME value`, `:on error exit`); others are refused, not sent as T-SQL."""
+    if m := _SETVAR.match(line):
+        name, quoted, bare = m.groups()
+        if quoted is None and bare is None:
+            variables.pop(name.upper(), None)
+        else:
+            variables[name.upper()] = quoted.replace('""', '"') if quoted is not None else bare
+        return
+    words = line.split()
+    if [w.lower() for w in words] == [":on", "error", "exit"]:
+        return  # what the script runner does anyway
+    raise ScriptFailed(
+        f"{path}: line {lineno}: the sqlcmd command {words[0]} is not supported here (only :setvar and "
+        ":on error exit; a failing batch always stops the script)"
+    )
+
+
+def _substitute(line: str, variables: dict[str, str], path: str, lineno: int) -> str:
+    """$(NAME) replaced by its :setvar / -v value, everywhere in the line as sqlcmd does."""
+
+    def value(m: re.Match[str]) -> str:
+        name = m.group(1).upper()
+        if name not in variables:
+            raise ScriptFailed(f"{path}: line {lineno}: '{m.group(1)}' scripting variable not defined.")
+        return variables[name]
+
+    return _VARIABLE.sub(value, line) if "$(" in line else line
+
+
+def split_script(
+    lines: Iterable[str], path: str = "<script>", variables: dict[str, str] | None = None
+) -> Iterator[Batch]:
     """The batches of a script given as lines (a file object will do: it is read lazily); whitespace-only
-    batches are skipped, as sqlcmd sends nothing for them."""
+    batches are skipped, as sqlcmd sends nothing for them. sqlcmd's scripting variables: `:setvar NAME value`
+    lines and `variables` (names in any case) give the values of $(NAME)."""
+    values = {k.upper(): v for k, v in (variables or {}).items()}
     lex = _Lexer()
     text: list[str] = []
     start = 1
     number = 0
-    lineno = 0
-    for lineno, line in enumerate(lines, 1):
+    for lineno, raw in enumerate(lines, 1):
+        if lex.at_top and raw.lstrip().startswith(":"):
+            _command(raw, values, path, lineno)
+            text.append("\n")  # kept blank, so line numbers within the batch stay the file's
+            continue
+        line = _substitute(raw, values, path, lineno)
         count = _go_count(line, path, lineno) if lex.at_top else None
         if count is None:
             text.append(line)
             lex.feed(line)
             continue
-        body = "".join(text)
-        if body.strip():
+        if batch := _batch(text, number + 1, start, count):
             number += 1
-            yield Batch(body, number, start, count)
+            yield batch
         text, start = [], lineno + 1
-    body = "".join(text)
-    if body.strip():
-        yield Batch(body, number + 1, start)
+    if batch := _batch(text, number + 1, start, 1):
+        yield batch
 
 
 def failure(path: str, batch: Batch, number: int, message: str, line_in_batch: int, repetition: int = 1) -> str:
@@ -131,7 +181,10 @@ def failure(path: str, batch: Batch, number: int, message: str, line_in_batch: i
 
 
 def run_script(
-    path: str | os.PathLike[str], run_batch: Callable[[str], None], error_of: Callable[[Exception], Any]
+    path: str | os.PathLike[str],
+    run_batch: Callable[[str], None],
+    error_of: Callable[[Exception], Any],
+    variables: dict[str, str] | None = None,
 ) -> int:
     """Run every batch of the file through run_batch; the first error it raises (that error_of turns into
     (number, message, line) and not None) stops the script with ScriptFailed. Returns the batches run."""
@@ -143,7 +196,7 @@ def run_script(
     done = 0
     with handle:
         try:
-            for batch in split_script(handle, name):
+            for batch in split_script(handle, name, variables):
                 for k in range(1, batch.repeat + 1):
                     try:
                         run_batch(batch.text)
@@ -223,7 +276,13 @@ def run_script_main(argv: list[str]) -> int:
     ap.add_argument("-P", dest="password", help="password; default: the SQLCMDPASSWORD environment variable")
     ap.add_argument("-d", dest="database", default="master")
     ap.add_argument("-i", dest="inputs", action="append", required=True, help="script file; repeat for more")
+    ap.add_argument(
+        "-v", dest="variables", action="append", nargs="+", default=[], metavar="NAME=VALUE", help="for $(NAME)"
+    )
     args = ap.parse_args(argv)
+    variables = dict(v.split("=", 1) for group in args.variables for v in group if "=" in v)
+    if any("=" not in v for group in args.variables for v in group):
+        ap.error("-v takes NAME=VALUE")
     password = args.password if args.password is not None else os.environ.get("SQLCMDPASSWORD")
     if password is None:
         ap.error("give -P or set SQLCMDPASSWORD")
@@ -253,7 +312,7 @@ def run_script_main(argv: list[str]) -> int:
 
     try:
         for path in args.inputs:
-            run_script(path, run_batch, error_of)
+            run_script(path, run_batch, error_of, variables)
     except ScriptFailed as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
