@@ -416,3 +416,22 @@ def test_a_database_name_that_is_no_file_name_is_refused_in_one_line(tmp_path: P
     done = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
     assert_one_line_error(done, 2, "cannot keep database '../escape' in --data-dir", "not a file name")
     assert not (tmp_path / "escape.duckdb").exists()
+
+
+@dataclasses.dataclass
+class _Extra:
+    """A catalog object of a shape the codec must handle when someone adds such a field."""
+
+    names: set[str]
+    ids: frozenset[int]
+    pair: tuple[str, int] | None
+    when: dt.datetime
+    nested: list[_Extra] = dataclasses.field(default_factory=list)
+
+
+def test_the_codec_keeps_sets_tuples_datetimes_and_nesting_and_refuses_what_it_cannot_store() -> None:
+    inner = _Extra({"b"}, frozenset(), None, dt.datetime(2024, 1, 2, 3, 4, 5))
+    value = _Extra({"q", "p"}, frozenset({3, 1}), ("x", 2), dt.datetime(2026, 12, 7, 21, 0), [inner])
+    assert persist.from_plain(_Extra, json.loads(json.dumps(persist.to_plain(value)))) == value
+    with pytest.raises(TypeError, match="cannot persist a Decimal in the catalog"):
+        persist.to_plain(_Extra({Decimal(1)}, frozenset(), None, dt.datetime(2024, 1, 1)))  # type: ignore[arg-type]

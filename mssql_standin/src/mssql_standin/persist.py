@@ -54,6 +54,8 @@ def to_plain(obj: Any) -> Any:
         return obj.isoformat()
     if isinstance(obj, (list, tuple)):
         return [to_plain(x) for x in obj]
+    if isinstance(obj, (set, frozenset)):
+        return sorted(to_plain(x) for x in obj)
     if isinstance(obj, dict):
         if not all(isinstance(k, str) for k in obj):
             raise TypeError(f"cannot persist a dict keyed by {type(next(iter(obj))).__name__}")
@@ -74,6 +76,8 @@ def from_plain(tp: Any, data: Any) -> Any:
         return from_plain(next(a for a in args if a is not type(None)), data)
     if origin is list:
         return [from_plain(args[0], x) for x in data]
+    if origin in (set, frozenset):
+        return origin(from_plain(args[0], x) for x in data)
     if origin is tuple:
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(from_plain(args[0], x) for x in data)
