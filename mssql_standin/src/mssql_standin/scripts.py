@@ -176,7 +176,7 @@ def failure(path: str, batch: Batch, number: int, message: str, line_in_batch: i
         where += f" (run {repetition} of {batch.repeat})"
     return (
         f"{path}: {where} starting at line {batch.first_line}, error at line "
-        f"{batch.first_line + max(line_in_batch, 1) - 1}: Msg {number}: {message}"
+        f"{batch.first_line + max(line_in_batch, 1) - 1}: Msg {number}: {' '.join(message.splitlines())}"
     )
 
 
