@@ -435,3 +435,20 @@ def test_the_codec_keeps_sets_tuples_datetimes_and_nesting_and_refuses_what_it_c
     assert persist.from_plain(_Extra, json.loads(json.dumps(persist.to_plain(value)))) == value
     with pytest.raises(TypeError, match="cannot persist a Decimal in the catalog"):
         persist.to_plain(_Extra({Decimal(1)}, frozenset(), None, dt.datetime(2024, 1, 1)))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("on_disk", [False, True], ids=["memory", "data-dir"])
+def test_a_failed_ddl_statement_leaves_the_session_seeing_others_ddl(tmp_path: Path, on_disk: bool) -> None:
+    engine = Engine("S", data_dir=str(tmp_path) if on_disk else None)
+    mine, other = engine.session(), engine.session()
+    try:
+        engine_rows(mine, "CREATE TABLE dbo.t (a int)")
+        with pytest.raises(SqlServerError, match="There is already an object named 't'"):
+            engine_rows(mine, "CREATE TABLE dbo.t (a int)")
+        engine_rows(other, "CREATE TABLE dbo.u (a int)")
+        assert engine_rows(mine, "SELECT name FROM sys.tables ORDER BY name") == [{"name": "t"}, {"name": "u"}]
+        assert engine_rows(mine, "SELECT count(*) AS n FROM dbo.u") == [{"n": 0}]
+    finally:
+        mine.close()
+        other.close()
+        engine.close()

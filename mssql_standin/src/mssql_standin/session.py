@@ -274,6 +274,8 @@ class SessionCore:
             finally:
                 if self._ddl_tx:
                     self._end_ddl_tx()
+                elif self.trancount == 0 and self._txn_catalog is not None:
+                    self._discard_ddl()  # a DDL statement failed in autocommit: no private catalog outlives it
 
     def _context(self) -> Context:
         return Context(
