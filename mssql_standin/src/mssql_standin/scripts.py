@@ -286,7 +286,11 @@ def run_script_main(argv: list[str]) -> int:
     password = args.password if args.password is not None else os.environ.get("SQLCMDPASSWORD")
     if password is None:
         ap.error("give -P or set SQLCMDPASSWORD")
-    import pytds
+    try:
+        import pytds
+    except ImportError:
+        print("error: run-script needs python-tds: pip install './mssql_standin[client]'", file=sys.stderr)
+        return 2
 
     host, port = args.server
     try:
