@@ -5,9 +5,11 @@
     with standin(None, bulk_dir=d):    # empty, a target; BULK INSERT may read files from d
 
 The stand-in side lives in mssql_standin.preloaded; the data comes from ray_replicator.synth. Nothing is cached on
-disk (the stand-in keeps its data in memory); loading scale 0.1 takes about ten seconds anyway.
+disk unless `data_dir=DIR` is given (the next start with the same DIR and scale reopens the load instead of generating
+it again); loading scale 0.1 takes about ten seconds anyway.
 
     python benchmarks/standin_so.py --scale 0.01     # start, print the URL and row counts, stop
+    python benchmarks/standin_so.py --scale 1.0 --data-dir /var/tmp/so-1.0   # twice: generate, then reopen
 """
 
 from __future__ import annotations
@@ -46,9 +48,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", type=float, default=0.01)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--data-dir", help="keep the load there; the next start with the same one reopens it")
     args = parser.parse_args()
     t0 = time.perf_counter()
-    with standin(args.scale, args.seed) as srv:
+    options = {"data_dir": args.data_dir} if args.data_dir else {}
+    with standin(args.scale, args.seed, **options) as srv:
         print(f"started in {time.perf_counter() - t0:.1f} s: {srv.url().replace(PASSWORD, '***')}")
         conn = mssql_python_connect(srv)
         cur = conn.cursor()

@@ -27,6 +27,7 @@ Behaviour that differs from SQL Server, on purpose and documented here:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
@@ -40,6 +41,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlglot.tokens import TokenType
 
+from . import persist
 from .functions import register_string_codecs
 from .handlers.bulk import BulkStatements
 from .handlers.ddl import DdlStatements
@@ -153,12 +155,16 @@ class _Bulk:
 class Engine:
     """One per server: a DuckDB database plus the side catalog of declared T-SQL types."""
 
-    def __init__(self, database: str = "master", bulk_dir: str | None = None):
+    def __init__(self, database: str = "master", bulk_dir: str | None = None, data_dir: str | None = None):
         self.database = database
         self.bulk_dir = os.path.realpath(bulk_dir) if bulk_dir else None
-        self.con = duckdb.connect(":memory:", config={"default_collation": "nocase"})
+        #: with a data directory, the database and its catalog live in a DuckDB file there (persist.py)
+        self.store = persist.Store(persist.connect(data_dir, database)) if data_dir is not None else None
+        self.con = self.store.con if self.store else duckdb.connect(":memory:", config={"default_collation": "nocase"})
         for m in _MACROS:
-            self.con.execute(m)
+            # a reopened file's table (computed column, CHECK) may depend on the macro: it keeps the one it has
+            with contextlib.suppress(duckdb.DependencyException):
+                self.con.execute(m.replace("CREATE MACRO", "CREATE OR REPLACE MACRO", 1))
         v, b, i = duckdb.sqltypes.VARCHAR, duckdb.sqltypes.BLOB, duckdb.sqltypes.BIGINT
         udf: Any = self.con.create_function  # pyarrow UDFs are not in DuckDB's stub overloads
         udf("__ss_hash_n", _udf_hash("utf-16-le"), [v, v], b, type="arrow")
@@ -166,7 +172,7 @@ class Engine:
         udf("__ss_hash_b", _udf_hash(None), [v, b], b, type="arrow")
         udf("__ss_utf16_bytes", _udf_utf16_bytes, [v], i, type="arrow")
         register_string_codecs(self.con)
-        self.con.execute("CREATE SCHEMA dbo; CREATE SCHEMA guest")
+        self.con.execute("CREATE SCHEMA IF NOT EXISTS dbo; CREATE SCHEMA IF NOT EXISTS guest")
         self.catalog = Catalog()
         self.lock = threading.RLock()
         self._next_id = 1_000_000
@@ -175,6 +181,14 @@ class Engine:
         self.dbts = 2000
         self._spid = 50
         self._tran_id = 0
+        if self.store is not None:
+            persist.reopen(self, self.store)
+
+    def close(self) -> None:
+        """Save what lives outside transactions (identity, @@DBTS) and close a persistent database cleanly."""
+        if self.store is not None:
+            persist.close(self, self.store)
+            self.store = None
 
     def new_id(self) -> int:
         with self.lock:
@@ -276,6 +290,8 @@ class Engine:
             batches: Iterable[pa.RecordBatch] = data.to_batches() if isinstance(data, pa.Table) else data
             total = 0
             names = [c.name for c in columns]
+            if self.store is not None:
+                s.begin()  # one DuckDB transaction: a file database then writes the table's blocks once
             for b in batches:
                 arrays = [b.column(i) for i in range(b.num_columns)]
                 # columns by name when the batch's names are the table's, else by position
@@ -288,6 +304,8 @@ class Engine:
                     check_keys=bool(primary_key),
                     keep_rowversion=True,
                 )
+            if self.store is not None:
+                s.commit()
             return total
         finally:
             s.close()

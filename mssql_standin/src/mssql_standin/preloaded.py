@@ -7,8 +7,12 @@ and the benchmarks (a generated StackOverflow2010 there).
 
 The stand-in makes no data of its own: the caller names the tables (anything shaped like `TableDef`, such as
 ray_replicator.synth's SynthTable) and gives a module-level `batches(table_name)`; both reach the child process by
-pickle, so the generator stays with its caller and this package never imports it. Nothing is cached on disk: the
-stand-in keeps its DuckDB database in memory and its declared-type catalog in Python objects.
+pickle, so the generator stays with its caller and this package never imports it. By default nothing is kept on
+disk; with `data_dir=DIR` the load is kept there (see persist.py) and the next stand-in given the same directory and
+the same label reopens it instead of generating it again:
+
+    with preloaded_standin(Preload(...), data_dir="/var/tmp/so-0.1") as src: ...   # first time: generate and load
+    with preloaded_standin(Preload(...), data_dir="/var/tmp/so-0.1") as src: ...   # then: reopen in seconds
 """
 
 from __future__ import annotations
@@ -69,14 +73,33 @@ def load_tables(engine: Any, preload: Preload | None) -> None:
     from .types import parse_type
 
     started = time.perf_counter()
+    if _reopened(engine, preload.label):
+        print(f"stand-in: {preload.label} reopened in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+        return
     rows = 0
     for t in preload.tables:
         specs = [parse_type(c.sql_type).column_spec(c.name, nullable=c.nullable) for c in t.columns]
         rows += engine.load_arrow(
             t.name, specs, preload.batches(t.name), primary_key=list(t.pk_columns), identity=(1, 1)
         )
+    if engine.store is not None:
+        engine.store.save_state({"preload": preload.label})
     elapsed = time.perf_counter() - started
     print(f"stand-in: {preload.label}, {rows:,} rows loaded in {elapsed:.1f} s", file=sys.stderr, flush=True)
+
+
+def _reopened(engine: Any, label: str) -> bool:
+    """True when the engine's data directory already holds this complete load; an empty one (or none) is to
+    be loaded; anything else (another load, or one a crash cut short) is refused rather than mixed into."""
+    if engine.store is None:
+        return False
+    held = engine.store.state().get("preload")
+    if held == label:
+        return True
+    if engine.catalog.tables:
+        what = f"'{held}'" if held else "an unfinished or hand-made load"
+        raise RuntimeError(f"the stand-in's data directory holds {what}, not '{label}': give an empty directory")
+    return False
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlglot import exp
 
-from . import functions
+from . import functions, persist
 from .results import BulkLoadRequest, Done, Result, ResultSet, RowCount, SqlServerError
 from .sqlexpr import Context, OutCol, duck_sql, type_of, view_table_name
 from .sqltext import SPECIAL_STORAGE, Statement, parse_statement, split_batch, syntax_error, unsupported
@@ -62,6 +62,8 @@ class SessionCore:
         self._descriptor = b"\0" * 8
         self._stream: _Stream | None = None
         self._registered: set[str] = set()
+        #: a persistent database: the DuckDB transaction opened for one autocommit DDL statement and its catalog rows
+        self._ddl_tx = False
 
     @property
     def catalog(self) -> Catalog:
@@ -70,6 +72,9 @@ class SessionCore:
     def _ddl(self) -> Catalog:
         """A private copy of the catalog to change; published on commit (or at once in autocommit)."""
         if self._txn_catalog is None:
+            if self.trancount == 0 and self.engine.store is not None and not self._ddl_tx:
+                self._duck("BEGIN TRANSACTION")
+                self._ddl_tx = True
             self._txn_catalog = copy.deepcopy(self.engine.catalog)
         return self._txn_catalog
 
@@ -77,7 +82,36 @@ class SessionCore:
         self._txn_tables.update(keys)
         self._txn_schemas.update(schemas)
         if self.trancount == 0:
+            if self._ddl_tx:
+                self._ddl_tx = False
+                self._store_ddl()
+                try:
+                    self.cur.execute("COMMIT")
+                except duckdb.Error as e:
+                    self._end_ddl_tx()
+                    raise self._map_error(e) from e
             self._publish()
+
+    def _store_ddl(self) -> None:
+        """A persistent database: write the catalog rows this transaction's DDL changed, inside its DuckDB
+        transaction, so the file's data and catalog commit together (or, failing, neither)."""
+        if self.engine.store is None or self._txn_catalog is None:
+            return
+        try:
+            persist.write_changes(self.cur, self._txn_catalog, self._txn_tables, self._txn_schemas)
+        except (duckdb.Error, TypeError) as e:
+            self._end_ddl_tx()
+            self.trancount = 0
+            raise SqlServerError(
+                40517, f"The SQL Server stand-in could not save its catalog, nothing was committed: {e}"
+            ) from e
+
+    def _end_ddl_tx(self) -> None:
+        """A DDL statement in autocommit stopped before its end: undo it in DuckDB and in the catalog."""
+        self._ddl_tx = False
+        with contextlib.suppress(duckdb.Error):
+            self.cur.execute("ROLLBACK")
+        self._discard_ddl()
 
     def _publish(self) -> None:
         mine = self._txn_catalog
@@ -123,6 +157,7 @@ class SessionCore:
         self.trancount -= 1
         if self.trancount == 0:
             try:
+                self._store_ddl()
                 self.cur.execute("COMMIT")
             except duckdb.Error as e:
                 self._discard_ddl()
@@ -237,6 +272,11 @@ class SessionCore:
                 if e.line == 1 and st.line != 1:
                     e.line = st.line
                 raise
+            finally:
+                if self._ddl_tx:
+                    self._end_ddl_tx()
+                elif self.trancount == 0 and self._txn_catalog is not None:
+                    self._discard_ddl()  # a DDL statement failed in autocommit: no private catalog outlives it
 
     def _context(self) -> Context:
         return Context(
