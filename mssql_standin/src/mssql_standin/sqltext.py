@@ -13,6 +13,7 @@ from sqlglot.dialects.tsql import TSQL
 from sqlglot.errors import ParseError, TokenError
 from sqlglot.tokens import Token, TokenType
 
+from .clrtypes import static_call_edits
 from .results import SqlServerError
 from .types import KNOWN_TYPES, SqlType, parse_type
 
@@ -316,6 +317,8 @@ def pre_rewrite(sql: str, toks: list[Token]) -> str:
             if low in _KEEP_FUNCS and not inside_type and (i == 0 or toks[i - 1].token_type != TokenType.DOT):
                 edits.append((t.start, t.end, f"__ss_fn_{low}"))
         i += 1
+    for start, end, value in static_call_edits(toks):  # geography::Point(...) and friends: their serialization
+        edits.append((start, end, "0x" + value.hex().upper() if value else _EMPTY_BINARY))
     if not edits:
         return sql
     base = toks[0].start if toks else 0  # token positions count from the start of the whole batch

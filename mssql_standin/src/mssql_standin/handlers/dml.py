@@ -11,7 +11,7 @@ import pyarrow as pa
 from sqlglot import exp
 from sqlglot.tokens import Token, TokenType
 
-from .. import ddl
+from .. import ddl, variant
 from ..results import Result, RowCount, SqlServerError
 from ..rows import RowWriter
 from ..session import Stored, fetch_first, sql_string, storage_arrow_type
@@ -88,7 +88,11 @@ class DmlStatements(RowWriter):
             arrays = []
             for i, c in enumerate(cols):
                 ty = c.type or type_from_arrow(tbl.schema.field(i).type)
-                arrays.append(self._to_result(tbl.column(i).combine_chunks(), ty))
+                arr = self._to_result(tbl.column(i).combine_chunks(), ty)
+                target_col = t.col(names[i])
+                if target_col is not None and target_col.type.name == "sql_variant" and c.type is not None:
+                    arr = variant.typed_array(arr, c.type)  # each value keeps its source type as base type
+                arrays.append(arr)
             n = self.insert_arrow(t, names, arrays, rows=tbl.num_rows)
         else:
             raise unsupported("this INSERT form")
@@ -215,6 +219,9 @@ class DmlStatements(RowWriter):
                     tr.ctx.views.clear()
                     val = self._scalar_node(node, ctx)
                     cols[k].append(val)
+                if col_types[k].name == "sql_variant" and nt is not None:  # the value's type is its base type
+                    v = cols[k][-1]
+                    cols[k][-1] = variant.Typed(nt, v.value, True) if isinstance(v, Stored) else variant.Typed(nt, v)
         arrays = []
         for k, ty in enumerate(col_types):
             vals = [
@@ -407,6 +414,8 @@ NOT_LITERAL = _NotLiteral()
 
 def fast_literal(toks: list[Token], i: int, col: SqlType) -> tuple[object, int]:
     """One literal at toks[i]: number, string, N'', 0x.., NULL, -n, CAST('..' AS <the column's type>)."""
+    if col.name == "sql_variant":  # the general path knows each literal's type, a sql_variant's base type
+        return NOT_LITERAL, i
     t = toks[i]
     tt = t.token_type
     if tt == TokenType.NUMBER:

@@ -1,0 +1,302 @@
+"""sql_variant: every value keeps its base type, as SQL Server keeps it.
+
+A sql_variant value is stored (DuckDB BLOB) and carried through the engine (Arrow large_binary) as the
+MS-TDS SSVARIANT_INSTANCE that goes on the wire: base type byte (the TDS type token), property byte count,
+properties (scale; precision and scale; max length; collation and max length), then the value's bytes. The
+wire adds only the 4-byte length. SQL_VARIANT_PROPERTY reads the same bytes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import struct
+import uuid
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from . import wire
+from .results import ColumnSpec, SqlServerError
+from .types import (
+    SqlType,
+    decimal_storage,
+    guid_from_key,
+    make_type,
+    scalar_to_storage,
+    utf16_len,
+)
+
+#: base type name -> TDS type token (MS-TDS 2.2.5.5.4)
+BASE_TOKENS = {
+    "int": wire.T_INT4, "bigint": wire.T_INT8, "smallint": wire.T_INT2, "tinyint": wire.T_INT1, "bit": wire.T_BIT,
+    "float": wire.T_FLT8, "real": wire.T_FLT4, "money": wire.T_MONEY, "smallmoney": wire.T_MONEY4,
+    "datetime": wire.T_DATETIME, "smalldatetime": wire.T_DATETIM4, "decimal": wire.T_DECIMALN,
+    "numeric": wire.T_NUMERICN, "uniqueidentifier": wire.T_GUID, "date": wire.T_DATEN, "time": wire.T_TIMEN,
+    "datetime2": wire.T_DATETIME2N, "datetimeoffset": wire.T_DATETIMEOFFSETN, "varchar": wire.T_BIGVARCHAR,
+    "char": wire.T_BIGCHAR, "nvarchar": wire.T_NVARCHAR, "nchar": wire.T_NCHAR, "varbinary": wire.T_BIGVARBINARY,
+    "binary": wire.T_BIGBINARY,
+}  # fmt: skip
+BASE_NAMES = {v: k for k, v in BASE_TOKENS.items()}
+_FIXED = {"int", "bigint", "smallint", "tinyint", "bit", "float", "real", "money", "smallmoney", "datetime",
+          "smalldatetime"}  # fmt: skip
+_TEXT = {"varchar", "char", "nvarchar", "nchar"}
+_BYTES = {"varbinary", "binary"}
+#: The body's large_binary type: it tells variant bodies from varbinary values (binary) inside the engine.
+BODY_TYPE = pa.large_binary()
+
+
+@dataclass(frozen=True)
+class Typed:
+    """A value whose SQL Server type is known (a typed literal, a CAST, a typed parameter): a sql_variant
+    takes that type as its base type. `stored` says the value is already in the type's storage form."""
+
+    type: SqlType
+    value: object
+    stored: bool = False
+
+
+def _clash(t: SqlType) -> SqlServerError:
+    return SqlServerError(206, f"Operand type clash: {t} is incompatible with sql_variant")
+
+
+def infer_base(v: object) -> SqlType:
+    """The base type a value of unknown SQL type takes (what a client parameter of that Python type is sent as)."""
+    if isinstance(v, bool):
+        return make_type("bit", [])
+    if isinstance(v, int):
+        return make_type("int" if -(2**31) <= v < 2**31 else "bigint", [])
+    if isinstance(v, float):
+        return make_type("float", [])
+    if isinstance(v, decimal.Decimal):
+        sign, digits, exp = v.as_tuple()
+        scale = max(0, -int(exp))
+        precision = max(len(digits), scale, 1)
+        return make_type("numeric", [str(min(precision, 38)), str(min(scale, 38))])
+    if isinstance(v, str):
+        return SqlType("nvarchar", max(1, min(utf16_len(v), 4000)))
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        return SqlType("varbinary", max(1, min(len(v), 8000)))
+    if isinstance(v, uuid.UUID):
+        return make_type("uniqueidentifier", [])
+    if isinstance(v, dt.datetime):
+        return make_type("datetimeoffset" if v.tzinfo is not None else "datetime2", ["7"])
+    if isinstance(v, dt.date):
+        return make_type("date", [])
+    if isinstance(v, dt.time):
+        return make_type("time", ["7"])
+    raise SqlServerError(206, f"Operand type clash: {type(v).__name__} is incompatible with sql_variant")
+
+
+def _properties(t: SqlType) -> bytes:
+    n = t.name
+    if n in ("time", "datetime2", "datetimeoffset"):
+        return bytes([t.scale])
+    if n in ("decimal", "numeric"):
+        return bytes([t.precision, t.scale])
+    if n in _BYTES:
+        return struct.pack("<H", t.length)
+    if n in _TEXT:
+        return wire.COLLATION + struct.pack("<H", t.max_length)
+    return b""
+
+
+def _spec(t: SqlType) -> ColumnSpec:
+    return t.column_spec("v", nullable=t.name not in _FIXED)
+
+
+def encode(t: SqlType, stored: object) -> bytes:
+    """The SSVARIANT_INSTANCE of a non-NULL value of base type t, given in t's storage form."""
+    n = t.name
+    if n not in BASE_TOKENS or (n in _TEXT | _BYTES and t.length == -1):
+        raise _clash(t)
+    value = stored
+    if n == "uniqueidentifier" and isinstance(stored, (bytes, bytearray)):
+        value = guid_from_key(bytes(stored)).bytes
+    data = wire.encode_value(_spec(t), value)
+    if n in _TEXT | _BYTES:
+        data = data[2:]
+    elif n not in _FIXED:
+        data = data[1:]
+    props = _properties(t)
+    return bytes([BASE_TOKENS[n], len(props)]) + props + data
+
+
+def from_value(v: object, dateformat: str = "mdy") -> bytes | None:
+    """A value (Typed, or a plain Python value whose base type is inferred) as a stored sql_variant."""
+    if v is None:
+        return None
+    if isinstance(v, Typed):
+        if v.value is None:
+            return None
+        if v.type.name == "sql_variant":
+            return from_value(v.value, dateformat)
+        t = _variant_base(v.type)
+        stored = v.value if v.stored else scalar_to_storage(v.value, t, dateformat)
+        return encode(t, stored)
+    if isinstance(v, Body):
+        return bytes(v)
+    t = infer_base(v)
+    return encode(t, scalar_to_storage(v, t, dateformat))
+
+
+class Body(bytes):
+    """Bytes that already are a stored sql_variant (a value read from a sql_variant column or parameter)."""
+
+
+def _variant_base(t: SqlType) -> SqlType:
+    """The base type a value of declared type t keeps: sysname is nvarchar(128); (max), text, xml and the CLR
+    types cannot be held (error 206, as SQL Server)."""
+    if t.name == "sysname":
+        return SqlType("nvarchar", 128)
+    if t.name not in BASE_TOKENS or t.length == -1:
+        raise _clash(t)
+    return t
+
+
+def decode(body: bytes) -> tuple[SqlType, object]:
+    """A stored sql_variant -> (base type, value in the ResultSet conventions)."""
+    r = wire.Reader(body)
+    code = r.u8()
+    nprop = r.u8()
+    props = wire.Reader(r.take(nprop))
+    ti = wire.TypeInfo(code)
+    name = BASE_NAMES.get(code)
+    if name is None:
+        raise SqlServerError(8114, f"Unknown sql_variant base type 0x{code:02x}.")
+    args: list[str] = []
+    if name in ("decimal", "numeric"):
+        ti.precision, ti.scale = props.u8(), props.u8()
+        args = [str(ti.precision), str(ti.scale)]
+    elif name in ("time", "datetime2", "datetimeoffset"):
+        ti.scale = props.u8()
+        args = [str(ti.scale)]
+    elif name in _TEXT:
+        ti.collation = props.take(5)
+        ti.max_length = props.u16()
+        args = [str(ti.max_length // 2 if name.startswith("n") else ti.max_length)]
+    elif name in _BYTES:
+        ti.max_length = props.u16()
+        args = [str(ti.max_length)]
+    data = body[r.pos :]
+    return make_type(name, args), wire._decode_data(ti, data)
+
+
+_PRECISION = {"date": 10, "datetime": 23, "smalldatetime": 16, "float": 53, "real": 24, "money": 19,
+              "smallmoney": 10, "bigint": 19, "int": 10, "smallint": 5, "tinyint": 3, "bit": 1}  # fmt: skip
+
+
+def _precision(t: SqlType) -> int:
+    if t.name in ("decimal", "numeric"):
+        return t.precision
+    if t.name == "datetime2":
+        return 19 if t.scale == 0 else t.scale + 20
+    if t.name == "datetimeoffset":
+        return 26 if t.scale == 0 else t.scale + 27
+    if t.name == "time":
+        return 8 if t.scale == 0 else t.scale + 9
+    return _PRECISION.get(t.name, 0)
+
+
+def _scale(t: SqlType) -> int:
+    if t.name in ("decimal", "numeric", "time", "datetime2", "datetimeoffset"):
+        return t.scale
+    return {"money": 4, "smallmoney": 4, "datetime": 3}.get(t.name, 0)
+
+
+def _total_bytes(t: SqlType, data_len: int) -> int:
+    """Metadata and data as SQL Server stores them: 2 bytes of type header, then the type's properties (strings:
+    collation 4 + max length 2; binary: max length 2; decimal: precision and scale; time kinds: scale)."""
+    meta = {"decimal": 2, "numeric": 2, "time": 1, "datetime2": 1, "datetimeoffset": 1}.get(t.name, 0)
+    if t.name in _TEXT:
+        meta = 6
+    elif t.name in _BYTES:
+        meta = 2
+    if t.name in ("decimal", "numeric"):
+        data_len = decimal_storage(t.precision)
+    return 2 + meta + data_len
+
+
+def property_value(body: bytes | None, prop: str) -> bytes | None:
+    """SQL_VARIANT_PROPERTY(v, prop) as a stored sql_variant (sysname or int base type); NULL for a NULL value
+    or an unknown property, as documented."""
+    if body is None:
+        return None
+    t, _value = decode(body)
+    p = prop.strip().lower()
+    nprop = body[1]
+    sysname = SqlType("nvarchar", 128)
+    integer = make_type("int", [])
+    if p == "basetype":
+        return encode(sysname, t.name)
+    if p == "precision":
+        return encode(integer, _precision(t))
+    if p == "scale":
+        return encode(integer, _scale(t))
+    if p == "totalbytes":
+        return encode(integer, _total_bytes(t, len(body) - 2 - nprop))
+    if p == "collation":
+        return encode(sysname, wire.DEFAULT_COLLATION_NAME) if t.name in _TEXT else None
+    if p == "maxlength":
+        return encode(integer, t.max_length)
+    return None
+
+
+def property_array(values: pa.Array, props: pa.Array) -> pa.Array:
+    """The DuckDB UDF behind SQL_VARIANT_PROPERTY (BLOB, VARCHAR) -> BLOB."""
+    out = [
+        property_value(v, p) if p is not None else None
+        for v, p in zip(values.to_pylist(), props.to_pylist(), strict=True)
+    ]
+    return pa.array(out, pa.binary())
+
+
+def bodies(values: list[object], dateformat: str = "mdy") -> pa.Array:
+    """Values (Typed or plain) -> an Arrow array of stored sql_variants."""
+    return pa.array([from_value(v, dateformat) for v in values], BODY_TYPE)
+
+
+def typed_array(arr: pa.Array, t: SqlType) -> pa.Array:
+    """A column of known type t (ResultSet conventions) as sql_variant bodies, each keeping t as base type."""
+    if t.name == "sql_variant":
+        return arr.cast(BODY_TYPE) if pa.types.is_binary(arr.type) else arr
+    base = _variant_base(t)
+    out = []
+    for v in arr.to_pylist():
+        if v is None:
+            out.append(None)
+            continue
+        stored = scalar_to_storage(uuid.UUID(bytes=v) if base.name == "uniqueidentifier" else v, base)
+        out.append(encode(base, stored))
+    return pa.array(out, BODY_TYPE)
+
+
+def from_arrow(arr: pa.Array) -> pa.Array:
+    """Any Arrow column into stored sql_variants: bodies pass through, other values take the base type their
+    Arrow type stands for (int32 int, int64 bigint, decimal128(p, s) decimal(p, s), string nvarchar ...)."""
+    at = arr.type
+    if at == BODY_TYPE:
+        return arr.cast(pa.binary())
+    if pa.types.is_null(at):
+        return pa.nulls(len(arr), pa.binary())
+    simple = {pa.int32(): "int", pa.int64(): "bigint", pa.int16(): "smallint", pa.uint8(): "tinyint",
+              pa.bool_(): "bit", pa.float64(): "float", pa.float32(): "real", pa.date32(): "date"}  # fmt: skip
+    base: SqlType | None = None
+    if at in simple:
+        base = make_type(simple[at], [])
+    elif pa.types.is_decimal(at):
+        base = make_type("decimal", [str(min(at.precision, 38)), str(at.scale)])
+    elif pa.types.is_timestamp(at):
+        base = make_type("datetime2" if at.tz is None else "datetimeoffset", ["7"])
+    elif pa.types.is_fixed_size_binary(at) and at.byte_width == 16:
+        base = make_type("uniqueidentifier", [])
+    out = []
+    for v in arr.to_pylist():
+        if v is None:
+            out.append(None)
+        elif base is None:
+            out.append(from_value(v))
+        else:
+            val = uuid.UUID(bytes=v) if base.name == "uniqueidentifier" else v
+            out.append(encode(base, scalar_to_storage(val, base)))
+    return pa.array(out, pa.binary())
