@@ -7,6 +7,7 @@ import datetime as dt
 
 from sqlglot import exp
 
+from . import variant
 from .convert import Conversions, _raw_choice
 from .results import SqlServerError
 from .sqlexpr import _NOCONST, _parse_duck, literal, storage_literal, type_of, view_table_name
@@ -124,6 +125,8 @@ class FunctionCalls(Conversions):
             )
             out.meta["ss_type"] = make_type("int", [])
             return out
+        if fn == "sql_variant_property":
+            return variant.property_call(args)
         if fn == "datalength":
             return self._datalength(args[0])
         if fn == "hashbytes":

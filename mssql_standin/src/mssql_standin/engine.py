@@ -49,6 +49,7 @@ from .results import BulkLoadRequest, ColumnSpec, Result
 from .session import bracket
 from .sqltext import Statement, syntax_error, unsupported
 from .syscatalog import Catalog, Column, Table
+from . import variant
 from .types import END_TICKS, EPOCH_TICKS, from_column_spec
 
 _MACROS = [
@@ -162,6 +163,7 @@ class Engine:
         udf("__ss_hash_v", _udf_hash("cp1252"), [v, v], b, type="arrow")
         udf("__ss_hash_b", _udf_hash(None), [v, b], b, type="arrow")
         udf("__ss_utf16_bytes", _udf_utf16_bytes, [v], i, type="arrow")
+        variant.register_udfs(self.con)
         self.con.execute("CREATE SCHEMA dbo; CREATE SCHEMA guest")
         self.catalog = Catalog()
         self.lock = threading.RLock()

@@ -197,6 +197,7 @@ def _cte_done(cur: list[Token]) -> bool:
 
 
 _KEEP_FUNCS = {
+    "sql_variant_property",
     "sysdatetime",
     "sysutcdatetime",
     "getutcdate",

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
+from .clrtypes import USER_TYPE_IDS
 from .types import TYPE_IDS, SqlType, arrow_type, decimal_storage, make_type
 
 SCHEMA_IDS = {"dbo": 1, "guest": 2, "INFORMATION_SCHEMA": 3, "sys": 4}
@@ -222,9 +223,10 @@ def _types_rows(cat: Catalog, ctx: ViewContext) -> list[tuple[object, ...]]:
         }.get(name, t.max_length)
         prec = {"decimal": 38, "numeric": 38, "time": 16, "datetime2": 27, "datetimeoffset": 34}.get(name, t.precision)
         scale = {"time": 7, "datetime2": 7, "datetimeoffset": 7}.get(name, t.scale)
-        uid = 256 if name == "sysname" else tid
+        uid = 256 if name == "sysname" else USER_TYPE_IDS.get(name, tid)
         coll = "SQL_Latin1_General_CP1_CI_AS" if t.is_string and name != "xml" else None
-        rows.append((name, tid, uid, 4, 1, max_len, prec, scale, coll, True, False, False))
+        clr = name in USER_TYPE_IDS  # the CLR types: assembly types in schema sys, is_user_defined 1 as SQL Server
+        rows.append((name, tid, uid, 4, 1, max_len, prec, scale, coll, True, clr, clr))
     return rows
 
 
@@ -242,7 +244,7 @@ def _columns_rows(cat: Catalog, ctx: ViewContext) -> list[tuple[object, ...]]:
                     c.name,
                     c.column_id,
                     tid,
-                    tid,
+                    USER_TYPE_IDS.get(ty.name, tid),
                     ty.max_length,
                     prec,
                     ty.scale,
@@ -499,7 +501,7 @@ def _index_row_width(t: Table, index_id: int) -> int:
     return min(width, 8060)
 
 
-VARIABLE_TYPES = {"varchar", "nvarchar", "varbinary", "xml", "sql_variant"}
+VARIABLE_TYPES = {"varchar", "nvarchar", "varbinary", "xml", "sql_variant", *USER_TYPE_IDS}
 LOB_TYPES = {"text", "ntext", "image"}
 
 
@@ -519,10 +521,8 @@ def data_bytes_sql(t: Table) -> str:
             fixed += type_for_storage(ty)
             continue
         col = quote(c.name)
-        if ty.name in ("varbinary", "image"):
+        if ty.name in ("varbinary", "image", "sql_variant") or ty.name in USER_TYPE_IDS:
             size = f"octet_length({col})"
-        elif ty.name == "sql_variant":
-            size = f"strlen({col})"
         else:
             size = f"{2 if ty.is_unicode else 1} * length({col})"
         if ty.name in LOB_TYPES:

@@ -13,17 +13,22 @@ import decimal
 import struct
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
+import duckdb
 import pyarrow as pa
+from sqlglot import exp
 
 from . import wire
 from .results import ColumnSpec, SqlServerError
+from .sqltext import unsupported
 from .types import (
     SqlType,
     decimal_storage,
     guid_from_key,
     make_type,
     scalar_to_storage,
+    to_storage_array,
     utf16_len,
 )
 
@@ -261,14 +266,8 @@ def typed_array(arr: pa.Array, t: SqlType) -> pa.Array:
     if t.name == "sql_variant":
         return arr.cast(BODY_TYPE) if pa.types.is_binary(arr.type) else arr
     base = _variant_base(t)
-    out = []
-    for v in arr.to_pylist():
-        if v is None:
-            out.append(None)
-            continue
-        stored = scalar_to_storage(uuid.UUID(bytes=v) if base.name == "uniqueidentifier" else v, base)
-        out.append(encode(base, stored))
-    return pa.array(out, BODY_TYPE)
+    stored = to_storage_array(arr, base, "", "").to_pylist()
+    return pa.array([None if v is None else encode(base, v) for v in stored], BODY_TYPE)
 
 
 def from_arrow(arr: pa.Array) -> pa.Array:
@@ -290,13 +289,37 @@ def from_arrow(arr: pa.Array) -> pa.Array:
         base = make_type("datetime2" if at.tz is None else "datetimeoffset", ["7"])
     elif pa.types.is_fixed_size_binary(at) and at.byte_width == 16:
         base = make_type("uniqueidentifier", [])
-    out = []
-    for v in arr.to_pylist():
-        if v is None:
-            out.append(None)
-        elif base is None:
-            out.append(from_value(v))
-        else:
-            val = uuid.UUID(bytes=v) if base.name == "uniqueidentifier" else v
-            out.append(encode(base, scalar_to_storage(val, base)))
-    return pa.array(out, pa.binary())
+    if base is not None:
+        stored = to_storage_array(arr, base, "", "").to_pylist()
+        return pa.array([None if v is None else encode(base, v) for v in stored], pa.binary())
+    return pa.array([from_value(v) for v in arr.to_pylist()], pa.binary())
+
+
+def property_call(args: list[exp.Expression]) -> exp.Expression:
+    """SQL_VARIANT_PROPERTY(expression, property) translated: a sql_variant column goes through the DuckDB UDF
+    __ss_variant_property; a typed constant is answered now. The result is a sql_variant, as in SQL Server."""
+    if len(args) != 2:
+        raise SqlServerError(
+            174, "The sql_variant_property function requires 2 argument(s).", severity=15
+        )
+    value, prop = args
+    t = value.meta.get("ss_type") if value.meta else None
+    variant_type = SqlType("sql_variant")
+    if isinstance(t, SqlType) and t.name == "sql_variant":
+        out: exp.Expression = exp.Anonymous(this="__ss_variant_property", expressions=[value, prop])
+    elif isinstance(t, SqlType) and value.meta and "ss_const" in value.meta and "ss_const" in (prop.meta or {}):
+        stored = value.meta.get("ss_storage") if value.meta.get("ss_raw") else None
+        typed = Typed(t, stored, True) if stored is not None else Typed(t, value.meta["ss_const"])
+        body = property_value(from_value(typed), str(prop.meta["ss_const"]))
+        out = exp.Anonymous(this="unhex", expressions=[exp.Literal.string(body.hex())]) if body else exp.Null()
+    else:
+        raise unsupported("SQL_VARIANT_PROPERTY of an expression that is neither sql_variant nor a constant")
+    out.meta["ss_type"] = variant_type
+    return out
+
+
+def register_udfs(con: duckdb.DuckDBPyConnection) -> None:
+    """The DuckDB functions sql_variant needs."""
+    blob, text = duckdb.sqltypes.BLOB, duckdb.sqltypes.VARCHAR
+    udf: Any = con.create_function  # pyarrow UDFs are not in DuckDB's stub overloads
+    udf("__ss_variant_property", property_array, [blob, text], blob, type="arrow", null_handling="special")

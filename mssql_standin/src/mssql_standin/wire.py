@@ -609,8 +609,8 @@ UDT_ASSEMBLIES = {
 
 
 def udt_type_info(t: str) -> bytes:
-    """UDTTYPE with UDT_INFO: max byte size (0xFFFF for the unlimited spatial types: values go as PLP), database,
-    schema, type name, assembly-qualified name."""
+    """UDTTYPE with UDT_INFO: max byte size (0xFFFF for the unlimited spatial types), database, schema, type name,
+    assembly-qualified name."""
     max_size = 892 if t == "hierarchyid" else 0xFFFF
     return (
         bytes([T_UDT])
@@ -952,7 +952,7 @@ def _encode_var_column(spec: ColumnSpec, arr: pa.Array, t: str, valid: np.ndarra
         head[:, 25:29] = _le_bytes(lengths, 4)
         head[is_null, 0] = 0
         return Var([_fixed_to_binary(Fixed(head, np.where(is_null, 1, 29))), data_arr])
-    plp = spec.length == -1 or t == "xml"
+    plp = spec.length == -1 or t == "xml" or t in UDT_ASSEMBLIES  # UDT values are always PLP, whatever their max size
     if not plp:
         head = _le_bytes(lengths, 2).copy()
         head[is_null] = 0xFF
@@ -1159,7 +1159,7 @@ def read_type_info(r: Reader, in_colmetadata: bool = False) -> TypeInfo:
         r.b_varchar()
         if in_colmetadata:
             r.us_varchar()
-        ti.plp = ti.max_length == 0xFFFF
+        ti.plp = True  # a UDT value is always PLP (PARTLENTYPE)
         ti.code = T_BIGVARBINARY
     else:
         raise ProtocolError(f"unsupported TDS type 0x{code:02x}")
