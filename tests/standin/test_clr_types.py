@@ -59,11 +59,17 @@ def test_hierarchyid_serialization_matches_the_specification_examples() -> None:
 
 def test_polygon_uses_the_general_form() -> None:
     """Points, then figures (2 = exterior ring), then shapes (parent -1, figure 0, OGC type 3)."""
-    head = bytes.fromhex("00000000" "01" "04") + (4).to_bytes(4, "little")
+    head = bytes.fromhex("000000000104") + (4).to_bytes(4, "little")
     assert POLYGON.startswith(head)
-    assert POLYGON.endswith((1).to_bytes(4, "little") + b"\x02" + (0).to_bytes(4, "little")
-                            + (1).to_bytes(4, "little") + (-1).to_bytes(4, "little", signed=True)
-                            + (0).to_bytes(4, "little") + b"\x03")
+    assert POLYGON.endswith(
+        (1).to_bytes(4, "little")
+        + b"\x02"
+        + (0).to_bytes(4, "little")
+        + (1).to_bytes(4, "little")
+        + (-1).to_bytes(4, "little", signed=True)
+        + (0).to_bytes(4, "little")
+        + b"\x03"
+    )
 
 
 def test_udt_info_in_colmetadata() -> None:

@@ -144,8 +144,10 @@ def test_sql_variant_property_answers_as_documented(srv: ProcessServer) -> None:
     assert {r[0]: tuple(r[1:]) for r in cur.fetchall()} == DOCUMENTED
     cur.execute("SELECT SQL_VARIANT_PROPERTY(v, 'TotalBytes'), SQL_VARIANT_PROPERTY(v, 'Nonsense') FROM v WHERE id = 1")
     assert tuple(cur.fetchall()[0]) == (6, None)  # 2 bytes of header + 4 of int; an unknown property is NULL
-    cur.execute("SELECT SQL_VARIANT_PROPERTY(CAST(46279.1 AS decimal(8,2)), 'Precision'), "
-                "SQL_VARIANT_PROPERTY(N'abc', 'BaseType')")
+    cur.execute(
+        "SELECT SQL_VARIANT_PROPERTY(CAST(46279.1 AS decimal(8,2)), 'Precision'), "
+        "SQL_VARIANT_PROPERTY(N'abc', 'BaseType')"
+    )
     assert tuple(cur.fetchall()[0]) == (8, "nvarchar")
 
 
@@ -196,10 +198,12 @@ def test_insert_select_keeps_the_source_column_types() -> None:
         list(s.execute(f"INSERT INTO v SELECT {k}, {col} FROM src"))
     list(s.execute("INSERT INTO v SELECT id + 10, v FROM v"))
     want = [(1, "decimal", 5), (2, "nvarchar", 40), (3, "datetime2", 7)]
-    assert [(a, b, c) for a, b, c in decoded(s, "SELECT id, SQL_VARIANT_PROPERTY(v, 'BaseType'), "
-                                            "SQL_VARIANT_PROPERTY(v, 'MaxLength') FROM v ORDER BY id")] == want + [
-        (i + 10, b, c) for i, b, c in want
-    ]
+    assert [
+        (a, b, c)
+        for a, b, c in decoded(
+            s, "SELECT id, SQL_VARIANT_PROPERTY(v, 'BaseType'), SQL_VARIANT_PROPERTY(v, 'MaxLength') FROM v ORDER BY id"
+        )
+    ] == want + [(i + 10, b, c) for i, b, c in want]
 
 
 def test_max_types_cannot_be_held() -> None:

@@ -43,7 +43,7 @@ _OGC = {"POINT": 1, "LINESTRING": 2, "POLYGON": 3, "MULTIPOINT": 4, "MULTILINEST
 def _invalid_wkt(text: str) -> SqlServerError:
     return SqlServerError(
         6522,
-        "A .NET Framework error occurred during execution of user-defined routine or aggregate \"geography\": "
+        'A .NET Framework error occurred during execution of user-defined routine or aggregate "geography": '
         f"System.FormatException: 24114: The label {text[:40]} in the input well-known text (WKT) is not valid.",
     )
 
@@ -172,7 +172,7 @@ def _label_bits(label: int, last: bool) -> str:
 def _invalid_path(text: str) -> SqlServerError:
     return SqlServerError(
         6522,
-        "A .NET Framework error occurred during execution of user-defined routine or aggregate \"hierarchyid\": "
+        'A .NET Framework error occurred during execution of user-defined routine or aggregate "hierarchyid": '
         f"Microsoft.SqlServer.Types.HierarchyIdException: 24001: SqlHierarchyId.Parse failed because the input "
         f"string '{text}' is not a valid string representation of a SqlHierarchyId node.",
     )

@@ -38,6 +38,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlglot.tokens import TokenType
 
+from . import variant
 from .handlers.bulk import BulkStatements
 from .handlers.ddl import DdlStatements
 from .handlers.dml import DmlStatements
@@ -49,7 +50,6 @@ from .results import BulkLoadRequest, ColumnSpec, Result
 from .session import bracket
 from .sqltext import Statement, syntax_error, unsupported
 from .syscatalog import Catalog, Column, Table
-from . import variant
 from .types import END_TICKS, EPOCH_TICKS, from_column_spec
 
 _MACROS = [

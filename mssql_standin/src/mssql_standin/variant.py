@@ -299,9 +299,7 @@ def property_call(args: list[exp.Expression]) -> exp.Expression:
     """SQL_VARIANT_PROPERTY(expression, property) translated: a sql_variant column goes through the DuckDB UDF
     __ss_variant_property; a typed constant is answered now. The result is a sql_variant, as in SQL Server."""
     if len(args) != 2:
-        raise SqlServerError(
-            174, "The sql_variant_property function requires 2 argument(s).", severity=15
-        )
+        raise SqlServerError(174, "The sql_variant_property function requires 2 argument(s).", severity=15)
     value, prop = args
     t = value.meta.get("ss_type") if value.meta else None
     variant_type = SqlType("sql_variant")

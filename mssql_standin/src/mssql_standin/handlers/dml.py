@@ -132,6 +132,8 @@ class DmlStatements(RowWriter):
                 return None
             names = [x.name for x in t.columns if x.computed is None and not x.is_rowversion and x.identity is None]
         types = [t.column(n).type for n in names]
+        if any(ty.name == "sql_variant" for ty in types):  # the general path knows each literal's type: its base type
+            return None
         cols: list[list[object]] = [[] for _ in names]
         toks = c.toks
         i = c.i
@@ -414,8 +416,6 @@ NOT_LITERAL = _NotLiteral()
 
 def fast_literal(toks: list[Token], i: int, col: SqlType) -> tuple[object, int]:
     """One literal at toks[i]: number, string, N'', 0x.., NULL, -n, CAST('..' AS <the column's type>)."""
-    if col.name == "sql_variant":  # the general path knows each literal's type, a sql_variant's base type
-        return NOT_LITERAL, i
     t = toks[i]
     tt = t.token_type
     if tt == TokenType.NUMBER:
