@@ -2,8 +2,8 @@
 with UDT_INFO, read as those bytes by real clients; sys.types/sys.columns describe them as SQL Server does; xml
 goes out as XMLTYPE (UTF-16LE, PLP).
 
-Not implemented: instance methods (.STAsText(), .ToString(), .GetAncestor() ...), CAST of a CLR value to
-nvarchar, constructors whose arguments are not literals, curves and full-globe shapes.
+Not implemented: spatial values as text (.STAsText(), .ToString(), CAST to nvarchar), the other instance methods
+(.GetAncestor(), .STDistance() ...), constructors whose arguments are not literals, curves and full-globe shapes.
 """
 
 from __future__ import annotations
@@ -119,4 +119,20 @@ def test_catalog_describes_the_assembly_types(srv: ProcessServer) -> None:
         ("geom", 240, 129, -1, "geometry"),
         ("h", 240, 128, 892, "hierarchyid"),
         ("x", 241, 241, -1, "xml"),
+    ]
+
+
+def test_hierarchyid_text_and_binary_casts(srv: ProcessServer) -> None:
+    cur = pymssql.connect(
+        server=srv.host, port=srv.port, user=USER, password=PASSWORD, database="standin", autocommit=True
+    ).cursor()
+    cur.execute(
+        "select id, h.ToString(), g.h.ToString(), CAST(h AS nvarchar(100)), CONVERT(varchar(20), h), "
+        "CAST(geo AS varbinary(max)) from g order by id"
+    )
+    assert cur.fetchall() == [
+        (1, "/1/", "/1/", "/1/", "/1/", POINT),
+        (2, "/1/-2.18/", "/1/-2.18/", "/1/-2.18/", "/1/-2.18/", POINT),
+        (3, "/2/", "/2/", "/2/", "/2/", POINT),
+        (4, "/", "/", "/", "/", None),
     ]

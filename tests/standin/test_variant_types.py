@@ -230,3 +230,18 @@ def test_bulk_load_rows_keep_their_base_types() -> None:
     assert s.bulk_insert(BulkLoadRequest("dbo.v", specs), decoded_batch) == 20
     assert base_types(s, "v") == base_types(source, "v")
     assert rows(s, "SELECT v FROM v ORDER BY id") == rows(source, "SELECT v FROM v ORDER BY id")
+
+
+def test_cast_to_text_converts_the_base_value(srv: ProcessServer) -> None:
+    """CAST(v AS nvarchar) converts the base value with its type's style 0 (how a copy with sql_variant=text
+    reads it)."""
+    cur = _pytds(srv).cursor()
+    cur.execute("select id, CAST(v AS nvarchar(max)) from v order by id")
+    assert dict(cur.fetchall()) == {
+        1: "5", 2: "abcλ", 3: "xyz", 4: "1.50", 5: "46279.10", 6: "2020-01-02 03:04:05.1234567", 7: None,
+        8: "\u0201", 9: "6F9619FF-8B86-D011-B42D-00C04FC964FF", 10: "1.5", 11: "3000000000", 12: "12.35",
+        13: "2021-05-06", 14: "May  6 2021  7:08AM", 15: "2021-05-06 07:08:09.1234567 +02:00", 16: "07:08:09.12",
+        17: "1", 18: "7", 19: "-7", 20: "1.25",
+    }  # fmt: skip
+    cur.execute("select CAST(v AS int), CAST(v AS decimal(10, 2)) from v where id = 5")
+    assert cur.fetchall() == [(46279, Decimal("46279.10"))]

@@ -13,10 +13,15 @@ from __future__ import annotations
 import re
 import struct
 from dataclasses import dataclass
+from typing import Any
 
+import duckdb
+import pyarrow as pa
+from sqlglot import exp
 from sqlglot.tokens import Token, TokenType
 
 from .results import SqlServerError
+from .types import SqlType
 
 CLR_TYPES = ("geography", "geometry", "hierarchyid")
 #: user_type_id (= system_type_id) SQL Server reports for every assembly type
@@ -281,4 +286,47 @@ def static_call_edits(toks: list[Token]) -> list[tuple[int, int, bytes]]:
         args, end = found
         value = static_call_value(t.text.lower(), method, args)
         edits.append((t.start, toks[end].end, value))
+    return edits
+
+
+def hierarchyid_text_array(values: pa.Array) -> pa.Array:
+    """The DuckDB UDF behind CAST(hierarchyid AS nvarchar) and .ToString(): BLOB -> VARCHAR."""
+    return pa.array([None if v is None else hierarchyid_to_string(v) for v in values.to_pylist()], pa.string())
+
+
+def as_text(arg: exp.Expression) -> exp.Expression:
+    """A hierarchyid expression as its logical form, nvarchar(4000) as ToString() returns it."""
+    out = exp.Anonymous(this="__ss_hierarchyid_text", expressions=[arg])
+    out.meta["ss_type"] = SqlType("nvarchar", 4000)
+    return out
+
+
+def register_udfs(con: duckdb.DuckDBPyConnection) -> None:
+    """The DuckDB functions the CLR types need."""
+    udf: Any = con.create_function  # pyarrow UDFs are not in DuckDB's stub overloads
+    udf("__ss_hierarchyid_text", hierarchyid_text_array, [duckdb.sqltypes.BLOB], duckdb.sqltypes.VARCHAR, type="arrow")
+
+
+def to_string_edits(toks: list[Token]) -> list[tuple[int, int, str]]:
+    """`[t].[h].ToString()` -> (start, end, the column chain) to be put back as CAST(chain AS nvarchar(4000)),
+    which is what ToString() returns."""
+    edits = []
+    for i in range(2, len(toks) - 2):
+        if not (
+            toks[i].text.lower() == "tostring"
+            and toks[i - 1].token_type == TokenType.DOT
+            and toks[i + 1].token_type == TokenType.L_PAREN
+            and toks[i + 2].token_type == TokenType.R_PAREN
+        ):
+            continue
+        k = i - 2
+        parts = []
+        while k >= 0 and toks[k].token_type in (TokenType.VAR, TokenType.IDENTIFIER):
+            parts.append("[" + toks[k].text.replace("]", "]]") + "]")
+            if k >= 1 and toks[k - 1].token_type == TokenType.DOT:
+                k -= 2
+            else:
+                break
+        if parts:
+            edits.append((toks[k].start, toks[i + 2].end, ".".join(reversed(parts))))
     return edits

@@ -5,10 +5,19 @@ from __future__ import annotations
 
 from sqlglot import exp
 
+from . import clrtypes, variant
 from .results import SqlServerError
 from .sqlexpr import _DAY_1900, _NOCONST, TranslatorBase, literal, storage_literal, type_of
 from .sqltext import SPECIAL_STORAGE, decode_type, syntax_error, unsupported
-from .types import TICKS_PER_DAY, TICKS_PER_SECOND, SqlType, out_of_range, parse_type, scalar_to_storage
+from .types import (
+    CLR_TYPES,
+    TICKS_PER_DAY,
+    TICKS_PER_SECOND,
+    SqlType,
+    out_of_range,
+    parse_type,
+    scalar_to_storage,
+)
 
 
 def _raw_choice(node: exp.Expression, values: list[exp.Expression | None]) -> bool:
@@ -147,6 +156,10 @@ class Conversions(TranslatorBase):
         body: exp.Expression
         src = type_of(arg)
         const = arg.meta.get("ss_const", _NOCONST) if arg.meta else _NOCONST
+        if src is not None and src.name == "sql_variant" and const is _NOCONST and t.name != "sql_variant":
+            return self._convert_to(variant.as_text(arg), t, try_, style)  # the base value, through its text
+        if src is not None and src.name == "hierarchyid" and t.is_string:
+            return self._convert_to(clrtypes.as_text(arg), t, try_, style)  # ToString(): '/1/2/'
         if (
             const is not _NOCONST
             and not (src is not None and src.name in SPECIAL_STORAGE)
@@ -324,7 +337,7 @@ class Conversions(TranslatorBase):
                     hexed = exp.DPipe(this=hexed, expression=exp.Literal.string("00" * (t.length - 16)), safe=False)
                 out = exp.Anonymous(this="unhex", expressions=[hexed])
         elif n in ("binary", "varbinary"):
-            if src is None or src.name not in ("binary", "varbinary", "timestamp", "image"):
+            if src is None or src.name not in ("binary", "varbinary", "timestamp", "image", *CLR_TYPES):
                 raise unsupported(f"CAST of {src.name if src else 'expression'} to {n}")
             out = arg
         else:

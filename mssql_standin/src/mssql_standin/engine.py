@@ -38,7 +38,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlglot.tokens import TokenType
 
-from . import variant
+from . import clrtypes, variant
 from .handlers.bulk import BulkStatements
 from .handlers.ddl import DdlStatements
 from .handlers.dml import DmlStatements
@@ -164,6 +164,7 @@ class Engine:
         udf("__ss_hash_b", _udf_hash(None), [v, b], b, type="arrow")
         udf("__ss_utf16_bytes", _udf_utf16_bytes, [v], i, type="arrow")
         variant.register_udfs(self.con)
+        clrtypes.register_udfs(self.con)
         self.con.execute("CREATE SCHEMA dbo; CREATE SCHEMA guest")
         self.catalog = Catalog()
         self.lock = threading.RLock()

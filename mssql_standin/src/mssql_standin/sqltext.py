@@ -13,7 +13,7 @@ from sqlglot.dialects.tsql import TSQL
 from sqlglot.errors import ParseError, TokenError
 from sqlglot.tokens import Token, TokenType
 
-from .clrtypes import static_call_edits
+from .clrtypes import static_call_edits, to_string_edits
 from .results import SqlServerError
 from .types import KNOWN_TYPES, SqlType, parse_type
 
@@ -320,6 +320,8 @@ def pre_rewrite(sql: str, toks: list[Token]) -> str:
         i += 1
     for start, end, value in static_call_edits(toks):  # geography::Point(...) and friends: their serialization
         edits.append((start, end, "0x" + value.hex().upper() if value else _EMPTY_BINARY))
+    for start, end, chain in to_string_edits(toks):  # h.ToString(): the CAST that gives the same text
+        edits.append((start, end, f"CAST({chain} AS {encode_type(SqlType('nvarchar', 4000))})"))
     if not edits:
         return sql
     base = toks[0].start if toks else 0  # token positions count from the start of the whole batch

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
+from . import variant
 from .clrtypes import USER_TYPE_IDS
 from .types import TYPE_IDS, SqlType, arrow_type, decimal_storage, make_type
 
@@ -799,13 +800,6 @@ VIEWS["sys.views"] = ViewDef(VIEWS["sys.objects"].columns, _views_rows)
 VIEWS["sys.system_columns"] = ViewDef(VIEWS["sys.columns"].columns, lambda c, x: [])
 
 
-def _variant_arrow(vals: list[object]) -> pa.DataType:
-    """A sql_variant column holds whole numbers as BIGINT (sent with an int base type), anything else as text."""
-    if all(v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in vals):
-        return pa.int64()
-    return pa.string()
-
-
 def view_arrow(name: str, cat: Catalog, ctx: ViewContext) -> pa.Table:
     """Materialise one catalog view as an Arrow table in storage form."""
     v = VIEWS[name]
@@ -813,8 +807,8 @@ def view_arrow(name: str, cat: Catalog, ctx: ViewContext) -> pa.Table:
     arrays = []
     for k, (_cname, ty) in enumerate(v.columns):
         vals = [r[k] for r in rows]
-        at = arrow_type(ty) if ty.name != "sql_variant" else _variant_arrow(vals)
-        arrays.append(pa.array(vals, at))
+        # a sql_variant holds its value with a base type (int, or bigint beyond int; text as nvarchar), as tables do
+        arrays.append(variant.bodies(vals) if ty.name == "sql_variant" else pa.array(vals, arrow_type(ty)))
     return pa.Table.from_arrays(arrays, names=[c for c, _ in v.columns])
 
 

@@ -23,6 +23,8 @@ from . import wire
 from .results import ColumnSpec, SqlServerError
 from .sqltext import unsupported
 from .types import (
+    TICKS_PER_DAY,
+    TICKS_PER_SECOND,
     SqlType,
     decimal_storage,
     guid_from_key,
@@ -321,3 +323,73 @@ def register_udfs(con: duckdb.DuckDBPyConnection) -> None:
     blob, text = duckdb.sqltypes.BLOB, duckdb.sqltypes.VARCHAR
     udf: Any = con.create_function  # pyarrow UDFs are not in DuckDB's stub overloads
     udf("__ss_variant_property", property_array, [blob, text], blob, type="arrow", null_handling="special")
+    udf("__ss_variant_text", text_array, [blob], text, type="arrow")
+
+
+# ---------------------------------------------------------------------------------------------- as text
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def _fraction(ticks: int, scale: int) -> str:
+    """'.fffffff' cut to the scale (none at scale 0), from 100 ns units within a second."""
+    return "." + f"{ticks:07d}"[:scale] if scale else ""
+
+
+def _clock(tod: int, scale: int) -> str:
+    seconds, frac = divmod(tod, TICKS_PER_SECOND)
+    return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" + _fraction(frac, scale)
+
+
+def _float_text(v: float, digits: int) -> str:
+    """float/real as CAST(... AS nvarchar) style 0 writes it: at most 6 significant digits, 3-digit exponents."""
+    text = f"{v:.{digits}g}"
+    if "e" in text:
+        mantissa, exponent = text.split("e")
+        text = f"{mantissa}e{exponent[0]}{int(exponent[1:]):03d}"
+    return text
+
+
+def text_of(body: bytes) -> str:
+    """A stored sql_variant as CAST(v AS nvarchar) gives it: its base value converted with style 0."""
+    t, v = decode(body)
+    n = t.name
+    if isinstance(v, bool):
+        return "1" if v else "0"
+    if n in ("float", "real"):
+        return _float_text(float(v), 6)  # type: ignore[arg-type]
+    if n in ("money", "smallmoney"):
+        return format(decimal.Decimal(v).quantize(decimal.Decimal("0.01"), decimal.ROUND_HALF_UP), "f")  # type: ignore[arg-type]
+    if isinstance(v, decimal.Decimal):
+        return format(v, "f")
+    if n in ("datetime", "smalldatetime") and isinstance(v, dt.datetime):
+        hour = v.hour % 12 or 12
+        return f"{_MONTHS[v.month - 1]} {v.day:2d} {v.year} {hour:2d}:{v.minute:02d}{'AM' if v.hour < 12 else 'PM'}"
+    if n == "time" and isinstance(v, int):
+        return _clock(v, t.scale)
+    if n == "datetime2" and isinstance(v, int):
+        day, tod = divmod(v, TICKS_PER_DAY)
+        return f"{(dt.date(1, 1, 1) + dt.timedelta(days=day)).isoformat()} {_clock(tod, t.scale)}"
+    if n == "datetimeoffset" and isinstance(v, dict):
+        offset = int(v["offset_min"])
+        day, tod = divmod(int(v["utc"]) + offset * 60 * TICKS_PER_SECOND, TICKS_PER_DAY)
+        sign, mins = ("-" if offset < 0 else "+"), abs(offset)
+        local = f"{(dt.date(1, 1, 1) + dt.timedelta(days=day)).isoformat()} {_clock(tod, t.scale)}"
+        return f"{local} {sign}{mins // 60:02d}:{mins % 60:02d}"
+    if n == "uniqueidentifier" and isinstance(v, bytes):
+        return str(uuid.UUID(bytes=v)).upper()
+    if isinstance(v, bytes):  # binary reinterpreted as UTF-16 characters, as a cast to nvarchar does
+        return v.decode("utf-16-le", errors="replace")
+    return str(v)
+
+
+def text_array(values: pa.Array) -> pa.Array:
+    """The DuckDB UDF behind CAST(sql_variant AS (n)varchar): BLOB -> VARCHAR."""
+    return pa.array([None if v is None else text_of(v) for v in values.to_pylist()], pa.string())
+
+
+def as_text(arg: exp.Expression) -> exp.Expression:
+    """A sql_variant expression as its nvarchar(4000) text (the base value converted, style 0)."""
+    out = exp.Anonymous(this="__ss_variant_text", expressions=[arg])
+    out.meta["ss_type"] = SqlType("nvarchar", 4000)
+    return out
