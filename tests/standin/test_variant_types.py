@@ -245,3 +245,21 @@ def test_cast_to_text_converts_the_base_value(srv: ProcessServer) -> None:
     }  # fmt: skip
     cur.execute("select CAST(v AS int), CAST(v AS decimal(10, 2)) from v where id = 5")
     assert cur.fetchall() == [(46279, Decimal("46279.10"))]
+
+
+def test_order_and_comparison_follow_the_type_families() -> None:
+    """sql_variant comparison (SQL Server docs): a higher family is greater (date and time > approximate numeric >
+    exact numeric > character > binary > uniqueidentifier); within a family values compare converted, so int 5
+    equals bigint 5 and varchar 'xyz' equals N'XYZ'."""
+    s = Engine("testdb").session()
+    list(s.execute(INIT))
+    list(s.execute("INSERT INTO v VALUES (21, N'ABC'), (22, CAST(5 AS bigint)), (23, 4.5), (24, CAST(4.75 AS float))"))
+    ordered = [r[0] for r in rows(s, "SELECT id FROM v ORDER BY v, id")]
+    assert ordered == [7, 9, 8, 21, 2, 3, 19, 17, 4, 23, 1, 22, 18, 12, 5, 11, 20, 10, 24, 16, 6, 13, 14, 15]
+    assert rows(s, "SELECT id FROM v WHERE v = 5 ORDER BY id") == [(1,), (22,)]
+    assert rows(s, "SELECT id FROM v WHERE v = N'XYZ'") == [(3,)]
+    # 4.75e0 is approximate numeric, a family above every exact number: not between 4 and 6
+    assert rows(s, "SELECT id FROM v WHERE v > 4 AND v < 6 ORDER BY id") == [(1,), (22,), (23,)]
+    assert decoded(s, "SELECT MIN(v), MAX(v) FROM v") == [
+        (uuid.UUID("6F9619FF-8B86-D011-B42D-00C04FC964FF").bytes, {"utc": 637558744891234567, "offset_min": 120})
+    ]

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlglot import exp
 
+from . import variant
 from .calls import FunctionCalls
 from .convert import _raw_choice
 from .results import SqlServerError
@@ -66,6 +67,9 @@ class NodeFixes(FunctionCalls):
         return out
 
     def _compare(self, node: exp.Expression) -> exp.Expression:
+        by_family = variant.compare(node)  # sql_variant: SQL Server's family rules (variant_order.py)
+        if by_family is not None:
+            return by_family
         a, b = node.this, node.expression
         ra, rb = bool(a.meta.get("ss_raw")), bool(b.meta.get("ss_raw"))
         ta, tb = type_of(a), type_of(b)

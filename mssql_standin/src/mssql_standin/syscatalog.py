@@ -808,7 +808,7 @@ def view_arrow(name: str, cat: Catalog, ctx: ViewContext) -> pa.Table:
     for k, (_cname, ty) in enumerate(v.columns):
         vals = [r[k] for r in rows]
         # a sql_variant holds its value with a base type (int, or bigint beyond int; text as nvarchar), as tables do
-        arrays.append(variant.bodies(vals) if ty.name == "sql_variant" else pa.array(vals, arrow_type(ty)))
+        arrays.append(variant.stored_array(vals) if ty.name == "sql_variant" else pa.array(vals, arrow_type(ty)))
     return pa.Table.from_arrays(arrays, names=[c for c, _ in v.columns])
 
 

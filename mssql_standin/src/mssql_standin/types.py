@@ -958,7 +958,9 @@ def storage_to_result(arr: pa.Array, t: SqlType) -> pa.Array:
     if t.name == "uniqueidentifier" and (pa.types.is_binary(arr.type) or pa.types.is_large_binary(arr.type)):
         return guid_rfc_from_keys(arr)
     if t.name == "sql_variant" and (pa.types.is_binary(arr.type) or pa.types.is_binary_view(arr.type)):
-        return arr.cast(pa.large_binary())
+        from . import variant
+
+        return variant.result_array(arr.cast(pa.binary()))  # the stored comparison key comes off
     return arr
 
 

@@ -1,9 +1,10 @@
 """sql_variant: every value keeps its base type, as SQL Server keeps it.
 
-A sql_variant value is stored (DuckDB BLOB) and carried through the engine (Arrow large_binary) as the
-MS-TDS SSVARIANT_INSTANCE that goes on the wire: base type byte (the TDS type token), property byte count,
-properties (scale; precision and scale; max length; collation and max length), then the value's bytes. The
-wire adds only the 4-byte length. SQL_VARIANT_PROPERTY reads the same bytes.
+A sql_variant value is carried through the engine (Arrow large_binary) as its body, the MS-TDS
+SSVARIANT_INSTANCE that goes on the wire: base type byte (the TDS type token), property byte count, properties
+(scale; precision and scale; max length; collation and max length), then the value's bytes; the wire adds only the
+4-byte length. DuckDB stores (BLOB) the body behind its comparison key (variant_order.py), so ORDER BY and
+comparisons follow SQL Server's family rules.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from .types import (
     to_storage_array,
     utf16_len,
 )
+from .variant_order import order_key, strip_key
 
 #: base type name -> TDS type token (MS-TDS 2.2.5.5.4)
 BASE_TOKENS = {
@@ -139,16 +141,21 @@ def from_value(v: object, dateformat: str = "mdy") -> bytes | None:
         if v.type.name == "sql_variant":
             return from_value(v.value, dateformat)
         t = _variant_base(v.type)
-        stored = v.value if v.stored else scalar_to_storage(v.value, t, dateformat)
-        return encode(t, stored)
-    if isinstance(v, Body):
-        return bytes(v)
+        value = v.value if v.stored else scalar_to_storage(v.value, t, dateformat)
+        return stored(encode(t, value))
     t = infer_base(v)
-    return encode(t, scalar_to_storage(v, t, dateformat))
+    return stored(encode(t, scalar_to_storage(v, t, dateformat)))
 
 
-class Body(bytes):
-    """Bytes that already are a stored sql_variant (a value read from a sql_variant column or parameter)."""
+def stored(body: bytes) -> bytes:
+    """A body with its comparison key in front (variant_order.py): the form DuckDB holds."""
+    t, v = decode(body)
+    return order_key(t, v) + body
+
+
+def result_array(arr: pa.Array) -> pa.Array:
+    """Stored sql_variants -> the ResultSet convention: their bodies, as large_binary."""
+    return pa.array([None if v is None else strip_key(v) for v in arr.to_pylist()], BODY_TYPE)
 
 
 def _variant_base(t: SqlType) -> SqlType:
@@ -251,16 +258,16 @@ def property_value(body: bytes | None, prop: str) -> bytes | None:
 
 def property_array(values: pa.Array, props: pa.Array) -> pa.Array:
     """The DuckDB UDF behind SQL_VARIANT_PROPERTY (BLOB, VARCHAR) -> BLOB."""
-    out = [
-        property_value(v, p) if p is not None else None
-        for v, p in zip(values.to_pylist(), props.to_pylist(), strict=True)
-    ]
+    out = []
+    for v, p in zip(values.to_pylist(), props.to_pylist(), strict=True):
+        body = property_value(strip_key(v), p) if v is not None and p is not None else None
+        out.append(None if body is None else stored(body))
     return pa.array(out, pa.binary())
 
 
-def bodies(values: list[object], dateformat: str = "mdy") -> pa.Array:
+def stored_array(values: list[object], dateformat: str = "mdy") -> pa.Array:
     """Values (Typed or plain) -> an Arrow array of stored sql_variants."""
-    return pa.array([from_value(v, dateformat) for v in values], BODY_TYPE)
+    return pa.array([from_value(v, dateformat) for v in values], pa.binary())
 
 
 def typed_array(arr: pa.Array, t: SqlType) -> pa.Array:
@@ -268,8 +275,8 @@ def typed_array(arr: pa.Array, t: SqlType) -> pa.Array:
     if t.name == "sql_variant":
         return arr.cast(BODY_TYPE) if pa.types.is_binary(arr.type) else arr
     base = _variant_base(t)
-    stored = to_storage_array(arr, base, "", "").to_pylist()
-    return pa.array([None if v is None else encode(base, v) for v in stored], BODY_TYPE)
+    values = to_storage_array(arr, base, "", "").to_pylist()
+    return pa.array([None if v is None else encode(base, v) for v in values], BODY_TYPE)
 
 
 def from_arrow(arr: pa.Array) -> pa.Array:
@@ -277,7 +284,7 @@ def from_arrow(arr: pa.Array) -> pa.Array:
     Arrow type stands for (int32 int, int64 bigint, decimal128(p, s) decimal(p, s), string nvarchar ...)."""
     at = arr.type
     if at == BODY_TYPE:
-        return arr.cast(pa.binary())
+        return pa.array([None if v is None else stored(v) for v in arr.to_pylist()], pa.binary())
     if pa.types.is_null(at):
         return pa.nulls(len(arr), pa.binary())
     simple = {pa.int32(): "int", pa.int64(): "bigint", pa.int16(): "smallint", pa.uint8(): "tinyint",
@@ -292,9 +299,53 @@ def from_arrow(arr: pa.Array) -> pa.Array:
     elif pa.types.is_fixed_size_binary(at) and at.byte_width == 16:
         base = make_type("uniqueidentifier", [])
     if base is not None:
-        stored = to_storage_array(arr, base, "", "").to_pylist()
-        return pa.array([None if v is None else encode(base, v) for v in stored], pa.binary())
+        values = to_storage_array(arr, base, "", "").to_pylist()
+        return pa.array([None if v is None else stored(encode(base, v)) for v in values], pa.binary())
     return pa.array([from_value(v) for v in arr.to_pylist()], pa.binary())
+
+
+def _constant(node: exp.Expression) -> bytes | None:
+    """A constant expression of a known type as a stored sql_variant (KeyError: not a constant)."""
+    t = node.meta.get("ss_type") if node.meta else None
+    if not isinstance(t, SqlType) or "ss_const" not in (node.meta or {}):
+        raise KeyError("not a typed constant")
+    raw = node.meta.get("ss_storage") if node.meta.get("ss_raw") else None
+    return from_value(Typed(t, raw, True) if raw is not None else Typed(t, node.meta["ss_const"]))
+
+
+def _key_of(node: exp.Expression) -> exp.Expression:
+    t = node.meta.get("ss_type") if node.meta else None
+    try:
+        held = _constant(node)
+    except KeyError:
+        if isinstance(t, SqlType) and t.name == "sql_variant":
+            return exp.Anonymous(this="__ss_variant_key", expressions=[node])
+        raise unsupported("comparing sql_variant with an expression of another type") from None
+    if held is None:
+        return exp.Null()
+    key = held[: len(held) - len(strip_key(held))]
+    return exp.Anonymous(this="unhex", expressions=[exp.Literal.string(key.hex())])
+
+
+def compare(node: exp.Expression) -> exp.Expression | None:
+    """A comparison with a sql_variant side, on SQL Server's terms: both sides as comparison keys (family rank,
+    then the value in the family's common type), so int 5 = bigint 5 and every date sorts above every number.
+    None when neither side is a sql_variant."""
+    sides = ("this", "expression")
+    types = [node.args[k].meta.get("ss_type") if node.args[k].meta else None for k in sides]
+    if not any(isinstance(t, SqlType) and t.name == "sql_variant" for t in types):
+        return None
+    for k in sides:
+        node.set(k, _key_of(node.args[k]))
+    return node
+
+
+def key_array(values: pa.Array) -> pa.Array:
+    """The DuckDB UDF __ss_variant_key: a stored sql_variant's comparison key."""
+    out = []
+    for v in values.to_pylist():
+        out.append(None if v is None else v[: len(v) - len(strip_key(v))])
+    return pa.array(out, pa.binary())
 
 
 def property_call(args: list[exp.Expression]) -> exp.Expression:
@@ -308,10 +359,9 @@ def property_call(args: list[exp.Expression]) -> exp.Expression:
     if isinstance(t, SqlType) and t.name == "sql_variant":
         out: exp.Expression = exp.Anonymous(this="__ss_variant_property", expressions=[value, prop])
     elif isinstance(t, SqlType) and value.meta and "ss_const" in value.meta and "ss_const" in (prop.meta or {}):
-        stored = value.meta.get("ss_storage") if value.meta.get("ss_raw") else None
-        typed = Typed(t, stored, True) if stored is not None else Typed(t, value.meta["ss_const"])
-        body = property_value(from_value(typed), str(prop.meta["ss_const"]))
-        out = exp.Anonymous(this="unhex", expressions=[exp.Literal.string(body.hex())]) if body else exp.Null()
+        held = _constant(value)
+        body = property_value(strip_key(held), str(prop.meta["ss_const"])) if held is not None else None
+        out = exp.Anonymous(this="unhex", expressions=[exp.Literal.string(stored(body).hex())]) if body else exp.Null()
     else:
         raise unsupported("SQL_VARIANT_PROPERTY of an expression that is neither sql_variant nor a constant")
     out.meta["ss_type"] = variant_type
@@ -324,6 +374,7 @@ def register_udfs(con: duckdb.DuckDBPyConnection) -> None:
     udf: Any = con.create_function  # pyarrow UDFs are not in DuckDB's stub overloads
     udf("__ss_variant_property", property_array, [blob, text], blob, type="arrow", null_handling="special")
     udf("__ss_variant_text", text_array, [blob], text, type="arrow")
+    udf("__ss_variant_key", key_array, [blob], blob, type="arrow")
 
 
 # ---------------------------------------------------------------------------------------------- as text
@@ -385,7 +436,7 @@ def text_of(body: bytes) -> str:
 
 def text_array(values: pa.Array) -> pa.Array:
     """The DuckDB UDF behind CAST(sql_variant AS (n)varchar): BLOB -> VARCHAR."""
-    return pa.array([None if v is None else text_of(v) for v in values.to_pylist()], pa.string())
+    return pa.array([None if v is None else text_of(strip_key(v)) for v in values.to_pylist()], pa.string())
 
 
 def as_text(arg: exp.Expression) -> exp.Expression:
