@@ -263,3 +263,35 @@ def test_order_and_comparison_follow_the_type_families() -> None:
     assert decoded(s, "SELECT MIN(v), MAX(v) FROM v") == [
         (uuid.UUID("6F9619FF-8B86-D011-B42D-00C04FC964FF").bytes, {"utc": 637558744891234567, "offset_min": 120})
     ]
+
+
+def test_mssql_python_bulk_copy_keeps_the_sent_types(srv: ProcessServer) -> None:
+    """A real bulk load (mssql-python's bulkcopy: INSERT BULK and a 0x07 stream) into sql_variant: each value
+    keeps the type the client sent. pymssql's bulk_copy cannot load sql_variant at all (FreeTDS db-lib error
+    20250, client side)."""
+    setup = _pytds(srv).cursor()
+    setup.execute("create table dbo.bulkv (id int not null primary key, v sql_variant null)")
+    cur = _mssql_python(srv).cursor()
+    sent = [(1, 5), (2, "abc"), (3, Decimal("1.50")), (4, dt.datetime(2020, 1, 2, 3, 4, 5)), (5, None)]
+    cur.bulkcopy("dbo.bulkv", sent)
+    check = _pytds(srv).cursor()
+    check.execute("select id, v, SQL_VARIANT_PROPERTY(v, 'BaseType') from bulkv order by id")
+    assert check.fetchall() == [
+        (1, 5, "int"),
+        (2, "abc", "nvarchar"),
+        (3, Decimal("1.5"), "decimal"),
+        (4, dt.datetime(2020, 1, 2, 3, 4, 5), "datetime"),
+        (5, None, None),
+    ]
+
+
+def test_a_max_parameter_is_refused_as_sql_server_refuses_it(srv: ProcessServer) -> None:
+    """python-tds declares a str parameter nvarchar(max), which a sql_variant cannot hold (error 206, as in SQL
+    Server); an int parameter keeps its declared type."""
+    cur = _pytds(srv).cursor()
+    cur.execute("create table dbo.paramv (id int not null primary key, v sql_variant null)")
+    cur.execute("insert into paramv (id, v) values (%s, %s)", (1, 42))
+    cur.execute("select v, SQL_VARIANT_PROPERTY(v, 'BaseType') from paramv")
+    assert cur.fetchall()[0][0] == 42
+    with pytest.raises(pytds.OperationalError, match="Operand type clash: nvarchar\\(max\\) is incompatible"):
+        cur.execute("insert into paramv (id, v) values (%s, %s)", (2, "λ"))
