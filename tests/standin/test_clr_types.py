@@ -2,8 +2,9 @@
 with UDT_INFO, read as those bytes by real clients; sys.types/sys.columns describe them as SQL Server does; xml
 goes out as XMLTYPE (UTF-16LE, PLP).
 
-Not implemented: spatial values as text (.STAsText(), .ToString(), CAST to nvarchar), the other instance methods
-(.GetAncestor(), .STDistance() ...), constructors whose arguments are not literals, curves and full-globe shapes.
+Text forms: hierarchyid .ToString() and CAST to text give the path; geography/geometry .ToString(), .STAsText() and
+CAST to text give WKT (no Z/M values). Not implemented: the other instance methods (.GetAncestor(), .STDistance(),
+.Lat ...), constructors whose arguments are not literals, curves and full-globe shapes.
 """
 
 from __future__ import annotations
@@ -136,3 +137,17 @@ def test_hierarchyid_text_and_binary_casts(srv: ProcessServer) -> None:
         (3, "/2/", "/2/", "/2/", "/2/", POINT),
         (4, "/", "/", "/", "/", None),
     ]
+
+
+def test_spatial_text(srv: ProcessServer) -> None:
+    cur = pytds.connect(srv.host, "standin", USER, PASSWORD, port=srv.port, autocommit=True).cursor()
+    cur.execute("select id, geo.STAsText(), geom.ToString(), CAST(geom AS nvarchar(200)) from g order by id")
+    assert cur.fetchall() == [
+        (1, "POINT (-122.349 47.651)", "POINT (1.5 -2)", "POINT (1.5 -2)"),
+        (2, "POINT (-122.349 47.651)", "LINESTRING (1 2, 3 4)", "LINESTRING (1 2, 3 4)"),
+        (3, "POINT (-122.349 47.651)", "POLYGON ((0 0, 1 0, 1 1, 0 0))", "POLYGON ((0 0, 1 0, 1 1, 0 0))"),
+        (4, None, None, None),
+    ]
+    for wkt in ("MULTIPOINT ((1 2), (3 4))", "POLYGON ((0 0, 10 0, 10 10, 0 0), (1 1, 2 1, 2 2, 1 1))",
+                "MULTIPOLYGON (((0 0, 1 0, 1 1, 0 0)), ((5 5, 6 5, 6 6, 5 5)))"):  # fmt: skip
+        assert clrtypes.to_wkt(clrtypes.from_wkt(wkt, 0, False), False) == wkt

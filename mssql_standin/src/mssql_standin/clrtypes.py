@@ -137,6 +137,64 @@ def from_text(text: str, type_name: str) -> bytes:
     return from_wkt(text, 4326 if type_name == "geography" else 0, type_name == "geography")
 
 
+_OGC_NAMES = {v: k for k, v in _OGC.items()}
+
+
+def _number(v: float) -> str:
+    text = repr(v)
+    return text[:-2] if text.endswith(".0") else text
+
+
+def _invalid_spatial() -> SqlServerError:
+    return SqlServerError(6522, "24200: the geography or geometry bytes are not a valid serialization.")
+
+
+def _spatial_parts(data: bytes) -> tuple[list[tuple[float, float]], list[int], list[tuple[int, int, int]]]:
+    """(points, figure point offsets, shapes (parent, first figure, OGC type)) of a serialization."""
+    if len(data) < 6:
+        raise _invalid_spatial()
+    flags = data[5]
+    if flags & (_FLAG_SINGLE_POINT | _FLAG_SINGLE_LINE):
+        count = 1 if flags & _FLAG_SINGLE_POINT else 2
+        points = [struct.unpack_from("<dd", data, 6 + 16 * k) for k in range(count)]
+        return points, [0], [(-1, 0, 1 if count == 1 else 2)]
+    pos = 6
+    (n_points,) = struct.unpack_from("<i", data, pos)
+    points = [struct.unpack_from("<dd", data, pos + 4 + 16 * k) for k in range(n_points)]
+    pos += 4 + 16 * n_points + (8 * n_points if flags & 0x01 else 0) + (8 * n_points if flags & 0x02 else 0)
+    (n_figures,) = struct.unpack_from("<i", data, pos)
+    figures = [struct.unpack_from("<Bi", data, pos + 4 + 5 * k)[1] for k in range(n_figures)]
+    pos += 4 + 5 * n_figures
+    (n_shapes,) = struct.unpack_from("<i", data, pos)
+    shapes = [struct.unpack_from("<iiB", data, pos + 4 + 9 * k) for k in range(n_shapes)]
+    return points, figures, shapes
+
+
+def to_wkt(data: bytes, geography: bool) -> str:
+    """STAsText()/ToString(): well-known text of a serialization (geography writes longitude first)."""
+    points, figures, shapes = _spatial_parts(data)
+
+    def ring(f: int) -> str:
+        end = figures[f + 1] if f + 1 < len(figures) else len(points)
+        pts = [(b, a) if geography else (a, b) for a, b in points[figures[f] : end]]
+        return "(" + ", ".join(f"{_number(x)} {_number(y)}" for x, y in pts) + ")"
+
+    def shape(k: int, top: bool) -> str:
+        parent, first, kind = shapes[k]
+        children = [i for i, sh in enumerate(shapes) if sh[0] == k]
+        name = _OGC_NAMES.get(kind, "GEOMETRYCOLLECTION") + " " if top else ""
+        if kind in (4, 5, 6, 7):
+            inner = [shape(i, kind == 7) for i in children]
+            return name + ("(" + ", ".join(inner) + ")" if inner else "EMPTY")
+        if first < 0:
+            return name + "EMPTY"
+        last = shapes[k + 1][1] if k + 1 < len(shapes) and shapes[k + 1][1] >= 0 else len(figures)
+        rings = [ring(f) for f in range(first, last)]
+        return name + (rings[0] if kind in (1, 2) else "(" + ", ".join(rings) + ")")
+
+    return shape(0, True)
+
+
 # ---------------------------------------------------------------------------------------------- hierarchyid
 
 #: (lowest label, highest label, bit pattern): x = a bit of (label - lowest), most significant first;
@@ -294,9 +352,16 @@ def hierarchyid_text_array(values: pa.Array) -> pa.Array:
     return pa.array([None if v is None else hierarchyid_to_string(v) for v in values.to_pylist()], pa.string())
 
 
-def as_text(arg: exp.Expression) -> exp.Expression:
-    """A hierarchyid expression as its logical form, nvarchar(4000) as ToString() returns it."""
-    out = exp.Anonymous(this="__ss_hierarchyid_text", expressions=[arg])
+def _spatial_text_array(geography: bool) -> Any:
+    def text(values: pa.Array) -> pa.Array:
+        return pa.array([None if v is None else to_wkt(v, geography) for v in values.to_pylist()], pa.string())
+
+    return text
+
+
+def as_text(arg: exp.Expression, type_name: str) -> exp.Expression:
+    """A CLR value as the text ToString() returns: a hierarchyid's path, a spatial value's WKT."""
+    out = exp.Anonymous(this=f"__ss_{type_name}_text", expressions=[arg])
     out.meta["ss_type"] = SqlType("nvarchar", 4000)
     return out
 
@@ -304,16 +369,19 @@ def as_text(arg: exp.Expression) -> exp.Expression:
 def register_udfs(con: duckdb.DuckDBPyConnection) -> None:
     """The DuckDB functions the CLR types need."""
     udf: Any = con.create_function  # pyarrow UDFs are not in DuckDB's stub overloads
-    udf("__ss_hierarchyid_text", hierarchyid_text_array, [duckdb.sqltypes.BLOB], duckdb.sqltypes.VARCHAR, type="arrow")
+    blob, text = duckdb.sqltypes.BLOB, duckdb.sqltypes.VARCHAR
+    udf("__ss_hierarchyid_text", hierarchyid_text_array, [blob], text, type="arrow")
+    udf("__ss_geography_text", _spatial_text_array(True), [blob], text, type="arrow")
+    udf("__ss_geometry_text", _spatial_text_array(False), [blob], text, type="arrow")
 
 
 def to_string_edits(toks: list[Token]) -> list[tuple[int, int, str]]:
-    """`[t].[h].ToString()` -> (start, end, the column chain) to be put back as CAST(chain AS nvarchar(4000)),
-    which is what ToString() returns."""
+    """`[t].[h].ToString()`, `g.STAsText()` -> (start, end, the column chain) to be put back as
+    CAST(chain AS nvarchar(4000)), which gives the same text."""
     edits = []
     for i in range(2, len(toks) - 2):
         if not (
-            toks[i].text.lower() == "tostring"
+            toks[i].text.lower() in ("tostring", "stastext")
             and toks[i - 1].token_type == TokenType.DOT
             and toks[i + 1].token_type == TokenType.L_PAREN
             and toks[i + 2].token_type == TokenType.R_PAREN

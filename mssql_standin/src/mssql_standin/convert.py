@@ -158,8 +158,8 @@ class Conversions(TranslatorBase):
         const = arg.meta.get("ss_const", _NOCONST) if arg.meta else _NOCONST
         if src is not None and src.name == "sql_variant" and const is _NOCONST and t.name != "sql_variant":
             return self._convert_to(variant.as_text(arg), t, try_, style)  # the base value, through its text
-        if src is not None and src.name == "hierarchyid" and t.is_string:
-            return self._convert_to(clrtypes.as_text(arg), t, try_, style)  # ToString(): '/1/2/'
+        if src is not None and src.name in CLR_TYPES and t.is_string:
+            return self._convert_to(clrtypes.as_text(arg, src.name), t, try_, style)  # ToString(): '/1/2/', WKT
         if (
             const is not _NOCONST
             and not (src is not None and src.name in SPECIAL_STORAGE)
