@@ -295,3 +295,29 @@ def test_a_max_parameter_is_refused_as_sql_server_refuses_it(srv: ProcessServer)
     assert cur.fetchall()[0][0] == 42
     with pytest.raises(pytds.OperationalError, match="Operand type clash: nvarchar\\(max\\) is incompatible"):
         cur.execute("insert into paramv (id, v) values (%s, %s)", (2, "λ"))
+
+
+def test_cast_to_sql_variant_keeps_the_expression_type() -> None:
+    s = Engine("testdb").session()
+    list(s.execute("CREATE TABLE src (i int, d decimal(9, 3), c char(4), r real, d2 datetime2(3), t time(2), "
+                   "dto datetimeoffset(7), u uniqueidentifier, vb varbinary(4), m money)"))  # fmt: skip
+    list(s.execute("INSERT INTO src VALUES (7, 1.5, 'ab', 0.1, '2020-01-02 03:04:05.123', '01:02:03.45', "
+                   "'2020-01-02 03:04:05.1234567 -05:30', '6F9619FF-8B86-D011-B42D-00C04FC964FF', "
+                   "0x0102, 12.3456)"))  # fmt: skip
+    got = decoded(
+        s,
+        "SELECT SQL_VARIANT_PROPERTY(v, 'BaseType'), SQL_VARIANT_PROPERTY(v, 'Scale'), CAST(v AS nvarchar(60)) "
+        "FROM (SELECT CAST(i AS sql_variant) AS v FROM src UNION ALL SELECT CAST(d AS sql_variant) FROM src "
+        "UNION ALL SELECT CAST(c AS sql_variant) FROM src UNION ALL SELECT CAST(r AS sql_variant) FROM src "
+        "UNION ALL SELECT CAST(d2 AS sql_variant) FROM src UNION ALL SELECT CAST(t AS sql_variant) FROM src "
+        "UNION ALL SELECT CAST(dto AS sql_variant) FROM src UNION ALL SELECT CAST(u AS sql_variant) FROM src "
+        "UNION ALL SELECT CAST(vb AS sql_variant) FROM src UNION ALL SELECT CAST(m AS sql_variant) FROM src) x",
+    )
+    assert sorted(got) == sorted([
+        ("int", 0, "7"), ("decimal", 3, "1.500"), ("char", 0, "ab  "), ("real", 0, "0.1"),
+        ("datetime2", 3, "2020-01-02 03:04:05.123"), ("time", 2, "01:02:03.45"),
+        ("datetimeoffset", 7, "2020-01-02 03:04:05.1234567 -05:30"),
+        ("uniqueidentifier", 0, "6F9619FF-8B86-D011-B42D-00C04FC964FF"), ("varbinary", 0, "\u0201"),
+        ("money", 4, "12.35"),
+    ])  # fmt: skip
+    assert decoded(s, "SELECT SQL_VARIANT_PROPERTY(CAST(2.5 AS sql_variant), 'BaseType')") == [("numeric",)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from . import clrtypes, variant
+from . import clrtypes, variant_cast
 from .results import SqlServerError
 from .sqlexpr import _DAY_1900, _NOCONST, TranslatorBase, literal, storage_literal, type_of
 from .sqltext import SPECIAL_STORAGE, decode_type, syntax_error, unsupported
@@ -157,7 +157,10 @@ class Conversions(TranslatorBase):
         src = type_of(arg)
         const = arg.meta.get("ss_const", _NOCONST) if arg.meta else _NOCONST
         if src is not None and src.name == "sql_variant" and const is _NOCONST and t.name != "sql_variant":
-            return self._convert_to(variant.as_text(arg), t, try_, style)  # the base value, through its text
+            return self._convert_to(variant_cast.as_text(arg), t, try_, style)  # the base value, through its text
+        if t.name == "sql_variant" and src is not None and src.name != "sql_variant":
+            held = variant_cast.cast_constant(arg)  # the value keeps its own type as base type
+            return held if held is not None else variant_cast.cast_expression(arg, src)
         if src is not None and src.name in CLR_TYPES and t.is_string:
             return self._convert_to(clrtypes.as_text(arg, src.name), t, try_, style)  # ToString(): '/1/2/', WKT
         if (

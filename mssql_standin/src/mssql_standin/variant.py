@@ -24,8 +24,6 @@ from . import wire
 from .results import ColumnSpec, SqlServerError
 from .sqltext import unsupported
 from .types import (
-    TICKS_PER_DAY,
-    TICKS_PER_SECOND,
     SqlType,
     decimal_storage,
     guid_from_key,
@@ -50,7 +48,7 @@ BASE_NAMES = {v: k for k, v in BASE_TOKENS.items()}
 _FIXED = {"int", "bigint", "smallint", "tinyint", "bit", "float", "real", "money", "smallmoney", "datetime",
           "smalldatetime"}  # fmt: skip
 _TEXT = {"varchar", "char", "nvarchar", "nchar"}
-_BYTES = {"varbinary", "binary"}
+BYTE_TYPES = {"varbinary", "binary"}
 #: The body's large_binary type: it tells variant bodies from varbinary values (binary) inside the engine.
 BODY_TYPE = pa.large_binary()
 
@@ -103,7 +101,7 @@ def _properties(t: SqlType) -> bytes:
         return bytes([t.scale])
     if n in ("decimal", "numeric"):
         return bytes([t.precision, t.scale])
-    if n in _BYTES:
+    if n in BYTE_TYPES:
         return struct.pack("<H", t.length)
     if n in _TEXT:
         return wire.COLLATION + struct.pack("<H", t.max_length)
@@ -117,13 +115,13 @@ def _spec(t: SqlType) -> ColumnSpec:
 def encode(t: SqlType, stored: object) -> bytes:
     """The SSVARIANT_INSTANCE of a non-NULL value of base type t, given in t's storage form."""
     n = t.name
-    if n not in BASE_TOKENS or (n in _TEXT | _BYTES and t.length == -1):
+    if n not in BASE_TOKENS or (n in _TEXT | BYTE_TYPES and t.length == -1):
         raise _clash(t)
     value = stored
     if n == "uniqueidentifier" and isinstance(stored, (bytes, bytearray)):
         value = guid_from_key(bytes(stored)).bytes
     data = wire.encode_value(_spec(t), value)
-    if n in _TEXT | _BYTES:
+    if n in _TEXT | BYTE_TYPES:
         data = data[2:]
     elif n not in _FIXED:
         data = data[1:]
@@ -138,9 +136,9 @@ def from_value(v: object, dateformat: str = "mdy") -> bytes | None:
     if isinstance(v, Typed):
         if v.value is None:
             return None
-        if v.type.name == "sql_variant":
-            return from_value(v.value, dateformat)
-        t = _variant_base(v.type)
+        if v.type.name == "sql_variant":  # bytes here are a value already held as sql_variant (a variable's)
+            return bytes(v.value) if isinstance(v.value, (bytes, bytearray)) else from_value(v.value, dateformat)
+        t = variant_base(v.type)
         value = v.value if v.stored else scalar_to_storage(v.value, t, dateformat)
         return stored(encode(t, value))
     t = infer_base(v)
@@ -158,7 +156,7 @@ def result_array(arr: pa.Array) -> pa.Array:
     return pa.array([None if v is None else strip_key(v) for v in arr.to_pylist()], BODY_TYPE)
 
 
-def _variant_base(t: SqlType) -> SqlType:
+def variant_base(t: SqlType) -> SqlType:
     """The base type a value of declared type t keeps: sysname is nvarchar(128); (max), text, xml and the CLR
     types cannot be held (error 206, as SQL Server)."""
     if t.name == "sysname":
@@ -189,7 +187,7 @@ def decode(body: bytes) -> tuple[SqlType, object]:
         ti.collation = props.take(5)
         ti.max_length = props.u16()
         args = [str(ti.max_length // 2 if name.startswith("n") else ti.max_length)]
-    elif name in _BYTES:
+    elif name in BYTE_TYPES:
         ti.max_length = props.u16()
         args = [str(ti.max_length)]
     data = body[r.pos :]
@@ -224,7 +222,7 @@ def _total_bytes(t: SqlType, data_len: int) -> int:
     meta = {"decimal": 2, "numeric": 2, "time": 1, "datetime2": 1, "datetimeoffset": 1}.get(t.name, 0)
     if t.name in _TEXT:
         meta = 6
-    elif t.name in _BYTES:
+    elif t.name in BYTE_TYPES:
         meta = 2
     if t.name in ("decimal", "numeric"):
         data_len = decimal_storage(t.precision)
@@ -274,7 +272,7 @@ def typed_array(arr: pa.Array, t: SqlType) -> pa.Array:
     """A column of known type t (ResultSet conventions) as sql_variant bodies, each keeping t as base type."""
     if t.name == "sql_variant":
         return arr.cast(BODY_TYPE) if pa.types.is_binary(arr.type) else arr
-    base = _variant_base(t)
+    base = variant_base(t)
     values = to_storage_array(arr, base, "", "").to_pylist()
     return pa.array([None if v is None else encode(base, v) for v in values], BODY_TYPE)
 
@@ -304,7 +302,7 @@ def from_arrow(arr: pa.Array) -> pa.Array:
     return pa.array([from_value(v) for v in arr.to_pylist()], pa.binary())
 
 
-def _constant(node: exp.Expression) -> bytes | None:
+def constant_value(node: exp.Expression) -> bytes | None:
     """A constant expression of a known type as a stored sql_variant (KeyError: not a constant)."""
     t = node.meta.get("ss_type") if node.meta else None
     if not isinstance(t, SqlType) or "ss_const" not in (node.meta or {}):
@@ -316,7 +314,7 @@ def _constant(node: exp.Expression) -> bytes | None:
 def _key_of(node: exp.Expression) -> exp.Expression:
     t = node.meta.get("ss_type") if node.meta else None
     try:
-        held = _constant(node)
+        held = constant_value(node)
     except KeyError:
         if isinstance(t, SqlType) and t.name == "sql_variant":
             return exp.Anonymous(this="__ss_variant_key", expressions=[node])
@@ -359,7 +357,7 @@ def property_call(args: list[exp.Expression]) -> exp.Expression:
     if isinstance(t, SqlType) and t.name == "sql_variant":
         out: exp.Expression = exp.Anonymous(this="__ss_variant_property", expressions=[value, prop])
     elif isinstance(t, SqlType) and value.meta and "ss_const" in value.meta and "ss_const" in (prop.meta or {}):
-        held = _constant(value)
+        held = constant_value(value)
         body = property_value(strip_key(held), str(prop.meta["ss_const"])) if held is not None else None
         out = exp.Anonymous(this="unhex", expressions=[exp.Literal.string(stored(body).hex())]) if body else exp.Null()
     else:
@@ -373,74 +371,9 @@ def register_udfs(con: duckdb.DuckDBPyConnection) -> None:
     blob, text = duckdb.sqltypes.BLOB, duckdb.sqltypes.VARCHAR
     udf: Any = con.create_function  # pyarrow UDFs are not in DuckDB's stub overloads
     udf("__ss_variant_property", property_array, [blob, text], blob, type="arrow", null_handling="special")
-    udf("__ss_variant_text", text_array, [blob], text, type="arrow")
     udf("__ss_variant_key", key_array, [blob], blob, type="arrow")
+    from .variant_cast import of_bytes_array, of_text_array, text_array  # it builds on this module
 
-
-# ---------------------------------------------------------------------------------------------- as text
-
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-
-
-def _fraction(ticks: int, scale: int) -> str:
-    """'.fffffff' cut to the scale (none at scale 0), from 100 ns units within a second."""
-    return "." + f"{ticks:07d}"[:scale] if scale else ""
-
-
-def _clock(tod: int, scale: int) -> str:
-    seconds, frac = divmod(tod, TICKS_PER_SECOND)
-    return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" + _fraction(frac, scale)
-
-
-def _float_text(v: float, digits: int) -> str:
-    """float/real as CAST(... AS nvarchar) style 0 writes it: at most 6 significant digits, 3-digit exponents."""
-    text = f"{v:.{digits}g}"
-    if "e" in text:
-        mantissa, exponent = text.split("e")
-        text = f"{mantissa}e{exponent[0]}{int(exponent[1:]):03d}"
-    return text
-
-
-def text_of(body: bytes) -> str:
-    """A stored sql_variant as CAST(v AS nvarchar) gives it: its base value converted with style 0."""
-    t, v = decode(body)
-    n = t.name
-    if isinstance(v, bool):
-        return "1" if v else "0"
-    if n in ("float", "real"):
-        return _float_text(float(v), 6)  # type: ignore[arg-type]
-    if n in ("money", "smallmoney"):
-        return format(decimal.Decimal(v).quantize(decimal.Decimal("0.01"), decimal.ROUND_HALF_UP), "f")  # type: ignore[arg-type]
-    if isinstance(v, decimal.Decimal):
-        return format(v, "f")
-    if n in ("datetime", "smalldatetime") and isinstance(v, dt.datetime):
-        hour = v.hour % 12 or 12
-        return f"{_MONTHS[v.month - 1]} {v.day:2d} {v.year} {hour:2d}:{v.minute:02d}{'AM' if v.hour < 12 else 'PM'}"
-    if n == "time" and isinstance(v, int):
-        return _clock(v, t.scale)
-    if n == "datetime2" and isinstance(v, int):
-        day, tod = divmod(v, TICKS_PER_DAY)
-        return f"{(dt.date(1, 1, 1) + dt.timedelta(days=day)).isoformat()} {_clock(tod, t.scale)}"
-    if n == "datetimeoffset" and isinstance(v, dict):
-        offset = int(v["offset_min"])
-        day, tod = divmod(int(v["utc"]) + offset * 60 * TICKS_PER_SECOND, TICKS_PER_DAY)
-        sign, mins = ("-" if offset < 0 else "+"), abs(offset)
-        local = f"{(dt.date(1, 1, 1) + dt.timedelta(days=day)).isoformat()} {_clock(tod, t.scale)}"
-        return f"{local} {sign}{mins // 60:02d}:{mins % 60:02d}"
-    if n == "uniqueidentifier" and isinstance(v, bytes):
-        return str(uuid.UUID(bytes=v)).upper()
-    if isinstance(v, bytes):  # binary reinterpreted as UTF-16 characters, as a cast to nvarchar does
-        return v.decode("utf-16-le", errors="replace")
-    return str(v)
-
-
-def text_array(values: pa.Array) -> pa.Array:
-    """The DuckDB UDF behind CAST(sql_variant AS (n)varchar): BLOB -> VARCHAR."""
-    return pa.array([None if v is None else text_of(strip_key(v)) for v in values.to_pylist()], pa.string())
-
-
-def as_text(arg: exp.Expression) -> exp.Expression:
-    """A sql_variant expression as its nvarchar(4000) text (the base value converted, style 0)."""
-    out = exp.Anonymous(this="__ss_variant_text", expressions=[arg])
-    out.meta["ss_type"] = SqlType("nvarchar", 4000)
-    return out
+    udf("__ss_variant_text", text_array, [blob], text, type="arrow")
+    udf("__ss_variant_of_text", of_text_array, [text, text], blob, type="arrow")
+    udf("__ss_variant_of_bytes", of_bytes_array, [blob, text], blob, type="arrow")
