@@ -129,13 +129,13 @@ def test_hierarchyid_text_and_binary_casts(srv: ProcessServer) -> None:
     ).cursor()
     cur.execute(
         "select id, h.ToString(), g.h.ToString(), CAST(h AS nvarchar(100)), CONVERT(varchar(20), h), "
-        "CAST(geo AS varbinary(max)) from g order by id"
+        "CAST(geo AS varbinary(max)), DATALENGTH(h) from g order by id"
     )
     assert cur.fetchall() == [
-        (1, "/1/", "/1/", "/1/", "/1/", POINT),
-        (2, "/1/-2.18/", "/1/-2.18/", "/1/-2.18/", "/1/-2.18/", POINT),
-        (3, "/2/", "/2/", "/2/", "/2/", POINT),
-        (4, "/", "/", "/", "/", None),
+        (1, "/1/", "/1/", "/1/", "/1/", POINT, 1),
+        (2, "/1/-2.18/", "/1/-2.18/", "/1/-2.18/", "/1/-2.18/", POINT, 4),
+        (3, "/2/", "/2/", "/2/", "/2/", POINT, 1),
+        (4, "/", "/", "/", "/", None, 0),
     ]
 
 

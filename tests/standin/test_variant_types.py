@@ -258,6 +258,11 @@ def test_order_and_comparison_follow_the_type_families() -> None:
     assert ordered == [7, 9, 8, 21, 2, 3, 19, 17, 4, 23, 1, 22, 18, 12, 5, 11, 20, 10, 24, 16, 6, 13, 14, 15]
     assert rows(s, "SELECT id FROM v WHERE v = 5 ORDER BY id") == [(1,), (22,)]
     assert rows(s, "SELECT id FROM v WHERE v = N'XYZ'") == [(3,)]
+    assert rows(s, "SELECT id FROM v WHERE v IN (5, N'xyz') ORDER BY id") == [(1,), (3,), (22,)]
+    # DATALENGTH: the base value's bytes (int 4, nvarchar 2 per character, decimal(8,2) 5)
+    assert rows(s, "SELECT id, DATALENGTH(v) FROM v WHERE id IN (1, 2, 5, 7) ORDER BY id") == [
+        (1, 4), (2, 8), (5, 5), (7, None)
+    ]  # fmt: skip
     # 4.75e0 is approximate numeric, a family above every exact number: not between 4 and 6
     assert rows(s, "SELECT id FROM v WHERE v > 4 AND v < 6 ORDER BY id") == [(1,), (22,), (23,)]
     assert decoded(s, "SELECT MIN(v), MAX(v) FROM v") == [

@@ -273,8 +273,10 @@ class FunctionCalls(Conversions):
             body: exp.Expression = exp.Anonymous(this="__ss_utf16_bytes", expressions=[arg])
         elif t.is_string:
             body = exp.Length(this=arg)
-        elif t.name in ("binary", "varbinary", "image", "timestamp"):
+        elif t.name in ("binary", "varbinary", "image", "timestamp", "geography", "geometry", "hierarchyid"):
             body = exp.Anonymous(this="octet_length", expressions=[arg])
+        elif t.name == "sql_variant":  # the base value's bytes
+            body = exp.Anonymous(this="__ss_variant_datalength", expressions=[arg])
         else:
             size = {"decimal": None, "numeric": None}.get(t.name, t.max_length)
             if size is None:

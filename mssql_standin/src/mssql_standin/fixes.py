@@ -250,6 +250,9 @@ class NodeFixes(FunctionCalls):
         return node
 
     def _fix_in(self, node: exp.In) -> exp.Expression:
+        by_family = variant.compare_in(node)  # sql_variant: SQL Server's family rules
+        if by_family is not None:
+            return by_family
         t = type_of(node.this)
         if node.this.meta.get("ss_raw") and t is not None and node.expressions:
             convs = [self._const_to_storage(e, t) for e in node.expressions]

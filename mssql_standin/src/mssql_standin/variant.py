@@ -338,6 +338,25 @@ def compare(node: exp.Expression) -> exp.Expression | None:
     return node
 
 
+def compare_in(node: exp.In) -> exp.Expression | None:
+    """`v IN (5, N'x')` with a sql_variant v: keys against keys, as compare() does. None: not a sql_variant list."""
+    t = node.this.meta.get("ss_type") if node.this.meta else None
+    if not (isinstance(t, SqlType) and t.name == "sql_variant") or not node.expressions:
+        return None
+    node.set("this", _key_of(node.this))
+    node.set("expressions", [_key_of(e) for e in node.expressions])
+    return node
+
+
+def datalength_array(values: pa.Array) -> pa.Array:
+    """The DuckDB UDF __ss_variant_datalength: DATALENGTH of a stored sql_variant, its base value's bytes."""
+    out = []
+    for v in values.to_pylist():
+        body = strip_key(v) if v is not None else None
+        out.append(None if body is None else len(body) - 2 - body[1])
+    return pa.array(out, pa.int64())
+
+
 def key_array(values: pa.Array) -> pa.Array:
     """The DuckDB UDF __ss_variant_key: a stored sql_variant's comparison key."""
     out = []
@@ -372,6 +391,7 @@ def register_udfs(con: duckdb.DuckDBPyConnection) -> None:
     udf: Any = con.create_function  # pyarrow UDFs are not in DuckDB's stub overloads
     udf("__ss_variant_property", property_array, [blob, text], blob, type="arrow", null_handling="special")
     udf("__ss_variant_key", key_array, [blob], blob, type="arrow")
+    udf("__ss_variant_datalength", datalength_array, [blob], duckdb.sqltypes.BIGINT, type="arrow")
     from .variant_cast import of_bytes_array, of_text_array, text_array  # it builds on this module
 
     udf("__ss_variant_text", text_array, [blob], text, type="arrow")
