@@ -640,14 +640,8 @@ def scalar_to_storage(v: object, t: SqlType, dateformat: str = "mdy") -> object:
         else:
             sv = str(v)
         return sv if t.is_unicode else to_cp1252(sv)
-    if n == "sql_variant":
-        from . import variant
-
-        return variant.from_value(v, dateformat)
-    if n in CLR_TYPES and isinstance(v, str):
-        from . import clrtypes
-
-        return clrtypes.from_text(v, n)
+    if n == "sql_variant" or (n in CLR_TYPES and isinstance(v, str)):
+        return _variant_or_clr_scalar(v, n, dateformat)
     if n in BINARY_TYPES:
         if isinstance(v, str):
             return v.encode("cp1252", errors="replace")
@@ -669,6 +663,15 @@ def scalar_to_storage(v: object, t: SqlType, dateformat: str = "mdy") -> object:
     if n in ("date", "datetime", "smalldatetime", "datetime2", "datetimeoffset", "time"):
         return _temporal_scalar(v, t, dateformat)
     return str(v)
+
+
+def _variant_or_clr_scalar(v: object, type_name: str, dateformat: str) -> object:
+    """A value held as sql_variant (with its base type), or a string parsed as a CLR type (WKT, a path)."""
+    from . import clrtypes, variant  # both build on this module
+
+    if type_name == "sql_variant":
+        return variant.from_value(v, dateformat)
+    return clrtypes.from_text(str(v), type_name)
 
 
 def _to_int(v: object, t: SqlType) -> int:
