@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from mssql_standin import variant
 from mssql_standin.engine import Engine, EngineSession
 from mssql_standin.results import ResultSet
+from mssql_standin.types import make_type
 
 from .test_engine_types import err, result, rows, run
 
@@ -103,8 +105,9 @@ def test_sys_tables_columns_types(s: EngineSession) -> None:
 
 
 def test_identity_computed_defaults(s: EngineSession) -> None:
-    assert rows(s, "SELECT name, seed_value, increment_value, last_value FROM sys.identity_columns") == [
-        ("Id", 5, 2, 7)  # sql_variant holding int, as in SQL Server
+    got = rows(s, "SELECT name, seed_value, increment_value, last_value FROM sys.identity_columns")
+    assert [(r[0], *(variant.decode(v) for v in r[1:])) for r in got] == [
+        ("Id", *((make_type("int", []), n) for n in (5, 2, 7)))  # sql_variant holding int, as in SQL Server
     ]
     assert rows(s, "SELECT name, definition FROM sys.computed_columns") == [("Twice", "([Id]*(2))")]
     assert rows(s, "SELECT name, definition FROM sys.default_constraints ORDER BY parent_column_id")[0] == (

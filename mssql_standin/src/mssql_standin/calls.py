@@ -7,6 +7,7 @@ import datetime as dt
 
 from sqlglot import exp
 
+from . import variant
 from .binconv import string_prefix
 from .convert import Conversions, _raw_choice
 from .results import SqlServerError
@@ -116,6 +117,8 @@ class FunctionCalls(Conversions):
             )
             out.meta["ss_type"] = make_type("int", [])
             return out
+        if fn == "sql_variant_property":
+            return variant.property_call(args)
         if fn == "datalength":
             return self._datalength(args[0])
         if fn == "hashbytes":
@@ -317,8 +320,10 @@ class FunctionCalls(Conversions):
             body: exp.Expression = exp.Anonymous(this="__ss_utf16_bytes", expressions=[arg])
         elif t.is_string:
             body = exp.Length(this=arg)
-        elif t.name in ("binary", "varbinary", "image", "timestamp"):
+        elif t.name in ("binary", "varbinary", "image", "timestamp", "geography", "geometry", "hierarchyid"):
             body = exp.Anonymous(this="octet_length", expressions=[arg])
+        elif t.name == "sql_variant":  # the base value's bytes
+            body = exp.Anonymous(this="__ss_variant_datalength", expressions=[arg])
         else:
             size = {"decimal": None, "numeric": None}.get(t.name, t.max_length)
             if size is None:

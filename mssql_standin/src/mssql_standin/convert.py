@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlglot import exp
 
+from . import clrtypes, variant_cast
 from .binconv import (
     BINARY_SOURCES,
     INT_BYTES,
@@ -19,7 +20,15 @@ from .functions import utf16_prefix
 from .results import SqlServerError
 from .sqlexpr import _DAY_1900, _NOCONST, TranslatorBase, literal, storage_literal, type_of
 from .sqltext import SPECIAL_STORAGE, decode_type, syntax_error, unsupported
-from .types import TICKS_PER_DAY, TICKS_PER_SECOND, SqlType, out_of_range, parse_type, scalar_to_storage
+from .types import (
+    CLR_TYPES,
+    TICKS_PER_DAY,
+    TICKS_PER_SECOND,
+    SqlType,
+    out_of_range,
+    parse_type,
+    scalar_to_storage,
+)
 
 
 def _raw_choice(node: exp.Expression, values: list[exp.Expression | None]) -> bool:
@@ -193,10 +202,29 @@ class Conversions(TranslatorBase):
         style = args[2].meta.get("ss_const") if len(args) > 2 and args[2].meta else None
         return self._convert_to(args[1], t, try_, style)
 
+    def _variant_or_clr(
+        self, arg: exp.Expression, src: SqlType | None, t: SqlType, try_: bool, style: object, const: bool
+    ) -> exp.Expression | None:
+        """CASTs from sql_variant (the base value, through its text), to sql_variant (the source type kept as base
+        type) and from CLR types to text (ToString()); None for every other CAST."""
+        if src is None:
+            return None
+        if src.name == "sql_variant" and not const and t.name != "sql_variant":
+            return self._convert_to(variant_cast.as_text(arg), t, try_, style)
+        if t.name == "sql_variant" and src.name != "sql_variant":
+            held = variant_cast.cast_constant(arg)  # the value keeps its own type as base type
+            return held if held is not None else variant_cast.cast_expression(arg, src)
+        if src.name in CLR_TYPES and t.is_string:
+            return self._convert_to(clrtypes.as_text(arg, src.name), t, try_, style)  # ToString(): '/1/2/', WKT
+        return None
+
     def _convert_to(self, arg: exp.Expression, t: SqlType, try_: bool, style: object) -> exp.Expression:
         body: exp.Expression
         src = type_of(arg)
         const = arg.meta.get("ss_const", _NOCONST) if arg.meta else _NOCONST
+        special = self._variant_or_clr(arg, src, t, try_, style, const is not _NOCONST)
+        if special is not None:
+            return special
         if (
             const is not _NOCONST
             and not (src is not None and src.name in SPECIAL_STORAGE)
@@ -365,7 +393,9 @@ class Conversions(TranslatorBase):
                     hexed = exp.DPipe(this=hexed, expression=exp.Literal.string("00" * (t.length - 16)), safe=False)
                 out = exp.Anonymous(this="unhex", expressions=[hexed])
         elif n in ("binary", "varbinary"):
-            if src is None or not (src.is_string or src.name in BINARY_SOURCES or src.name in INT_BYTES):
+            if src is None or not (
+                src.is_string or src.name in BINARY_SOURCES or src.name in INT_BYTES or src.name in CLR_TYPES
+            ):
                 raise unsupported(f"CAST of {src.name if src else 'expression'} to {n}")
             out = bytes_cast(native, src, t)
         else:

@@ -41,7 +41,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlglot.tokens import TokenType
 
-from . import persist
+from . import clrtypes, persist, variant
 from .functions import register_string_codecs
 from .handlers.bulk import BulkStatements
 from .handlers.ddl import DdlStatements
@@ -172,6 +172,8 @@ class Engine:
         udf("__ss_hash_b", _udf_hash(None), [v, b], b, type="arrow")
         udf("__ss_utf16_bytes", _udf_utf16_bytes, [v], i, type="arrow")
         register_string_codecs(self.con)
+        variant.register_udfs(self.con)
+        clrtypes.register_udfs(self.con)
         self.con.execute("CREATE SCHEMA IF NOT EXISTS dbo; CREATE SCHEMA IF NOT EXISTS guest")
         self.catalog = Catalog()
         self.lock = threading.RLock()

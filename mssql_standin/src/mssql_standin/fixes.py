@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlglot import exp
 
+from . import variant
 from .convert import _raw_choice
 from .numeric import NumericFixes, _as_int
 from .results import SqlServerError
@@ -69,6 +70,9 @@ class NodeFixes(NumericFixes):
         return out
 
     def _compare(self, node: exp.Expression) -> exp.Expression:
+        by_family = variant.compare(node)  # sql_variant: SQL Server's family rules (variant_order.py)
+        if by_family is not None:
+            return by_family
         a, b = node.this, node.expression
         ra, rb = bool(a.meta.get("ss_raw")), bool(b.meta.get("ss_raw"))
         ta, tb = type_of(a), type_of(b)
@@ -287,6 +291,9 @@ class NodeFixes(NumericFixes):
         return node
 
     def _fix_in(self, node: exp.In) -> exp.Expression:
+        by_family = variant.compare_in(node)  # sql_variant: SQL Server's family rules
+        if by_family is not None:
+            return by_family
         t = type_of(node.this)
         if node.this.meta.get("ss_raw") and t is not None and node.expressions:
             convs = [self._const_to_storage(e, t) for e in node.expressions]

@@ -10,6 +10,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .clrtypes import USER_TYPE_IDS
 from .results import SqlServerError
 from .sqltext import unsupported
 from .types import TYPE_IDS, SqlType, make_type, parse_type, scalar_to_storage
@@ -101,10 +102,12 @@ def function_value(s: SessionCore, fn: str, args: list[object]) -> tuple[SqlType
     if fn == "type_name":
         rev = {v: k for k, v in TYPE_IDS.items() if k != "sysname"}
         rev[256] = "sysname"
+        rev.update({uid: name for name, uid in USER_TYPE_IDS.items()})
         return nv, rev.get(int(args[0])) if args[0] is not None else None  # type: ignore[call-overload]
     if fn == "type_id":
         try:
-            return make_type("int", []), TYPE_IDS[parse_type(str(args[0])).name]
+            name = parse_type(str(args[0])).name
+            return make_type("int", []), USER_TYPE_IDS.get(name, TYPE_IDS[name])
         except SqlServerError:
             return make_type("int", []), None
     if fn == "db_name":

@@ -465,8 +465,8 @@ class SessionCore:
             arr = arr.cast(pa.string())
             if arr.type == target:
                 return arr
-        if t.name == "sql_variant" and (pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type)):
-            return arr  # the wire sends a sql_variant with the base type of its Arrow type
+        if t.name == "sql_variant":
+            return storage_to_result(arr, t)  # stored values; catalog numbers and text keep their Arrow type
         if t.is_string and not pa.types.is_string(arr.type):
             return pc.cast(arr, pa.string()) if not pa.types.is_binary(arr.type) else arr.cast(pa.string())
         if pa.types.is_decimal(target) and pa.types.is_decimal(arr.type):

@@ -13,6 +13,7 @@ from sqlglot.dialects.tsql import TSQL
 from sqlglot.errors import ParseError, TokenError
 from sqlglot.tokens import Token, TokenType
 
+from .clrtypes import static_call_edits, to_string_edits
 from .results import SqlServerError
 from .types import KNOWN_TYPES, SqlType, parse_type
 
@@ -196,6 +197,7 @@ def _cte_done(cur: list[Token]) -> bool:
 
 
 _KEEP_FUNCS = {
+    "sql_variant_property",
     "sysdatetime",
     "sysutcdatetime",
     "getutcdate",
@@ -316,6 +318,10 @@ def pre_rewrite(sql: str, toks: list[Token]) -> str:
             if low in _KEEP_FUNCS and not inside_type and (i == 0 or toks[i - 1].token_type != TokenType.DOT):
                 edits.append((t.start, t.end, f"__ss_fn_{low}"))
         i += 1
+    for start, end, value in static_call_edits(toks):  # geography::Point(...) and friends: their serialization
+        edits.append((start, end, "0x" + value.hex().upper() if value else _EMPTY_BINARY))
+    for start, end, chain in to_string_edits(toks):  # h.ToString(): the CAST that gives the same text
+        edits.append((start, end, f"CAST({chain} AS {encode_type(SqlType('nvarchar', 4000))})"))
     if not edits:
         return sql
     base = toks[0].start if toks else 0  # token positions count from the start of the whole batch

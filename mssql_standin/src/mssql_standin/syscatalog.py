@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
+from . import variant
+from .clrtypes import USER_TYPE_IDS
 from .types import TYPE_IDS, SqlType, arrow_type, decimal_storage, make_type
 
 SCHEMA_IDS = {"dbo": 1, "guest": 2, "INFORMATION_SCHEMA": 3, "sys": 4}
@@ -222,9 +224,10 @@ def _types_rows(cat: Catalog, ctx: ViewContext) -> list[tuple[object, ...]]:
         }.get(name, t.max_length)
         prec = {"decimal": 38, "numeric": 38, "time": 16, "datetime2": 27, "datetimeoffset": 34}.get(name, t.precision)
         scale = {"time": 7, "datetime2": 7, "datetimeoffset": 7}.get(name, t.scale)
-        uid = 256 if name == "sysname" else tid
+        uid = 256 if name == "sysname" else USER_TYPE_IDS.get(name, tid)
         coll = "SQL_Latin1_General_CP1_CI_AS" if t.is_string and name != "xml" else None
-        rows.append((name, tid, uid, 4, 1, max_len, prec, scale, coll, True, False, False))
+        clr = name in USER_TYPE_IDS  # the CLR types: assembly types in schema sys, is_user_defined 1 as SQL Server
+        rows.append((name, tid, uid, 4, 1, max_len, prec, scale, coll, True, clr, clr))
     return rows
 
 
@@ -242,7 +245,7 @@ def _columns_rows(cat: Catalog, ctx: ViewContext) -> list[tuple[object, ...]]:
                     c.name,
                     c.column_id,
                     tid,
-                    tid,
+                    USER_TYPE_IDS.get(ty.name, tid),
                     ty.max_length,
                     prec,
                     ty.scale,
@@ -499,7 +502,7 @@ def _index_row_width(t: Table, index_id: int) -> int:
     return min(width, 8060)
 
 
-VARIABLE_TYPES = {"varchar", "nvarchar", "varbinary", "xml", "sql_variant"}
+VARIABLE_TYPES = {"varchar", "nvarchar", "varbinary", "xml", "sql_variant", *USER_TYPE_IDS}
 LOB_TYPES = {"text", "ntext", "image"}
 
 
@@ -519,10 +522,8 @@ def data_bytes_sql(t: Table) -> str:
             fixed += type_for_storage(ty)
             continue
         col = quote(c.name)
-        if ty.name in ("varbinary", "image"):
+        if ty.name in ("varbinary", "image", "sql_variant") or ty.name in USER_TYPE_IDS:
             size = f"octet_length({col})"
-        elif ty.name == "sql_variant":
-            size = f"strlen({col})"
         else:
             size = f"{2 if ty.is_unicode else 1} * length({col})"
         if ty.name in LOB_TYPES:
@@ -799,13 +800,6 @@ VIEWS["sys.views"] = ViewDef(VIEWS["sys.objects"].columns, _views_rows)
 VIEWS["sys.system_columns"] = ViewDef(VIEWS["sys.columns"].columns, lambda c, x: [])
 
 
-def _variant_arrow(vals: list[object]) -> pa.DataType:
-    """A sql_variant column holds whole numbers as BIGINT (sent with an int base type), anything else as text."""
-    if all(v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in vals):
-        return pa.int64()
-    return pa.string()
-
-
 def view_arrow(name: str, cat: Catalog, ctx: ViewContext) -> pa.Table:
     """Materialise one catalog view as an Arrow table in storage form."""
     v = VIEWS[name]
@@ -813,8 +807,8 @@ def view_arrow(name: str, cat: Catalog, ctx: ViewContext) -> pa.Table:
     arrays = []
     for k, (_cname, ty) in enumerate(v.columns):
         vals = [r[k] for r in rows]
-        at = arrow_type(ty) if ty.name != "sql_variant" else _variant_arrow(vals)
-        arrays.append(pa.array(vals, at))
+        # a sql_variant holds its value with a base type (int, or bigint beyond int; text as nvarchar), as tables do
+        arrays.append(variant.stored_array(vals) if ty.name == "sql_variant" else pa.array(vals, arrow_type(ty)))
     return pa.Table.from_arrays(arrays, names=[c for c, _ in v.columns])
 
 

@@ -7,7 +7,9 @@ DuckDB cannot hold every SQL Server type as-is, so some are stored in the form t
 - uniqueidentifier: 16-byte BLOB in SQL Server's *comparison* byte order (bytes 10-15 first), so DuckDB's
   byte-wise ORDER BY, MIN/MAX and range predicates give SQL Server's answers;
 - datetime / smalldatetime: TIMESTAMP already rounded to SQL Server's grid (1/300 s, 1 minute);
-- tinyint: UTINYINT; money: DECIMAL(19,4); smallmoney: DECIMAL(10,4); rowversion: 8-byte BLOB.
+- tinyint: UTINYINT; money: DECIMAL(19,4); smallmoney: DECIMAL(10,4); rowversion: 8-byte BLOB;
+- sql_variant: BLOB holding the value with its base type (variant.py); geography, geometry, hierarchyid: BLOB
+  of SQL Server's own serialization (clrtypes.py).
 
 Conversions raise SqlServerError with SQL Server's numbers and texts (245, 2628, 8115, 220, 241, 242).
 """
@@ -85,10 +87,15 @@ KNOWN_TYPES = {
     "image",
     "sysname",
     "sql_variant",
+    "geography",
+    "geometry",
+    "hierarchyid",
 }
+#: SQL Server's CLR (assembly) types, held as their serialization
+CLR_TYPES = {"geography", "geometry", "hierarchyid"}
 STRING_TYPES = {"char", "varchar", "nchar", "nvarchar", "text", "ntext", "xml", "sysname"}
 UNICODE_TYPES = {"nchar", "nvarchar", "ntext", "xml", "sysname"}
-BINARY_TYPES = {"binary", "varbinary", "image", "timestamp"}
+BINARY_TYPES = {"binary", "varbinary", "image", "timestamp", *CLR_TYPES}
 INT_RANGES = {
     "tinyint": (0, 255),
     "smallint": (-(2**15), 2**15 - 1),
@@ -128,6 +135,9 @@ TYPE_IDS = {
     "nchar": 239,
     "xml": 241,
     "sysname": 231,
+    "hierarchyid": 240,
+    "geometry": 240,
+    "geography": 240,
 }
 
 
@@ -158,8 +168,10 @@ class SqlType:
             return self.length
         if n in ("nchar", "nvarchar"):
             return -1 if self.length == -1 else self.length * 2
-        if n == "xml":
+        if n == "xml" or n in ("geography", "geometry"):
             return -1
+        if n == "hierarchyid":
+            return 892
         if n in ("decimal", "numeric"):
             return decimal_storage(self.precision)
         return _FIXED_LENGTH.get(n, 0) if n not in ("time", "datetime2", "datetimeoffset") else _temporal_len(self)
@@ -274,6 +286,8 @@ def make_type(name: str, args: list[str]) -> SqlType:
         return SqlType("real", 0, 24)
     if name in ("text", "ntext", "image", "xml"):
         return SqlType(name, -1 if name == "xml" else 2**31 - 1)
+    if name in CLR_TYPES:
+        return SqlType(name, 892 if name == "hierarchyid" else -1)
     prec = {
         "int": 10,
         "bigint": 19,
@@ -325,7 +339,7 @@ def duck_type(t: SqlType) -> str:
         "datetime2": "BIGINT",
         "datetimeoffset": "STRUCT(utc BIGINT, offset_min SMALLINT)",
         "uniqueidentifier": "BLOB",
-        "sql_variant": "VARCHAR",
+        "sql_variant": "BLOB",
     }
     if n in simple:
         return simple[n]
@@ -341,6 +355,8 @@ def arrow_type(t: SqlType) -> pa.DataType:
     n = t.name
     if n in ("decimal", "numeric"):
         return pa.decimal128(t.precision, t.scale)
+    if n == "sql_variant":
+        return pa.large_binary()  # stored sql_variants (variant.py); plain binary would be varbinary values
     return {
         "int": pa.int32(),
         "bigint": pa.int64(),
@@ -624,6 +640,8 @@ def scalar_to_storage(v: object, t: SqlType, dateformat: str = "mdy") -> object:
         else:
             sv = str(v)
         return sv if t.is_unicode else to_cp1252(sv)
+    if n == "sql_variant" or (n in CLR_TYPES and isinstance(v, str)):
+        return _variant_or_clr_scalar(v, n, dateformat)
     if n in BINARY_TYPES:
         if isinstance(v, str):
             return v.encode("cp1252", errors="replace")
@@ -645,6 +663,15 @@ def scalar_to_storage(v: object, t: SqlType, dateformat: str = "mdy") -> object:
     if n in ("date", "datetime", "smalldatetime", "datetime2", "datetimeoffset", "time"):
         return _temporal_scalar(v, t, dateformat)
     return str(v)
+
+
+def _variant_or_clr_scalar(v: object, type_name: str, dateformat: str) -> object:
+    """A value held as sql_variant (with its base type), or a string parsed as a CLR type (WKT, a path)."""
+    from . import clrtypes, variant  # both build on this module
+
+    if type_name == "sql_variant":
+        return variant.from_value(v, dateformat)
+    return clrtypes.from_text(str(v), type_name)
 
 
 def _to_int(v: object, t: SqlType) -> int:
@@ -727,6 +754,10 @@ def to_storage_array(arr: pa.Array | pa.ChunkedArray, t: SqlType, table: str, co
         arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
     n = t.name
     at = arr.type
+    if n == "sql_variant":
+        from . import variant
+
+        return variant.from_arrow(arr)
     if pa.types.is_null(at):
         return pa.nulls(len(arr), _storage_arrow(t))
     if pa.types.is_dictionary(at):
@@ -801,7 +832,7 @@ def to_storage_array(arr: pa.Array | pa.ChunkedArray, t: SqlType, table: str, co
 
 def _storage_arrow(t: SqlType) -> pa.DataType:
     n = t.name
-    if n == "uniqueidentifier":
+    if n in ("uniqueidentifier", "sql_variant"):
         return pa.binary()
     return arrow_type(t)
 
@@ -938,9 +969,13 @@ def _utc_in_range(utc: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
 
 
 def storage_to_result(arr: pa.Array, t: SqlType) -> pa.Array:
-    """Storage column -> ResultSet conventions (only GUIDs differ)."""
+    """Storage column -> ResultSet conventions (GUIDs differ; stored sql_variants travel as large_binary)."""
     if t.name == "uniqueidentifier" and (pa.types.is_binary(arr.type) or pa.types.is_large_binary(arr.type)):
         return guid_rfc_from_keys(arr)
+    if t.name == "sql_variant" and (pa.types.is_binary(arr.type) or pa.types.is_binary_view(arr.type)):
+        from . import variant
+
+        return variant.result_array(arr.cast(pa.binary()))  # the stored comparison key comes off
     return arr
 
 

@@ -595,7 +595,31 @@ def type_info(spec: ColumnSpec) -> bytes:
         return out + b"\x01" + _us_varchar("T")
     if t == "sql_variant":
         return bytes([T_VARIANT]) + struct.pack("<I", 8016)
+    if t in UDT_ASSEMBLIES:
+        return udt_type_info(t)
     raise ValueError(f"no TDS type for {spec.type_name!r}")
+
+
+#: SQL Server's CLR types: the assembly-qualified names sent in UDT_INFO (MS-TDS 2.2.5.5.2)
+UDT_ASSEMBLIES = {
+    name: f"Microsoft.SqlServer.Types.{cls}, Microsoft.SqlServer.Types, Version=11.0.0.0, Culture=neutral, "
+    "PublicKeyToken=89845dcd8080cc91"
+    for name, cls in (("geography", "SqlGeography"), ("geometry", "SqlGeometry"), ("hierarchyid", "SqlHierarchyId"))
+}
+
+
+def udt_type_info(t: str) -> bytes:
+    """UDTTYPE with UDT_INFO: max byte size (0xFFFF for the unlimited spatial types), database, schema, type name,
+    assembly-qualified name."""
+    max_size = 892 if t == "hierarchyid" else 0xFFFF
+    return (
+        bytes([T_UDT])
+        + struct.pack("<H", max_size)
+        + _b_varchar("")
+        + _b_varchar("sys")
+        + _b_varchar(t)
+        + _us_varchar(UDT_ASSEMBLIES[t])
+    )
 
 
 def _scale(spec: ColumnSpec) -> int:
@@ -898,10 +922,22 @@ def _variant_numbers(arr: pa.Array) -> Segment:
     return Var([pa.array(out, pa.large_binary())])
 
 
+def _variant_bodies(arr: pa.Array, valid: np.ndarray | None) -> Segment:
+    """Stored sql_variants (variant.py: SSVARIANT_INSTANCE bytes) behind their 4-byte length; NULL is length 0."""
+    data, offs = _string_parts(arr)
+    lengths = np.diff(offs)
+    head = _le_bytes(lengths, 4).copy()
+    if valid is not None:
+        head[~valid] = 0
+    return Var([_fixed_to_binary(Fixed(np.ascontiguousarray(head))), _large_binary(data, offs)])
+
+
 def _encode_var_column(spec: ColumnSpec, arr: pa.Array, t: str, valid: np.ndarray | None) -> Segment:
     n = len(arr)
     if t == "sql_variant" and (pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type)):
         return _variant_numbers(arr)
+    if t == "sql_variant" and (pa.types.is_binary(arr.type) or pa.types.is_large_binary(arr.type)):
+        return _variant_bodies(arr, valid)
     data, offs = _var_parts(arr, t, spec.collation)
     lengths = np.diff(offs)
     data_arr = _large_binary(data if isinstance(data, bytes) else np.asarray(data), offs)
@@ -922,7 +958,7 @@ def _encode_var_column(spec: ColumnSpec, arr: pa.Array, t: str, valid: np.ndarra
         head[:, 25:29] = _le_bytes(lengths, 4)
         head[is_null, 0] = 0
         return Var([_fixed_to_binary(Fixed(head, np.where(is_null, 1, 29))), data_arr])
-    plp = spec.length == -1 or t == "xml"
+    plp = spec.length == -1 or t == "xml" or t in UDT_ASSEMBLIES  # UDT values are always PLP, whatever their max size
     if not plp:
         head = _le_bytes(lengths, 2).copy()
         head[is_null] = 0xFF
@@ -1016,7 +1052,7 @@ def arrow_type(spec: ColumnSpec) -> pa.DataType:
         return pa.decimal128(19, 4)
     if t == "smallmoney":
         return pa.decimal128(10, 4)
-    if t in ("binary", "varbinary", "timestamp", "image"):
+    if t in ("binary", "varbinary", "timestamp", "image") or t in UDT_ASSEMBLIES:
         return pa.binary()
     return pa.string()
 
@@ -1122,13 +1158,14 @@ def read_type_info(r: Reader, in_colmetadata: bool = False) -> TypeInfo:
             r.us_varchar()
     elif code == T_VARIANT:
         ti.max_length = r.u32()
-    elif code == T_UDT:
-        ti.max_length = r.u16()
+    elif code == T_UDT:  # UDT_INFO_IN_COLMETADATA has a max size and the assembly name; UDT_INFO_IN_RPC does not
+        ti.max_length = r.u16() if in_colmetadata else 0xFFFF
         r.b_varchar()
         r.b_varchar()
         r.b_varchar()
-        r.us_varchar()
-        ti.plp = True
+        if in_colmetadata:
+            r.us_varchar()
+        ti.plp = True  # a UDT value is always PLP (PARTLENTYPE)
         ti.code = T_BIGVARBINARY
     else:
         raise ProtocolError(f"unsupported TDS type 0x{code:02x}")
@@ -1389,11 +1426,24 @@ def _row_reader(ti: TypeInfo) -> ValueReader:
 
         return short
 
+    if c == T_VARIANT:  # kept as the SSVARIANT_INSTANCE bytes: the value keeps its base type (variant.py)
+
+        def variant(buf: bytes, pos: int) -> tuple[object, int]:
+            n = _U32.unpack_from(buf, pos)[0]
+            return (buf[pos + 4 : pos + 4 + n] if n else None), pos + 4 + n
+
+        return variant
+
     def generic(buf: bytes, pos: int) -> tuple[object, int]:
         r = Reader(buf, pos)
         return read_value(r, ti, in_row=True), r.pos
 
     return generic
+
+
+def _bulk_arrow_type(spec: ColumnSpec) -> pa.DataType:
+    """sql_variant values arrive as their SSVARIANT_INSTANCE bytes: large_binary, the engine's form of them."""
+    return pa.large_binary() if spec.type_name == "sql_variant" else arrow_type(spec)
 
 
 def read_bulk_rows(payload: bytes) -> tuple[list[ColumnSpec], pa.RecordBatch]:
@@ -1436,11 +1486,11 @@ def read_bulk_rows(payload: bytes) -> tuple[list[ColumnSpec], pa.RecordBatch]:
     specs = [spec for spec, _ti in cols]
     arrays = []
     for spec, vals in zip(specs, values, strict=True):
-        arrays.append(pa.array(vals, type=arrow_type(spec)))
+        arrays.append(pa.array(vals, type=_bulk_arrow_type(spec)))
     fields = [
         pa.field(
             s.name,
-            arrow_type(s),
+            _bulk_arrow_type(s),
             nullable=True,
             metadata={
                 "type_name": s.type_name,

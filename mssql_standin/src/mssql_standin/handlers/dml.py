@@ -10,7 +10,7 @@ import pyarrow as pa
 from sqlglot import exp
 from sqlglot.tokens import TokenType
 
-from .. import ddl
+from .. import ddl, variant
 from ..results import Result, RowCount, SqlServerError
 from ..session import Stored, fetch_first, sql_string, storage_arrow_type
 from ..sqlexpr import Context, Source, duck_sql, type_of
@@ -115,7 +115,11 @@ class DmlStatements(OutputStatements):
             arrays = []
             for i, c in enumerate(cols):
                 ty = c.type or type_from_arrow(tbl.schema.field(i).type)
-                arrays.append(self._to_result(tbl.column(i).combine_chunks(), ty))
+                arr = self._to_result(tbl.column(i).combine_chunks(), ty)
+                target_col = t.col(names[i])
+                if target_col is not None and target_col.type.name == "sql_variant" and c.type is not None:
+                    arr = variant.typed_array(arr, c.type)  # each value keeps its source type as base type
+                arrays.append(arr)
             n = self.insert_arrow(t, names, arrays, rows=tbl.num_rows)
         else:
             raise unsupported("this INSERT form")
@@ -154,6 +158,8 @@ class DmlStatements(OutputStatements):
                 return None
             names = [x.name for x in t.columns if x.computed is None and not x.is_rowversion and x.identity is None]
         types = [t.column(n).type for n in names]
+        if any(ty.name == "sql_variant" for ty in types):  # the general path knows each literal's type: its base type
+            return None
         cols: list[list[object]] = [[] for _ in names]
         toks = c.toks
         i = c.i
@@ -241,6 +247,9 @@ class DmlStatements(OutputStatements):
                     tr.ctx.views.clear()
                     val = self._scalar_node(node, ctx)
                     cols[k].append(val)
+                if col_types[k].name == "sql_variant" and nt is not None:  # the value's type is its base type
+                    v = cols[k][-1]
+                    cols[k][-1] = variant.Typed(nt, v.value, True) if isinstance(v, Stored) else variant.Typed(nt, v)
         arrays = []
         for k, ty in enumerate(col_types):
             vals = [
