@@ -71,6 +71,11 @@ def _may_be_empty_binary(column: Column) -> bool:
     return column.logical.kind == "binary" and not column.logical.fixed
 
 
+_NOT_BULK_COPIED = ("datetimeoffset", "geography", "geometry", "hierarchyid")
+"""Column types mssql-python's Arrow bulk copy does not write ("Cannot map Arrow column ... to SQL column ...
+(Udt)" for the CLR types, measured against the stand-in's UDT metadata, which is SQL Server's)."""
+
+
 def _empty_binary_possible(table: Table) -> bool:
     return any(_may_be_empty_binary(c) for c in table.copy_columns)
 
@@ -240,12 +245,13 @@ class MssqlTarget(MssqlDdl, Target):
     def _writer_for(self, table: Table) -> str:
         """The URL's writer, except where it cannot carry a value class the table may hold (a BULK INSERT file
         loads an empty varbinary as NULL: such tables go through the bulk copy, see write_notes), and that
-        datetimeoffset from SQL Server travels as text (instant and offset), which the bulk copy's Arrow writer
-        does not take: such tables go through INSERT, exactly."""
+        datetimeoffset from SQL Server travels as text (instant and offset), and geography/geometry/hierarchyid
+        columns are CLR types, neither of which the bulk copy's Arrow writer takes: such tables go through INSERT,
+        exactly."""
         writer = self.u.writer
         if _empty_binary_possible(table) and not self._carries(writer).empty_binary:
             writer = "bulkcopy"
-        if writer == "bulkcopy" and any(base_name(c.native_type) == "datetimeoffset" for c in table.columns):
+        if writer == "bulkcopy" and any(base_name(c.native_type) in _NOT_BULK_COPIED for c in table.columns):
             return "insert"
         return writer
 

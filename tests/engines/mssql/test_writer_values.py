@@ -37,6 +37,12 @@ TEXT_ROWS = (
     "(3, N'\"q\", c' + NCHAR(10), 'x,y', N'ü 😀')",
 )
 NUL_ROWS = ("(1, N'a' + NCHAR(0) + N'b', 'c' + CHAR(0) + 'd')", "(2, NCHAR(0), CHAR(0))")
+CLR_ROWS = (
+    "(1, geography::Point(47.65, -122.35, 4326), geometry::Point(1, 2, 0), hierarchyid::Parse('/1/2/'))",
+    "(2, NULL, NULL, NULL)",
+    "(3, geography::STGeomFromText('LINESTRING(-122.36 47.656, -122.343 47.656)', 4326), "
+    "geometry::STGeomFromText('POLYGON((0 0, 3 0, 3 3, 0 0))', 0), hierarchyid::GetRoot())",
+)
 VARIANT_ROWS = ("(1, 42)", "(2, N'text')", "(3, NULL)", "(4, N'')", "(5, -7)", "(6, N'ü 😀')")
 
 
@@ -55,6 +61,8 @@ def source(mssql_source_server: Server) -> Server:
         f"INSERT INTO vals.nul (id, n, v) VALUES {', '.join(NUL_ROWS)}",
         "CREATE TABLE vals.variant (id int NOT NULL PRIMARY KEY, x sql_variant NULL)",
         f"INSERT INTO vals.variant (id, x) VALUES {', '.join(VARIANT_ROWS)}",
+        "CREATE TABLE vals.clr (id int NOT NULL PRIMARY KEY, g geography NULL, gm geometry NULL, h hierarchyid NULL)",
+        f"INSERT INTO vals.clr (id, g, gm, h) VALUES {', '.join(CLR_ROWS)}",
     )
     return s
 
@@ -143,6 +151,27 @@ def test_bulk_insert_refuses_nul_by_name_and_loads_nothing(source: Server, mssql
         "use writer=bulkcopy or writer=insert"
     )
     assert mssql_target_server.rows("SELECT COUNT(*) FROM vals.nul") == [(0,)]
+
+
+@pytest.mark.parametrize("writer", ["bulkcopy", "insert"])
+def test_clr_types_arrive_as_the_same_bytes(source: Server, mssql_target_server: Server, writer: str) -> None:
+    """geography, geometry and hierarchyid keep their type and SQL Server's own serialization; the bulk copy's Arrow
+    writer takes no CLR type, so writer=bulkcopy loads such a table by INSERT."""
+    table, twin, changes = _plan(source.url(), "clr", "mssql")
+    assert changes == []
+    with MssqlTarget(_target_url(mssql_target_server, writer)) as target:
+        _copy(source.url(), table, twin, target)
+    types = mssql_target_server.rows(
+        "SELECT c.name, ty.name FROM sys.columns c JOIN sys.types ty ON ty.user_type_id = c.user_type_id "
+        "WHERE c.object_id = OBJECT_ID('vals.clr') ORDER BY c.column_id"
+    )
+    assert types == [("id", "int"), ("g", "geography"), ("gm", "geometry"), ("h", "hierarchyid")]
+    query = "SELECT id, CAST(g AS varbinary(max)), CAST(gm AS varbinary(max)), CAST(h AS varbinary(max)) FROM vals.clr"
+    got = _rows(mssql_target_server, query)
+    assert got == _rows(source, query)
+    assert got[1] == (2, None, None, None) and got[2][3] == b""  # the root hierarchyid is empty, not NULL
+    assert all(v is not None for v in got[0][1:] + got[2][1:])
+    assert mssql_target_server.rows("SELECT h.ToString() FROM vals.clr WHERE id = 1") == [("/1/2/",)]
 
 
 def _variant_text(source: Server) -> list[tuple[Any, ...]]:
