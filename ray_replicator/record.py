@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 SchemaChangeKind = Literal[
     "type_widened",
+    "type_narrowed",
     "type_text",
     "name_mapped",
     "column_dropped",
@@ -25,6 +26,7 @@ SchemaChangeKind = Literal[
     "constraint_not_kept",
 ]
 """type_widened: the target type holds every source value but is not the same type (tinyint → smallint).
+type_narrowed: the target type holds fewer values than the source's; a value outside it is refused, never changed.
 type_text: the column is carried as text (unsupported_types = text, sql_variant = text, enums, arrays ...).
 name_mapped: the target name differs (e.g. longer than PostgreSQL's 63 bytes). column_dropped: the column is not
 copied (unsupported_types = skip-column). computed_generated / computed_plain: a computed column became a generated

@@ -26,13 +26,16 @@ from ray_replicator.engines.base import (
     WriteOptions,
 )
 from ray_replicator.engines.mssql.catalog import declared
+from ray_replicator.engines.mssql.changes import schema_changes
 from ray_replicator.engines.mssql.ddl import MssqlDdl
+from ray_replicator.engines.mssql.incoming import exact_for_sql_server
 from ray_replicator.engines.mssql.ledger import MssqlLedger
 from ray_replicator.engines.mssql.sql import n_literal, qualified, quote_ident, range_predicate
 from ray_replicator.engines.mssql.types import base_name, native_type
 from ray_replicator.engines.mssql.write_bulk import IdentitySums, bulkcopy
 from ray_replicator.engines.mssql.write_files import bulk_insert
 from ray_replicator.engines.mssql.write_insert import insert
+from ray_replicator.record import SchemaChange
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,9 @@ class MssqlTarget(MssqlDdl, Target):
             self._tx = None
         super().close()
 
+    def schema_changes(self, catalog: Catalog, source_engine: str, options: WriteOptions) -> list[SchemaChange]:
+        return schema_changes(catalog, source_engine)
+
     def prepare(self, catalog: Catalog, source_engine: str, options: WriteOptions) -> None:
         self._ledger.ensure()
         for schema in sorted({t.schema for t in catalog.tables}):
@@ -126,7 +132,7 @@ class MssqlTarget(MssqlDdl, Target):
             got = self._ledger.ranges(options.run_id).get(rng.range_id, {})
             return RangeWrite(rows=int(got.get("rows") or 0), bytes=int(got.get("bytes") or 0), fresh=False)
         counter = _Counter()
-        counted = counter.wrap(iter(batches))
+        counted = counter.wrap(exact_for_sql_server(table, iter(batches)))
         retry = state != "planned"
 
         def done() -> str:
