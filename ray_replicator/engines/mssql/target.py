@@ -57,12 +57,18 @@ class _Counter:
     def __init__(self) -> None:
         self.rows = 0
         self.bytes = 0
+        self.refusal: EngineError | None = None
+        """A refusal raised while a driver pulled the batches (the bulk copy's driver wraps it in its own error)."""
 
     def wrap(self, it: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        for b in it:
-            self.rows += b.num_rows
-            self.bytes += b.nbytes
-            yield b
+        try:
+            for b in it:
+                self.rows += b.num_rows
+                self.bytes += b.nbytes
+                yield b
+        except EngineError as exc:
+            self.refusal = exc
+            raise
 
 
 def _write_hint(text: str) -> str:
@@ -149,6 +155,8 @@ class MssqlTarget(MssqlDdl, Target):
             raise
         except Exception as exc:
             self._tx = None
+            if counter.refusal is not None:
+                raise counter.refusal from None
             raise self._error(what, exc, _write_hint(str(exc))) from None
         return RangeWrite(rows=counter.rows, bytes=counter.bytes)
 
