@@ -61,6 +61,7 @@ def _t(text: str) -> tuple[str, str]:
 
 
 # ------------------------------------------------------------------------------- SQL Server → Arrow → PostgreSQL
+# psycopg reads a real from PostgreSQL's shortest text of it (-2.5e+38), pymssql as the float32 widened (f32).
 MSSQL_ROWS: tuple[Row, ...] = (
     Row("bit", "boolean", (Col("bit", "boolean", (("1", True), ("0", False))),)),
     Row("tinyint", "smallint", (Col("tinyint", "smallint", (("0", 0), ("255", 255))),)),
@@ -112,8 +113,8 @@ MSSQL_ROWS: tuple[Row, ...] = (
         "real / float(1..24)",
         "real",
         (
-            Col("real", "real", (("1.5", 1.5), ("-2.5E38", f32(-2.5e38)))),
-            Col("float(24)", "real", (("0.1", f32(0.1)),)),
+            Col("real", "real", (("1.5", 1.5), ("-2.5E38", -2.5e38))),
+            Col("float(24)", "real", (("0.1", 0.1),)),
         ),
     ),
     Row(
@@ -124,13 +125,11 @@ MSSQL_ROWS: tuple[Row, ...] = (
             Col("float(25)", "double precision", (("2.2250738585072014E-308", 2.2250738585072014e-308),)),
         ),
     ),
+    Row("char(n)", "character(n)", (Col("char(5)", "character(5)", (("'ab'", "ab   "), ("''", "     "))),)),
     Row(
-        "char(n) / nchar(n)",
-        "character(n)",
-        (
-            Col("char(5)", "character(5)", (("'ab'", "ab   "), ("''", "     "))),
-            Col("nchar(3)", "character(3)", (("N'λ'", "λ  "), ("N''", "   "))),
-        ),
+        "nchar(n)",
+        "character varying(n)",
+        (Col("nchar(3)", "character varying(3)", (("N'λ'", "λ  "), ("N''", "   "), ("N'😀'", "😀 "))),),
     ),
     Row(
         "varchar(n) / nvarchar(n)",

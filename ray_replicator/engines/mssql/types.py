@@ -144,7 +144,7 @@ TYPES: tuple[TypeRow, ...] = (
         ("nchar", "nvarchar"),
         lambda d: LogicalType("string", length=_length(d, 2), fixed=d.name == "nchar"),
         _text,
-        "character(n) / character varying(n) / text",
+        "character varying(n) / text",
         ("nchar(5)", "nvarchar(100)", "nvarchar(max)"),
         "NUL policy applies",
     ),
@@ -412,7 +412,7 @@ def postgres_type(col: Column) -> str:
     if lt.kind == "string":
         if lt.length is None:
             return "text"
-        return f"character({lt.length})" if lt.fixed else f"character varying({lt.length})"
+        return f"character({lt.length})" if lt.fixed and not lt.unicode else f"character varying({lt.length})"
     if lt.kind in _PG_SIMPLE:
         return _PG_SIMPLE[lt.kind]
     if lt.kind == "decimal":

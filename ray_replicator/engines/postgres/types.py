@@ -182,7 +182,8 @@ def _pg_from_logical(lt: LogicalType) -> str:
     if kind == "string":
         if lt.length is None:
             return "text"
-        return f"character({lt.length})" if lt.fixed else f"character varying({lt.length})"
+        # nchar(n) counts UTF-16 units and comes padded: character(n) would pad a value with an emoji further
+        return f"character({lt.length})" if lt.fixed and not lt.unicode else f"character varying({lt.length})"
     if kind == "array":
         return "text" if lt.element is None else f"{_pg_from_logical(lt.element)}[]"
     # enum from another engine (no type to recreate), other: text keeps every value
