@@ -160,3 +160,61 @@ def test_schema_changes_name_every_difference(pg_source: tuple[str, list[list[An
             "",
         ),
     }
+
+
+def test_unbounded_types_in_keys_get_types_a_key_can_hold(make_database: Callable[[str], str], ray_local: None) -> None:
+    """SQL Server cannot index (max) types: unbounded bytes, text and text-carried types in a key or index become
+    varbinary(900) / nvarchar(450), and the keys are created with the values exact. (The stand-in has no
+    CREATE INDEX: unique keys stand for indexes here.)"""
+    url = make_database("doc_rows_keyed")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE public.keyed (b bytea PRIMARY KEY, j jsonb UNIQUE, a integer[], t text, n integer, "
+            "UNIQUE (a, t))"
+        )
+        conn.execute(
+            "INSERT INTO public.keyed VALUES ('\\x00ff', '{\"k\": \"😀\"}', '{{1,2},{3,4}}', '', 1), "
+            "('\\x01', '[]', '{}', 'λ', 2)"
+        )
+    with standin() as dst:
+        report = replicate(small_run_settings(url, dst.url()))
+        assert report.status == "ok", report.errors
+        types = {
+            str(r[0]): _sql_server_type(str(r[1]), int(r[2]), int(r[3]), int(r[4]))
+            for r in dst.rows(
+                "SELECT c.name, t.name, c.max_length, c.precision, c.scale FROM sys.columns c JOIN sys.types t "
+                "ON t.user_type_id = c.user_type_id WHERE c.object_id = OBJECT_ID('public.keyed')"
+            )
+        }
+        rows = dst.rows("SELECT b, j, a, t, n FROM public.keyed ORDER BY n")
+        indexes = sorted(
+            str(r[0])
+            for r in dst.rows(
+                "SELECT name FROM sys.indexes WHERE object_id = OBJECT_ID('public.keyed') AND name IS NOT NULL"
+            )
+        )
+    assert types == {
+        "b": "varbinary(900)",
+        "j": "nvarchar(450)",
+        "a": "nvarchar(450)",
+        "t": "nvarchar(450)",
+        "n": "int",
+    }
+    assert rows == [(b"\x00\xff", '{"k": "😀"}', "{{1,2},{3,4}}", "", 1), (b"\x01", "[]", "{}", "λ", 2)]
+    assert len(indexes) == 3
+
+
+def test_a_table_sql_server_cannot_create_is_refused_before_any_table_is(
+    make_database: Callable[[str], str],
+) -> None:
+    url = make_database("doc_rows_wide")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE public.a_first (id integer PRIMARY KEY)")
+        conn.execute(
+            f"CREATE TABLE public.wide (id integer PRIMARY KEY, {', '.join(f'c{i} integer' for i in range(1024))})"
+        )
+    with standin() as dst:
+        done = cli("run", "--source", url, "--target", dst.url())
+        tables = dst.rows("SELECT name FROM sys.tables")
+    assert_one_line_error(done, 2, "public.wide: 1025 columns", "1024", "exclude the table")
+    assert tables == []

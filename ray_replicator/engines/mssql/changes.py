@@ -7,13 +7,29 @@ shows what `prepare` will do, never a second opinion of it.
 from __future__ import annotations
 
 from ray_replicator.catalog import Catalog, Column, Table
+from ray_replicator.engines.base import UsageError
 from ray_replicator.engines.mssql.ddl import IDENTITY_TYPES, foreign_key_not_kept, index_not_kept, keyed_columns
 from ray_replicator.engines.mssql.types import MSSQL, base_name, target_type
 from ray_replicator.record import SchemaChange
 
+MAX_COLUMNS = 1024
+"""SQL Server's columns per table (without sparse column sets)."""
+
+
+def refuse_untakeable(catalog: Catalog) -> None:
+    """Refuse, before any table is created, a table SQL Server cannot create at all."""
+    for table in catalog.tables:
+        if len(table.columns) > MAX_COLUMNS:
+            raise UsageError(
+                f"{table.qualified}: {len(table.columns)} columns, more than SQL Server's {MAX_COLUMNS} per table; "
+                "exclude the table"
+            )
+
 
 def schema_changes(catalog: Catalog, source_engine: str) -> list[SchemaChange]:
-    """Every way the tables prepare() creates differ from the source's, table by table in catalog order."""
+    """Every way the tables prepare() creates differ from the source's, table by table in catalog order; a table
+    SQL Server cannot create is refused (refuse_untakeable)."""
+    refuse_untakeable(catalog)
     copied = {(t.schema, t.name) for t in catalog.tables}
     changes: list[SchemaChange] = []
     for table in catalog.tables:

@@ -26,7 +26,7 @@ from ray_replicator.engines.base import (
     WriteOptions,
 )
 from ray_replicator.engines.mssql.catalog import declared
-from ray_replicator.engines.mssql.changes import schema_changes
+from ray_replicator.engines.mssql.changes import refuse_untakeable, schema_changes
 from ray_replicator.engines.mssql.ddl import MssqlDdl
 from ray_replicator.engines.mssql.incoming import exact_for_sql_server
 from ray_replicator.engines.mssql.ledger import MssqlLedger
@@ -116,6 +116,7 @@ class MssqlTarget(MssqlDdl, Target):
         return schema_changes(catalog, source_engine)
 
     def prepare(self, catalog: Catalog, source_engine: str, options: WriteOptions) -> None:
+        refuse_untakeable(catalog)
         self._ledger.ensure()
         for schema in sorted({t.schema for t in catalog.tables}):
             self.ensure_schema(schema)

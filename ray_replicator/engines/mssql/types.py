@@ -310,6 +310,10 @@ KEY_TEXT = "nvarchar(450)"
 bytes of a clustered key."""
 
 
+KEY_BINARY = "varbinary(900)"
+"""Unbounded bytes in a key or index: 900 bytes fill a clustered key."""
+
+
 def _text_type(lt: LogicalType, keyed: bool) -> TargetType:
     """PostgreSQL counts a length in characters, SQL Server in UTF-16 code units, where a character outside the
     BMP (an emoji) takes two: n characters need nvarchar(2n). char(n) becomes nvarchar too, holding the text
@@ -352,9 +356,12 @@ def _from_logical(lt: LogicalType, keyed: bool) -> TargetType:
     if k == "string":
         return _text_type(lt, keyed)
     if k == "binary":
-        if lt.length is None or lt.length > 8000:
-            return TargetType("varbinary(max)")
-        return TargetType(f"{'binary' if lt.fixed else 'varbinary'}({max(lt.length, 1)})")
+        if lt.length is not None and lt.length <= 8000:
+            return TargetType(f"{'binary' if lt.fixed else 'varbinary'}({max(lt.length, 1)})")
+        if keyed:
+            why = "a key cannot hold varbinary(max): longer values are refused"
+            return TargetType(KEY_BINARY, "type_narrowed", why)
+        return TargetType("varbinary(max)")
     if k in _TIMES:
         typ = f"{_TIMES[k]}({min(lt.precision if lt.precision is not None else 6, 7)})"
         if k == "timestamptz":
