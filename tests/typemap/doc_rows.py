@@ -255,7 +255,7 @@ MSSQL_ROWS: tuple[Row, ...] = (
         "sql_variant",
         "text",
         (Col("sql_variant", "text"),),
-        cannot_run="refused by default (sql_variant = refuse): the sql_variant policy tests hold this row",
+        cannot_run="a policy of its own: tests/engines/mssql/test_policies.py holds refuse and text",
     ),
     Row(
         "geography / geometry / hierarchyid",

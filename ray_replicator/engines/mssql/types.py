@@ -2,7 +2,7 @@
 
 One table (`TYPES`) drives the SQL Server → logical and → Arrow directions: each row names the sys.types names it
 covers, how their declaration becomes a LogicalType and which Arrow type a reader produces for them.
-docs/type-mapping.md shows the same rows; `mssql_type` is the reverse direction (a column from any engine → a SQL
+docs/type-mapping.md shows the same rows; `target_type` is the reverse direction (a column from any engine → a SQL
 Server column type). When source and target are both SQL Server the declared type is used verbatim, except
 rowversion (a target cannot take explicit rowversion values, so it becomes binary(8) holding the same 8 bytes).
 """
@@ -381,11 +381,6 @@ def target_type(col: Column, source_engine: str, keyed: bool = False) -> TargetT
             return _from_logical(LogicalType("rowversion"), keyed)
         return TargetType(col.native_type)
     return _from_logical(col.logical, keyed)
-
-
-def mssql_type(col: Column, source_engine: str) -> str:
-    """The SQL Server column type for `col` from a `source_engine` catalog (outside any key)."""
-    return target_type(col, source_engine).type
 
 
 _PG_SIMPLE = {
