@@ -85,6 +85,13 @@ def _time_precision(typmod: int) -> int:
     return 6 if typmod < 0 else typmod
 
 
+def _decimal_logical(precision: int, scale: int) -> LogicalType:
+    """numeric(p,s) as the decimal that holds exactly its values. Since PostgreSQL 15 the scale may be negative
+    (numeric(5,-2) rounds to hundreds: decimal(7,0)) or above the precision (numeric(3,5) holds 0.00123:
+    decimal(5,5)); the scale is an 11-bit signed field of the typmod."""
+    return LogicalType("decimal", precision=max(precision - scale, 0) + max(scale, 0), scale=max(scale, 0))
+
+
 def postgres_logical(typname: str, typmod: int, typtype: str, element: LogicalType | None = None) -> LogicalType:
     """The logical type of a PostgreSQL column given pg_type.typname, pg_attribute.atttypmod and typtype.
 
@@ -94,7 +101,7 @@ def postgres_logical(typname: str, typmod: int, typtype: str, element: LogicalTy
         return LogicalType("array", element=element)
     kind = pg_type(typname, typtype).kind
     if kind == "decimal" and typmod >= 0:
-        return LogicalType("decimal", precision=((typmod - 4) >> 16) & 0xFFFF, scale=(typmod - 4) & 0xFFFF)
+        return _decimal_logical(((typmod - 4) >> 16) & 0xFFFF, (((typmod - 4) & 0x7FF) ^ 1024) - 1024)
     if typname in ("varchar", "bpchar"):
         length = typmod - 4 if typmod >= 4 else None
         return LogicalType("string", length=length, fixed=typname == "bpchar")
