@@ -35,6 +35,8 @@ class Col:
     decl: str
     target: str
     values: tuple[tuple[str, Any], ...] = ()
+    change: str | None = None
+    """The SchemaChange kind of this column where it differs from its row's."""
 
 
 @dataclass(frozen=True)
@@ -310,8 +312,10 @@ PG_ROWS: tuple[Row, ...] = (
                 ),
             ),
             Col("numeric(19,4)", "decimal(19,4)", (("'123.45'", D("123.4500")),)),
-            Col("numeric(5,-2)", "decimal(7,0)", (("12345", D("12300")), ("'-9999949'", D("-9999900")))),
-            Col("numeric(3,5)", "decimal(5,5)", (("'0.00123'", D("0.00123")),)),
+            Col(
+                "numeric(5,-2)", "decimal(7,0)", (("12345", D("12300")), ("'-9999949'", D("-9999900"))), "type_widened"
+            ),
+            Col("numeric(3,5)", "decimal(5,5)", (("'0.00123'", D("0.00123")),), "type_widened"),
         ),
     ),
     Row(

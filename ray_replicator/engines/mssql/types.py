@@ -380,7 +380,12 @@ def target_type(col: Column, source_engine: str, keyed: bool = False) -> TargetT
         if base_name(col.native_type) in ("rowversion", "timestamp"):
             return _from_logical(LogicalType("rowversion"), keyed)
         return TargetType(col.native_type)
-    return _from_logical(col.logical, keyed)
+    chosen = _from_logical(col.logical, keyed)
+    same_digits = col.native_type.replace("numeric", "decimal").replace(" ", "") == chosen.type
+    if col.logical.kind == "decimal" and chosen.change is None and not same_digits:
+        why = "the decimal holding the same values (SQL Server has no negative scale, nor one above the precision)"
+        return TargetType(chosen.type, "type_widened", why)
+    return chosen
 
 
 _PG_SIMPLE = {
