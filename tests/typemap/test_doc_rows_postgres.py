@@ -18,7 +18,8 @@ from ray_replicator.engines.mssql.target import MssqlTarget
 from ray_replicator.engines.postgres import PostgresSource
 from tests.engines.mssql.servers import Server, small_run_settings, standin
 from tests.helpers import assert_one_line_error, cli
-from tests.typemap.doc_rows import PG_ROWS, PG_SETUP, PG_TEXT, Col
+from tests.typemap.doc_rows import PG_TEXT, Col
+from tests.typemap.doc_rows_pg import PG_ROWS, PG_SETUP
 
 COLUMNS: list[Col] = [c for row in PG_ROWS if not row.cannot_run for c in row.cols]
 ROWS = max(len(c.values) for c in COLUMNS) + 1

@@ -3,7 +3,8 @@ same source and target cells, in the same order, so a new doc row without a test
 
 from __future__ import annotations
 
-from tests.typemap.doc_rows import MSSQL_ROWS, PG_ROWS, doc_table
+from tests.typemap.doc_rows import MSSQL_ROWS, doc_table
+from tests.typemap.doc_rows_pg import PG_ROWS
 
 
 def test_sql_server_to_postgres_rows_are_the_docs() -> None:
