@@ -10,6 +10,7 @@ row and sums/xors the hashes — no per-row Python.
 
 from __future__ import annotations
 
+import decimal
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -40,8 +41,13 @@ def _canonical_float(arr: pa.Array) -> pa.Array:
 
 
 def _canonical_decimal_text(arr: pa.Array) -> pa.Array:
-    """'1.500' → '1.5', '2.000' → '2', '-0.00' → '0', '+3' → '3': one text per numeric value."""
+    """'1.500' → '1.5', '2.000' → '2', '-0.00' → '0', '+3' → '3': one text per numeric value. Arrow prints
+    some decimals in exponent form ('0E-10', '-1E-10'): those few are written out positionally first."""
     text = pc.utf8_trim_whitespace(pc.cast(arr, pa.string()))
+    exponent = pc.fill_null(pc.match_substring(text, "E"), False)
+    if pc.any(exponent).as_py():
+        plain = [None if v is None else format(decimal.Decimal(v), "f") for v in text.to_pylist()]
+        text = pc.if_else(exponent, pa.array(plain, pa.string()), text)
     text = pc.replace_substring_regex(text, r"^\+", "")
     text = pc.replace_substring_regex(text, r"^(-?)0+(\d)", r"\1\2")
     text = pc.replace_substring_regex(text, r"(\.\d*?)0+$", r"\1")

@@ -13,6 +13,7 @@ from typing import Any, Literal
 SchemaChangeKind = Literal[
     "type_widened",
     "type_changed",
+    "type_narrowed",
     "type_text",
     "name_mapped",
     "column_dropped",
@@ -28,6 +29,7 @@ SchemaChangeKind = Literal[
 """type_widened: the target type holds every source value but is not the same type (tinyint → smallint).
 type_changed: the target type keeps less than the source type declares (datetimeoffset → timestamptz keeps the
 instant, not the offset; datetime2(7) → timestamp(6), whose values a policy such as hundred_ns decides).
+type_narrowed: the target type holds fewer values than the source's; a value outside it is refused, never changed.
 type_text: the column is carried as text (unsupported_types = text, sql_variant = text, enums, arrays ...).
 name_mapped: the target name differs (e.g. longer than PostgreSQL's 63 bytes). column_dropped: the column is not
 copied (unsupported_types = skip-column). computed_generated / computed_plain: a computed column became a generated

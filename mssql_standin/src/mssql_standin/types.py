@@ -806,6 +806,8 @@ def to_storage_array(arr: pa.Array | pa.ChunkedArray, t: SqlType, table: str, co
     if n in STRING_TYPES:
         if not pa.types.is_string(at):
             return _scalar_path(arr, t)
+        if n == "xml":  # a leading U+FEFF is a byte order mark, which SQL Server's XML parser drops
+            arr = pc.replace_substring_regex(arr, "^\ufeff", "")
         return _check_strings(arr, t, table, column)
     if n in BINARY_TYPES:
         if not (pa.types.is_binary(at) or pa.types.is_fixed_size_binary(at)):

@@ -5,34 +5,53 @@ from __future__ import annotations
 
 import logging
 
-from ray_replicator.catalog import Catalog, Column, Index, Table
+from ray_replicator.catalog import Catalog, Column, ForeignKey, Index, Table
 from ray_replicator.engines.base import UsageError, WriteOptions
 from ray_replicator.engines.mssql.connect import MssqlEndpoint
 from ray_replicator.engines.mssql.sql import n_literal, qualified, quote_ident
-from ray_replicator.engines.mssql.types import MSSQL, base_name, mssql_type
+from ray_replicator.engines.mssql.types import MSSQL, base_name, target_type
 
 log = logging.getLogger(__name__)
 
-_IDENTITY_TYPES = ("int", "bigint", "smallint", "tinyint", "decimal", "numeric")
+IDENTITY_TYPES = ("int", "bigint", "smallint", "tinyint", "decimal", "numeric")
+
+
+def index_not_kept(ix: Index, same: bool) -> str | None:
+    """Why an index is not created here, or None: its expressions or filter are the source dialect's SQL."""
+    if not ix.columns or any(not c for c in ix.columns):
+        return "it has expressions"
+    if ix.where and not same:
+        return "its filter is in another dialect"
+    return None
+
+
+def foreign_key_not_kept(fk: ForeignKey, copied: set[tuple[str, str]]) -> str | None:
+    """Why a foreign key is not created here, or None."""
+    if (fk.ref_schema, fk.ref_table) not in copied:
+        return "it references a table not copied"
+    return None
+
+
+def keyed_columns(table: Table) -> set[str]:
+    """Columns in a key or index: SQL Server cannot index (max) types."""
+    keys = ([table.primary_key] if table.primary_key else []) + list(table.unique_keys)
+    return {c for k in keys for c in k.columns} | {c for ix in table.indexes for c in ix.columns}
 
 
 class MssqlDdl(MssqlEndpoint):
     """The DDL half of a SQL Server target."""
 
     def column_ddl(self, col: Column, source_engine: str, keyed: bool = False) -> str:
-        """keyed: the column is in a key or index, where SQL Server refuses (max) types; unbounded text from
-        another engine becomes nvarchar(450) there (900 key bytes), and a longer value fails loudly on load."""
+        """keyed: the column is in a key or index, where SQL Server refuses (max) types (types.target_type)."""
         same = source_engine == MSSQL
         ident = quote_ident(col.name)
         if col.computed is not None and same:
             return f"{ident} AS {col.computed}"
-        typ = mssql_type(col, source_engine)
-        if keyed and not same and typ == "nvarchar(max)" and col.logical.kind == "string":
-            typ = "nvarchar(450)"
+        typ = target_type(col, source_engine, keyed).type
         parts = [ident, typ]
         if same and col.collation and col.logical.kind == "string":
             parts.append(f"COLLATE {col.collation}")
-        if col.identity is not None and base_name(mssql_type(col, source_engine)) in _IDENTITY_TYPES:
+        if col.identity is not None and base_name(typ) in IDENTITY_TYPES:
             parts.append(f"IDENTITY({int(col.identity.seed)}, {int(col.identity.increment)})")
         elif same and col.default is not None:
             parts.append(f"DEFAULT {col.default}")
@@ -41,8 +60,7 @@ class MssqlDdl(MssqlEndpoint):
 
     def prepare_table(self, table: Table, source_engine: str, options: WriteOptions) -> None:
         rel = qualified(table.schema, table.name)
-        keys = ([table.primary_key] if table.primary_key else []) + list(table.unique_keys)
-        keyed = {c for k in keys for c in k.columns} | {c for ix in table.indexes for c in ix.columns}
+        keyed = keyed_columns(table)
         cols = []
         for c in table.columns:
             if c.computed is not None and source_engine != MSSQL:
@@ -117,11 +135,9 @@ class MssqlDdl(MssqlEndpoint):
             )
 
     def _create_index(self, table: Table, ix: Index, same: bool) -> None:
-        if not ix.columns or any(not c for c in ix.columns):
-            log.warning("index %s on %s has expressions; skipped", ix.name, table.qualified)
-            return
-        if ix.where and not same:
-            log.warning("index %s on %s has a filter in another dialect; skipped", ix.name, table.qualified)
+        why = index_not_kept(ix, same)
+        if why is not None:
+            log.warning("index %s on %s not created: %s", ix.name, table.qualified, why)
             return
         cols = ", ".join(
             quote_ident(c) + (" DESC" if i < len(ix.descending) and ix.descending[i] else "")
@@ -148,8 +164,9 @@ class MssqlDdl(MssqlEndpoint):
                 )
             }
             for fk in table.foreign_keys:
-                if (fk.ref_schema, fk.ref_table) not in copied:
-                    log.warning("foreign key %s on %s references a table not copied; skipped", fk.name, table.qualified)
+                why = foreign_key_not_kept(fk, copied)
+                if why is not None:
+                    log.warning("foreign key %s on %s not created: %s", fk.name, table.qualified, why)
                     continue
                 if fk.name in existing:
                     continue

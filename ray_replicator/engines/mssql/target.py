@@ -27,8 +27,10 @@ from ray_replicator.engines.base import (
     WriteOptions,
 )
 from ray_replicator.engines.mssql.catalog import declared
+from ray_replicator.engines.mssql.changes import refuse_untakeable, schema_changes
 from ray_replicator.engines.mssql.connect import CAPABILITIES
 from ray_replicator.engines.mssql.ddl import MssqlDdl
+from ray_replicator.engines.mssql.incoming import exact_for_sql_server
 from ray_replicator.engines.mssql.ledger import MssqlLedger
 from ray_replicator.engines.mssql.sql import n_literal, qualified, quote_ident, range_predicate
 from ray_replicator.engines.mssql.temporal import refuse_outside_sql_server
@@ -36,6 +38,7 @@ from ray_replicator.engines.mssql.types import base_name, native_type
 from ray_replicator.engines.mssql.write_bulk import IdentitySums, bulkcopy
 from ray_replicator.engines.mssql.write_files import bulk_insert
 from ray_replicator.engines.mssql.write_insert import insert
+from ray_replicator.record import SchemaChange
 
 
 @dataclass(frozen=True)
@@ -57,12 +60,18 @@ class _Counter:
     def __init__(self) -> None:
         self.rows = 0
         self.bytes = 0
+        self.refusal: EngineError | None = None
+        """A refusal raised while a driver pulled the batches (the bulk copy's driver wraps it in its own error)."""
 
     def wrap(self, it: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        for b in it:
-            self.rows += b.num_rows
-            self.bytes += b.nbytes
-            yield b
+        try:
+            for b in it:
+                self.rows += b.num_rows
+                self.bytes += b.nbytes
+                yield b
+        except EngineError as exc:
+            self.refusal = exc
+            raise
 
 
 def _may_be_empty_binary(column: Column) -> bool:
@@ -121,7 +130,11 @@ class MssqlTarget(MssqlDdl, Target):
             self._tx = None
         super().close()
 
+    def schema_changes(self, catalog: Catalog, source_engine: str, options: WriteOptions) -> list[SchemaChange]:
+        return schema_changes(catalog, source_engine)
+
     def prepare(self, catalog: Catalog, source_engine: str, options: WriteOptions) -> None:
+        refuse_untakeable(catalog)
         self._ledger.ensure()
         for schema in sorted({t.schema for t in catalog.tables}):
             self.ensure_schema(schema)
@@ -144,7 +157,7 @@ class MssqlTarget(MssqlDdl, Target):
             got = self._ledger.ranges(options.run_id).get(rng.range_id, {})
             return RangeWrite(rows=int(got.get("rows") or 0), bytes=int(got.get("bytes") or 0), fresh=False)
         counter = _Counter()
-        counted = counter.wrap(refuse_outside_sql_server(table, batches))
+        counted = counter.wrap(exact_for_sql_server(table, refuse_outside_sql_server(table, batches)))
         retry = state != "planned"
 
         def done() -> str:
@@ -161,6 +174,8 @@ class MssqlTarget(MssqlDdl, Target):
             raise
         except Exception as exc:
             self._tx = None
+            if counter.refusal is not None:
+                raise counter.refusal from None
             raise self._error(what, exc, _write_hint(str(exc))) from None
         return RangeWrite(rows=counter.rows, bytes=counter.bytes)
 

@@ -2,7 +2,7 @@
 
 One table (`TYPES`) drives the SQL Server → logical and → Arrow directions: each row names the sys.types names it
 covers, how their declaration becomes a LogicalType and which Arrow type a reader produces for them.
-docs/type-mapping.md shows the same rows; `mssql_type` is the reverse direction (a column from any engine → a SQL
+docs/type-mapping.md shows the same rows; `target_type` is the reverse direction (a column from any engine → a SQL
 Server column type). When source and target are both SQL Server the declared type is used verbatim, except
 rowversion (a target cannot take explicit rowversion values, so it becomes binary(8) holding the same 8 bytes).
 """
@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from ray_replicator.catalog import Column, LogicalType
 from ray_replicator.engines.mssql.temporal import TICKS
+from ray_replicator.record import SchemaChangeKind
 from ray_replicator.typemap import datetimeoffset_parts
 
 MSSQL = "mssql"
@@ -149,7 +150,7 @@ TYPES: tuple[TypeRow, ...] = (
         ("nchar", "nvarchar"),
         lambda d: LogicalType("string", length=_length(d, 2), fixed=d.name == "nchar"),
         _text,
-        "character(n) / character varying(n) / text",
+        "character varying(n) / text",
         ("nchar(5)", "nvarchar(100)", "nvarchar(max)"),
         "NUL policy applies",
     ),
@@ -279,13 +280,17 @@ def arrow_type(col: Column, hundred_ns: str = "refuse") -> pa.DataType:
     return type_row(base_name(col.native_type)).arrow(col.logical, hundred_ns == "keep")
 
 
-def _nchar_len(length: int | None, fixed: bool) -> str:
-    if length is None or length > 4000:
-        return "nvarchar(max)"
-    return f"{'nchar' if fixed else 'nvarchar'}({max(length, 1)})"
+@dataclass(frozen=True)
+class TargetType:
+    """The SQL Server type a column from another engine gets, and how it differs from the source's type
+    (record.SchemaChange kind and why; no kind when it holds exactly the source's values)."""
+
+    type: str
+    change: SchemaChangeKind | None = None
+    reason: str = ""
 
 
-_FROM_LOGICAL = {
+_EXACT = {
     "bool": "bit",
     "int8": "tinyint",
     "int16": "smallint",
@@ -296,39 +301,97 @@ _FROM_LOGICAL = {
     "date": "date",
     "uuid": "uniqueidentifier",
     "xml": "xml",
-    "rowversion": "binary(8)",
-    "json": "nvarchar(max)",
-    "jsonb": "nvarchar(max)",
-    "interval": "nvarchar(100)",
-    "enum": "nvarchar(64)",
-    "money": "money",
+}
+_AS_TEXT = {
+    "json": ("nvarchar(max)", "SQL Server has no JSON type: the text as PostgreSQL prints it"),
+    "jsonb": ("nvarchar(max)", "SQL Server has no JSON type: the text as PostgreSQL prints it"),
+    "interval": ("nvarchar(100)", "SQL Server has no interval type: the text as PostgreSQL prints it"),
+    "enum": ("nvarchar(64)", "the label (at most 63 bytes)"),
+    "array": ("nvarchar(max)", "SQL Server has no arrays: the text as PostgreSQL prints it"),
+    "other": ("nvarchar(max)", "no SQL Server type: value::text (unsupported_types = text)"),
 }
 _TIMES = {"time": "time", "timestamp": "datetime2", "timestamptz": "datetimeoffset"}
+KEY_TEXT = "nvarchar(450)"
+"""Unbounded text in a key or index: SQL Server keys cannot hold (max) types, and 450 UTF-16 units fill the 900
+bytes of a clustered key."""
 
 
-def mssql_type(col: Column, source_engine: str) -> str:
-    """The SQL Server column type for `col` from a `source_engine` catalog (verbatim when that is SQL Server)."""
+KEY_BINARY = "varbinary(900)"
+"""Unbounded bytes in a key or index: 900 bytes fill a clustered key."""
+
+
+def _text_type(lt: LogicalType, keyed: bool) -> TargetType:
+    """PostgreSQL counts a length in characters, SQL Server in UTF-16 code units, where a character outside the
+    BMP (an emoji) takes two: n characters need nvarchar(2n). char(n) becomes nvarchar too, holding the text
+    padded as PostgreSQL prints it (nchar(2n) would pad it further)."""
+    if lt.length is not None and 2 * lt.length <= 4000:
+        why = "lengths count UTF-16 code units: a character outside the BMP takes two" + (", padding kept" * lt.fixed)
+        return TargetType(f"nvarchar({max(2 * lt.length, 1)})", "type_widened", why)
+    if keyed:
+        return TargetType(KEY_TEXT, "type_narrowed", "a key cannot hold nvarchar(max): longer values are refused")
+    return TargetType("nvarchar(max)", "type_widened", "SQL Server's unbounded Unicode text")
+
+
+def _decimal_type(lt: LogicalType) -> TargetType:
+    if lt.precision is None or lt.precision > 38:
+        return TargetType(
+            "decimal(38,10)",
+            "type_narrowed",
+            "SQL Server decimals end at 38 digits: a value with more than 28 integer or 10 fraction digits, "
+            "NaN or infinity is refused, never rounded",
+        )
+    return TargetType(f"decimal({lt.precision},{lt.scale or 0})")
+
+
+def _from_logical(lt: LogicalType, keyed: bool) -> TargetType:
+    """The one table of PostgreSQL (or any other engine's) logical types → SQL Server types."""
+    k = lt.kind
+    if k in _EXACT:
+        return TargetType(_EXACT[k])
+    if k in _AS_TEXT:
+        typ, why = _AS_TEXT[k]
+        if keyed and typ == "nvarchar(max)":
+            return TargetType(KEY_TEXT, "type_text", why + "; in a key: nvarchar(450), longer values are refused")
+        return TargetType(typ, "type_text", why)
+    if k == "money":
+        return TargetType(
+            "decimal(19,2)", "type_widened", "PostgreSQL money reaches ±92233720368547758.07, past SQL Server money"
+        )
+    if k == "decimal":
+        return _decimal_type(lt)
+    if k == "string":
+        return _text_type(lt, keyed)
+    if k == "binary":
+        if lt.length is not None and lt.length <= 8000:
+            return TargetType(f"{'binary' if lt.fixed else 'varbinary'}({max(lt.length, 1)})")
+        if keyed:
+            why = "a key cannot hold varbinary(max): longer values are refused"
+            return TargetType(KEY_BINARY, "type_narrowed", why)
+        return TargetType("varbinary(max)")
+    if k in _TIMES:
+        typ = f"{_TIMES[k]}({min(lt.precision if lt.precision is not None else 6, 7)})"
+        if k == "timestamptz":
+            return TargetType(typ, "type_widened", "the instant, with offset +00:00")
+        return TargetType(typ)
+    if k == "rowversion":
+        return TargetType("binary(8)", "type_widened", "the same 8 bytes: a rowversion column cannot take values")
+    return TargetType("nvarchar(max)", "type_text", f"no SQL Server type for logical kind {k}: its text")
+
+
+def target_type(col: Column, source_engine: str, keyed: bool = False) -> TargetType:
+    """The SQL Server type for `col` from a `source_engine` catalog, and how it differs: the declared type
+    verbatim when that is SQL Server (rowversion becomes binary(8)). `keyed`: the column is in a key or index.
+    The DDL and schema_changes both ask this; there is no other copy of the mapping."""
     if source_engine == MSSQL:
         if base_name(col.native_type) in ("rowversion", "timestamp"):
-            return "binary(8)"
-        return col.native_type
-    lt = col.logical
-    k = lt.kind
-    if k in _FROM_LOGICAL:
-        return _FROM_LOGICAL[k]
-    if k == "decimal":
-        if lt.precision is None or lt.precision > 38:
-            return "decimal(38,10)"  # unbounded numeric: values that do not fit are refused by the writer
-        return f"decimal({lt.precision},{lt.scale or 0})"
-    if k == "string":
-        return _nchar_len(lt.length, lt.fixed)
-    if k == "binary":
-        if lt.length is None or lt.length > 8000:
-            return "varbinary(max)"
-        return f"{'binary' if lt.fixed else 'varbinary'}({max(lt.length, 1)})"
-    if k in _TIMES:
-        return f"{_TIMES[k]}({min(lt.precision if lt.precision is not None else 6, 7)})"
-    return "nvarchar(max)"  # arrays, other: carried as text
+            return _from_logical(LogicalType("rowversion"), keyed)
+        return TargetType(col.native_type)
+    chosen = _from_logical(col.logical, keyed)
+    same_digits = col.native_type.replace("numeric", "decimal").replace(" ", "") == chosen.type
+    if col.logical.kind == "decimal" and chosen.change is None and not same_digits:
+        why = "the decimal holding the same values (SQL Server has no negative scale, nor one above the precision)"
+        return TargetType(chosen.type, "type_widened", why)
+    return chosen
 
 
 _PG_SIMPLE = {
@@ -362,7 +425,7 @@ def postgres_type(col: Column) -> str:
     if lt.kind == "string":
         if lt.length is None:
             return "text"
-        return f"character({lt.length})" if lt.fixed else f"character varying({lt.length})"
+        return f"character({lt.length})" if lt.fixed and not lt.unicode else f"character varying({lt.length})"
     if lt.kind in _PG_SIMPLE:
         return _PG_SIMPLE[lt.kind]
     if lt.kind == "decimal":

@@ -24,25 +24,23 @@ class PgType:
     """The Arrow type read_range yields, as pyarrow prints it; "decimal" is decimal128 of the typmod when Arrow can
     hold it, else the exact text (see decimal_arrow)."""
     read: str = ""
-    """A cast in read_range's SELECT list: "text" for values ADBC would hand out as opaque bytes, "numeric" for
-    money (its text follows lc_monetary)."""
-    in_arrays: bool = False
-    """An array of it is read as an Arrow list; any other array is read as its text."""
+    """A cast in read_range's SELECT list: "text" for values ADBC would hand out as opaque bytes or would change
+    (interval), "numeric" for money (its text follows lc_monetary)."""
     takes_strings: bool = False
     """A target column of this type ingests an Arrow string column directly; others get strings through a staging
     table and a cast (numeric from unbounded decimals, inet, bit, enums... from text)."""
 
 
-_STRING = PgType("string", "string", in_arrays=True, takes_strings=True)
+_STRING = PgType("string", "string", takes_strings=True)
 
 PG_TYPES: dict[str, PgType] = {
-    "bool": PgType("bool", "bool", in_arrays=True),
-    "int2": PgType("int16", "int16", in_arrays=True),
-    "int4": PgType("int32", "int32", in_arrays=True),
-    "int8": PgType("int64", "int64", in_arrays=True),
-    "oid": PgType("int64", "int32", in_arrays=True),  # ADBC reads an oid as int32
-    "float4": PgType("float32", "float", in_arrays=True),
-    "float8": PgType("float64", "double", in_arrays=True),
+    "bool": PgType("bool", "bool"),
+    "int2": PgType("int16", "int16"),
+    "int4": PgType("int32", "int32"),
+    "int8": PgType("int64", "int64"),
+    "oid": PgType("int64", "int32"),  # ADBC reads an oid as int32
+    "float4": PgType("float32", "float"),
+    "float8": PgType("float64", "double"),
     "money": PgType("money", "decimal", read="numeric"),
     "numeric": PgType("decimal", "decimal"),
     "text": _STRING,
@@ -55,7 +53,7 @@ PG_TYPES: dict[str, PgType] = {
     "time": PgType("time", "time64[us]"),
     "timestamp": PgType("timestamp", "timestamp[us]"),
     "timestamptz": PgType("timestamptz", "timestamp[us, tz=UTC]"),
-    "interval": PgType("interval", "month_day_nano_interval"),
+    "interval": PgType("interval", "string", read="text"),
     "uuid": PgType("uuid", "extension<arrow.uuid>"),
     "json": PgType("json", "extension<arrow.json>", takes_strings=True),
     "jsonb": PgType("jsonb", "extension<arrow.json>", takes_strings=True),
@@ -87,6 +85,13 @@ def _time_precision(typmod: int) -> int:
     return 6 if typmod < 0 else typmod
 
 
+def _decimal_logical(precision: int, scale: int) -> LogicalType:
+    """numeric(p,s) as the decimal that holds exactly its values. Since PostgreSQL 15 the scale may be negative
+    (numeric(5,-2) rounds to hundreds: decimal(7,0)) or above the precision (numeric(3,5) holds 0.00123:
+    decimal(5,5)); the scale is an 11-bit signed field of the typmod."""
+    return LogicalType("decimal", precision=max(precision - scale, 0) + max(scale, 0), scale=max(scale, 0))
+
+
 def postgres_logical(typname: str, typmod: int, typtype: str, element: LogicalType | None = None) -> LogicalType:
     """The logical type of a PostgreSQL column given pg_type.typname, pg_attribute.atttypmod and typtype.
 
@@ -96,7 +101,7 @@ def postgres_logical(typname: str, typmod: int, typtype: str, element: LogicalTy
         return LogicalType("array", element=element)
     kind = pg_type(typname, typtype).kind
     if kind == "decimal" and typmod >= 0:
-        return LogicalType("decimal", precision=((typmod - 4) >> 16) & 0xFFFF, scale=(typmod - 4) & 0xFFFF)
+        return _decimal_logical(((typmod - 4) >> 16) & 0xFFFF, (((typmod - 4) & 0x7FF) ^ 1024) - 1024)
     if typname in ("varchar", "bpchar"):
         length = typmod - 4 if typmod >= 4 else None
         return LogicalType("string", length=length, fixed=typname == "bpchar")
@@ -110,10 +115,13 @@ def postgres_logical(typname: str, typmod: int, typtype: str, element: LogicalTy
 
 
 def read_cast(lt: LogicalType) -> str:
-    """The cast read_range applies to a column of logical type `lt` ("" for none)."""
+    """The cast read_range applies to a column of logical type `lt` ("" for none).
+
+    Every array is read as its text: ADBC flattens a multi-dimensional array into one list and drops the lower
+    bounds ('[0:1]={5,6}'), and a SQL Server target wants the text as PostgreSQL prints it anyway. An interval is
+    read as its text too: SQL Server has no interval type, and a PostgreSQL target casts the text back exactly."""
     if lt.kind == "array":
-        element = None if lt.element is None else _BY_KIND.get(lt.element.kind)
-        return "" if element is not None and element.in_arrays else "text"
+        return "text"
     row = _BY_KIND.get(lt.kind)  # a kind of another engine's catalog (verify reads a target with it) as is
     return "" if row is None else row.read
 
@@ -128,14 +136,11 @@ def decimal_arrow(lt: LogicalType) -> tuple[int, int] | None:
     return lt.precision, lt.scale or 0
 
 
-def arrow_name(typname: str, lt: LogicalType, element: str = "") -> str:
+def arrow_name(typname: str, lt: LogicalType) -> str:
     """The Arrow type (as pyarrow prints it) read_range yields for a column of pg_type.typname `typname` and
-    logical type `lt`; `element` is an array's element typname."""
+    logical type `lt`."""
     if lt.kind == "array":
-        if read_cast(lt):
-            return "string"
-        assert lt.element is not None
-        return f"list<item: {arrow_name(element, lt.element)}>"
+        return "string"
     row = PG_TYPES.get(typname, _BY_KIND[lt.kind])
     if row.arrow != "decimal":
         return row.arrow
@@ -184,7 +189,8 @@ def _pg_from_logical(lt: LogicalType) -> str:
     if kind == "string":
         if lt.length is None:
             return "text"
-        return f"character({lt.length})" if lt.fixed else f"character varying({lt.length})"
+        # nchar(n) counts UTF-16 units and comes padded: character(n) would pad a value with an emoji further
+        return f"character({lt.length})" if lt.fixed and not lt.unicode else f"character varying({lt.length})"
     if kind == "array":
         return "text" if lt.element is None else f"{_pg_from_logical(lt.element)}[]"
     # enum from another engine (no type to recreate), other: text keeps every value

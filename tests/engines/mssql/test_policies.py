@@ -85,7 +85,7 @@ def test_datetimeoffset_text_keeps_offset_and_checks_the_7th_digit() -> None:
         (Declared("decimal", 9, 19, 4), "numeric(19,4)"),
         (Declared("nvarchar", 80, 0, 0), "character varying(40)"),
         (Declared("nvarchar", -1, 0, 0), "text"),
-        (Declared("nchar", 10, 0, 0), "character(5)"),
+        (Declared("nchar", 10, 0, 0), "character varying(5)"),
         (Declared("datetime", 8, 23, 3), "timestamp(3) without time zone"),
         (Declared("datetime2", 8, 27, 7), "timestamp(6) without time zone"),
         (Declared("datetimeoffset", 10, 34, 7), "timestamp(6) with time zone"),

@@ -160,7 +160,8 @@ def test_other_engines_map_through_logical_types() -> None:
         LogicalType("decimal", precision=18, scale=4): "numeric(18,4)",
         LogicalType("money"): "numeric(19,4)",
         LogicalType("string", length=40): "character varying(40)",
-        LogicalType("string", length=10, fixed=True): "character(10)",
+        LogicalType("string", length=10, fixed=True, unicode=False): "character(10)",
+        LogicalType("string", length=10, fixed=True): "character varying(10)",  # nchar(10): UTF-16 units, padded
         LogicalType("string"): "text",
         LogicalType("timestamp", precision=7): "timestamp(6) without time zone",
         LogicalType("timestamptz", precision=7): "timestamp(6) with time zone",

@@ -48,10 +48,10 @@ def test_every_row_is_declared_here() -> None:
 
 
 def test_rows_of_one_kind_are_read_alike() -> None:
-    """read_range decides by logical kind: every row of a kind must ask for the same cast and array reading."""
-    by_kind: dict[str, set[tuple[str, bool]]] = defaultdict(set)
+    """read_range decides by logical kind: every row of a kind must ask for the same cast."""
+    by_kind: dict[str, set[str]] = defaultdict(set)
     for row in [*PG_TYPES.values(), ENUM, OTHER]:
-        by_kind[row.kind].add((row.read, row.in_arrays))
+        by_kind[row.kind].add(row.read)
     assert {kind: len(ways) for kind, ways in by_kind.items() if len(ways) > 1} == {}
 
 
@@ -85,5 +85,5 @@ def test_table_matches_what_the_server_and_adbc_give(src_db: Db, source: Postgre
             logical_kind = logical.kind
         got[name] = (logical_kind, read[name])
         base = element or typname
-        want[name] = (OUTSIDE.get(base) or PG_TYPES[base].kind, arrow_name(typname, logical, element))
+        want[name] = (OUTSIDE.get(base) or PG_TYPES[base].kind, arrow_name(typname, logical))
     assert got == want
