@@ -7,8 +7,10 @@ from ray_replicator.config import Settings
 from ray_replicator.engines import capabilities, engine_of, open_source
 from ray_replicator.events import OnEvent
 from ray_replicator.plan import Plan
+from ray_replicator.record import SchemaChange
 from ray_replicator.report import RunReport
 from ray_replicator.run import Run, ignore
+from ray_replicator.run_record import planned_schema_changes
 from ray_replicator.typemap import apply_type_policy
 
 __all__ = ["make_plan", "plan_only", "replicate", "verify_only"]
@@ -20,12 +22,14 @@ def replicate(settings: Settings, on_event: OnEvent | None = None, will_save_rep
     return Run(settings, on_event or ignore, will_save_report).execute()
 
 
-def plan_only(settings: Settings) -> tuple[Plan, list[str]]:
+def plan_only(settings: Settings) -> tuple[Plan, list[str], list[SchemaChange]]:
+    """The plan, the tables the filters left out, and (with a target) how the target tables would differ."""
     source = open_source(settings.source.resolved_url())
     try:
         catalog, excluded = load_catalog(settings, source)
         target = capabilities(engine_of(settings.target.display())) if settings.target is not None else None
-        return make_plan(settings, source, catalog, target), excluded
+        changes = planned_schema_changes(settings, source, catalog) if settings.target is not None else []
+        return make_plan(settings, source, catalog, target), excluded, changes
     finally:
         source.close()
 
