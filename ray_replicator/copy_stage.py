@@ -83,7 +83,7 @@ class CopyStage:
                 entry.report.rows += int(done_before[rng.range_id].get("rows") or 0)
                 entry.report.bytes += int(done_before[rng.range_id].get("bytes") or 0)
                 entry.counted = False
-                entry.value_changes.append(state.resumed_changes.get(rng.range_id, []))
+                entry.value_changes[rng.range_id] = state.resumed_changes.get(rng.range_id, [])
         self.worker_rss: dict[str, float] = {}
         self.peak_buffer_mb = 0.0
         self.spilled_mb = 0.0
@@ -148,7 +148,7 @@ class CopyStage:
         entry = self.state.tables[key]
         entry.report.rows += result.rows
         entry.report.bytes += result.bytes
-        entry.value_changes.append(list(result.value_changes))
+        entry.value_changes[rng.range_id] = list(result.value_changes)
         if result.source_rows < 0:
             entry.counted = False
         else:

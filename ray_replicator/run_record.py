@@ -101,7 +101,9 @@ def record_tables(state: RunState) -> None:
         if progress is None:
             entry.state = "not started"
             continue
-        entry.value_changes = merge_value_changes(progress.value_changes)
+        in_key_order = sorted(state.plan.ranges_of(table), key=lambda r: r.index)
+        parts = [progress.value_changes[r.range_id] for r in in_key_order if r.range_id in progress.value_changes]
+        entry.value_changes = merge_value_changes(parts)
         done = entry.ranges - progress.remaining
         job = progress.finalized
         if job is not None and job.done() and not job.cancelled() and job.exception() is None:

@@ -76,8 +76,8 @@ class TableProgress:
     """The target table's count after finalize (verify = counts)."""
     checked: TableCheck | None = None
     """The table's checksums, taken by the servers right after finalize (verify = checksums)."""
-    value_changes: list[list[ValueChanges]] = field(default_factory=list)
-    """What lossy policies changed, one part per range done (resumed ranges' parts from the ledger)."""
+    value_changes: dict[str, list[ValueChanges]] = field(default_factory=dict)
+    """What lossy policies changed, by range done (resumed ranges' from the ledger); merged in key order."""
 
 
 @dataclass(repr=False, eq=False)
