@@ -170,6 +170,7 @@ class CopyStage:
                 seconds=round(result.seconds, 3),
                 node=result.node_id,
                 left=entry.remaining,
+                changed_values=sum(c.count for c in result.value_changes),
             )
         )
         if entry.remaining == 0:

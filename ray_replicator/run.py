@@ -205,6 +205,7 @@ class Run:
         for table in state.catalog.tables:
             ranges = state.plan.ranges_of(table)
             resumed = [done[r.range_id] for r in ranges if r.range_id in done]
+            names = {table.qualified, state.mapped[(table.schema, table.name)].qualified}
             per_table.append(
                 TablePlan(
                     table=state.mapped[(table.schema, table.name)].qualified,
@@ -213,6 +214,7 @@ class Run:
                     estimated_bytes=sum(r.estimated_bytes for r in ranges),
                     resumed_ranges=len(resumed),
                     resumed_rows=sum(int(info.get("rows") or 0) for info in resumed),
+                    schema_changes=sum(1 for c in state.schema_changes if c.table in names),
                 )
             )
         return PlanMade(
@@ -311,7 +313,15 @@ class Run:
         state.ledger.run_id = None
         report.phases = state.phases
         report.seconds = time.perf_counter() - state.started
-        self.emit(RunDone(status=report.status, rows=report.total_rows, seconds=round(report.seconds, 3)))
+        self.emit(
+            RunDone(
+                status=report.status,
+                rows=report.total_rows,
+                seconds=round(report.seconds, 3),
+                schema_changes=report.schema_change_count,
+                changed_values=report.changed_values,
+            )
+        )
         return report
 
 
