@@ -89,9 +89,11 @@ def resumed_changes(state: RunState, saved: dict[str, str]) -> dict[str, list[Va
 
 def record_tables(state: RunState) -> None:
     """Each table of the report with its schema changes, value changes and how far it got."""
-    if not state.report.tables:
+    if not state.report.tables:  # the copy stage did not finish: its tables as far as they got
         state.report.tables = [
-            TableReport(table=state.mapped[(t.schema, t.name)].qualified, ranges=len(state.plan.ranges_of(t)))
+            progress.report
+            if (progress := state.tables.get((t.schema, t.name))) is not None
+            else TableReport(table=state.mapped[(t.schema, t.name)].qualified, ranges=len(state.plan.ranges_of(t)))
             for t in state.catalog.tables
         ]
     for table, entry in zip(state.catalog.tables, state.report.tables, strict=True):

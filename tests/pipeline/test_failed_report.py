@@ -65,6 +65,8 @@ def test_a_refused_value_leaves_a_report_and_resume_finishes_the_run(
     if readings != "not started":
         n = int(readings.removeprefix("partly copied: ").split(" of ")[0])
         assert readings == f"partly copied: {n} of 6 ranges" and 0 < n <= done[0]
+        (rows,) = [t["rows"] for t in stopped["tables"] if t["table"] == "public.readings"]
+        assert 0 < rows < ROWS
     assert "--resume" in stopped["next_step"] and "--existing drop" in stopped["next_step"]
     markdown = report.with_suffix(".md").read_text()
     assert "# ray-replicator run" in markdown and ": failed" in markdown
