@@ -19,7 +19,7 @@ from ray_replicator.budget import BudgetConfig, BudgetedStream, node_budget
 from ray_replicator.catalog import Table
 from ray_replicator.endpoints import cached_source, cached_target, drop_cached
 from ray_replicator.engines import capabilities_of, open_target
-from ray_replicator.engines.base import KeyRange, Source, WriteOptions
+from ray_replicator.engines.base import KeyRange, Source, Target, WriteOptions
 from ray_replicator.record import ValueChanges, value_changes_from_json, value_changes_json
 from ray_replicator.retry import TransientError, is_transient
 from ray_replicator.schedule import SYSTEM_RETRIES
@@ -83,6 +83,14 @@ def _recorded(
             target.ledger.save_value_changes(item.options.run_id, item.rng.range_id, value_changes_json(changes))
         finally:
             target.close()
+
+
+def _range_changes(read: list[ValueChanges], fresh: bool, target: Target, item: CopyItem) -> list[ValueChanges]:
+    """The range's changes: those this attempt read, or, when it found the range done (fresh False), those the
+    attempt that committed it saved in the ledger."""
+    if fresh or not item.options.run_id:
+        return read
+    return value_changes_from_json(target.ledger.value_changes(item.options.run_id).get(item.rng.range_id))
 
 
 def _counting(batches: Iterator[pa.RecordBatch], seen: list[int]) -> Iterator[pa.RecordBatch]:
@@ -203,9 +211,7 @@ def copy_range_local(item: CopyItem) -> RangeResult:
         raise
     if watch is not None:
         watch.stop()
-    if not written.fresh and item.options.run_id:  # an earlier attempt committed it: its changes are on record
-        saved = target.ledger.value_changes(item.options.run_id).get(item.rng.range_id)
-        changes = value_changes_from_json(saved)
+    changes = _range_changes(changes, written.fresh, target, item)
     buffered = stream if isinstance(stream, BudgetedStream) else None
     if buffered is not None:
         buffered.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -13,7 +14,8 @@ import psycopg
 import pytest
 
 from tests.engines.mssql.servers import PASSWORD, Server, standin
-from tests.helpers import assert_one_line_error, cli
+from tests.helpers import SECRETS, CliRun, assert_one_line_error, cli, done_ranges, fill_big
+from tests.pgserver import PasswordPostgres
 
 ROWS = 3000
 FIRST_REFUSED = 2501
@@ -94,3 +96,27 @@ def test_a_refused_value_leaves_a_report_and_resume_finishes_the_run(
     assert all(at == dt.datetime(2021, 6, 1, 12, 0, 0, 654322 if i in odd else 654321) for i, at in rows)
     for text in (failed.stdout, finished.stdout, report.read_text(), markdown):
         assert PASSWORD not in text
+
+
+def test_ctrl_c_mid_copy_leaves_a_report_that_says_interrupted(
+    pwpg: PasswordPostgres, fresh_db: str, tmp_path: Path, ray_tmp: Path
+) -> None:
+    fill_big(pwpg)
+    config = tmp_path / "small-ranges.toml"
+    config.write_text("rows_per_range = 2000\n")
+    report = tmp_path / "report.json"
+    args = ["run", "--source", pwpg.url("src"), "--target", fresh_db, "--tables", "big", "--parallelism", "1"]
+    run = CliRun([*args, "--config", str(config), "--report", str(report)], ray_tmp)
+    run.wait_for(lambda: done_ranges(fresh_db) >= 2, every=0.1)
+    run.proc.send_signal(signal.SIGINT)
+    stopped = run.finish(timeout=120)
+    assert_one_line_error(stopped, 130, "interrupted by SIGINT", "--resume")
+    data = json.loads(report.read_text())
+    assert data["status"] == "interrupted" and data["reason"] == "interrupted by SIGINT"
+    ((table, state),) = [(t["table"], t["state"]) for t in data["tables"]]
+    ranges = data["tables"][0]["ranges"]
+    assert table == "public.big" and state.startswith("partly copied: ") and state.endswith(f" of {ranges} ranges")
+    assert "--resume" in data["next_step"]
+    assert f"report (interrupted): {report}" in stopped.stdout
+    for secret in SECRETS:
+        assert secret not in report.read_text() + report.with_suffix(".md").read_text()
