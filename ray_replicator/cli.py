@@ -25,7 +25,9 @@ from ray_replicator.engines.base import EngineError, UsageError
 from ray_replicator.errors import with_hint
 from ray_replicator.events import Event, RayStarted, failure_line
 from ray_replicator.progress import plain_console
+from ray_replicator.record import SchemaChange
 from ray_replicator.redact import hide_secrets_in_process_title, scrub
+from ray_replicator.report import RunReport
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
 err = plain_console(stderr=True)
@@ -181,6 +183,10 @@ def _run(settings: Settings, json_logs: bool = False) -> None:
             result = replicate(settings, on_event=on_event)
         except EngineError as exc:
             progress.fail(scrub(failure_line(exc), known_secrets(settings)))
+            _stopped_report(exc, settings)
+            raise
+        except KeyboardInterrupt as exc:
+            _stopped_report(exc, settings)
             raise
     result.print(out)
     if settings.report_path is not None:
@@ -195,21 +201,40 @@ def _run(settings: Settings, json_logs: bool = False) -> None:
         raise EngineError(f"verification ({settings.verify}) failed: {'; '.join(result.errors)[:500]}")
 
 
+def _stopped_report(exc: BaseException, settings: Settings) -> None:
+    """A run that stopped after its plan: its report (status, reason, each table's state, what to do next) on
+    stdout and in the report file; stderr keeps its one line. A report that cannot be written is logged only."""
+    report: RunReport | None = getattr(exc, "report", None)
+    if report is None:
+        return
+    report.print(out)
+    if settings.report_path is None:
+        return
+    try:
+        json_path, md_path = report.save(settings.report_path)
+    except OSError as error:
+        diagnostics.log.warning("could not write the report to %s: %s", settings.report_path, error.strerror)
+        return
+    out.print(f"report ({report.status}): {json_path} and {md_path}", markup=False)
+
+
 @app.command()
 def plan(
     source: SourceOpt = None,
+    target: TargetOpt = None,
     config: ConfigOpt = None,
     tables: TablesOpt = None,
     exclude: ExcludeOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the plan as JSON")] = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Print the partition plan (tables, ranges, estimated rows/bytes); moves nothing."""
+    """Print the partition plan (tables, ranges, estimated rows/bytes) and, with a target, how each target table
+    will differ from its source (schema changes); moves nothing."""
     with _OneLineFailures(debug) as failures:
-        failures.settings = settings = _settings(config, source, None, tables, exclude)
+        failures.settings = settings = _settings(config, source, target, tables, exclude)
         from ray_replicator.pipeline import plan_only
 
-        the_plan, excluded = plan_only(settings)
+        the_plan, excluded, changes = plan_only(settings)
     if as_json:
         rows = [
             {
@@ -224,7 +249,8 @@ def plan(
             }
             for r in the_plan.ranges
         ]
-        out.print_json(json.dumps({"plan_hash": the_plan.plan_hash(), "ranges": rows}, default=str))
+        document = {"plan_hash": the_plan.plan_hash(), "ranges": rows, "schema_changes": [c.to_json() for c in changes]}
+        out.print_json(json.dumps(document, default=str))
         return
     from rich.table import Table as RichTable
 
@@ -244,6 +270,20 @@ def plan(
     out.print(table)
     if excluded:
         out.print("excluded by filters: " + ", ".join(excluded))
+    if settings.target is not None:
+        _print_schema_changes(changes)
+
+
+def _print_schema_changes(changes: list[SchemaChange]) -> None:
+    """Per table, how the target table will differ from its source."""
+    out.print(f"schema changes: {len(changes)}" + ("" if changes else " (every table is created as its source)"))
+    tables: dict[str, list[SchemaChange]] = {}
+    for change in changes:
+        tables.setdefault(change.table, []).append(change)
+    for name, table_changes in tables.items():
+        out.print(f"  {name}:", markup=False)
+        for change in table_changes:
+            out.print(f"    {change.line()}", markup=False)
 
 
 @app.command("verify")

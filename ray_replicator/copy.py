@@ -18,8 +18,9 @@ import ray
 from ray_replicator.budget import BudgetConfig, BudgetedStream, node_budget
 from ray_replicator.catalog import Table
 from ray_replicator.endpoints import cached_source, cached_target, drop_cached
-from ray_replicator.engines import capabilities_of
-from ray_replicator.engines.base import KeyRange, WriteOptions
+from ray_replicator.engines import capabilities_of, open_target
+from ray_replicator.engines.base import KeyRange, Source, Target, WriteOptions
+from ray_replicator.record import ValueChanges, value_changes_from_json, value_changes_json
 from ray_replicator.retry import TransientError, is_transient
 from ray_replicator.schedule import SYSTEM_RETRIES
 from ray_replicator.stall import Watchdog
@@ -60,10 +61,36 @@ class RangeResult:
     spilled_mb: float = 0.0
     source_rows: int = -1
     """Rows the source produced for the range (-1: the reader cannot tell); compared with `rows` by verify."""
+    value_changes: tuple[ValueChanges, ...] = ()
+    """What lossy opt-in policies changed in the range (also in the ledger, saved before its done mark)."""
 
 
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _recorded(
+    batches: Iterator[pa.RecordBatch], source: Source, item: CopyItem, changes: list[ValueChanges]
+) -> Iterator[pa.RecordBatch]:
+    """The range's batches; once the source has read them all, what its policies changed goes into `changes` and
+    into the ledger, on a connection of its own (the writer's transaction holds the range's row) and before the
+    writer can commit the done mark: a done range's changes are always on record, a retry replaces them."""
+    yield from batches
+    changes.extend(source.value_changes(item.rng))
+    if changes and item.options.run_id:
+        target = open_target(item.target_url)
+        try:
+            target.ledger.save_value_changes(item.options.run_id, item.rng.range_id, value_changes_json(changes))
+        finally:
+            target.close()
+
+
+def _range_changes(read: list[ValueChanges], fresh: bool, target: Target, item: CopyItem) -> list[ValueChanges]:
+    """The range's changes: those this attempt read, or, when it found the range done (fresh False), those the
+    attempt that committed it saved in the ledger."""
+    if fresh or not item.options.run_id:
+        return read
+    return value_changes_from_json(target.ledger.value_changes(item.options.run_id).get(item.rng.range_id))
 
 
 def _counting(batches: Iterator[pa.RecordBatch], seen: list[int]) -> Iterator[pa.RecordBatch]:
@@ -130,6 +157,7 @@ def copy_range_local(item: CopyItem) -> RangeResult:
     """Move one range; the body of the Ray task, callable in-process for tests and debugging."""
     started = time.perf_counter()
     stream: Iterator[Any] | None = None
+    changes: list[ValueChanges] = []
     watch = _watchdog(item)
 
     def reads(items: Iterator[Any]) -> Iterator[Any]:
@@ -160,7 +188,8 @@ def copy_range_local(item: CopyItem) -> RangeResult:
             source_rows = stats.get("rows", -1)
         else:
             seen = [0, 0]
-            batches = source.read_range(item.source_table, item.rng, item.batch_rows, item.batch_bytes)
+            read = source.read_range(item.source_table, item.rng, item.batch_rows, item.batch_bytes)
+            batches = _recorded(read, source, item, changes)
             stream = _budgeted(reads(batches), item, 0, item.batch_bytes)
             written = target.write_range(item.target_table, item.rng, writes(_counting(stream, seen)), item.options)
             moved_bytes = written.bytes or seen[0]
@@ -182,6 +211,7 @@ def copy_range_local(item: CopyItem) -> RangeResult:
         raise
     if watch is not None:
         watch.stop()
+    changes = _range_changes(changes, written.fresh, target, item)
     buffered = stream if isinstance(stream, BudgetedStream) else None
     if buffered is not None:
         buffered.close()
@@ -198,6 +228,7 @@ def copy_range_local(item: CopyItem) -> RangeResult:
         peak_buffer_mb=(buffered.peak_bytes / 1048576) if buffered else 0.0,
         spilled_mb=(buffered.spilled_bytes / 1048576) if buffered else 0.0,
         source_rows=source_rows if written.fresh else -1,
+        value_changes=tuple(changes),
     )
 
 

@@ -83,6 +83,7 @@ class CopyStage:
                 entry.report.rows += int(done_before[rng.range_id].get("rows") or 0)
                 entry.report.bytes += int(done_before[rng.range_id].get("bytes") or 0)
                 entry.counted = False
+                entry.value_changes[rng.range_id] = state.resumed_changes.get(rng.range_id, [])
         self.worker_rss: dict[str, float] = {}
         self.peak_buffer_mb = 0.0
         self.spilled_mb = 0.0
@@ -147,6 +148,7 @@ class CopyStage:
         entry = self.state.tables[key]
         entry.report.rows += result.rows
         entry.report.bytes += result.bytes
+        entry.value_changes[rng.range_id] = list(result.value_changes)
         if result.source_rows < 0:
             entry.counted = False
         else:
@@ -168,6 +170,7 @@ class CopyStage:
                 seconds=round(result.seconds, 3),
                 node=result.node_id,
                 left=entry.remaining,
+                changed_values=sum(c.count for c in result.value_changes),
             )
         )
         if entry.remaining == 0:

@@ -24,7 +24,8 @@ class Event:
 
 @dataclass(frozen=True)
 class TablePlan:
-    """One table's share of the plan; resumed_*: what earlier runs of a resumed run already copied."""
+    """One table's share of the plan; resumed_*: what earlier runs of a resumed run already copied;
+    schema_changes: how many ways the target table will differ from the source's (listed in the report)."""
 
     table: str
     ranges: int
@@ -32,6 +33,7 @@ class TablePlan:
     estimated_bytes: int
     resumed_ranges: int = 0
     resumed_rows: int = 0
+    schema_changes: int = 0
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,8 @@ class RangeStarted(Event):
 
 @dataclass(frozen=True)
 class RangeCopied(Event):
-    """node: the Ray node id that copied the range; left: the table's ranges still to copy."""
+    """node: the Ray node id that copied the range; left: the table's ranges still to copy; changed_values: values
+    lossy opt-in policies changed in the range (per column in the report)."""
 
     name = "range"
     table: str
@@ -82,6 +85,7 @@ class RangeCopied(Event):
     seconds: float
     node: str
     left: int
+    changed_values: int = 0
 
 
 @dataclass(frozen=True)
@@ -121,12 +125,14 @@ class VerifyStarted(Event):
 
 @dataclass(frozen=True)
 class RunDone(Event):
-    """status: ok or verify failed."""
+    """status: ok or verify failed; schema_changes, changed_values: the report's totals of what the run changed."""
 
     name = "done"
     status: str
     rows: int
     seconds: float
+    schema_changes: int = 0
+    changed_values: int = 0
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,10 @@ from ray_replicator.config import Settings
 from ray_replicator.engines import capabilities, engine_of, open_source, source_url_for
 from ray_replicator.events import OnEvent
 from ray_replicator.plan import Plan
+from ray_replicator.record import SchemaChange
 from ray_replicator.report import RunReport
 from ray_replicator.run import Run, ignore
+from ray_replicator.run_record import planned_schema_changes
 from ray_replicator.typemap import apply_type_policy
 
 __all__ = ["make_plan", "plan_only", "replicate", "verify_only"]
@@ -20,15 +22,18 @@ def replicate(settings: Settings, on_event: OnEvent | None = None, will_save_rep
     return Run(settings, on_event or ignore, will_save_report).execute()
 
 
-def plan_only(settings: Settings) -> tuple[Plan, list[str]]:
-    """The plan `run` would make; with a target, refused as `run` refuses (policies, unsupported types)."""
+def plan_only(settings: Settings) -> tuple[Plan, list[str], list[SchemaChange]]:
+    """The plan `run` would make, the tables the filters left out, and (with a target) how the target tables would
+    differ; with a target, refused as `run` refuses (policies, unsupported types)."""
     source = open_source(settings.source.resolved_url())
     try:
         catalog, excluded = load_catalog(settings, source)
         target = capabilities(engine_of(settings.target.display())) if settings.target is not None else None
+        changes: list[SchemaChange] = []
         if target is not None:
+            changes = planned_schema_changes(settings, source, catalog)  # from the catalog before the type policy
             catalog, _ = apply_type_policy(catalog, source.capabilities, target, settings.unsupported_types)
-        return make_plan(settings, source, catalog, target), excluded
+        return make_plan(settings, source, catalog, target), excluded, changes
     finally:
         source.close()
 

@@ -7,6 +7,7 @@ the promise is "exact, or refused with the reason, or an opt-in counted here".
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -64,6 +65,10 @@ class SchemaChange:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SchemaChange:
+        return cls(**data)
+
 
 FIRST_KEYS_KEPT = 5
 """How many keys of changed values a ValueChanges keeps: enough to find them, bounded for any row count."""
@@ -115,3 +120,18 @@ def merge_value_changes(parts: list[list[ValueChanges]]) -> list[ValueChanges]:
                 merged[key] = ValueChanges(change.table, change.column, change.policy)
                 merged[key].merge(change)
     return list(merged.values())
+
+
+def key_text(names: list[str], values: list[Any]) -> str:
+    """A row's key as the report shows it: `Id=5`, or `(a=1, b='x')` for a composite key."""
+    parts = [f"{n}={v!r}" if isinstance(v, str) else f"{n}={v}" for n, v in zip(names, values, strict=True)]
+    return parts[0] if len(parts) == 1 else f"({', '.join(parts)})"
+
+
+def value_changes_json(changes: list[ValueChanges]) -> str:
+    """ValueChanges as the ledger keeps them beside a range's done mark."""
+    return json.dumps([c.to_json() for c in changes], sort_keys=True)
+
+
+def value_changes_from_json(text: str | None) -> list[ValueChanges]:
+    return [ValueChanges.from_json(item) for item in json.loads(text)] if text else []

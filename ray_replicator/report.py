@@ -1,4 +1,5 @@
-"""The run report: what moved, how fast, what was checked — as a terminal table, JSON and markdown."""
+"""The run report: what moved, how fast, what was checked, what the run changed on the way (record.py) and, for
+a run that failed, how far each table got and what to do next — as a terminal table, JSON and markdown."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from typing import Any, Literal
 
 from rich.console import Console
 from rich.table import Table as RichTable
+
+from ray_replicator.record import SchemaChange, ValueChanges
 
 COLUMNS: list[tuple[str, Literal["left", "right"]]] = [
     ("table", "left"),
@@ -33,6 +36,12 @@ class TableReport:
     verified: str = "no"
     source_rows: int | None = None
     nodes: list[str] = field(default_factory=list)
+    state: str = ""
+    """How far the table got: finalized, copied, partly copied: n of m ranges, not started (failed runs)."""
+    schema_changes: list[SchemaChange] = field(default_factory=list)
+    """How the target table differs from the source table, decided at plan time."""
+    value_changes: list[ValueChanges] = field(default_factory=list)
+    """Values lossy opt-in policies changed, per column and policy, over every range done (resumed ones too)."""
 
     @property
     def rows_per_s(self) -> float:
@@ -53,6 +62,38 @@ class RunReport:
     workers: dict[str, Any] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    reason: str = ""
+    """Why a failed or interrupted run stopped: one line, scrubbed of secrets."""
+    next_step: str = ""
+    """What the target needs next after a failed or interrupted run (--resume, or starting over)."""
+
+    @property
+    def schema_change_count(self) -> int:
+        return sum(len(t.schema_changes) for t in self.tables)
+
+    @property
+    def changed_values(self) -> int:
+        return sum(c.count for t in self.tables for c in t.value_changes)
+
+    def _on_record(self) -> str:
+        """The total line of what the run changed."""
+        tables = sum(1 for t in self.tables if t.schema_changes or t.value_changes)
+        return (
+            f"on record: {self.schema_change_count:,} schema changes, {self.changed_values:,} values changed by "
+            f"lossy opt-in policies, in {tables} of {len(self.tables)} tables"
+        )
+
+    def _change_lines(self) -> list[str]:
+        lines = [f"schema: {c.line()}" for t in self.tables for c in t.schema_changes]
+        return lines + [f"values: {c.line()}" for t in self.tables for c in t.value_changes]
+
+    def _stop_lines(self) -> list[str]:
+        """A failed run: why, each table's state, what to do next."""
+        if self.status not in ("failed", "interrupted"):
+            return []
+        lines = [f"stopped: {self.reason}"] if self.reason else []
+        lines += [f"table {t.table}: {t.state}" for t in self.tables]
+        return lines + ([f"next: {self.next_step}"] if self.next_step else [])
 
     @property
     def total_rows(self) -> int:
@@ -67,6 +108,8 @@ class RunReport:
         data["total_rows"] = self.total_rows
         data["total_bytes"] = self.total_bytes
         data["rows_per_s"] = round(self.total_rows / self.seconds, 1) if self.seconds else 0.0
+        data["schema_changes"] = self.schema_change_count
+        data["changed_values"] = self.changed_values
         for entry, table in zip(data["tables"], self.tables, strict=True):
             entry["rows_per_s"] = round(table.rows_per_s, 1)
         return data
@@ -114,6 +157,9 @@ class RunReport:
             "|" + "|".join("---:" if justify == "right" else "---" for _, justify in COLUMNS) + "|",
         ]
         lines += ["| " + " | ".join(cells) + " |" for cells in [*rows, total]]
+        lines += ["", self._on_record()] + [f"- {line}" for line in self._change_lines()]
+        if self._stop_lines():
+            lines += [""] + self._stop_lines()
         if self.phases:
             lines += ["", self._phases()]
         if self.excluded:
@@ -134,6 +180,11 @@ class RunReport:
             table.add_row(*cells)
         table.add_row(*total[:-1], "", style="bold")
         console.print(table)
+        console.print(self._on_record(), markup=False)
+        for line in self._change_lines():
+            console.print(f"  {line}", markup=False)
+        for line in self._stop_lines():
+            console.print(line, markup=False)
         if self.phases:
             console.print(self._phases())
         if self.excluded:

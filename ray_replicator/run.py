@@ -7,6 +7,7 @@ Everything that decides runs here, on the driver; Ray tasks only move, finalize 
 from __future__ import annotations
 
 import contextlib
+import signal
 import time
 import uuid
 from collections.abc import Iterator
@@ -27,7 +28,7 @@ from ray_replicator.choices import (
 from ray_replicator.config import Settings, known_secrets
 from ray_replicator.copy_stage import CopyStage, counted_checks
 from ray_replicator.engines import capabilities_of, open_source, open_target, source_url_for
-from ray_replicator.engines.base import EngineError, WriteOptions
+from ray_replicator.engines.base import EngineError
 from ray_replicator.events import (
     Event,
     FinalizeStarted,
@@ -46,7 +47,16 @@ from ray_replicator.preflight import check_report_path, check_spill_dir, check_t
 from ray_replicator.redact import scrub
 from ray_replicator.report import RunReport
 from ray_replicator.retry import retrying
+from ray_replicator.run_record import (
+    plan_with_changes,
+    record_tables,
+    resumed_changes,
+    stopped_report,
+    stored_changes,
+    write_options,
+)
 from ray_replicator.run_state import RunState, fresh_target
+from ray_replicator.signals import Interrupted
 from ray_replicator.typemap import apply_type_policy
 from ray_replicator.verify import TableCheck, target_read_url
 
@@ -72,25 +82,48 @@ class Run:
 
         However the run stops after the ledger knows it, the ledger says how: `interrupted` (Ctrl-C, SIGTERM) or
         `failed` (any error, also one that is not ours, which then becomes a one-line EngineError), so `--resume`
-        finds it and `status` does not show a run `running` that no process runs any more."""
+        finds it and `status` does not show a run `running` that no process runs any more.
+
+        A run that stops after its plan still has a report: status failed or interrupted, the reason, each table's
+        state and what the target needs next. It rides on the exception as `report` (the CLI saves it)."""
         ledger = self.state.ledger
         try:
             return self._stages()
         except KeyboardInterrupt as exc:
-            exc.in_ledger = ledger.run_id is not None  # type: ignore[attr-defined]
+            in_ledger = ledger.run_id is not None
+            exc.in_ledger = in_ledger  # type: ignore[attr-defined]
             ledger.note("interrupted")
+            signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+            self._stopped(exc, "interrupted", f"interrupted by {signal.Signals(signum).name}", in_ledger)
             raise
         except EngineError as exc:
+            in_ledger = ledger.run_id is not None
             ledger.note("failed")
-            self.emit(RunFailed(error=scrub(failure_line(exc), known_secrets(self.settings))))
+            line = scrub(failure_line(exc), known_secrets(self.settings))
+            self.emit(RunFailed(error=line))
+            self._stopped(exc, "failed", line, in_ledger)
             raise
         except Exception as exc:
+            in_ledger = ledger.run_id is not None
             ledger.note("failed")
             diagnostics.log.error("the run failed unexpectedly", exc_info=True)
             line = scrub(failure_line(exc), known_secrets(self.settings))
             error = EngineError(f"unexpected {type(exc).__name__}: {line}")
             self.emit(RunFailed(error=str(error)))
+            self._stopped(error, "failed", str(error), in_ledger)
             raise error from exc
+
+    def _stopped(self, exc: BaseException, status: str, reason: str, in_ledger: bool) -> None:
+        """The report of a run that stopped, on the exception (never hides the run's own error)."""
+        try:
+            report = stopped_report(self.state, status, reason, in_ledger)
+        except Exception:  # noqa: BLE001 - the run's own error is the one to show
+            diagnostics.log.warning("could not make the report of the stopped run", exc_info=True)
+            return
+        if report is not None:
+            report.phases = self.state.phases
+            report.seconds = time.perf_counter() - self.state.started
+            exc.report = report  # type: ignore[attr-defined]
 
     def _stages(self) -> RunReport:
         state, settings = self.state, self.settings
@@ -124,6 +157,7 @@ class Run:
             state.catalog, changes = apply_type_policy(
                 catalog, state.source.capabilities, state.target.capabilities, settings.unsupported_types
             )
+            state.schema_changes = list(changes)
         state.mapped = {(t.schema, t.name): map_table(t, settings.schema_map, changes) for t in state.catalog.tables}
         state.warnings = [c.line() for c in changes] + state.target.write_notes(list(state.mapped.values()))
 
@@ -138,6 +172,8 @@ class Run:
                 # Reach the target (a wrong password shows now, not after Ray started); reading creates nothing.
                 state.target.ledger.runs()
                 state.plan = make_plan(settings, state.source, state.catalog, state.target.capabilities)
+            state.options = write_options(settings, state.run_id)
+            self._schema_changes()
         state.method = choose_method(settings, state.source.capabilities, state.target.capabilities)
         state.report = RunReport(
             run_id=state.run_id,
@@ -149,12 +185,29 @@ class Run:
         )
         self.emit(self._plan_made())
 
+    def _schema_changes(self) -> None:
+        """How the target tables will differ from the source's: the type policy's changes and the target's own
+        (Target.schema_changes). A resumed run reports the ones kept with its plan, and the value changes of the
+        ranges it finds done. Computed columns the target keeps plain are then copied like any column."""
+        state = self.state
+        stored = None
+        if state.resumed is not None:
+            stored = stored_changes(state.target.ledger.load_plan(state.run_id))
+            state.resumed_changes = resumed_changes(state, state.target.ledger.value_changes(state.run_id))
+        if stored is not None:
+            state.schema_changes = stored
+        else:
+            target_changes = state.target.schema_changes(state.target_catalog, state.source.engine, state.options)
+            state.schema_changes = [*state.schema_changes, *target_changes]
+        self._copy_plain_computed()
+
     def _plan_made(self) -> PlanMade:
         state, done = self.state, self.state.done_before
         per_table = []
         for table in state.catalog.tables:
             ranges = state.plan.ranges_of(table)
             resumed = [done[r.range_id] for r in ranges if r.range_id in done]
+            names = {table.qualified, state.mapped[(table.schema, table.name)].qualified}
             per_table.append(
                 TablePlan(
                     table=state.mapped[(table.schema, table.name)].qualified,
@@ -163,6 +216,7 @@ class Run:
                     estimated_bytes=sum(r.estimated_bytes for r in ranges),
                     resumed_ranges=len(resumed),
                     resumed_rows=sum(int(info.get("rows") or 0) for info in resumed),
+                    schema_changes=sum(1 for c in state.schema_changes if c.table in names),
                 )
             )
         return PlanMade(
@@ -178,15 +232,6 @@ class Run:
         report path, the shape of tables kept by existing = truncate, and Ray itself. Then the target gets its
         tables and the ledger the run."""
         state, settings = self.state, self.settings
-        state.options = WriteOptions(
-            existing=settings.existing,
-            keys_before_load=settings.keys == "before-load",
-            unlogged=settings.unlogged,
-            run_id=state.run_id,
-            large_values_as_source=settings.large_values == "as-source",
-            collation=settings.collation,
-        )
-        self._copy_plain_computed()
         check_spill_dir(settings)
         check_report_path(settings.report_path if self.will_save_report else None)
         if state.resumed is None and settings.existing == "truncate":
@@ -199,6 +244,7 @@ class Run:
         nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
         self.emit(RayStarted(nodes=nodes, in_flight=state.in_flight, dashboard_url=local_ray.dashboard_url()))
         with self._timed("prepare"):
+            state.target_touched = True
             if state.resumed is None:
                 state.target.prepare(state.target_catalog, state.source.engine, state.options)
             state.target.ledger.init(
@@ -206,13 +252,14 @@ class Run:
             )
             state.ledger.target_url, state.ledger.run_id = state.target_url, state.run_id
             if state.resumed is None:
-                state.target.ledger.save_plan(state.run_id, plan_document(state.plan, settings))
+                document = plan_with_changes(plan_document(state.plan, settings), state.schema_changes)
+                state.target.ledger.save_plan(state.run_id, document)
 
     def _copy_plain_computed(self) -> None:
         """A computed column the target keeps plain (its expression does not translate there) is read from the
         source and written like any column; the target's schema_changes say which."""
         state = self.state
-        changes = state.target.schema_changes(state.target_catalog, state.source.engine, state.options)
+        changes = state.schema_changes
         for i, table in enumerate(state.catalog.tables):
             key = (table.schema, table.name)
             mapped = state.mapped[key]
@@ -274,6 +321,7 @@ class Run:
         """The run's end, in the ledger and in the report."""
         state = self.state
         report = state.report
+        record_tables(state)
         report.status = "ok" if not report.errors else "verify failed"
         retrying(
             "recording the run's end in the ledger",
@@ -283,7 +331,15 @@ class Run:
         state.ledger.run_id = None
         report.phases = state.phases
         report.seconds = time.perf_counter() - state.started
-        self.emit(RunDone(status=report.status, rows=report.total_rows, seconds=round(report.seconds, 3)))
+        self.emit(
+            RunDone(
+                status=report.status,
+                rows=report.total_rows,
+                seconds=round(report.seconds, 3),
+                schema_changes=report.schema_change_count,
+                changed_values=report.changed_values,
+            )
+        )
         return report
 
 

@@ -16,6 +16,7 @@ from ray_replicator.engines import open_target
 from ray_replicator.engines.base import Source, Target, WriteOptions
 from ray_replicator.ledger import Resume
 from ray_replicator.plan import Plan
+from ray_replicator.record import SchemaChange, ValueChanges
 from ray_replicator.redact import scrub, url_secrets
 from ray_replicator.report import RunReport, TableReport
 from ray_replicator.verify import TableCheck
@@ -75,6 +76,8 @@ class TableProgress:
     """The target table's count after finalize (verify = counts)."""
     checked: TableCheck | None = None
     """The table's checksums, taken by the servers right after finalize (verify = checksums)."""
+    value_changes: dict[str, list[ValueChanges]] = field(default_factory=dict)
+    """What lossy policies changed, by range done (resumed ranges' from the ledger); merged in key order."""
 
 
 @dataclass(repr=False, eq=False)
@@ -99,9 +102,12 @@ class RunState:
     warnings: list[str] = field(default_factory=list)  # catalog: what the type policy changed
     plan: Plan = field(init=False)  # plan
     resumed: Resume | None = None  # plan: the earlier run this one continues
+    resumed_changes: dict[str, list[ValueChanges]] = field(default_factory=dict)  # plan: done ranges' changes
+    schema_changes: list[SchemaChange] = field(default_factory=list)  # plan: how target tables differ
+    target_touched: bool = False  # prepare: the target may have changed (tables created, the run recorded)
     method: str = field(init=False)  # plan: raw or arrow
     report: RunReport = field(init=False)  # plan, completed by every later stage
-    options: WriteOptions = field(init=False)  # prepare
+    options: WriteOptions = field(init=False)  # plan
     in_flight: int = 0  # prepare: copy tasks at once, once Ray runs
     tables: dict[TableKey, TableProgress] = field(default_factory=dict)  # copy
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from ray_replicator.catalog import Catalog, Table
-from ray_replicator.record import SchemaChange
+from ray_replicator.record import SchemaChange, ValueChanges
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -270,6 +270,11 @@ class Source(Endpoint):
     @abstractmethod
     def count_range(self, table: Table, rng: KeyRange) -> int: ...
 
+    def value_changes(self, rng: KeyRange) -> list[ValueChanges]:
+        """The values a lossy opt-in policy changed in this source's last complete read of `rng` (counts and
+        first keys), handed over once: the run report counts them. A source without such policies has none."""
+        return []
+
     def hash_probe(self) -> tuple[str, int]:
         """What identifies this server's row hash (digest_family engines): equal probes hash alike."""
         raise NotImplementedError(f"{self.engine} computes no digest in the database")
@@ -309,6 +314,15 @@ class LedgerStore(Protocol):
 
     def claim_copying(self, run_id: str, range_id: str, node: str) -> None:
         """Mark a range 'copying' by this worker (node:pid) unless it is already done."""
+        ...
+
+    def save_value_changes(self, run_id: str, range_id: str, changes_json: str) -> None:
+        """Keep what a lossy policy changed in a range (record.value_changes_json), written before the range's
+        done mark commits and replaced by a retry, so a done range's changes are always on record."""
+        ...
+
+    def value_changes(self, run_id: str) -> dict[str, str]:
+        """range_id -> the changes saved for it (JSON), for the ranges that have any."""
         ...
 
 

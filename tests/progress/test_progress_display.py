@@ -196,12 +196,12 @@ def test_json_lines_keep_the_keys_log_parsers_read() -> None:
         "ray": {"nodes", "in_flight", "dashboard_url"},
         "copy": {"ranges", "in_flight", "resumed"},
         "range_start": {"table", "range"},
-        "range": {"table", "range", "rows", "bytes", "seconds", "node", "left"},
+        "range": {"table", "range", "rows", "bytes", "seconds", "node", "left", "changed_values"},
         "table_done": {"table", "rows", "seconds"},
         "table_finalized": {"table", "seconds"},
         "finalize": {"tables", "step"},
         "verify": {"tables", "ranges", "kind"},
-        "done": {"status", "rows", "seconds"},
+        "done": {"status", "rows", "seconds", "schema_changes", "changed_values"},
         "failed": {"error"},
     }
     plan = json.loads(stream.getvalue().splitlines()[0])
@@ -212,4 +212,5 @@ def test_json_lines_keep_the_keys_log_parsers_read() -> None:
         "estimated_bytes",
         "resumed_ranges",
         "resumed_rows",
+        "schema_changes",
     }

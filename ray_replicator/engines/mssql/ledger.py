@@ -25,6 +25,12 @@ _LEDGER_TABLES = {
         "bytes bigint NULL, seconds float NULL, node nvarchar(128) NULL, error nvarchar(max) NULL, "
         "updated_at datetime2(6) NOT NULL, CONSTRAINT PK_rr_ranges PRIMARY KEY (run_id, range_id)"
     ),
+    # Its own table, not a column of ranges: the copy task saves it on another connection while the range's
+    # loading transaction holds the range's row; ensure() adds it to a ledger from an older version.
+    "value_changes": (
+        "run_id nvarchar(64) NOT NULL, range_id nvarchar(400) NOT NULL, changes nvarchar(max) NOT NULL, "
+        "saved_at datetime2(6) NOT NULL, CONSTRAINT PK_rr_value_changes PRIMARY KEY (run_id, range_id)"
+    ),
     "plans": (
         "run_id nvarchar(64) NOT NULL, part int NOT NULL, plan_text nvarchar(max) NOT NULL, "
         "saved_at datetime2(6) NOT NULL, CONSTRAINT PK_rr_plans PRIMARY KEY (run_id, part)"
@@ -33,6 +39,7 @@ _LEDGER_TABLES = {
 RUNS = qualified(LEDGER_SCHEMA, "runs")
 RANGES = qualified(LEDGER_SCHEMA, "ranges")
 PLANS = qualified(LEDGER_SCHEMA, "plans")
+VALUE_CHANGES = qualified(LEDGER_SCHEMA, "value_changes")
 _PLAN_PART_CHARS = 200_000
 """A plan is stored in parts of this many characters so no single T-SQL literal grows with the plan."""
 _MARK_FIELDS = {"rows", "bytes", "seconds", "node", "error"}
@@ -153,6 +160,25 @@ class MssqlLedger:
 
     def claim_copying(self, run_id: str, range_id: str, node: str) -> None:
         """SQL Server's ledger has no 'copying' state: a range is planned until its rows and mark commit."""
+
+    def save_value_changes(self, run_id: str, range_id: str, changes_json: str) -> None:
+        where = _in_range(run_id, range_id)
+        what = "saving a range's value changes in the ledger"
+        self._ep.execute(what, f"DELETE FROM {VALUE_CHANGES} {where}")
+        self._ep.execute(
+            what,
+            f"INSERT INTO {VALUE_CHANGES} (run_id, range_id, changes, saved_at) "
+            f"VALUES ({n_literal(run_id)}, {n_literal(range_id)}, {n_literal(changes_json)}, {_NOW})",
+        )
+
+    def value_changes(self, run_id: str) -> dict[str, str]:
+        if not self._ep.table_exists(LEDGER_SCHEMA, "value_changes"):
+            return {}
+        rows = self._ep.query(
+            f"reading the value changes of run {run_id} from the ledger",
+            f"SELECT range_id, changes FROM {VALUE_CHANGES} WHERE run_id = {n_literal(run_id)}",
+        )
+        return {str(r[0]): str(r[1]) for r in rows}
 
     # -- what the writers use -----------------------------------------------------------------------------
     def insert_ranges(self, run_id: str, ranges: list[KeyRange]) -> None:

@@ -19,7 +19,8 @@ from ray_replicator.engines.base import Capabilities, EngineError, KeyRange, Sou
 from ray_replicator.engines.mssql.catalog import MssqlCatalog
 from ray_replicator.engines.mssql.sql import qualified, quote_ident, range_predicate
 from ray_replicator.engines.mssql.types import CLR_TYPES, base_name, scale_of
-from ray_replicator.engines.mssql.values import Converter, py_arrow_type, py_values
+from ray_replicator.engines.mssql.values import Converter, py_arrow_type, py_values, rounded_by_server
+from ray_replicator.record import FIRST_KEYS_KEPT, ValueChanges, key_text
 
 ISOLATION = {"read-committed": "READ COMMITTED", "snapshot": "SNAPSHOT", "nolock": "READ UNCOMMITTED"}
 """The isolation URL option's values as T-SQL isolation levels."""
@@ -32,6 +33,7 @@ class MssqlSource(MssqlCatalog, Source):
         super().__init__(url)
         self.control_driver = self.u.reader
         self._isolation_set = False
+        self._changes: dict[str, list[ValueChanges]] = {}
 
     @classmethod
     def url_for_target(cls, url: str, target: Capabilities) -> str:
@@ -142,6 +144,8 @@ class MssqlSource(MssqlCatalog, Source):
             for batch in raw:
                 fixed = conv.convert(batch)
                 yield from _cap(fixed, batch_rows, batch_bytes)
+            cur.close()
+            self._changes[rng.range_id] = [*conv.changes.values(), *self._rounded(table, rng, cols)]
         except EngineError:
             raise
         except Exception as exc:
@@ -149,6 +153,32 @@ class MssqlSource(MssqlCatalog, Source):
         finally:
             with contextlib.suppress(Exception):
                 cur.close()
+
+    def value_changes(self, rng: KeyRange) -> list[ValueChanges]:
+        return self._changes.pop(rng.range_id, [])
+
+    def _rounded(self, table: Table, rng: KeyRange, cols: list[Column]) -> list[ValueChanges]:
+        """The values hundred_ns = round changed in the range (the server rounds them as it reads): one count per
+        column, then the first keys of the columns that have any, in key order."""
+        conditions = {c.name: why for c in cols if (why := rounded_by_server(c)) is not None}
+        if self.u.hundred_ns != "round" or not conditions:
+            return []
+        source = f"{qualified(table.schema, table.name)} WHERE ({range_predicate(table, rng)})"
+        what = f"counting the values hundred_ns=round changed in {table.qualified} range {rng.range_id}"
+        sums = ", ".join(f"SUM(CASE WHEN {why} THEN 1 ELSE 0 END)" for why in conditions.values())
+        counts = self.query(what, f"SELECT {sums} FROM {source}")[0]
+        key = list(table.split_key)
+        changes = []
+        for (name, why), count in zip(conditions.items(), counts, strict=True):
+            if not count:
+                continue
+            keys: list[str] = []
+            if key:
+                idents = ", ".join(quote_ident(k) for k in key)
+                first = f"SELECT TOP ({FIRST_KEYS_KEPT}) {idents} FROM {source} AND {why} ORDER BY {idents}"
+                keys = [key_text(key, list(r)) for r in self.query(what, first)]
+            changes.append(ValueChanges(table.qualified, name, "hundred_ns=round", int(count), keys))
+        return changes
 
     def _reader_conn(self) -> Any:
         conn = self.control()

@@ -17,9 +17,10 @@ import pyarrow.compute as pc
 from ray_replicator.catalog import Column, Table
 from ray_replicator.config import MssqlUrl
 from ray_replicator.engines.base import EngineError
-from ray_replicator.engines.mssql.sql import one_line
+from ray_replicator.engines.mssql.sql import one_line, quote_ident
 from ray_replicator.engines.mssql.temporal import TICKS, floor_mod, is_ticks, text_ticks, ticks_text, time_ns_text
 from ray_replicator.engines.mssql.types import arrow_type, base_name, scale_of
+from ray_replicator.record import FIRST_KEYS_KEPT, ValueChanges, key_text
 
 
 def hundred_ns_policy(u: MssqlUrl) -> str:
@@ -71,6 +72,21 @@ class Converter:
         self.hundred_ns = hundred_ns_policy(u)
         self.types = [arrow_type(c, self.hundred_ns) for c in cols]
         self.key = [c for c in table.split_key if any(x.name == c for x in cols)]
+        self.changes: dict[str, ValueChanges] = {}
+        """What the lossy opt-in policies changed so far, per column (the run report counts it)."""
+
+    def count_changed(self, batch: pa.RecordBatch, col: Column, changed: pa.Array, policy: str) -> None:
+        """Count the values the mask marks as changed by `policy`, keeping the keys of the first few."""
+        count = int(pc.sum(changed).as_py() or 0)
+        if count == 0:
+            return
+        entry = self.changes.setdefault(col.name, ValueChanges(self.table.qualified, col.name, policy))
+        keys: list[str] = []
+        if self.key and len(entry.first_keys) < FIRST_KEYS_KEPT:
+            rows = pc.indices_nonzero(changed).to_pylist()[: FIRST_KEYS_KEPT - len(entry.first_keys)]
+            columns = [batch.column(batch.schema.get_field_index(k)) for k in self.key]
+            keys = [key_text(self.key, [c[r].as_py() for c in columns]) for r in rows]
+        entry.add(count, keys)
 
     def _where(self, batch: pa.RecordBatch, row: int) -> str:
         if not self.key:
@@ -140,6 +156,8 @@ class Converter:
         if self.u.nul == "keep" or col.logical.kind not in ("string", "xml", "other") or not has_nul(arr):
             return arr
         has = pc.match_substring(arr, "\x00")
+        if self.u.nul in ("strip", "replace"):
+            self.count_changed(batch, col, pc.fill_null(has, False), f"nul={self.u.nul}")
         if self.u.nul == "strip":
             return pc.replace_substring(arr, "\x00", "")
         if self.u.nul == "replace":
@@ -227,3 +245,12 @@ def as_text(arr: pa.Array) -> pa.Array:
             else arr.cast(pa.string())
         )
     return arr.cast(pa.large_string()) if not pa.types.is_string(t) else arr
+
+
+def rounded_by_server(col: Column) -> str | None:
+    """A T-SQL condition true where hundred_ns = round changes the column's value (the server rounds it while
+    reading, so the converter never sees the 100 ns digit), or None for a column it does not change."""
+    n = base_name(col.native_type)
+    if n not in ("datetime2", "time", "datetimeoffset") or scale_of(col.native_type) != 7:
+        return None
+    return f"DATEPART(nanosecond, {quote_ident(col.name)}) % 1000 <> 0"

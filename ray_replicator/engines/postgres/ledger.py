@@ -19,6 +19,7 @@ RUNS = f"{_SCHEMA}.runs"
 RANGES = f"{_SCHEMA}.ranges"
 PLANS = f"{_SCHEMA}.plans"
 LOAD_SETTINGS = f"{_SCHEMA}.load_settings"
+VALUE_CHANGES = f"{_SCHEMA}.value_changes"
 
 _LEDGER_DDL = [
     f"CREATE SCHEMA IF NOT EXISTS {_SCHEMA}",
@@ -33,6 +34,11 @@ _LEDGER_DDL = [
         run_id text NOT NULL, schema_name text NOT NULL, table_name text NOT NULL,
         extended_columns text[] NOT NULL, toast_tuple_target int,
         PRIMARY KEY (run_id, schema_name, table_name))""",
+    # Its own table, not a column of ranges: the copy task saves it on another connection while the range's
+    # writing transaction holds the range's row, and a ledger from an older version gains it by IF NOT EXISTS.
+    f"""CREATE TABLE IF NOT EXISTS {VALUE_CHANGES} (
+        run_id text NOT NULL, range_id text NOT NULL, changes jsonb NOT NULL,
+        saved_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (run_id, range_id))""",
 ]
 
 CLAIM_SQL = (
@@ -172,3 +178,22 @@ class PostgresLedger:
             range_id,
             node,
         )
+
+    def save_value_changes(self, run_id: str, range_id: str, changes_json: str) -> None:
+        self._t.execute(
+            "saving a range's value changes in the ledger",
+            f"INSERT INTO {VALUE_CHANGES} (run_id, range_id, changes) VALUES ($1, $2, $3::jsonb) "
+            "ON CONFLICT (run_id, range_id) DO UPDATE SET changes = EXCLUDED.changes, saved_at = now()",
+            run_id,
+            range_id,
+            changes_json,
+        )
+
+    def value_changes(self, run_id: str) -> dict[str, str]:
+        async def go(c: Any) -> dict[str, str]:
+            if not await c.fetchval("SELECT to_regclass($1) IS NOT NULL", VALUE_CHANGES):
+                return {}
+            rows = await c.fetch(f"SELECT range_id, changes::text FROM {VALUE_CHANGES} WHERE run_id = $1", run_id)
+            return {str(r[0]): str(r[1]) for r in rows}
+
+        return self._t.run(f"reading the value changes of run {run_id} from the ledger", go)
