@@ -26,8 +26,16 @@ AS_TEXT = {
     "column": "addr",
     "kind": "type_text",
     "source": "inet",
-    "target": "text",
+    "target": "nvarchar(max)",
     "reason": "PostgreSQL type inet has no SQL Server type; unsupported_types = text",
+}
+WIDENED = {
+    "table": "public.hosts",
+    "column": "name",
+    "kind": "type_widened",
+    "source": "text",
+    "target": "nvarchar(max)",
+    "reason": "SQL Server's unbounded Unicode text",
 }
 
 
@@ -52,15 +60,16 @@ def test_plan_lists_the_schema_changes_per_table(pg_source: str, ms_target: Serv
     done = cli("plan", "--source", pg_source, "--target", ms_target.url(), env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stdout.splitlines()
-    at = lines.index("schema changes: 1")
-    assert lines[at + 1 : at + 3] == [
+    at = lines.index("schema changes: 2")
+    assert lines[at + 1 : at + 4] == [
         "  public.hosts:",
         "    public.hosts.addr: column dropped: inet not kept (PostgreSQL type inet has no SQL Server type; "
         "unsupported_types = skip-column)",
+        "    public.hosts.name: type widened: text → nvarchar(max) (SQL Server's unbounded Unicode text)",
     ]
     as_json = cli("plan", "--source", pg_source, "--target", ms_target.url(), "--json", env=env)
     assert as_json.returncode == 0, as_json.stderr[-2000:]
-    assert json.loads(as_json.stdout)["schema_changes"] == [DROPPED]
+    assert json.loads(as_json.stdout)["schema_changes"] == [DROPPED, WIDENED]
     without_target = cli("plan", "--source", pg_source)
     assert without_target.returncode == 0 and "schema changes" not in without_target.stdout
 
@@ -72,11 +81,11 @@ def test_the_report_keeps_them_per_table(pg_source: str, ms_target: Server, tmp_
     assert done.returncode == 0, done.stderr[-2000:]
     data = json.loads(report.read_text())
     changes = {t["table"]: t["schema_changes"] for t in data["tables"]}
-    assert changes == {"public.hosts": [AS_TEXT], "public.plain": []}
-    assert data["schema_changes"] == 1 and data["changed_values"] == 0
-    assert "on record: 1 schema changes, 0 values changed by lossy opt-in policies, in 1 of 2 tables" in done.stdout
-    assert "schema: public.hosts.addr: type text: inet → text" in report.with_suffix(".md").read_text()
+    assert changes == {"public.hosts": [AS_TEXT, WIDENED], "public.plain": []}
+    assert data["schema_changes"] == 2 and data["changed_values"] == 0
+    assert "on record: 2 schema changes, 0 values changed by lossy opt-in policies, in 1 of 2 tables" in done.stdout
+    assert "schema: public.hosts.addr: type text: inet → nvarchar(max)" in report.with_suffix(".md").read_text()
     parts = ms_target.rows(
         f"SELECT plan_text FROM _ray_replicator.plans WHERE run_id = N'{data['run_id']}' ORDER BY part"
     )
-    assert json.loads("".join(p[0] for p in parts))["schema_changes"] == [AS_TEXT]  # what --resume reports
+    assert json.loads("".join(p[0] for p in parts))["schema_changes"] == [AS_TEXT, WIDENED]  # what --resume reports

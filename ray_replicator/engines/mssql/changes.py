@@ -9,7 +9,7 @@ from __future__ import annotations
 from ray_replicator.catalog import Catalog, Column, Table
 from ray_replicator.engines.base import UsageError
 from ray_replicator.engines.mssql.ddl import IDENTITY_TYPES, foreign_key_not_kept, index_not_kept, keyed_columns
-from ray_replicator.engines.mssql.types import MSSQL, base_name, target_type
+from ray_replicator.engines.mssql.types import MSSQL, TargetType, base_name, target_type
 from ray_replicator.record import SchemaChange
 
 MAX_COLUMNS = 1024
@@ -44,12 +44,12 @@ def _column_changes(table: Table, col: Column, source_engine: str, keyed: bool) 
     name = table.qualified
     if source_engine == MSSQL:
         tt = target_type(col, source_engine, keyed)
-        return [SchemaChange(name, col.name, tt.change, col.native_type, tt.type, tt.reason)] if tt.change else []
+        return _type_change(name, col, tt)
     if col.computed is not None:
         why = f"a {source_engine} generated column: its expression is {source_engine} SQL"
         return [SchemaChange(name, col.name, "column_dropped", f"GENERATED ALWAYS AS ({col.computed})", "", why)]
     tt = target_type(col, source_engine, keyed)
-    found = [SchemaChange(name, col.name, tt.change, col.native_type, tt.type, tt.reason)] if tt.change else []
+    found = _type_change(name, col, tt)
     ident = col.identity
     if ident is not None and base_name(tt.type) in IDENTITY_TYPES:
         if not ident.always:
@@ -64,6 +64,14 @@ def _column_changes(table: Table, col: Column, source_engine: str, keyed: bool) 
         why = "the column takes the database's default collation"
         found.append(SchemaChange(name, col.name, "collation_not_kept", col.collation, "", why))
     return found
+
+
+def _type_change(table: str, col: Column, tt: TargetType) -> list[SchemaChange]:
+    """The column's type change, if the target type differs from the column's: a column the type policy already
+    carries as the target's text (its own SchemaChange says so) is not changed again."""
+    if tt.change is None or col.native_type == tt.type:
+        return []
+    return [SchemaChange(table, col.name, tt.change, col.native_type, tt.type, tt.reason)]
 
 
 def _table_changes(table: Table, source_engine: str, copied: set[tuple[str, str]]) -> list[SchemaChange]:
