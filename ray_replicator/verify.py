@@ -171,17 +171,27 @@ def target_tables(target_url: str, tables: list[Table]) -> dict[tuple[str, str],
     finally:
         with contextlib.suppress(Exception):
             reader.close()
+    stored = reader.stored_name
     out: dict[tuple[str, str], Table] = {}
     for wanted in tables:
-        have = found.get((wanted.schema, wanted.name))
+        have = found.get((stored(wanted.schema), stored(wanted.name)))
         if have is None:
             out[(wanted.schema, wanted.name)] = wanted
             continue
         by_name = {c.name: c for c in have.columns}
-        wanted = compare_computed(wanted, set(by_name))
-        cols = [by_name.get(c.name, c) for c in wanted.copy_columns]
-        found_table = replace(have, columns=cols, primary_key=wanted.primary_key, unique_keys=wanted.unique_keys)
-        out[(wanted.schema, wanted.name)] = compare_computed(found_table, set(by_name))
+        present = {c.name for c in wanted.columns if stored(c.name) in by_name}
+        wanted = compare_computed(wanted, present)
+        # the target's types under the source's names: the target engine maps a name again when it quotes it
+        cols = [replace(by_name[stored(c.name)], name=c.name) if c.name in present else c for c in wanted.copy_columns]
+        found_table = replace(
+            have,
+            schema=wanted.schema,
+            name=wanted.name,
+            columns=cols,
+            primary_key=wanted.primary_key,
+            unique_keys=wanted.unique_keys,
+        )
+        out[(wanted.schema, wanted.name)] = compare_computed(found_table, present)
     return out
 
 

@@ -216,6 +216,12 @@ class Endpoint(ABC):
         """Whether another try after a wait may get past `exc` (see is_transient)."""
         return is_transient(exc, (self.capabilities,))
 
+    def stored_name(self, name: str) -> str:
+        """The identifier this engine stores for `name` (PostgreSQL maps names over 63 bytes by a documented rule).
+        The stages keep the source's names; the engine maps them when it quotes, and a stage that reads the
+        engine's own catalog maps a name first to find it there."""
+        return name
+
     def abort(self) -> None:
         """Cut the connections now, from any thread, without a graceful goodbye: a failed or stalled task's
         transaction must end on the server at once (it holds the range's ledger row). Then close()."""

@@ -24,6 +24,7 @@ from ray_replicator.engines.base import (
     KeyRange,
 )
 from ray_replicator.engines.postgres.digest import HASH_PROBE_SQL, digest_of, digest_sql
+from ray_replicator.engines.postgres.names import pg_name
 from ray_replicator.engines.postgres.predicate import range_predicate, set_bounds, set_config_sql
 from ray_replicator.engines.postgres.sql import qualified
 from ray_replicator.engines.postgres.types import POSTGRES
@@ -212,6 +213,9 @@ class PostgresEndpoint(Endpoint):
         return self.run(f"counting {table.qualified} range {rng.range_id}", go)
 
     # -- closing ------------------------------------------------------------------------------------------
+    def stored_name(self, name: str) -> str:
+        return pg_name(name)
+
     def abort(self) -> None:
         """Terminate the control connection's socket first: a graceful close waits on (or fails inside) an
         interrupted COPY, and until the server sees the connection go its transaction keeps the range's ledger row

@@ -64,9 +64,10 @@ _SOURCE_DDL = (
     "INSERT INTO dbo.people (id, a, b, nm, code, flag, price, at) VALUES "
     "(1, 2, 3, N'Ann', N'alpha', 255, 1.25, '2020-01-02 03:04:05.123456 +02:00'), "
     "(2, NULL, 5, NULL, N'Beta', 0, NULL, NULL)",
-    f"""CREATE TABLE dbo.{LONG_TABLE} (id int NOT NULL PRIMARY KEY, {LONG_COLUMN} int, {TWIN_A} int, {TWIN_B} int)""",
+    f"""CREATE TABLE dbo.{LONG_TABLE} (id int NOT NULL PRIMARY KEY, {LONG_COLUMN} int, {TWIN_A} int, {TWIN_B} int,
+        seen_at datetimeoffset(3))""",
     f"CREATE INDEX {LONG_INDEX} ON dbo.{LONG_TABLE} ({LONG_COLUMN})",
-    f"INSERT INTO dbo.{LONG_TABLE} VALUES (1, 10, 11, 12), (2, 20, 21, 22)",
+    f"INSERT INTO dbo.{LONG_TABLE} VALUES (1, 10, 11, 12, '2020-01-02 03:04:05.123 +02:00'), (2, 20, 21, 22, NULL)",
     """CREATE TABLE dbo.more_defaults (id int NOT NULL PRIMARY KEY, seq_n int DEFAULT (NEXT VALUE FOR dbo.s),
         who nvarchar(128) DEFAULT (suser_sname()), host nvarchar(128) DEFAULT (host_name()))""",
 )
@@ -271,12 +272,15 @@ def test_long_names_mapped_everywhere(source: Server, make_database: Callable[[s
         "ORDER BY ordinal_position",
         (table,),
     )
-    assert columns == [("id",), (pg_name(LONG_COLUMN),), (pg_name(TWIN_A),), (pg_name(TWIN_B),)]
+    assert columns == [("id",), (pg_name(LONG_COLUMN),), (pg_name(TWIN_A),), (pg_name(TWIN_B),), ("seen_at",)]
     assert _rows(target, "SELECT indexname::text FROM pg_indexes WHERE tablename = %s ORDER BY 1", (table,))[0] == (
         pg_name(LONG_INDEX),
     )
-    values = _rows(target, f'SELECT * FROM dbo."{table}" ORDER BY id')
-    assert values == [(1, 10, 11, 12), (2, 20, 21, 22)]
+    values = _rows(
+        target,
+        f'SELECT id, "{pg_name(LONG_COLUMN)}", "{pg_name(TWIN_A)}", "{pg_name(TWIN_B)}", seen_at::text FROM dbo."{table}" ORDER BY id',
+    )
+    assert values == [(1, 10, 11, 12, "2020-01-02 01:04:05.123+00"), (2, 20, 21, 22, None)]
 
 
 def test_alias_type_listed(make_database: Callable[[str], str]) -> None:
