@@ -278,7 +278,8 @@ def test_long_names_mapped_everywhere(source: Server, make_database: Callable[[s
     )
     values = _rows(
         target,
-        f'SELECT id, "{pg_name(LONG_COLUMN)}", "{pg_name(TWIN_A)}", "{pg_name(TWIN_B)}", seen_at::text FROM dbo."{table}" ORDER BY id',
+        f'SELECT id, "{pg_name(LONG_COLUMN)}", "{pg_name(TWIN_A)}", "{pg_name(TWIN_B)}", seen_at::text '
+        f'FROM dbo."{table}" ORDER BY id',
     )
     assert values == [(1, 10, 11, 12, "2020-01-02 01:04:05.123+00"), (2, 20, 21, 22, None)]
 
