@@ -98,12 +98,7 @@ def test_datetime_grid_survives(so_source: Server) -> None:
     assert all(isinstance(r[0], dt.datetime) and r[0].microsecond % 1000 == 0 for r in rows)
 
 
-BULK_HEX_BUG = pytest.mark.xfail(
-    reason="stand-in: an empty quoted CSV field loads into varbinary as NULL, not 0x", strict=False
-)
-
-
-@pytest.mark.parametrize("writer", ["bulkcopy", "insert", pytest.param("bulk-insert", marks=BULK_HEX_BUG)])
+@pytest.mark.parametrize("writer", ["bulkcopy", "insert", "bulk-insert"])
 def test_postgres_to_mssql(make_database: Callable[[str], str], ray_local: None, writer: str) -> None:
     pg_url = make_database("pg2ms")
     with psycopg.connect(pg_url, autocommit=True) as conn:
