@@ -89,7 +89,7 @@ def ms_target(tmp_path: Path) -> Iterator[Server]:
 def _target(kind: str, pwpg: PasswordPostgres, ms_target: Server) -> str:
     if kind == "postgresql":
         return pwpg.url(new_db(pwpg, "pol"))
-    return ms_target.url(writer=kind, **({"bulk_dir": ms_target.bulk_dir or ""} if kind == "bulk-insert" else {}))
+    return ms_target.writer_url(kind)
 
 
 def _written(kind: str, url: str, pwpg: PasswordPostgres, ms_target: Server) -> list[tuple[str, str]]:

@@ -95,8 +95,7 @@ def test_every_row_into_sql_server(source: tuple[Server, list[tuple[Any, ...]]],
     holds them."""
     server, rows = source
     with standin(bulk_dir=tempfile.mkdtemp(prefix="rr_doc_rows_")) as dst:
-        opts = {"writer": writer, **({"bulk_dir": dst.bulk_dir or ""} if writer == "bulk-insert" else {})}
-        report = replicate(small_run_settings(server.url(), dst.url(**opts)))
+        report = replicate(small_run_settings(server.url(), dst.writer_url(writer)))
         assert report.status == "ok", report.errors
         assert all(t.verified == "yes (checksums)" for t in report.tables)
         got = dst.rows(SELECT)

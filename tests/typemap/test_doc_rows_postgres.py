@@ -82,7 +82,7 @@ WRITERS = ["bulkcopy", "bulk-insert", "insert"]
 
 
 def _url(server: Server, writer: str) -> str:
-    return server.url(writer=writer, **({"bulk_dir": server.bulk_dir or ""} if writer == "bulk-insert" else {}))
+    return server.writer_url(writer)
 
 
 @pytest.mark.parametrize("writer", WRITERS)

@@ -62,6 +62,13 @@ class Server:
         query = "&".join(f"{k}={v}" for k, v in options.items())
         return f"mssql://{USER}:{PASSWORD}@{self.host}:{self.port}/master" + (f"?{query}" if query else "")
 
+    def writer_url(self, writer: str) -> str:
+        """This server as a target with `writer`; bulk-insert also names the folder BULK INSERT reads."""
+        if writer != "bulk-insert":
+            return self.url(writer=writer)
+        assert self.bulk_dir is not None, "start the server with a bulk_dir for writer=bulk-insert"
+        return self.url(writer=writer, bulk_dir=self.bulk_dir)
+
     def connect(self) -> Any:
         return pymssql.connect(
             server=self.host,

@@ -40,14 +40,6 @@ def source_db(mssql_source_server: Server) -> Server:
     return s
 
 
-def _target_url(server: Server, writer: str) -> str:
-    opts = {"writer": writer}
-    if writer == "bulk-insert":
-        assert server.bulk_dir is not None
-        opts["bulk_dir"] = server.bulk_dir
-    return server.url(**opts)
-
-
 def _copy(source: MssqlSource, target: MssqlTarget, catalog: Catalog, run_id: str = "r1") -> None:
     options = WriteOptions(run_id=run_id)
     target.prepare(catalog, "mssql", options)
@@ -73,7 +65,7 @@ def _read(url: str, schema: str, name: str) -> list[dict[str, Any]]:
 def test_write_strategies_keep_hard_cases_exact(
     source_db: Server, mssql_target_server: Server, writer: str, reader: str
 ) -> None:
-    url = _target_url(mssql_target_server, writer)
+    url = mssql_target_server.writer_url(writer)
     hard = _hard_table(writer)
     with MssqlSource(source_db.url(reader=reader)) as src, MssqlTarget(url) as dst:
         catalog = src.catalog([f"dbo.{hard}", "dbo.ident"], [])
@@ -103,7 +95,7 @@ def test_write_strategies_keep_hard_cases_exact(
 def test_bulk_insert_hands_tables_with_binary_to_the_bulk_copy(source_db: Server, mssql_target_server: Server) -> None:
     """A CSV field cannot say "empty varbinary" (an empty field loads as NULL, as SQL Server documents), so the hard
     table, whose vb holds 0x, is written by the bulk copy and every binary value arrives as it was."""
-    with MssqlSource(source_db.url()) as src, MssqlTarget(_target_url(mssql_target_server, "bulk-insert")) as dst:
+    with MssqlSource(source_db.url()) as src, MssqlTarget(mssql_target_server.writer_url("bulk-insert")) as dst:
         catalog = src.catalog(["dbo.hard"], [])
         assert [n.split(":")[0] for n in dst.write_notes(catalog.tables)] == ["dbo.hard"]
         _copy(src, dst, catalog)
@@ -113,7 +105,7 @@ def test_bulk_insert_hands_tables_with_binary_to_the_bulk_copy(source_db: Server
 
 @pytest.mark.parametrize("writer", WRITERS)
 def test_retry_does_not_duplicate(source_db: Server, mssql_target_server: Server, writer: str) -> None:
-    url = _target_url(mssql_target_server, writer)
+    url = mssql_target_server.writer_url(writer)
     with MssqlSource(source_db.url()) as src, MssqlTarget(url) as dst:
         hard = _hard_table(writer)
         catalog = src.catalog([f"dbo.{hard}"], [])
@@ -144,7 +136,7 @@ def test_hundred_ns_and_offsets_survive_sql_server_to_sql_server(
         )
     query = "SELECT id, CAST(d2 AS varchar(27)), CAST(tm AS varchar(16)), CAST(dto AS varchar(34)) FROM dbo.ns7"
     source_url = source_db.url(hundred_ns="keep", nul="keep")
-    with MssqlSource(source_url) as src, MssqlTarget(_target_url(mssql_target_server, writer)) as dst:
+    with MssqlSource(source_url) as src, MssqlTarget(mssql_target_server.writer_url(writer)) as dst:
         _copy(src, dst, src.catalog(["dbo.ns7"], []))
     assert sorted(mssql_target_server.rows(query)) == sorted(source_db.rows(query))
     assert sorted(source_db.rows(query))[0][1:] == (

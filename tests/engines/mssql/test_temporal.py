@@ -92,13 +92,6 @@ def edges() -> Iterator[Server]:
         yield server
 
 
-def _target_url(server: Server, writer: str) -> str:
-    if writer == "bulk-insert":
-        assert server.bulk_dir is not None
-        return server.url(writer=writer, bulk_dir=server.bulk_dir)
-    return server.url(writer=writer)
-
-
 def _copy(source: Source, target: MssqlTarget, catalog: Catalog, engine: str, run_id: str, batch_rows: int) -> None:
     options = WriteOptions(run_id=run_id)
     target.prepare(catalog, engine, options)
@@ -138,7 +131,7 @@ def test_sql_server_to_sql_server_keeps_every_digit_without_options(
     source_url = source_url_for(edges.url(reader=reader), mssql_target_server.url())
     assert "hundred_ns=keep" in source_url
     tables = ["dbo.edges", "dbo.edges_local", "dbo.edges_outside"]
-    with MssqlSource(source_url) as src, MssqlTarget(_target_url(mssql_target_server, writer)) as dst:
+    with MssqlSource(source_url) as src, MssqlTarget(mssql_target_server.writer_url(writer)) as dst:
         _copy(src, dst, src.catalog(tables, []), "mssql", "r1", 3)
     for name in ("edges", "edges_local", "edges_outside"):
         assert _as_text(mssql_target_server, name) == _as_text(edges, name), name
@@ -224,7 +217,7 @@ def _utc(value: Any) -> Any:
 
 @pytest.mark.parametrize("writer", WRITERS)
 def test_postgresql_edges_arrive_exactly(pg_edges: str, mssql_target_server: Server, writer: str) -> None:
-    with PostgresSource(pg_edges) as src, MssqlTarget(_target_url(mssql_target_server, writer)) as dst:
+    with PostgresSource(pg_edges) as src, MssqlTarget(mssql_target_server.writer_url(writer)) as dst:
         _copy(src, dst, src.catalog(["public.pg_edges"], []), "postgres", "r1", 2)
     cols = "id, ts, ts0, ts3, tz, tm, tm0, da"
     want = _pg_values(pg_edges, f"SELECT {cols} FROM pg_edges ORDER BY id")
@@ -265,7 +258,7 @@ def test_postgresql_values_sql_server_cannot_hold_are_refused_before_writing(
         f"CREATE TABLE {name} (id int PRIMARY KEY, {column} {declared})",
         f"INSERT INTO {name} VALUES (1, NULL), (2, {value})",
     )
-    with PostgresSource(url) as src, MssqlTarget(_target_url(mssql_target_server, writer)) as dst:
+    with PostgresSource(url) as src, MssqlTarget(mssql_target_server.writer_url(writer)) as dst:
         catalog = src.catalog([f"public.{name}"], [])
         with pytest.raises(EngineError) as err:
             _copy(src, dst, catalog, "postgres", "r1", 1)

@@ -67,14 +67,6 @@ def source(mssql_source_server: Server) -> Server:
     return s
 
 
-def _target_url(server: Server, writer: str) -> str:
-    opts = {"writer": writer}
-    if writer == "bulk-insert":
-        assert server.bulk_dir is not None
-        opts["bulk_dir"] = server.bulk_dir
-    return server.url(**opts)
-
-
 def _plan(source_url: str, name: str, target_engine: str) -> tuple[Table, Table, list[SchemaChange]]:
     """The source table, its target twin and the type policy's changes, as a run decides them."""
     with MssqlSource(source_url) as src:
@@ -100,7 +92,7 @@ def _rows(server: Server, sql: str) -> list[tuple[Any, ...]]:
 @pytest.mark.parametrize("writer", WRITERS)
 def test_empty_varbinary_and_null_stay_apart(source: Server, mssql_target_server: Server, writer: str) -> None:
     table, twin, _ = _plan(source.url(), "bin", "mssql")
-    with MssqlTarget(_target_url(mssql_target_server, writer)) as target:
+    with MssqlTarget(mssql_target_server.writer_url(writer)) as target:
         notes = target.write_notes([twin])
         _copy(source.url(), table, twin, target)
     query = "SELECT id, vb, vb16, img FROM vals.bin"
@@ -119,7 +111,7 @@ def test_empty_varbinary_and_null_stay_apart(source: Server, mssql_target_server
 @pytest.mark.parametrize("writer", WRITERS)
 def test_empty_string_and_null_stay_apart(source: Server, mssql_target_server: Server, writer: str) -> None:
     table, twin, _ = _plan(source.url(), "txt", "mssql")
-    with MssqlTarget(_target_url(mssql_target_server, writer)) as target:
+    with MssqlTarget(mssql_target_server.writer_url(writer)) as target:
         assert target.write_notes([twin]) == []
         _copy(source.url(), table, twin, target)
     query = "SELECT id, n, v, m FROM vals.txt"
@@ -132,7 +124,7 @@ def test_empty_string_and_null_stay_apart(source: Server, mssql_target_server: S
 def test_nul_in_nvarchar_and_varchar_is_kept(source: Server, mssql_target_server: Server, writer: str) -> None:
     url = source.url(nul="keep")
     table, twin, _ = _plan(url, "nul", "mssql")
-    with MssqlTarget(_target_url(mssql_target_server, writer)) as target:
+    with MssqlTarget(mssql_target_server.writer_url(writer)) as target:
         _copy(url, table, twin, target)
     query = "SELECT id, n, v FROM vals.nul"
     got = _rows(mssql_target_server, query)
@@ -144,7 +136,7 @@ def test_bulk_insert_refuses_nul_by_name_and_loads_nothing(source: Server, mssql
     the writer anyway, it is refused before the BULK INSERT, and the range's transaction holds nothing."""
     url = source.url(nul="keep")
     table, twin, _ = _plan(url, "nul", "mssql")
-    with MssqlTarget(_target_url(mssql_target_server, "bulk-insert")) as target, pytest.raises(EngineError) as err:
+    with MssqlTarget(mssql_target_server.writer_url("bulk-insert")) as target, pytest.raises(EngineError) as err:
         _copy(url, table, twin, target)
     assert str(err.value) == (
         "vals.nul.n at key id=1: text with NUL (U+0000) cannot travel in a BULK INSERT file; "
@@ -159,7 +151,7 @@ def test_clr_types_arrive_as_the_same_bytes(source: Server, mssql_target_server:
     writer takes no CLR type, so writer=bulkcopy loads such a table by INSERT."""
     table, twin, changes = _plan(source.url(), "clr", "mssql")
     assert changes == []
-    with MssqlTarget(_target_url(mssql_target_server, writer)) as target:
+    with MssqlTarget(mssql_target_server.writer_url(writer)) as target:
         _copy(source.url(), table, twin, target)
     types = mssql_target_server.rows(
         "SELECT c.name, ty.name FROM sys.columns c JOIN sys.types ty ON ty.user_type_id = c.user_type_id "
@@ -193,7 +185,7 @@ def test_sql_variant_as_text_into_sql_server(source: Server, mssql_target_server
             "sql_variant = text: each value's base type is lost",
         )
     ]
-    with MssqlTarget(_target_url(mssql_target_server, writer)) as target:
+    with MssqlTarget(mssql_target_server.writer_url(writer)) as target:
         _copy(url, table, twin, target)
     types = mssql_target_server.rows(
         "SELECT ty.name, c.max_length FROM sys.columns c JOIN sys.types ty ON ty.user_type_id = c.user_type_id "
@@ -239,7 +231,7 @@ def test_a_sql_variant_run_into_sql_server_verifies_by_checksums(
     source: Server, mssql_target_server: Server, writer: str, tmp_path: Path
 ) -> None:
     url = source.url(sql_variant="text")
-    report = _run(url, _target_url(mssql_target_server, writer), "vals.variant", tmp_path / "r.json")
+    report = _run(url, mssql_target_server.writer_url(writer), "vals.variant", tmp_path / "r.json")
     assert report["warnings"] == [VARIANT_LINE.format("nvarchar(max)")]
     assert _rows(mssql_target_server, "SELECT id, x FROM vals.variant") == _variant_text(source)
 
@@ -253,7 +245,7 @@ def test_a_sql_variant_run_into_postgresql_verifies_by_checksums(source: Server,
 def test_a_bulk_insert_run_says_which_tables_the_bulk_copy_wrote(
     source: Server, mssql_target_server: Server, tmp_path: Path
 ) -> None:
-    report = _run(source.url(), _target_url(mssql_target_server, "bulk-insert"), "vals.bin", tmp_path / "r.json")
+    report = _run(source.url(), mssql_target_server.writer_url("bulk-insert"), "vals.bin", tmp_path / "r.json")
     assert report["warnings"] == [
         "vals.bin: written with writer=bulkcopy, not writer=bulk-insert: a BULK INSERT file loads an empty binary "
         "value as NULL, and vb, vb16, img may hold one"
