@@ -92,6 +92,14 @@ def mssql_python_connection_string(u: MssqlUrl) -> str:
     return ";".join(parts)
 
 
+def close_quietly(handle: Any) -> None:
+    """Close a connection or cursor that is being given up (None: nothing to close); a failure to close it changes
+    nothing for the caller."""
+    if handle is not None:
+        with contextlib.suppress(Exception):
+            handle.close()
+
+
 def connect_mssql_python(u: MssqlUrl, autocommit: bool) -> Any:
     import mssql_python
 
@@ -266,7 +274,5 @@ class MssqlEndpoint(Endpoint):
         return int(self.query_value(f"counting {table.qualified} range {rng.range_id}", sql) or 0)
 
     def close(self) -> None:
-        if self._conn is not None:
-            with contextlib.suppress(Exception):
-                self._conn.close()
-            self._conn = None
+        close_quietly(self._conn)
+        self._conn = None
