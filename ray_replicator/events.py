@@ -8,14 +8,21 @@ breaks them.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from typing import Any, ClassVar
+from dataclasses import Field, asdict, dataclass
+from typing import Any, ClassVar, dataclass_transform
 
 
-@dataclass(frozen=True)
+@dataclass_transform(frozen_default=True)
 class Event:
+    """Every kind of event is a frozen dataclass: made so here, once for all of them."""
+
     name: ClassVar[str]
     """The event's name in JSON logs (their "event" key)."""
+    __dataclass_fields__: ClassVar[dict[str, Field[Any]]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        dataclass(frozen=True)(cls)
 
     def fields(self) -> dict[str, Any]:
         """The event's data as JSON logs carry it, nested events as objects."""
@@ -36,7 +43,6 @@ class TablePlan:
     schema_changes: int = 0
 
 
-@dataclass(frozen=True)
 class PlanMade(Event):
     name = "plan"
     run_id: str
@@ -46,7 +52,6 @@ class PlanMade(Event):
     per_table: tuple[TablePlan, ...]
 
 
-@dataclass(frozen=True)
 class RayStarted(Event):
     """Ray runs (it took SIGTERM over while it started); dashboard_url: None when the cluster has none."""
 
@@ -56,7 +61,6 @@ class RayStarted(Event):
     dashboard_url: str | None
 
 
-@dataclass(frozen=True)
 class CopyStarted(Event):
     name = "copy"
     ranges: int
@@ -65,14 +69,12 @@ class CopyStarted(Event):
     """Ranges earlier runs already copied."""
 
 
-@dataclass(frozen=True)
 class RangeStarted(Event):
     name = "range_start"
     table: str
     range: str
 
 
-@dataclass(frozen=True)
 class RangeCopied(Event):
     """node: the Ray node id that copied the range; left: the table's ranges still to copy; changed_values: values
     lossy opt-in policies changed in the range (per column in the report)."""
@@ -88,7 +90,6 @@ class RangeCopied(Event):
     changed_values: int = 0
 
 
-@dataclass(frozen=True)
 class TableCopied(Event):
     """Every range of the table is in; its keys, indexes and ANALYZE come next."""
 
@@ -98,14 +99,12 @@ class TableCopied(Event):
     seconds: float
 
 
-@dataclass(frozen=True)
 class TableFinalized(Event):
     name = "table_finalized"
     table: str
     seconds: float
 
 
-@dataclass(frozen=True)
 class FinalizeStarted(Event):
     """The run-wide finalize (foreign keys, sequences) begins."""
 
@@ -114,7 +113,6 @@ class FinalizeStarted(Event):
     step: str
 
 
-@dataclass(frozen=True)
 class VerifyStarted(Event):
     name = "verify"
     tables: int
@@ -123,7 +121,6 @@ class VerifyStarted(Event):
     """counts or checksums."""
 
 
-@dataclass(frozen=True)
 class RunDone(Event):
     """status: ok or verify failed; schema_changes, changed_values: the report's totals of what the run changed."""
 
@@ -135,7 +132,6 @@ class RunDone(Event):
     changed_values: int = 0
 
 
-@dataclass(frozen=True)
 class RunFailed(Event):
     """error: one line, already scrubbed of secrets."""
 

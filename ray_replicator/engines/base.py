@@ -14,9 +14,10 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, Self
 
 from ray_replicator.catalog import Catalog, Table
+from ray_replicator.errors import hint_for
 from ray_replicator.record import SchemaChange, ValueChanges
 
 if TYPE_CHECKING:
@@ -204,9 +205,12 @@ def is_transient(exc: BaseException, engines: Iterable[Capabilities] = ()) -> bo
 
 
 class Endpoint(ABC):
-    """What source and target share: the engine's capabilities, failure classification, closing."""
+    """What source and target share: the engine's capabilities, failure classification, driver errors as one line,
+    closing (also as a context manager)."""
 
     capabilities: ClassVar[Capabilities]
+    display: str
+    """The endpoint as messages name it: its URL without secrets."""
 
     @property
     def engine(self) -> str:
@@ -215,6 +219,17 @@ class Endpoint(ABC):
     def is_transient(self, exc: BaseException) -> bool:
         """Whether another try after a wait may get past `exc` (see is_transient)."""
         return is_transient(exc, (self.capabilities,))
+
+    def driver_error(
+        self, what: str, exc: BaseException, words: str, hint: str = "", transient: bool = False
+    ) -> EngineError:
+        """The one line a driver's failure of step `what` becomes: the step, this endpoint, the driver's words
+        (already without secrets) and what to do about it (errors.hint_for); a transient one says it is retried."""
+        line = f"{what} on {self.display}: {words}"
+        if transient:
+            return TransientEngineError(line + "; retried with a fresh connection")
+        hint = hint_for(exc, hint)
+        return EngineError(line + (f"; {hint}" if hint else ""))
 
     def stored_name(self, name: str) -> str:
         """The identifier this engine stores for `name` (PostgreSQL maps names over 63 bytes by a documented rule).
@@ -229,6 +244,12 @@ class Endpoint(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class Source(Endpoint):

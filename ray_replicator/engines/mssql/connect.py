@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import math
 import re
-from typing import Any, Self
+from typing import Any
 
 from ray_replicator.catalog import Table
 from ray_replicator.config import MSSQL_PACKET_SIZE, MssqlUrl
@@ -21,7 +21,6 @@ from ray_replicator.engines.base import (
     Endpoint,
     EngineError,
     KeyRange,
-    TransientEngineError,
     UsageError,
     is_transient,
 )
@@ -29,7 +28,7 @@ from ray_replicator.engines.mssql.sql import n_literal, one_line, qualified, quo
 from ray_replicator.engines.mssql.tls import freetds_section, trust_ca_file
 from ray_replicator.engines.mssql.types import MSSQL
 from ray_replicator.engines.mssql.url import parse_url
-from ray_replicator.errors import OnDenied, hint_for
+from ray_replicator.errors import OnDenied
 from ray_replicator.redact import scrub
 
 READ_POLICIES = ("hundred_ns", "nul", "sql_variant")
@@ -93,6 +92,14 @@ def mssql_python_connection_string(u: MssqlUrl) -> str:
     return ";".join(parts)
 
 
+def close_quietly(handle: Any) -> None:
+    """Close a connection or cursor that is being given up (None: nothing to close); a failure to close it changes
+    nothing for the caller."""
+    if handle is not None:
+        with contextlib.suppress(Exception):
+            handle.close()
+
+
 def connect_mssql_python(u: MssqlUrl, autocommit: bool) -> Any:
     import mssql_python
 
@@ -151,11 +158,8 @@ class MssqlEndpoint(Endpoint):
             return exc
         raw = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], bytes) else None
         text = raw.decode("utf-8", "replace") if raw is not None else str(exc) or type(exc).__name__
-        msg = f"{what} on {self.display}: {self._scrub(text)}"
-        if is_transient(RuntimeError(text), (CAPABILITIES,)):
-            return TransientEngineError(msg + "; retried with a fresh connection")
-        hint = hint_for(exc, hint)
-        return EngineError(msg + (f"; {hint}" if hint else ""))
+        transient = is_transient(RuntimeError(text), (CAPABILITIES,))
+        return self.driver_error(what, exc, self._scrub(text), hint, transient)
 
     # -- control connection -------------------------------------------------------------------------------
     def _connect(self, autocommit: bool) -> Any:
@@ -270,13 +274,5 @@ class MssqlEndpoint(Endpoint):
         return int(self.query_value(f"counting {table.qualified} range {rng.range_id}", sql) or 0)
 
     def close(self) -> None:
-        if self._conn is not None:
-            with contextlib.suppress(Exception):
-                self._conn.close()
-            self._conn = None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        close_quietly(self._conn)
+        self._conn = None

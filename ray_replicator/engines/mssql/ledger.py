@@ -11,7 +11,7 @@ from typing import Any
 from ray_replicator.engines.base import KeyRange, UsageError
 from ray_replicator.engines.mssql.catalog import LEDGER_SCHEMA
 from ray_replicator.engines.mssql.connect import MssqlEndpoint
-from ray_replicator.engines.mssql.sql import INSERT_ROWS, n_literal, qualified
+from ray_replicator.engines.mssql.sql import INSERT_ROWS, n_literal, qualified, sql_literal
 from ray_replicator.errors import OnDenied
 
 _LEDGER_TABLES = {
@@ -42,18 +42,15 @@ PLANS = qualified(LEDGER_SCHEMA, "plans")
 VALUE_CHANGES = qualified(LEDGER_SCHEMA, "value_changes")
 _PLAN_PART_CHARS = 200_000
 """A plan is stored in parts of this many characters so no single T-SQL literal grows with the plan."""
-_MARK_FIELDS = {"rows", "bytes", "seconds", "node", "error"}
+_MARK_FIELDS = {
+    "rows": "bigint",
+    "bytes": "bigint",
+    "seconds": "float",
+    "node": "nvarchar(128)",
+    "error": "nvarchar(max)",
+}
+"""The fields mark() may set besides the state, and their types in the ranges table."""
 _NOW = "SYSUTCDATETIME()"
-
-
-def _plain_literal(value: Any) -> str:
-    if value is None:
-        return "NULL"
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, int | float):
-        return repr(value)
-    return n_literal(str(value))
 
 
 def _in_range(run_id: str, range_id: str) -> str:
@@ -118,11 +115,11 @@ class MssqlLedger:
         return {str(r[0]): dict(zip(names, r[1:], strict=True)) for r in rows}
 
     def mark(self, run_id: str, range_ids: list[str], state: str, **info: Any) -> None:
-        unknown = set(info) - _MARK_FIELDS
+        unknown = set(info) - _MARK_FIELDS.keys()
         if unknown:
             raise UsageError(f"unknown ledger fields {sorted(unknown)}; allowed: {sorted(_MARK_FIELDS)}")
         sets = [f"state = {n_literal(state)}", f"updated_at = {_NOW}"]
-        sets += [f"{k} = {_plain_literal(v)}" for k, v in info.items()]
+        sets += [f"{k} = {sql_literal(v, _MARK_FIELDS[k])}" for k, v in info.items()]
         for start in range(0, len(range_ids), 500):
             ids = ", ".join(n_literal(r) for r in range_ids[start : start + 500])
             self._ep.execute(

@@ -28,7 +28,7 @@ from ray_replicator.engines.base import (
 )
 from ray_replicator.engines.mssql.catalog import declared
 from ray_replicator.engines.mssql.changes import refuse_untakeable, schema_changes
-from ray_replicator.engines.mssql.connect import CAPABILITIES
+from ray_replicator.engines.mssql.connect import CAPABILITIES, close_quietly
 from ray_replicator.engines.mssql.ddl import MssqlDdl
 from ray_replicator.engines.mssql.incoming import exact_for_sql_server
 from ray_replicator.engines.mssql.ledger import MssqlLedger
@@ -124,10 +124,8 @@ class MssqlTarget(MssqlDdl, Target):
         return self._tx
 
     def close(self) -> None:
-        if self._tx is not None:
-            with contextlib.suppress(Exception):
-                self._tx.close()
-            self._tx = None
+        close_quietly(self._tx)
+        self._tx = None
         super().close()
 
     def schema_changes(self, catalog: Catalog, source_engine: str, options: WriteOptions) -> list[SchemaChange]:
@@ -210,8 +208,7 @@ class MssqlTarget(MssqlDdl, Target):
                 conn.rollback()
             raise
         finally:
-            with contextlib.suppress(Exception):
-                cur.close()
+            close_quietly(cur)
 
     def _clear_sql(self, table: Table, rng: KeyRange) -> str:
         """Deletes what an earlier attempt at the range may have left. The planner gives a SQL Server target only

@@ -105,12 +105,18 @@ def _fractional(name: str, kind: str, arrow: Callable[[LogicalType, bool], pa.Da
     )
 
 
+def _plain(name: str, logical: LogicalType, arrow: pa.DataType, postgres: str, note: str = "") -> TypeRow:
+    """A type whose declaration has nothing that changes its meaning: one LogicalType, one Arrow type, and the
+    type's own name as the sample."""
+    return TypeRow((name,), _fixed(logical), _arrow(arrow), postgres, (name,), note)
+
+
 TYPES: tuple[TypeRow, ...] = (
-    TypeRow(("bit",), _fixed(LogicalType("bool")), _arrow(pa.bool_()), "boolean", ("bit",)),
-    TypeRow(("tinyint",), _fixed(LogicalType("int8")), _arrow(pa.uint8()), "smallint", ("tinyint",), "0..255"),
-    TypeRow(("smallint",), _fixed(LogicalType("int16")), _arrow(pa.int16()), "smallint", ("smallint",)),
-    TypeRow(("int",), _fixed(LogicalType("int32")), _arrow(pa.int32()), "integer", ("int",)),
-    TypeRow(("bigint",), _fixed(LogicalType("int64")), _arrow(pa.int64()), "bigint", ("bigint",)),
+    _plain("bit", LogicalType("bool"), pa.bool_(), "boolean"),
+    _plain("tinyint", LogicalType("int8"), pa.uint8(), "smallint", "0..255"),
+    _plain("smallint", LogicalType("int16"), pa.int16(), "smallint"),
+    _plain("int", LogicalType("int32"), pa.int32(), "integer"),
+    _plain("bigint", LogicalType("int64"), pa.int64(), "bigint"),
     TypeRow(
         ("decimal", "numeric"),
         lambda d: LogicalType("decimal", precision=d.precision, scale=d.scale),
@@ -171,21 +177,14 @@ TYPES: tuple[TypeRow, ...] = (
     ),
     TypeRow(("image",), _fixed(LogicalType("binary")), _bytes, "bytea", ("image",)),
     TypeRow(CLR_TYPES, _fixed(LogicalType("binary")), _bytes, "bytea", ("hierarchyid",), "SQL Server's native bytes"),
-    TypeRow(("date",), _fixed(LogicalType("date")), _arrow(pa.date32()), "date", ("date",), "0001..9999 fit"),
+    _plain("date", LogicalType("date"), pa.date32(), "date", "0001..9999 fit"),
     _fractional("time", "time", lambda lt, keep: pa.time64(_seven(lt, keep)), "time(min(p,6))"),
-    TypeRow(
-        ("smalldatetime",),
-        _fixed(LogicalType("timestamp", precision=0)),
-        _arrow(pa.timestamp("s")),
-        "timestamp(0) without time zone",
-        ("smalldatetime",),
-    ),
-    TypeRow(
-        ("datetime",),
-        _fixed(LogicalType("timestamp", precision=3)),
-        _arrow(pa.timestamp("ms")),
+    _plain("smalldatetime", LogicalType("timestamp", precision=0), pa.timestamp("s"), "timestamp(0) without time zone"),
+    _plain(
+        "datetime",
+        LogicalType("timestamp", precision=3),
+        pa.timestamp("ms"),
         "timestamp(3) without time zone",
-        ("datetime",),
         "1/300 s ticks, as shown",
     ),
     _fractional("datetime2", "timestamp", _datetime2, "timestamp(min(p,6))"),
@@ -197,14 +196,7 @@ TYPES: tuple[TypeRow, ...] = (
         ("datetimeoffset(7)", "datetimeoffset(0)"),
         "text 'YYYY-MM-DD hh:mm:ss[.f] +hh:mm': instant and offset both kept; PostgreSQL keeps the instant",
     ),
-    TypeRow(
-        ("uniqueidentifier",),
-        _fixed(LogicalType("uuid")),
-        _arrow(pa.uuid()),
-        "uuid",
-        ("uniqueidentifier",),
-        "bytes_le on the wire, converted",
-    ),
+    _plain("uniqueidentifier", LogicalType("uuid"), pa.uuid(), "uuid", "bytes_le on the wire, converted"),
     TypeRow(
         ("rowversion", "timestamp"),
         _fixed(LogicalType("rowversion")),
@@ -213,13 +205,12 @@ TYPES: tuple[TypeRow, ...] = (
         ("rowversion",),
         "8 bytes; SQL Server target: binary(8)",
     ),
-    TypeRow(("xml",), _fixed(LogicalType("xml")), _arrow(pa.large_string()), "xml", ("xml",)),
-    TypeRow(
-        ("sql_variant",),
-        _fixed(LogicalType("other")),
-        _arrow(pa.large_string()),
+    _plain("xml", LogicalType("xml"), pa.large_string(), "xml"),
+    _plain(
+        "sql_variant",
+        LogicalType("other"),
+        pa.large_string(),
         "text",
-        ("sql_variant",),
         "refused (sql_variant=refuse) or read as text (sql_variant=text, lossy)",
     ),
 )

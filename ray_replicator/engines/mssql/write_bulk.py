@@ -14,7 +14,6 @@ memory until the range's stream ends.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable, Iterator
 from itertools import chain
 from typing import Any
@@ -23,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ray_replicator.catalog import Column, Table
+from ray_replicator.engines.mssql.connect import close_quietly
 from ray_replicator.engines.mssql.sql import qualified
 from ray_replicator.engines.mssql.temporal import fits_ns, fits_us, is_ticks, ticks_as_ns, ticks_as_us
 from ray_replicator.engines.mssql.values import as_text, is_uuid
@@ -46,8 +46,7 @@ def bulkcopy(conn: Any, table: Table, batches: Iterator[pa.RecordBatch]) -> None
             if neither:
                 insert(cur, table, iter(neither))
     finally:
-        with contextlib.suppress(Exception):
-            cur.close()
+        close_quietly(cur)
 
 
 def _bulk_load(

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, Self, TypeVar
+from typing import Any, TypeVar
 
 from ray_replicator.catalog import Table
 from ray_replicator.engines.base import (
@@ -29,7 +29,6 @@ from ray_replicator.engines.postgres.predicate import range_predicate, set_bound
 from ray_replicator.engines.postgres.sql import qualified
 from ray_replicator.engines.postgres.types import POSTGRES
 from ray_replicator.engines.postgres.url import connect_target, parse_url
-from ray_replicator.errors import hint_for
 from ray_replicator.redact import scrub
 
 log = logging.getLogger(__name__)
@@ -110,9 +109,7 @@ class PostgresEndpoint(Endpoint):
         detail = getattr(exc, "detail", None)  # asyncpg keeps "Key (id)=(5) already exists." apart
         if isinstance(detail, str) and detail and detail not in text:
             text += f" ({detail})"
-        msg = f"{what} on {self.display}: {self.scrub(text)}"
-        hint = hint_for(exc, hint)
-        return EngineError(msg + (f"; {hint}" if hint else ""))
+        return self.driver_error(what, exc, self.scrub(text), hint)
 
     # -- asyncpg ------------------------------------------------------------------------------------------
     async def connect_async(self, settings: dict[str, str] | None = SESSION) -> Any:
@@ -244,9 +241,3 @@ class PostgresEndpoint(Endpoint):
                 self._conn = None
             self._loop.close()
             self._loop = None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
