@@ -46,10 +46,11 @@ _MARK_FIELDS = {
     "rows": "bigint",
     "bytes": "bigint",
     "seconds": "float",
-    "node": "nvarchar(128)",
+    "node": "nvarchar(max)",
     "error": "nvarchar(max)",
 }
-"""The fields mark() may set besides the state, and their types in the ranges table."""
+"""The fields mark() may set besides the state, and the types of their literals: text as nvarchar(max), never the
+column's own length, so a value too long for its column fails on the write instead of being cut by the CAST."""
 _NOW = "SYSUTCDATETIME()"
 
 
