@@ -14,7 +14,7 @@ from .results import SqlServerError
 from .sqlexpr import _NOCONST, _parse_duck, literal, storage_literal, type_of, view_table_name
 from .sqltext import SPECIAL_STORAGE, unsupported
 from .syscatalog import quote
-from .typerules import NUMBERS, combined_type
+from .typerules import NUMBERS, combined_type, concat_type
 from .types import TICKS_PER_SECOND, SqlType, make_type, scalar_to_storage
 
 
@@ -145,7 +145,10 @@ class FunctionCalls(Conversions):
             cur = parts[0]
             for p in parts[1:]:
                 cur = exp.DPipe(this=cur, expression=p)
-            cur.meta["ss_type"] = SqlType("nvarchar", -1)
+            ct = concat_type([type_of(a) for a in args])
+            if ct.length in (4000, 8000):  # arguments longer than that are cut, as SQL Server cuts them
+                cur = string_prefix(cur, ct)
+            cur.meta["ss_type"] = ct
             return cur
         if fn == "quotename":
             a = self._native(args[0])

@@ -20,6 +20,16 @@ from .types import KNOWN_TYPES, SqlType, parse_type
 _TSQL = TSQL()
 
 
+class _Tokenizer(TSQL.Tokenizer):
+    """sqlglot's T-SQL tokens, except that PRINT is a word: sqlglot reads a COMMAND's whole rest up to `;` as one
+    string, while SQL Server ends PRINT's expression where the next statement starts (`PRINT 'a' SELECT 1`)."""
+
+    KEYWORDS = {k: v for k, v in TSQL.Tokenizer.KEYWORDS.items() if k != "PRINT"}
+
+
+_TOKENIZER = _Tokenizer(dialect=_TSQL)
+
+
 STATEMENT_STARTS = {
     "SELECT",
     "INSERT",
@@ -73,7 +83,7 @@ def syntax_error(near: str) -> SqlServerError:
 
 def tokenize(sql: str) -> list[Token]:
     try:
-        toks = list(_TSQL.tokenize(sql))
+        toks = list(_TOKENIZER.tokenize(sql))
     except TokenError as e:
         raise SqlServerError(
             105, f"Unclosed quotation mark after the character string '{sql[-20:]}'.", severity=15

@@ -102,6 +102,26 @@ def _combined(types: list[SqlType], shapes: list[tuple[int, int]]) -> SqlType | 
     return win
 
 
+#: the length of a value of this type converted to a string, where CONCAT sizes its result ("CONCAT": an int
+#: is 12 characters, a float 32); other types take CAST's default string length, 30
+_STRING_FORM = {"int": 12, "float": 32}
+_CLR = ("geography", "geometry", "hierarchyid")
+
+
+def concat_type(types: list[SqlType | None]) -> SqlType:
+    """CONCAT's result ("CONCAT (Transact-SQL)", Return types): nvarchar(max) for an nvarchar(max) or CLR argument;
+    else (max) when an argument is varchar(max) or varbinary(max), nvarchar when any argument is; else the sum of
+    the arguments' string lengths, up to 4000 (nvarchar) or 8000 (varchar). Untyped arguments (NULL) add nothing."""
+    known = [t for t in types if t is not None]
+    unicode = any(t.is_unicode or t.name in _CLR for t in known)
+    name = "nvarchar" if unicode else "varchar"
+    if any(t.length == -1 and (t.is_string or t.name == "varbinary") or t.name in _CLR for t in known):
+        return SqlType(name, -1)
+    total = sum(t.length if t.is_string or t.name in ("binary", "varbinary") else _STRING_FORM.get(t.name, 30)
+                for t in known)  # fmt: skip
+    return SqlType(name, max(1, min(total, 4000 if unicode else 8000)))
+
+
 def arithmetic_type(op: str, a: exp.Expression, b: exp.Expression) -> SqlType | None:
     """The type of a + - * / % b for numbers (op: add, sub, mul, div, mod); None where the rule is not one of
     these (dates, strings) and the caller keeps its own."""
