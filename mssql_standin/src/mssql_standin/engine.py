@@ -42,6 +42,7 @@ import pyarrow.compute as pc
 from sqlglot.tokens import TokenType
 
 from . import clrtypes, persist, variant
+from .exactnum import register_exact_udfs
 from .functions import register_string_codecs
 from .handlers.bulk import BulkStatements
 from .handlers.ddl import DdlStatements
@@ -116,6 +117,8 @@ _MACROS = [
     "') || "
     "' ' || strftime(__ss_x, '%Y') || ' ' || lpad(strftime(__ss_x, '%-I'), 2, ' ') || strftime(__ss_x, "
     "':%M%p')",
+    "CREATE MACRO __ss_int_range(__ss_x, __ss_lo, __ss_hi, __ss_m) AS CASE WHEN __ss_x < __ss_lo OR __ss_x > "
+    "__ss_hi THEN error(__ss_m) ELSE __ss_x END",
     "CREATE MACRO __ss_nz(__ss_x) AS CASE WHEN __ss_x = 0 THEN error('__ss_8134') ELSE __ss_x END",
 ]
 
@@ -172,6 +175,7 @@ class Engine:
         udf("__ss_hash_b", _udf_hash(None), [v, b], b, type="arrow")
         udf("__ss_utf16_bytes", _udf_utf16_bytes, [v], i, type="arrow")
         register_string_codecs(self.con)
+        register_exact_udfs(self.con)
         variant.register_udfs(self.con)
         clrtypes.register_udfs(self.con)
         self.con.execute("CREATE SCHEMA IF NOT EXISTS dbo; CREATE SCHEMA IF NOT EXISTS guest")

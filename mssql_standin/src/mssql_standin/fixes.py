@@ -12,6 +12,7 @@ from sqlglot import exp
 
 from . import variant
 from .convert import _raw_choice
+from .exactnum import exact_operation
 from .numeric import NumericFixes, _as_int
 from .results import SqlServerError
 from .sqlexpr import (
@@ -22,6 +23,7 @@ from .sqlexpr import (
     OutCol,
     _concat_type,
     _wider_int,
+    checked_int,
     like_regex,
     literal,
     type_of,
@@ -192,6 +194,9 @@ class NodeFixes(NumericFixes):
     def _fix_neg(self, node: exp.Neg) -> exp.Expression:
         """-<number literal> stays a constant; any other negation is an ordinary expression."""
         if node.this.meta.get("ss_const") is None or not isinstance(node.this, exp.Literal):
+            t = type_of(node.this)
+            if t is not None and t.name in ("smallint", "int", "bigint"):  # -(-2147483648) is 8115, as 0 - x
+                return checked_int(exp.Sub(this=exp.Literal.number(0), expression=self._native(node.this)), t)
             self._fix_other(node)
             node.meta["ss_type"] = type_of(node.this)  # a negated value keeps its type
             return node
@@ -234,19 +239,13 @@ class NodeFixes(NumericFixes):
         ta, tb = type_of(a), type_of(b)
         guard = exp.Anonymous(this="__ss_nz", expressions=[b])
         if ta is not None and tb is not None and ta.name in _INT_TYPES and tb.name in _INT_TYPES:
-            quotient = exp.IntDiv(this=a, expression=guard)
-            quotient.meta["ss_type"] = _wider_int(ta, tb)
-            return quotient
+            return checked_int(exp.IntDiv(this=a, expression=guard), _wider_int(ta, tb))
         div = exp.Div(this=a, expression=guard)
         t = arithmetic_type("div", a, b)
         if t is None:
             return div
         if t.name in ("decimal", "numeric", "money"):
-            # DuckDB divides decimals in DOUBLE; the quotient is rounded to SQL Server's scale
-            p, scale = (19, 4) if t.name == "money" else (t.precision, t.scale)
-            rounded = exp.Cast(this=div, to=exp.DataType.build(f"DECIMAL({p},{scale})"))
-            rounded.meta["ss_type"] = t
-            return rounded
+            return exact_operation("div", a, guard, t)
         div.meta["ss_type"] = t
         return div
 
