@@ -115,3 +115,73 @@ def test_delete_from_a_join_with_output(server: ProcessServer, client: str) -> N
     cur.execute("DELETE FROM t OUTPUT deleted.id FROM dbo.tgt t JOIN dbo.src s ON s.id = t.id")
     assert sorted(r[0] for r in cur.fetchall()) == [2, 3]
     assert rows(cur) == [(1, 10, "a")]
+
+
+MERGE_ALL = """MERGE INTO dbo.tgt AS t USING dbo.src AS s ON t.id = s.id
+WHEN MATCHED AND s.v > 250 THEN DELETE
+WHEN MATCHED THEN UPDATE SET v = s.v, note = 'm'
+WHEN NOT MATCHED BY TARGET THEN INSERT (id, v, note) VALUES (s.id, s.v, 'i')
+WHEN NOT MATCHED BY SOURCE AND t.v < 15 THEN UPDATE SET note = 'gone';"""
+
+
+@pytest.mark.parametrize("client", TWO_CLIENTS)
+def test_merge_runs_every_branch_on_the_table_as_it_was(server: ProcessServer, client: str) -> None:
+    """Matched 3 (s.v 300 > 250) is deleted, matched 2 updated by the second WHEN MATCHED, source row 4 inserted,
+    target row 1 (no source row, v < 15) updated: four rows, one count for the statement."""
+    cur = fresh(server, client)
+    assert changed(cur, MERGE_ALL) == (4, 4)
+    assert rows(cur) == [(1, 10, "gone"), (2, 200, "m"), (4, 400, "i")]
+
+
+@pytest.mark.parametrize("client", TWO_CLIENTS)
+def test_merge_from_values_with_default_and_delete_by_source(server: ProcessServer, client: str) -> None:
+    """USING (VALUES ...) AS s (id, v); INSERT without a column list and with DEFAULT; WHEN NOT MATCHED BY SOURCE
+    THEN DELETE removes the target rows no source row matches."""
+    cur = fresh(server, client)
+    sql = (
+        "MERGE dbo.tgt USING (VALUES (1, 5), (9, 90)) AS s (id, v) ON tgt.id = s.id "
+        "WHEN MATCHED THEN UPDATE SET v = s.v WHEN NOT MATCHED THEN INSERT VALUES (s.id, s.v, DEFAULT) "
+        "WHEN NOT MATCHED BY SOURCE THEN DELETE;"
+    )
+    assert changed(cur, sql) == (4, 4)
+    assert rows(cur) == [(1, 5, "a"), (9, 90, None)]
+
+
+@pytest.mark.parametrize("client", TWO_CLIENTS)
+def test_merge_inside_a_transaction_rolls_back_with_it(server: ProcessServer, client: str) -> None:
+    cur = fresh(server, client)
+    cur.execute("BEGIN TRANSACTION")
+    cur.execute(MERGE_ALL)
+    cur.execute("ROLLBACK")
+    assert rows(cur) == [(1, 10, "a"), (2, 20, "b"), (3, 30, "c")]
+
+
+@pytest.mark.parametrize("client", TWO_CLIENTS)
+@pytest.mark.parametrize(
+    ("sql", "number", "text"),
+    [
+        (
+            "MERGE dbo.tgt USING dbo.src ON tgt.id = src.id WHEN MATCHED THEN DELETE",
+            10713,
+            "A MERGE statement must be terminated by a semi-colon (;).",
+        ),
+        (
+            "MERGE dbo.tgt AS t USING (SELECT 2 AS id UNION ALL SELECT 2) AS s ON t.id = s.id "
+            "WHEN MATCHED THEN UPDATE SET note = 'twice';",
+            8672,
+            "The MERGE statement attempted to UPDATE or DELETE the same row more than once.",
+        ),
+        (
+            "MERGE dbo.tgt AS t USING dbo.src AS s ON t.id = s.id + 1 "
+            "WHEN NOT MATCHED THEN INSERT (id, v) VALUES (s.id - 1, s.v);",
+            2627,
+            "Violation of PRIMARY KEY constraint",
+        ),
+    ],
+)
+def test_merge_refusals_change_nothing(server: ProcessServer, client: str, sql: str, number: int, text: str) -> None:
+    """No semicolon (10713), a target row two source rows match (8672), an insert that breaks the key (2627):
+    refused with SQL Server's error, the table as it was."""
+    cur = fresh(server, client)
+    refused(cur, client, sql, number, text)
+    assert rows(cur) == [(1, 10, "a"), (2, 20, "b"), (3, 30, "c")]

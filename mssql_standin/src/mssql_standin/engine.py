@@ -19,8 +19,9 @@ Behaviour that differs from SQL Server, on purpose and documented here:
   dictionary order, and GROUP BY/DISTINCT do not merge values that differ only in trailing spaces.
 - One database per Engine: USE of master/tempdb/model/msdb is accepted and sees the same tables.
 - INSERT/UPDATE/DELETE take TOP (n) [PERCENT] and OUTPUT (to the client or INTO a table; table variables
-  do not exist here, so OUTPUT INTO @t is error 1087).
-- Unsupported on purpose (error 40517): temporary tables, MERGE, cursors, WHILE/BEGIN...END, SAVE
+  do not exist here, so OUTPUT INTO @t is error 1087); UPDATE/DELETE take FROM with joins; MERGE runs all its
+  WHEN branches (TOP and OUTPUT on MERGE are error 40517).
+- Unsupported on purpose (error 40517): temporary tables, cursors, WHILE/BEGIN...END, SAVE
   TRANSACTION, CHECKSUM/BINARY_CHECKSUM (SQL Server's hash is not reproduced), COLLATE, FOR XML/JSON.
 - Identity values are not transactional (a rolled-back insert leaves a gap), exactly as in SQL Server.
 """
@@ -46,8 +47,8 @@ from .exactnum import register_exact_udfs
 from .functions import register_string_codecs
 from .handlers.bulk import BulkStatements
 from .handlers.ddl import DdlStatements
-from .handlers.dml import DmlStatements
 from .handlers.drop import DropStatements
+from .handlers.merge import MergeStatements
 from .handlers.procedural import ProceduralStatements
 from .handlers.set_options import SetOptions
 from .handlers.tx import TransactionStatements
@@ -320,7 +321,7 @@ class Engine:
 class EngineSession(
     SetOptions,
     TransactionStatements,
-    DmlStatements,
+    MergeStatements,
     DdlStatements,
     DropStatements,
     BulkStatements,
@@ -400,8 +401,9 @@ _HANDLERS: dict[str, Handler] = {
     "EXEC": EngineSession._exec,
     "EXECUTE": EngineSession._exec,
     "PRINT": EngineSession._print,
+    "MERGE": EngineSession._merge,
     **dict.fromkeys(
-        ("WHILE", "BEGIN", "MERGE", "GRANT", "REVOKE", "DENY", "RAISERROR", "THROW", "RETURN"),
+        ("WHILE", "BEGIN", "GRANT", "REVOKE", "DENY", "RAISERROR", "THROW", "RETURN"),
         EngineSession._unsupported,
     ),
 }

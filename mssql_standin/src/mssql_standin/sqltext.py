@@ -101,6 +101,8 @@ class Statement:
     text: str
     tokens: list[Token]
     line: int
+    #: the statement ended with a semicolon (MERGE must: error 10713)
+    terminated: bool = False
 
     @property
     def words(self) -> list[str]:
@@ -162,9 +164,11 @@ def split_batch(sql: str) -> list[Statement]:
             return False
         return not (first == "BEGIN" and len(cur) == 1 and word in ("TRAN", "TRANSACTION"))
 
+    ended: set[int] = set()  # groups closed by a semicolon
     for i, t in enumerate(toks):
         if t.token_type == TokenType.SEMICOLON and depth == 0:
             if cur:
+                ended.add(len(groups))
                 groups.append(cur)
             cur = []
             continue
@@ -179,9 +183,9 @@ def split_batch(sql: str) -> list[Statement]:
     if cur:
         groups.append(cur)
     out = []
-    for g in groups:
+    for k, g in enumerate(groups):
         start, end = g[0].start, g[-1].end
-        out.append(Statement(sql[start : end + 1], g, sql.count("\n", 0, start) + 1))
+        out.append(Statement(sql[start : end + 1], g, sql.count("\n", 0, start) + 1, k in ended))
     return out
 
 

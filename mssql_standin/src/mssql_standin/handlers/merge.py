@@ -1,0 +1,239 @@
+"""MERGE, as "MERGE (Transact-SQL)" documents it: WHEN MATCHED [AND ...] THEN UPDATE/DELETE (the first clause whose
+condition holds acts), WHEN NOT MATCHED [BY TARGET] [AND ...] THEN INSERT, WHEN NOT MATCHED BY SOURCE [AND ...]
+THEN UPDATE/DELETE, the terminating semicolon (error 10713), a target row matched by several source rows (error
+8672), and one rows-affected count for all three actions.
+
+Every decision is taken on the table as it was before the statement: the matched and unmatched target rows (by
+rowid, with the clause that acts on each and its new values) are computed and registered first, then the source
+rows to insert are written (their NOT EXISTS still sees the old table), then the updates and deletes run by
+rowid — all in one transaction."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import duckdb
+from sqlglot import exp
+
+from ..results import Result, RowCount, SqlServerError
+from ..session import fetch_first
+from ..sqlexpr import duck_sql
+from ..sqltext import Statement, parse_statement, syntax_error, unsupported
+from ..syscatalog import Column, Table, quote
+from ..translate import Translator
+from .dml import DmlStatements
+from .joined import JoinedRows, bind_joined
+from .output import split_clauses
+
+_MATCHED, _UNMATCHED = "__ss_merge_matched", "__ss_merge_unmatched"
+
+MUST_END_WITH_SEMICOLON = SqlServerError(
+    10713, "A MERGE statement must be terminated by a semi-colon (;).", severity=15
+)
+MORE_THAN_ONCE = SqlServerError(
+    8672,
+    "The MERGE statement attempted to UPDATE or DELETE the same row more than once. This happens when a target row "
+    "matches more than one source row. A MERGE statement cannot UPDATE/DELETE the same row of the target table "
+    "multiple times. Refine the ON clause to ensure a target row matches at most one source row, or use the GROUP BY "
+    "clause to group the source rows.",
+)
+
+
+@dataclass
+class _Branch:
+    """One WHEN ... THEN UPDATE/DELETE clause: its number among its kind, and the SET list (empty for DELETE)."""
+
+    number: int
+    sets: list[tuple[Column, exp.Expression]] = field(default_factory=list)
+    delete: bool = False
+
+
+class MergeStatements(DmlStatements):
+    """MERGE INTO target USING source ON ... WHEN ..."""
+
+    def _merge(self, st: Statement) -> Iterator[Result]:
+        if not st.terminated:
+            raise MUST_END_WITH_SEMICOLON
+        clauses = split_clauses(st)
+        if clauses.top is not None or clauses.output is not None:
+            raise unsupported("MERGE with TOP or OUTPUT")
+        tree = parse_statement(clauses.statement.text, clauses.statement.tokens)
+        if not isinstance(tree, exp.Merge) or not isinstance(tree.this, exp.Table):
+            raise syntax_error("MERGE")
+        target: exp.Table = tree.this
+        t = self._table([p.name for p in (target.args.get("catalog"), target.args.get("db")) if p is not None] +
+                        [target.name])  # fmt: skip
+        source = _source(tree.args["using"])
+        on = tree.args["on"]
+        whens = list(tree.args["whens"].expressions)
+        matched = [w for w in whens if w.args.get("matched")]
+        by_source = [w for w in whens if not w.args.get("matched") and w.args.get("source")]
+        by_target = [w for w in whens if not w.args.get("matched") and not w.args.get("source")]
+        if len(by_target) > 1:
+            raise SqlServerError(10710, "An action of type 'INSERT' is not allowed in the 'WHEN MATCHED' clause of a "
+                                 "MERGE statement.", severity=15)  # fmt: skip
+        own = self.trancount == 0
+        if own:
+            self._duck("BEGIN TRANSACTION")
+        try:
+            n = self._merge_rows(t, target, source, on, matched, by_source, by_target)
+        except BaseException:
+            if own:  # DuckDB may already have ended the transaction on the error
+                with contextlib.suppress(duckdb.Error):
+                    self.cur.execute("ROLLBACK")
+            raise
+        if own:
+            self._duck("COMMIT")
+        self.rowcount = n
+        yield RowCount(n, "MERGE")
+
+    def _merge_rows(
+        self,
+        t: Table,
+        target: exp.Table,
+        source: exp.Expression,
+        on: exp.Expression,
+        matched: list[exp.When],
+        by_source: list[exp.When],
+        by_target: list[exp.When],
+    ) -> int:
+        """The three actions on the table as it was; the number of rows they changed."""
+        pinned: list[tuple[str, list[_Branch]]] = []
+        if matched:
+            first = target.copy()
+            first.set("joins", [exp.Join(this=source.copy(), on=on.copy())])
+            pinned.append((_MATCHED, self._pin(t, target, first, None, matched, check_once=True)))
+        if by_source:
+            missing = exp.Not(this=exp.Exists(this=exp.select("1").from_(source.copy()).where(on.copy())))
+            pinned.append((_UNMATCHED, self._pin(t, target, target.copy(), missing, by_source, check_once=False)))
+        try:
+            n = self._merge_insert(t, target, source, on, by_target[0]) if by_target else 0
+            keys_touched = False
+            for name, branches in pinned:
+                for b in branches:
+                    n += self._merge_change(t, target, name, b)
+                    keys_touched = keys_touched or bool(b.sets)
+            if keys_touched:
+                self._check_changed_keys(t, True)
+        finally:
+            for name, _ in pinned:
+                self.cur.unregister(name)
+        return n
+
+    def _pin(
+        self,
+        t: Table,
+        target: exp.Table,
+        first: exp.Expression,
+        where: exp.Expression | None,
+        whens: list[exp.When],
+        check_once: bool,
+    ) -> list[_Branch]:
+        """Register, per target row `first` reaches (WHERE `where`), the number of the clause that acts on it and
+        the new values of the UPDATE clauses (a name of its own: _MATCHED or _UNMATCHED by `check_once`)."""
+        branches: list[_Branch] = []
+        ifs: list[exp.Expression] = []
+        values: list[exp.Expression] = []
+        for k, w in enumerate(whens):
+            then = w.args["then"]
+            branch = _Branch(k, delete=isinstance(then, exp.Var) and then.name.upper() == "DELETE")
+            if isinstance(then, exp.Update):
+                branch.sets = self._set_list(t, then)
+                values += [v for _, v in branch.sets]
+            elif not branch.delete:
+                raise SqlServerError(10711, "An action of type 'INSERT' is not allowed in the 'WHEN MATCHED' clause "
+                                     "of a MERGE statement.", severity=15)  # fmt: skip
+            condition = w.args.get("condition") or exp.EQ(this=exp.Literal.number(1), expression=exp.Literal.number(1))
+            ifs.append(exp.If(this=condition, true=exp.Literal.number(k)))
+            branches.append(branch)
+        ctx = self._context()
+        by_alias = exp.Table(this=exp.to_identifier(target.alias or target.name))  # the target row in `first`
+        joined = bind_joined(Translator(ctx), by_alias, first, where, [exp.Case(ifs=ifs), *values])
+        self._register_views(ctx)
+        choice, *rewritten = joined.select.expressions
+        projections = [(duck_sql(choice), "__ss_k")]
+        for b in branches:
+            for c, _ in b.sets:
+                value = self._assign_expr(t, c, rewritten.pop(0))
+                projections.append(
+                    (f"CASE WHEN __ss_k = {b.number} THEN {value} END", f"__ss_v{b.number}_{c.column_id}")
+                )
+        name = _MATCHED if check_once else _UNMATCHED
+        if check_once:
+            self._refuse_double_match(joined, projections[:1])
+        rows = self._arrow(f"SELECT * FROM ({joined.sql(projections)}) WHERE __ss_k IS NOT NULL")
+        self._close_reader()
+        self.cur.register(name, rows)
+        return branches
+
+    def _refuse_double_match(self, joined: JoinedRows, choice: list[tuple[str, str]]) -> None:
+        """Error 8672 when a target row some clause would change matches more than one source row."""
+        sql = joined.sql(choice, distinct=False)
+        r = fetch_first(self._duck(f"SELECT count(*) - count(DISTINCT __ss_rid) FROM ({sql}) WHERE __ss_k IS NOT NULL"))
+        if r and r[0]:
+            raise MORE_THAN_ONCE
+
+    def _merge_change(self, t: Table, target: exp.Table, pinned: str, b: _Branch) -> int:
+        """One UPDATE/DELETE clause applied to the rows pinned for it."""
+        rows = f"rowid IN (SELECT __ss_rid FROM {pinned} WHERE __ss_k = {b.number})"
+        alias = target.alias or target.name
+        if b.delete:
+            r = fetch_first(self._duck(f"DELETE FROM {t.physical} WHERE {rows}"))
+        else:
+            sets = [
+                (c, f"(SELECT __ss_v{b.number}_{c.column_id} FROM {pinned} WHERE __ss_rid = {quote(alias)}.rowid)")
+                for c, _ in b.sets
+            ]
+            sql, _ = self._update_sql(t, alias, sets)
+            r = fetch_first(self._duck(f"{sql} WHERE {rows}"))
+        return int(r[0]) if r else 0  # type: ignore[call-overload]
+
+    def _merge_insert(
+        self, t: Table, target: exp.Table, source: exp.Expression, on: exp.Expression, w: exp.When
+    ) -> int:
+        """WHEN NOT MATCHED [BY TARGET] [AND ...] THEN INSERT [(columns)] VALUES (...): the source rows no target
+        row matches (DEFAULT values left to the column's default)."""
+        then = w.args["then"]
+        if not isinstance(then, exp.Insert) or not isinstance(then.expression, exp.Tuple):
+            raise unsupported("MERGE ... INSERT other than VALUES")
+        names = (
+            [c.name for c in then.this.expressions]
+            if isinstance(then.this, exp.Tuple)
+            else [c.name for c in t.columns if c.computed is None and not c.is_rowversion and c.identity is None]
+        )
+        values = list(then.expression.expressions)
+        if len(values) != len(names):
+            raise SqlServerError(
+                10714 if len(values) < len(names) else 10715,
+                "The number of columns in the INSERT clause of a MERGE statement must match the number of values.",
+                severity=15,
+            )
+        kept = [(n, v) for n, v in zip(names, values, strict=True) if not _is_default(v)]
+        found = exp.Exists(this=exp.select("1").from_(target.copy()).where(on.copy()))
+        condition: exp.Expression = exp.Not(this=found)
+        if w.args.get("condition") is not None:
+            condition = exp.And(this=condition, expression=w.args["condition"].copy())
+        query = exp.select(*[v.copy() for _, v in kept]).from_(source.copy()).where(condition)
+        return self._insert_query(t, [n for n, _ in kept], query, None)
+
+
+def _source(using: exp.Expression) -> exp.Expression:
+    """USING's table source; (VALUES (...), ...) AS s (a, b) read as a UNION ALL of one-row SELECTs."""
+    if not isinstance(using, exp.Values):
+        return using
+    alias = using.args.get("alias")
+    names = [c.name for c in alias.columns] if alias is not None else []
+    rows = [
+        exp.select(*[exp.alias_(v.copy(), n) for v, n in zip(row.expressions, names, strict=False)])
+        for row in using.expressions
+    ]
+    union: exp.Expression = rows[0]
+    for r in rows[1:]:
+        union = exp.union(union, r, distinct=False)
+    return exp.Subquery(this=union, alias=exp.TableAlias(this=exp.to_identifier(alias.name if alias else "s")))
+
+
+def _is_default(v: exp.Expression) -> bool:
+    return isinstance(v, (exp.Var, exp.Column)) and not getattr(v, "table", "") and v.name.upper() == "DEFAULT"
