@@ -49,36 +49,54 @@ def changed(cur: Any, sql: str) -> tuple[int, int]:
     return count, one_row(cur, "SELECT @@ROWCOUNT")[0]
 
 
-@pytest.mark.parametrize("client", TWO_CLIENTS)
-def test_update_from_a_join_by_alias(server: ProcessServer, client: str) -> None:
-    cur = fresh(server, client)
-    assert changed(cur, "UPDATE t SET v = s.v, note = 'j' FROM dbo.tgt AS t JOIN dbo.src AS s ON s.id = t.id") == (2, 2)
-    assert rows(cur) == [(1, 10, "a"), (2, 200, "j"), (3, 300, "j")]
+MERGE_ALL = """MERGE INTO dbo.tgt AS t USING dbo.src AS s ON t.id = s.id
+WHEN MATCHED AND s.v > 250 THEN DELETE
+WHEN MATCHED THEN UPDATE SET v = s.v, note = 'm'
+WHEN NOT MATCHED BY TARGET THEN INSERT (id, v, note) VALUES (s.id, s.v, 'i')
+WHEN NOT MATCHED BY SOURCE AND t.v < 15 THEN UPDATE SET note = 'gone';"""
+
+#: the statements of test_joined_changes_and_merge, by the case they test
+STATEMENTS = {
+    "update by alias": "UPDATE t SET v = s.v, note = 'j' FROM dbo.tgt AS t JOIN dbo.src AS s ON s.id = t.id",
+    "update by name, WHERE over both": "UPDATE dbo.tgt SET v = s.v + tgt.v FROM dbo.tgt INNER JOIN dbo.src s "
+    "ON s.id = tgt.id WHERE s.v > 250",
+    "update joined through WHERE": "UPDATE dbo.tgt SET note = 'w' FROM dbo.src WHERE src.id = tgt.id",
+    # each target row once, however many source rows match it
+    "update matched many times": "UPDATE t SET note = 'many' FROM dbo.tgt t JOIN dbo.src s ON s.id >= t.id",
+    "delete by alias": "DELETE t FROM dbo.tgt AS t JOIN dbo.src AS s ON s.id = t.id WHERE s.v = 300",
+    "delete with both FROMs": "DELETE FROM t FROM dbo.tgt t INNER JOIN dbo.src s ON s.id = t.id WHERE s.v = 300",
+    "delete joined through WHERE": "DELETE dbo.tgt FROM dbo.src WHERE src.id = tgt.id AND src.v = 300",
+    # matched 3 (s.v 300 > 250) deleted, matched 2 updated by the second WHEN MATCHED, source row 4 inserted,
+    # target row 1 (no source row, v < 15) updated: four rows, one count for the statement
+    "merge, every branch": MERGE_ALL,
+    # USING (VALUES ...) AS s (id, v); INSERT without a column list, with DEFAULT; NOT MATCHED BY SOURCE deletes
+    "merge from VALUES": "MERGE dbo.tgt USING (VALUES (1, 5), (9, 90)) AS s (id, v) ON tgt.id = s.id WHEN MATCHED "
+    "THEN UPDATE SET v = s.v WHEN NOT MATCHED THEN INSERT VALUES (s.id, s.v, DEFAULT) WHEN NOT MATCHED BY SOURCE "
+    "THEN DELETE;",
+}
+
+#: (rows the statement changes, tgt afterwards), starting from the rows fresh() writes
+CHANGES = {
+    "update by alias": (2, [(1, 10, "a"), (2, 200, "j"), (3, 300, "j")]),
+    "update by name, WHERE over both": (1, [(1, 10, "a"), (2, 20, "b"), (3, 330, "c")]),
+    "update joined through WHERE": (2, [(1, 10, "a"), (2, 20, "w"), (3, 30, "w")]),
+    "update matched many times": (3, [(1, 10, "many"), (2, 20, "many"), (3, 30, "many")]),
+    "delete by alias": (1, [(1, 10, "a"), (2, 20, "b")]),
+    "delete with both FROMs": (1, [(1, 10, "a"), (2, 20, "b")]),
+    "delete joined through WHERE": (1, [(1, 10, "a"), (2, 20, "b")]),
+    "merge, every branch": (4, [(1, 10, "gone"), (2, 200, "m"), (4, 400, "i")]),
+    "merge from VALUES": (4, [(1, 5, "a"), (9, 90, None)]),
+}
 
 
 @pytest.mark.parametrize("client", TWO_CLIENTS)
-def test_update_from_with_the_target_by_name_and_a_where(server: ProcessServer, client: str) -> None:
-    """The target named as in FROM (no alias), a WHERE over both tables, an expression of both."""
+@pytest.mark.parametrize("case", CHANGES)
+def test_joined_changes_and_merge(server: ProcessServer, client: str, case: str) -> None:
+    """The rows changed, the DONE token's count and @@ROWCOUNT (each target row once)."""
+    count, after = CHANGES[case]
     cur = fresh(server, client)
-    sql = "UPDATE dbo.tgt SET v = s.v + tgt.v FROM dbo.tgt INNER JOIN dbo.src s ON s.id = tgt.id WHERE s.v > 250"
-    assert changed(cur, sql) == (1, 1)
-    assert rows(cur) == [(1, 10, "a"), (2, 20, "b"), (3, 330, "c")]
-
-
-@pytest.mark.parametrize("client", TWO_CLIENTS)
-def test_update_from_without_the_target_in_from(server: ProcessServer, client: str) -> None:
-    """UPDATE dbo.tgt ... FROM dbo.src WHERE src.id = tgt.id: the target joins the FROM sources through WHERE."""
-    cur = fresh(server, client)
-    assert changed(cur, "UPDATE dbo.tgt SET note = 'w' FROM dbo.src WHERE src.id = tgt.id") == (2, 2)
-    assert rows(cur) == [(1, 10, "a"), (2, 20, "w"), (3, 30, "w")]
-
-
-@pytest.mark.parametrize("client", TWO_CLIENTS)
-def test_update_from_counts_each_target_row_once(server: ProcessServer, client: str) -> None:
-    """A target row several source rows match is updated once (from one of them) and counted once."""
-    cur = fresh(server, client)
-    assert changed(cur, "UPDATE t SET note = 'many' FROM dbo.tgt t JOIN dbo.src s ON s.id >= t.id") == (3, 3)
-    assert [r[2] for r in rows(cur)] == ["many"] * 3
+    assert changed(cur, STATEMENTS[case]) == (count, count)
+    assert rows(cur) == after
 
 
 @pytest.mark.parametrize("client", TWO_CLIENTS)
@@ -95,56 +113,11 @@ def test_update_from_keeps_the_checks(server: ProcessServer, client: str) -> Non
 
 
 @pytest.mark.parametrize("client", TWO_CLIENTS)
-@pytest.mark.parametrize(
-    "sql",
-    [
-        "DELETE t FROM dbo.tgt AS t JOIN dbo.src AS s ON s.id = t.id WHERE s.v = 300",
-        "DELETE FROM t FROM dbo.tgt t INNER JOIN dbo.src s ON s.id = t.id WHERE s.v = 300",
-        "DELETE dbo.tgt FROM dbo.src WHERE src.id = tgt.id AND src.v = 300",
-    ],
-)
-def test_delete_from_a_join(server: ProcessServer, client: str, sql: str) -> None:
-    cur = fresh(server, client)
-    assert changed(cur, sql) == (1, 1)
-    assert rows(cur) == [(1, 10, "a"), (2, 20, "b")]
-
-
-@pytest.mark.parametrize("client", TWO_CLIENTS)
 def test_delete_from_a_join_with_output(server: ProcessServer, client: str) -> None:
     cur = fresh(server, client)
     cur.execute("DELETE FROM t OUTPUT deleted.id FROM dbo.tgt t JOIN dbo.src s ON s.id = t.id")
     assert sorted(r[0] for r in cur.fetchall()) == [2, 3]
     assert rows(cur) == [(1, 10, "a")]
-
-
-MERGE_ALL = """MERGE INTO dbo.tgt AS t USING dbo.src AS s ON t.id = s.id
-WHEN MATCHED AND s.v > 250 THEN DELETE
-WHEN MATCHED THEN UPDATE SET v = s.v, note = 'm'
-WHEN NOT MATCHED BY TARGET THEN INSERT (id, v, note) VALUES (s.id, s.v, 'i')
-WHEN NOT MATCHED BY SOURCE AND t.v < 15 THEN UPDATE SET note = 'gone';"""
-
-
-@pytest.mark.parametrize("client", TWO_CLIENTS)
-def test_merge_runs_every_branch_on_the_table_as_it_was(server: ProcessServer, client: str) -> None:
-    """Matched 3 (s.v 300 > 250) is deleted, matched 2 updated by the second WHEN MATCHED, source row 4 inserted,
-    target row 1 (no source row, v < 15) updated: four rows, one count for the statement."""
-    cur = fresh(server, client)
-    assert changed(cur, MERGE_ALL) == (4, 4)
-    assert rows(cur) == [(1, 10, "gone"), (2, 200, "m"), (4, 400, "i")]
-
-
-@pytest.mark.parametrize("client", TWO_CLIENTS)
-def test_merge_from_values_with_default_and_delete_by_source(server: ProcessServer, client: str) -> None:
-    """USING (VALUES ...) AS s (id, v); INSERT without a column list and with DEFAULT; WHEN NOT MATCHED BY SOURCE
-    THEN DELETE removes the target rows no source row matches."""
-    cur = fresh(server, client)
-    sql = (
-        "MERGE dbo.tgt USING (VALUES (1, 5), (9, 90)) AS s (id, v) ON tgt.id = s.id "
-        "WHEN MATCHED THEN UPDATE SET v = s.v WHEN NOT MATCHED THEN INSERT VALUES (s.id, s.v, DEFAULT) "
-        "WHEN NOT MATCHED BY SOURCE THEN DELETE;"
-    )
-    assert changed(cur, sql) == (4, 4)
-    assert rows(cur) == [(1, 5, "a"), (9, 90, None)]
 
 
 @pytest.mark.parametrize("client", TWO_CLIENTS)
