@@ -158,3 +158,20 @@ def test_merge_refusals_change_nothing(server: ProcessServer, client: str, sql: 
     cur = fresh(server, client)
     refused(cur, client, sql, number, text)
     assert rows(cur) == [(1, 10, "a"), (2, 20, "b"), (3, 30, "c")]
+
+
+@pytest.mark.parametrize("client", TWO_CLIENTS)
+def test_merge_output_names_each_rows_action(server: ProcessServer, client: str) -> None:
+    """OUTPUT $action (nvarchar(10)) with inserted.* and deleted.*: an image a row lacks is NULL, the count is
+    the statement's."""
+    cur = fresh(server, client)
+    cur.execute(MERGE_ALL.rstrip(";") + " OUTPUT $action, inserted.id, deleted.id, deleted.v AS old_v, inserted.note;")
+    got = sorted((tuple(r) for r in cur.fetchall()), key=lambda r: r[1] or r[2])
+    assert got == [
+        ("UPDATE", 1, 1, 10, "gone"),
+        ("UPDATE", 2, 2, 20, "m"),
+        ("DELETE", None, 3, 30, None),
+        ("INSERT", 4, None, None, "i"),
+    ]
+    assert one_row(cur, "SELECT @@ROWCOUNT") == (4,)
+    assert rows(cur) == [(1, 10, "gone"), (2, 200, "m"), (4, 400, "i")]

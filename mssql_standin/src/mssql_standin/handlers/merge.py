@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import duckdb
+import pyarrow as pa
 from sqlglot import exp
 
 from ..results import Result, RowCount, SqlServerError
@@ -25,7 +26,7 @@ from ..syscatalog import Column, Table, quote
 from ..translate import Translator
 from .dml import DmlStatements
 from .joined import JoinedRows, bind_joined
-from .output import split_clauses
+from .output import OutputClause, split_clauses
 
 _MATCHED, _UNMATCHED = "__ss_merge_matched", "__ss_merge_unmatched"
 
@@ -57,8 +58,8 @@ class MergeStatements(DmlStatements):
         if not st.terminated:
             raise MUST_END_WITH_SEMICOLON
         clauses = split_clauses(st)
-        if clauses.top is not None or clauses.output is not None:
-            raise unsupported("MERGE with TOP or OUTPUT")
+        if clauses.top is not None:
+            raise unsupported("MERGE TOP")
         tree = parse_statement(clauses.statement.text, clauses.statement.tokens)
         if not isinstance(tree, exp.Merge) or not isinstance(tree.this, exp.Table):
             raise syntax_error("MERGE")
@@ -72,22 +73,23 @@ class MergeStatements(DmlStatements):
         by_source = [w for w in whens if not w.args.get("matched") and w.args.get("source")]
         by_target = [w for w in whens if not w.args.get("matched") and not w.args.get("source")]
         if len(by_target) > 1:
-            raise SqlServerError(10710, "An action of type 'INSERT' is not allowed in the 'WHEN MATCHED' clause of a "
-                                 "MERGE statement.", severity=15)  # fmt: skip
+            raise syntax_error("WHEN")
         own = self.trancount == 0
         if own:
             self._duck("BEGIN TRANSACTION")
         try:
-            n = self._merge_rows(t, target, source, on, matched, by_source, by_target)
+            n, results = self._merge_rows(t, target, source, on, (matched, by_source, by_target), clauses.output)
         except BaseException:
             if own:  # DuckDB may already have ended the transaction on the error
                 with contextlib.suppress(duckdb.Error):
                     self.cur.execute("ROLLBACK")
             raise
+        finally:
+            self._release_rows()
         if own:
             self._duck("COMMIT")
         self.rowcount = n
-        yield RowCount(n, "MERGE")
+        yield from results
 
     def _merge_rows(
         self,
@@ -95,11 +97,12 @@ class MergeStatements(DmlStatements):
         target: exp.Table,
         source: exp.Expression,
         on: exp.Expression,
-        matched: list[exp.When],
-        by_source: list[exp.When],
-        by_target: list[exp.When],
-    ) -> int:
-        """The three actions on the table as it was; the number of rows they changed."""
+        whens: tuple[list[exp.When], list[exp.When], list[exp.When]],
+        output: OutputClause | None,
+    ) -> tuple[int, list[Result]]:
+        """The three actions (WHEN MATCHED, NOT MATCHED BY SOURCE, BY TARGET) on the table as it was: the number of
+        rows they changed, and the statement's results (OUTPUT's rows with $action, or its count)."""
+        matched, by_source, by_target = whens
         pinned: list[tuple[str, list[_Branch]]] = []
         if matched:
             first = target.copy()
@@ -109,18 +112,25 @@ class MergeStatements(DmlStatements):
             missing = exp.Not(this=exp.Exists(this=exp.select("1").from_(source.copy()).where(on.copy())))
             pinned.append((_UNMATCHED, self._pin(t, target, target.copy(), missing, by_source, check_once=False)))
         try:
+            chosen = " UNION ALL ".join(f"SELECT __ss_rid FROM {name}" for name, _ in pinned) or "SELECT NULL"
+            before = self._rows_of(t, f"rowid IN ({chosen})") if output is not None else None
+            last = self._last_rowid(t)
             n = self._merge_insert(t, target, source, on, by_target[0]) if by_target else 0
-            keys_touched = False
+            updated = []
             for name, branches in pinned:
                 for b in branches:
                     n += self._merge_change(t, target, name, b)
-                    keys_touched = keys_touched or bool(b.sets)
-            if keys_touched:
+                    if b.sets:
+                        updated.append(f"SELECT __ss_rid FROM {name} WHERE __ss_k = {b.number}")
+            if updated:
                 self._check_changed_keys(t, True)
+            if output is None or before is None:
+                return n, [RowCount(n, "MERGE")]
+            after = self._rows_of(t, f"rowid > {last} OR rowid IN ({' UNION ALL '.join(updated) or 'SELECT NULL'})")
+            return n, list(self._output(output, t, "MERGE", n, after, before, merge_actions(after, before, last)))
         finally:
             for name, _ in pinned:
                 self.cur.unregister(name)
-        return n
 
     def _pin(
         self,
@@ -237,3 +247,13 @@ def _source(using: exp.Expression) -> exp.Expression:
 
 def _is_default(v: exp.Expression) -> bool:
     return isinstance(v, (exp.Var, exp.Column)) and not getattr(v, "table", "") and v.name.upper() == "DEFAULT"
+
+
+def merge_actions(inserted: pa.Table, deleted: pa.Table, last: int) -> pa.Table:
+    """OUTPUT's $action per changed row (by __ss_rid): INSERT for a row above the old last rowid, UPDATE for one
+    with both images, DELETE for one with only its old image."""
+    new = set(inserted.column("__ss_rid").to_pylist())
+    old = set(deleted.column("__ss_rid").to_pylist())
+    rids = sorted(new | old)
+    actions = ["INSERT" if r > last else "UPDATE" if r in old and r in new else "DELETE" for r in rids]
+    return pa.table({"__ss_rid": pa.array(rids, pa.int64()), "$action": pa.array(actions, pa.string())})
