@@ -149,3 +149,27 @@ def test_decimal_products_and_sums_past_38_digits(server: ProcessServer, client:
         "CAST(1.00005 AS decimal(10,5)) FROM dbo.nums",
     )
     assert row == (Decimal("24691357802469135780.246914"), Decimal("3"), Decimal("-1.5"), Decimal("1.0001000025"))
+
+
+@pytest.mark.parametrize("client", TWO_CLIENTS)
+def test_integer_constants_past_int_are_decimal(server: ProcessServer, client: str) -> None:
+    """ "int, bigint, smallint, and tinyint": an integer constant greater than 2,147,483,647 is decimal, not bigint —
+    the page's own example, SELECT 2147483647 / 2, 2147483649 / 2, gives 1073741823 and 1073741824.500000."""
+    cur = CLIENTS[client](server)
+    row = one_row(cur, "SELECT 2147483647 / 2, 2147483649 / 2, 3000000000 + 1, -9223372036854775808")
+    assert row == (1073741823, Decimal("1073741824.500000"), Decimal("3000000001"), Decimal("-9223372036854775808"))
+    refused(cur, client, "SELECT 123456789012345678901234567890123456789", 1007,
+            "The number '123456789012345678901234567890123456789' is out of the range for numeric representation "
+            "(maximum precision 38).")  # fmt: skip
+
+
+def test_integer_constant_types(server: ProcessServer) -> None:
+    """2147483649 / 2 is numeric(16,6) (2147483649 is numeric(10,0)); 3000000000 + 1 numeric(11,0)."""
+    cur = CLIENTS["pytds"](server)
+    one_row(cur, "SELECT 2147483647 / 2, 2147483649 / 2, 3000000000, 3000000000 + 1")
+    assert [(d[1], d[4], d[5]) for d in cur.description] == [
+        (TDS_INT4, None, None),
+        (TDS_DECIMAL, 16, 6),
+        (TDS_DECIMAL, 10, 0),
+        (TDS_DECIMAL, 11, 0),
+    ]

@@ -175,12 +175,23 @@ class NodeFixes(NumericFixes):
         txt = node.this
         if re.fullmatch(r"\d+", txt):
             v = int(txt)
-            node.meta["ss_type"] = make_type(
-                "int" if v < 2**31 else "bigint" if v < 2**63 else "decimal",
-                ["38", "0"] if v >= 2**63 else [],
-            )
             node.meta["ss_const"] = v
-        elif re.fullmatch(r"\d*\.\d*", txt):
+            if v < 2**31:
+                node.meta["ss_type"] = make_type("int", [])
+                return node
+            # "int, bigint, smallint, and tinyint": a larger integer constant is decimal, not bigint
+            width = len(str(v))
+            if width > 38:
+                raise SqlServerError(
+                    1007,
+                    f"The number '{txt}' is out of the range for numeric representation (maximum precision 38).",
+                    severity=15,
+                )
+            out = exp.Cast(this=node, to=exp.DataType.build(f"DECIMAL({width},0)"))
+            out.meta["ss_type"] = make_type("numeric", [str(width), "0"])
+            out.meta["ss_const"] = v
+            return out
+        if re.fullmatch(r"\d*\.\d*", txt):
             d = decimal.Decimal(txt)
             digits = txt.replace(".", "").lstrip("0") or "0"
             scale = len(txt.split(".")[1])
@@ -193,7 +204,8 @@ class NodeFixes(NumericFixes):
 
     def _fix_neg(self, node: exp.Neg) -> exp.Expression:
         """-<number literal> stays a constant; any other negation is an ordinary expression."""
-        if node.this.meta.get("ss_const") is None or not isinstance(node.this, exp.Literal):
+        number = node.this.this if isinstance(node.this, exp.Cast) else node.this  # a decimal constant is cast
+        if node.this.meta.get("ss_const") is None or not isinstance(number, exp.Literal):
             t = type_of(node.this)
             if t is not None and t.name in ("smallint", "int", "bigint"):  # -(-2147483648) is 8115, as 0 - x
                 return checked_int(exp.Sub(this=exp.Literal.number(0), expression=self._native(node.this)), t)
