@@ -84,6 +84,21 @@ def test_concat_result_type_and_length(server: ProcessServer) -> None:
     assert [(d[1], d[3]) for d in cur.description] == [(167, 13), (231, 2), (TDS_INT4, 4), (167, 1)]
 
 
+@pytest.mark.parametrize("client", TWO_CLIENTS)
+def test_positions_in_nvarchar_count_utf16_units(server: ProcessServer, client: str) -> None:
+    """SUBSTRING, LEFT, RIGHT and CHARINDEX count an emoji as two characters like LEN ("Collation and Unicode
+    support": without an SC collation they work on UTF-16 code units): SUBSTRING(N'😀abc', 3, 1) is 'a'. A cut
+    through a pair keeps neither half (SQL Server would return the lone surrogate)."""
+    cur = CLIENTS[client](server)
+    row = one_row(
+        cur,
+        "SELECT SUBSTRING(N'😀abc', 3, 1), SUBSTRING(N'😀abc', 1, 2), SUBSTRING(N'😀abc', 0, 3), LEFT(N'a😀b', 3), "
+        "RIGHT(N'a😀b', 3), CHARINDEX(N'b', N'a😀b'), SUBSTRING(n, 2, 3), CHARINDEX(N'b', n), "
+        "SUBSTRING(N'abc', -1, 3), SUBSTRING('abcdef', 2, 3) FROM dbo.emoji",
+    )
+    assert row == ("a", "😀", "😀", "a😀", "😀b", 4, "😀b", 4, "a", "bcd")
+
+
 def print_messages(client: str, server: ProcessServer, batch: str) -> tuple[list[str], list[Any]]:
     """The messages a batch's PRINTs send and the rows of its one result set, as the client reports them."""
     cur = CLIENTS[client](server)

@@ -57,6 +57,7 @@ from .session import bracket
 from .sqltext import Statement, syntax_error, unsupported
 from .syscatalog import Catalog, Column, Table
 from .types import END_TICKS, EPOCH_TICKS, from_column_spec
+from .utf16text import register_utf16_udfs
 
 _MACROS = [
     # storage forms -> DuckDB-native values (see types.py); parameter names cannot capture caller columns
@@ -177,6 +178,7 @@ class Engine:
         udf("__ss_utf16_bytes", _udf_utf16_bytes, [v], i, type="arrow")
         register_string_codecs(self.con)
         register_exact_udfs(self.con)
+        register_utf16_udfs(self.con)
         variant.register_udfs(self.con)
         clrtypes.register_udfs(self.con)
         self.con.execute("CREATE SCHEMA IF NOT EXISTS dbo; CREATE SCHEMA IF NOT EXISTS guest")

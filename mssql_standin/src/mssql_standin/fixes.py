@@ -31,6 +31,7 @@ from .sqlexpr import (
 from .sqltext import _FRACTION_PARTS, unsupported
 from .typerules import arithmetic_type, combined_type
 from .types import END_TICKS, EXACT, SqlType, make_type, scalar_to_storage
+from .utf16text import unit_call
 
 
 class NodeFixes(NumericFixes):
@@ -384,6 +385,15 @@ class NodeFixes(NumericFixes):
         )
         return node
 
+    def _fix_substring(self, node: exp.Substring) -> exp.Expression:
+        """SUBSTRING of an nvarchar counts UTF-16 units, as SQL Server does (utf16text.py)."""
+        self._nativize_children(node)
+        t = type_of(node.this)
+        if t is not None and t.is_unicode and node.args.get("start") and node.args.get("length"):
+            return unit_call("substring", [node.this, node.args["start"], node.args["length"]], t)
+        self._known_func(node)
+        return node
+
     def _fix_func(self, node: exp.Expression) -> exp.Expression:
         self._nativize_children(node)
         self._known_func(node)
@@ -463,6 +473,7 @@ FIXES: dict[type, Fix] = {
     exp.Alias: NodeFixes._fix_alias,
     **dict.fromkeys(_PASSTHROUGH, NodeFixes._fix_passthrough),
     exp.Case: NodeFixes._fix_case,
+    exp.Substring: NodeFixes._fix_substring,
     exp.If: NodeFixes._fix_if,
     exp.Func: NodeFixes._fix_func,
 }
