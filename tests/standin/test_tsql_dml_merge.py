@@ -113,8 +113,14 @@ def test_update_from_keeps_the_checks(server: ProcessServer, client: str) -> Non
 
 
 @pytest.mark.parametrize("client", TWO_CLIENTS)
-def test_delete_from_a_join_with_output(server: ProcessServer, client: str) -> None:
+def test_joined_changes_take_top_and_output(server: ProcessServer, client: str) -> None:
+    """UPDATE TOP (1) ... FROM changes one joined row; OUTPUT of UPDATE ... FROM gives both images, of
+    DELETE ... FROM the deleted rows."""
     cur = fresh(server, client)
+    assert changed(cur, "UPDATE TOP (1) t SET note = 'top' FROM dbo.tgt t JOIN dbo.src s ON s.id = t.id") == (1, 1)
+    assert [r[2] for r in rows(cur)].count("top") == 1
+    cur.execute("UPDATE t SET v = s.v OUTPUT deleted.v, inserted.v FROM dbo.tgt t JOIN dbo.src s ON s.id = t.id")
+    assert sorted(tuple(r) for r in cur.fetchall()) == [(20, 200), (30, 300)]
     cur.execute("DELETE FROM t OUTPUT deleted.id FROM dbo.tgt t JOIN dbo.src s ON s.id = t.id")
     assert sorted(r[0] for r in cur.fetchall()) == [2, 3]
     assert rows(cur) == [(1, 10, "a")]
