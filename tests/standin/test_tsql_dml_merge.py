@@ -73,6 +73,9 @@ STATEMENTS = {
     "merge from VALUES": "MERGE dbo.tgt USING (VALUES (1, 5), (9, 90)) AS s (id, v) ON tgt.id = s.id WHEN MATCHED "
     "THEN UPDATE SET v = s.v WHEN NOT MATCHED THEN INSERT VALUES (s.id, s.v, DEFAULT) WHEN NOT MATCHED BY SOURCE "
     "THEN DELETE;",
+    # TOP (2): two rows acted on in all (the two matched ones here, so no insert)
+    "merge TOP (2)": "MERGE TOP (2) dbo.tgt AS t USING dbo.src AS s ON t.id = s.id WHEN MATCHED THEN UPDATE SET "
+    "note = 'top' WHEN NOT MATCHED THEN INSERT (id, v, note) VALUES (s.id, s.v, 'i');",
 }
 
 #: (rows the statement changes, tgt afterwards), starting from the rows fresh() writes
@@ -86,6 +89,7 @@ CHANGES = {
     "delete joined through WHERE": (1, [(1, 10, "a"), (2, 20, "b")]),
     "merge, every branch": (4, [(1, 10, "gone"), (2, 200, "m"), (4, 400, "i")]),
     "merge from VALUES": (4, [(1, 5, "a"), (9, 90, None)]),
+    "merge TOP (2)": (2, [(1, 10, "a"), (2, 20, "top"), (3, 30, "top")]),
 }
 
 

@@ -20,7 +20,7 @@ Behaviour that differs from SQL Server, on purpose and documented here:
 - One database per Engine: USE of master/tempdb/model/msdb is accepted and sees the same tables.
 - INSERT/UPDATE/DELETE take TOP (n) [PERCENT] and OUTPUT (to the client or INTO a table; table variables
   do not exist here, so OUTPUT INTO @t is error 1087); UPDATE/DELETE take FROM with joins; MERGE runs all its
-  WHEN branches, with OUTPUT $action (MERGE TOP is error 40517).
+  WHEN branches, with TOP (n) and OUTPUT $action (TOP ... PERCENT on MERGE is error 40517).
 - Unsupported on purpose (error 40517): temporary tables, cursors, WHILE/BEGIN...END, SAVE
   TRANSACTION, CHECKSUM/BINARY_CHECKSUM (SQL Server's hash is not reproduced), COLLATE, FOR XML/JSON.
 - Identity values are not transactional (a rolled-back insert leaves a gap), exactly as in SQL Server.

@@ -58,8 +58,9 @@ class MergeStatements(DmlStatements):
         if not st.terminated:
             raise MUST_END_WITH_SEMICOLON
         clauses = split_clauses(st)
-        if clauses.top is not None:
-            raise unsupported("MERGE TOP")
+        if clauses.percent:
+            raise unsupported("MERGE TOP ... PERCENT")
+        limit = self._top_count(clauses, "")
         tree = parse_statement(clauses.statement.text, clauses.statement.tokens)
         if not isinstance(tree, exp.Merge) or not isinstance(tree.this, exp.Table):
             raise syntax_error("MERGE")
@@ -78,7 +79,7 @@ class MergeStatements(DmlStatements):
         if own:
             self._duck("BEGIN TRANSACTION")
         try:
-            n, results = self._merge_rows(t, target, source, on, (matched, by_source, by_target), clauses.output)
+            n, results = self._merge_rows(t, target, source, on, (matched, by_source, by_target), clauses.output, limit)
         except BaseException:
             if own:  # DuckDB may already have ended the transaction on the error
                 with contextlib.suppress(duckdb.Error):
@@ -99,23 +100,29 @@ class MergeStatements(DmlStatements):
         on: exp.Expression,
         whens: tuple[list[exp.When], list[exp.When], list[exp.When]],
         output: OutputClause | None,
+        limit: int | None,
     ) -> tuple[int, list[Result]]:
         """The three actions (WHEN MATCHED, NOT MATCHED BY SOURCE, BY TARGET) on the table as it was: the number of
-        rows they changed, and the statement's results (OUTPUT's rows with $action, or its count)."""
+        rows they changed, and the statement's results (OUTPUT's rows with $action, or its count). TOP's `limit`
+        caps the rows acted on (which ones SQL Server leaves open: here matched, then unmatched, then inserted)."""
         matched, by_source, by_target = whens
         pinned: list[tuple[str, list[_Branch]]] = []
         if matched:
             first = target.copy()
             first.set("joins", [exp.Join(this=source.copy(), on=on.copy())])
-            pinned.append((_MATCHED, self._pin(t, target, first, None, matched, check_once=True)))
+            branches, taken = self._pin(t, target, first, None, matched, limit)
+            pinned.append((_MATCHED, branches))
+            limit = None if limit is None else limit - taken
         if by_source:
             missing = exp.Not(this=exp.Exists(this=exp.select("1").from_(source.copy()).where(on.copy())))
-            pinned.append((_UNMATCHED, self._pin(t, target, target.copy(), missing, by_source, check_once=False)))
+            branches, taken = self._pin(t, target, target.copy(), missing, by_source, limit)
+            pinned.append((_UNMATCHED, branches))
+            limit = None if limit is None else limit - taken
         try:
             chosen = " UNION ALL ".join(f"SELECT __ss_rid FROM {name}" for name, _ in pinned) or "SELECT NULL"
             before = self._rows_of(t, f"rowid IN ({chosen})") if output is not None else None
             last = self._last_rowid(t)
-            n = self._merge_insert(t, target, source, on, by_target[0]) if by_target else 0
+            n = self._merge_insert(t, target, source, on, by_target[0], limit) if by_target else 0
             updated = []
             for name, branches in pinned:
                 for b in branches:
@@ -123,7 +130,7 @@ class MergeStatements(DmlStatements):
                     if b.sets:
                         updated.append(f"SELECT __ss_rid FROM {name} WHERE __ss_k = {b.number}")
             if updated:
-                self._check_changed_keys(t, True)
+                self._check_changed_keys(t, self.trancount == 0)  # a user transaction ends with it too
             if output is None or before is None:
                 return n, [RowCount(n, "MERGE")]
             after = self._rows_of(t, f"rowid > {last} OR rowid IN ({' UNION ALL '.join(updated) or 'SELECT NULL'})")
@@ -139,10 +146,12 @@ class MergeStatements(DmlStatements):
         first: exp.Expression,
         where: exp.Expression | None,
         whens: list[exp.When],
-        check_once: bool,
-    ) -> list[_Branch]:
+        limit: int | None,
+    ) -> tuple[list[_Branch], int]:
         """Register, per target row `first` reaches (WHERE `where`), the number of the clause that acts on it and
-        the new values of the UPDATE clauses (a name of its own: _MATCHED or _UNMATCHED by `check_once`)."""
+        the new values of the UPDATE clauses, at most `limit` rows: as _MATCHED when `first` joins the source (a
+        row matched twice is then error 8672), else as _UNMATCHED. The branches, and the rows registered."""
+        check_once = where is None
         branches: list[_Branch] = []
         ifs: list[exp.Expression] = []
         values: list[exp.Expression] = []
@@ -174,9 +183,11 @@ class MergeStatements(DmlStatements):
         if check_once:
             self._refuse_double_match(joined, projections[:1])
         rows = self._arrow(f"SELECT * FROM ({joined.sql(projections)}) WHERE __ss_k IS NOT NULL")
+        if limit is not None:
+            rows = rows.slice(0, max(limit, 0))
         self._close_reader()
         self.cur.register(name, rows)
-        return branches
+        return branches, rows.num_rows
 
     def _refuse_double_match(self, joined: JoinedRows, choice: list[tuple[str, str]]) -> None:
         """Error 8672 when a target row some clause would change matches more than one source row."""
@@ -201,7 +212,7 @@ class MergeStatements(DmlStatements):
         return int(r[0]) if r else 0  # type: ignore[call-overload]
 
     def _merge_insert(
-        self, t: Table, target: exp.Table, source: exp.Expression, on: exp.Expression, w: exp.When
+        self, t: Table, target: exp.Table, source: exp.Expression, on: exp.Expression, w: exp.When, limit: int | None
     ) -> int:
         """WHEN NOT MATCHED [BY TARGET] [AND ...] THEN INSERT [(columns)] VALUES (...): the source rows no target
         row matches (DEFAULT values left to the column's default)."""
@@ -226,7 +237,7 @@ class MergeStatements(DmlStatements):
         if w.args.get("condition") is not None:
             condition = exp.And(this=condition, expression=w.args["condition"].copy())
         query = exp.select(*[v.copy() for _, v in kept]).from_(source.copy()).where(condition)
-        return self._insert_query(t, [n for n, _ in kept], query, None)
+        return self._insert_query(t, [n for n, _ in kept], query, None if limit is None else max(limit, 0))
 
 
 def _source(using: exp.Expression) -> exp.Expression:
