@@ -66,6 +66,15 @@ def test_integer_operators_keep_the_operand_type_of_higher_precedence(server: Pr
         ("SELECT CAST(-2147483648 AS int) / -1", "int"),
         ("SELECT b + 1 FROM dbo.nums", "bigint"),
         ("SELECT b * CAST(2 AS int) FROM dbo.nums", "bigint"),
+        ("SELECT SUM(x) FROM (SELECT i AS x FROM dbo.nums UNION ALL SELECT i FROM dbo.nums) AS u", "int"),
+        ("SELECT AVG(x) FROM (SELECT i AS x FROM dbo.nums UNION ALL SELECT i FROM dbo.nums) AS u", "int"),
+        ("SELECT CAST(922337203685477.5807 AS money) + CAST(0.0001 AS money)", "money"),
+        ("SELECT CAST(900000000000000 AS money) * 2", "money"),
+        ("SELECT CAST(900000000000000 AS money) / CAST(0.5 AS money)", "money"),
+        (
+            "SELECT SUM(x) FROM (SELECT CAST(922337203685477.5807 AS money) AS x UNION ALL SELECT m FROM dbo.nums) u",
+            "money",
+        ),
         ("SELECT CAST(99999999999999999999999999999999999999 AS decimal(38,0)) + 1", "numeric"),
         ("SELECT CAST(99999999999999999999999999999999999999 AS decimal(38,0)) / CAST(0.1 AS decimal(2,1))", "numeric"),
     ],
@@ -84,13 +93,15 @@ def test_results_the_type_cannot_hold_are_error_8115(
 
 @pytest.mark.parametrize("client", TWO_CLIENTS)
 def test_values_the_type_holds_are_not_refused(server: ProcessServer, client: str) -> None:
-    """The edges themselves: 200 + 55 is 255 in tinyint, 32767 - 32767 * 2 + 32767 stays in smallint when
-    computed wider, int's and bigint's extremes by subtraction."""
+    """The edges themselves: 200 + 55 is 255 in tinyint, s - s is 0 in smallint, int's, bigint's and money's
+    extremes by subtraction."""
     cur = CLIENTS[client](server)
     row = one_row(
         cur, "SELECT t + CAST(55 AS tinyint), s - s, i - 1, b - 1, CAST(-2147483647 AS int) - 1 FROM dbo.nums"
     )
     assert row == (255, 0, 2147483646, 9223372036854775806, -2147483648)
+    lowest = one_row(cur, "SELECT -CAST(922337203685477.5807 AS money) - CAST(0.0001 AS money)")
+    assert lowest == (Decimal("-922337203685477.5808"),)
 
 
 def test_decimal_division_types_follow_the_formula(server: ProcessServer) -> None:

@@ -62,7 +62,7 @@ def exact_value(op: str, x: str, y: str, precision: int, scale: int, type_name: 
         units = magnitude // scaled.denominator
     else:  # half away from zero
         units = (2 * magnitude + scaled.denominator) // (2 * scaled.denominator)
-    if len(str(units)) > precision:
+    if len(str(units)) > precision or (type_name == "money" and units > 2**63 - (scaled >= 0)):  # 8-byte money
         raise ValueError(f"__ss_e8115: Arithmetic overflow error converting expression to data type {type_name}.")
     return str(Decimal(-units if scaled < 0 else units).scaleb(-scale))
 

@@ -207,6 +207,19 @@ def _wider_int(a: SqlType, b: SqlType) -> SqlType:
 
 _DUCK_INT = {"tinyint": "UTINYINT", "smallint": "SMALLINT", "int": "INTEGER", "bigint": "BIGINT"}
 
+#: money's range in units of 0.0001 ("money and smallmoney"): an 8-byte integer
+MONEY_UNITS = (-(2**63), 2**63 - 1)
+
+
+def checked_money(node: exp.Expression) -> exp.Expression:
+    """A money result outside money's range is error 8115, as SQL Server raises it (DuckDB's DECIMAL would hold it,
+    and the 8-byte money on the wire would wrap around)."""
+    lo, hi = (exp.Literal.number(str(decimal.Decimal(u).scaleb(-4))) for u in MONEY_UNITS)
+    message = exp.Literal.string("__ss_e8115: Arithmetic overflow error converting expression to data type money.")
+    out = exp.Anonymous(this="__ss_int_range", expressions=[node, lo, hi, message])
+    out.meta["ss_type"] = make_type("money", [])
+    return out
+
 
 def checked_int(node: exp.Expression, t: SqlType) -> exp.Expression:
     """An integer operation computed one size wider and checked against t's range: a result t cannot hold is
@@ -303,6 +316,8 @@ class TranslatorBase:
             if t.name in ("decimal", "numeric") and beyond_max_precision(op, node.this, node.expression):
                 return exact_operation(op, node.this, node.expression, t)
             node.meta["ss_type"] = t
+            if t.name == "money":
+                return checked_money(node)
         elif (
             ta is not None
             and tb is not None
