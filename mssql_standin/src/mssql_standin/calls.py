@@ -14,8 +14,9 @@ from .results import SqlServerError
 from .sqlexpr import _NOCONST, _parse_duck, literal, storage_literal, type_of, view_table_name
 from .sqltext import SPECIAL_STORAGE, unsupported
 from .syscatalog import quote
-from .typerules import NUMBERS, combined_type
+from .typerules import NUMBERS, combined_type, concat_type
 from .types import TICKS_PER_SECOND, SqlType, make_type, scalar_to_storage
+from .utf16text import unit_call
 
 
 class FunctionCalls(Conversions):
@@ -100,17 +101,23 @@ class FunctionCalls(Conversions):
             out.meta["ss_type"] = combined_type(args[1:3])
             return out
         if fn in ("left", "right"):
-            f = "left" if fn == "left" else "right"
+            t = type_of(args[0])
+            shown = t if t is not None and t.is_string else SqlType("varchar", 8000)
+            if t is not None and t.is_unicode:  # counted in UTF-16 units (utf16text.py)
+                if fn == "right":
+                    return unit_call("right", [self._native(args[0]), args[1]], shown)
+                return unit_call("left", [self._native(args[0]), args[1]], shown)
             out = exp.Anonymous(
-                this=f,
+                this=fn,
                 expressions=[exp.Cast(this=self._native(args[0]), to=exp.DataType.build("VARCHAR")), args[1]],
             )
-            t = type_of(args[0])
-            out.meta["ss_type"] = t if t is not None and t.is_string else SqlType("varchar", 8000)
+            out.meta["ss_type"] = shown
             return out
         if fn == "charindex":
             if len(args) > 2:
                 raise unsupported("CHARINDEX with a start position")
+            if any((at := type_of(a)) is not None and at.is_unicode for a in args):
+                return unit_call("charindex", [self._native(a) for a in args], make_type("int", []))
             out = exp.Cast(
                 this=exp.Anonymous(this="strpos", expressions=[self._native(args[1]), self._native(args[0])]),
                 to=exp.DataType.build("INTEGER"),
@@ -145,7 +152,10 @@ class FunctionCalls(Conversions):
             cur = parts[0]
             for p in parts[1:]:
                 cur = exp.DPipe(this=cur, expression=p)
-            cur.meta["ss_type"] = SqlType("nvarchar", -1)
+            ct = concat_type([type_of(a) for a in args])
+            if ct.length in (4000, 8000):  # arguments longer than that are cut, as SQL Server cuts them
+                cur = string_prefix(cur, ct)
+            cur.meta["ss_type"] = ct
             return cur
         if fn == "quotename":
             a = self._native(args[0])

@@ -19,8 +19,9 @@ Behaviour that differs from SQL Server, on purpose and documented here:
   dictionary order, and GROUP BY/DISTINCT do not merge values that differ only in trailing spaces.
 - One database per Engine: USE of master/tempdb/model/msdb is accepted and sees the same tables.
 - INSERT/UPDATE/DELETE take TOP (n) [PERCENT] and OUTPUT (to the client or INTO a table; table variables
-  do not exist here, so OUTPUT INTO @t is error 1087).
-- Unsupported on purpose (error 40517): temporary tables, MERGE, cursors, WHILE/BEGIN...END, SAVE
+  do not exist here, so OUTPUT INTO @t is error 1087); UPDATE/DELETE take FROM with joins; MERGE runs all its
+  WHEN branches, with TOP (n) and OUTPUT $action (TOP ... PERCENT on MERGE is error 40517).
+- Unsupported on purpose (error 40517): temporary tables, cursors, WHILE/BEGIN...END, SAVE
   TRANSACTION, CHECKSUM/BINARY_CHECKSUM (SQL Server's hash is not reproduced), COLLATE, FOR XML/JSON.
 - Identity values are not transactional (a rolled-back insert leaves a gap), exactly as in SQL Server.
 """
@@ -42,11 +43,12 @@ import pyarrow.compute as pc
 from sqlglot.tokens import TokenType
 
 from . import clrtypes, persist, variant
+from .exactnum import register_exact_udfs
 from .functions import register_string_codecs
 from .handlers.bulk import BulkStatements
 from .handlers.ddl import DdlStatements
-from .handlers.dml import DmlStatements
 from .handlers.drop import DropStatements
+from .handlers.merge import MergeStatements
 from .handlers.procedural import ProceduralStatements
 from .handlers.set_options import SetOptions
 from .handlers.tx import TransactionStatements
@@ -55,6 +57,7 @@ from .session import bracket
 from .sqltext import Statement, syntax_error, unsupported
 from .syscatalog import Catalog, Column, Table
 from .types import END_TICKS, EPOCH_TICKS, from_column_spec
+from .utf16text import register_utf16_udfs
 
 _MACROS = [
     # storage forms -> DuckDB-native values (see types.py); parameter names cannot capture caller columns
@@ -116,6 +119,8 @@ _MACROS = [
     "') || "
     "' ' || strftime(__ss_x, '%Y') || ' ' || lpad(strftime(__ss_x, '%-I'), 2, ' ') || strftime(__ss_x, "
     "':%M%p')",
+    "CREATE MACRO __ss_int_range(__ss_x, __ss_lo, __ss_hi, __ss_m) AS CASE WHEN __ss_x < __ss_lo OR __ss_x > "
+    "__ss_hi THEN error(__ss_m) ELSE __ss_x END",
     "CREATE MACRO __ss_nz(__ss_x) AS CASE WHEN __ss_x = 0 THEN error('__ss_8134') ELSE __ss_x END",
 ]
 
@@ -172,6 +177,8 @@ class Engine:
         udf("__ss_hash_b", _udf_hash(None), [v, b], b, type="arrow")
         udf("__ss_utf16_bytes", _udf_utf16_bytes, [v], i, type="arrow")
         register_string_codecs(self.con)
+        register_exact_udfs(self.con)
+        register_utf16_udfs(self.con)
         variant.register_udfs(self.con)
         clrtypes.register_udfs(self.con)
         self.con.execute("CREATE SCHEMA IF NOT EXISTS dbo; CREATE SCHEMA IF NOT EXISTS guest")
@@ -316,7 +323,7 @@ class Engine:
 class EngineSession(
     SetOptions,
     TransactionStatements,
-    DmlStatements,
+    MergeStatements,
     DdlStatements,
     DropStatements,
     BulkStatements,
@@ -396,8 +403,9 @@ _HANDLERS: dict[str, Handler] = {
     "EXEC": EngineSession._exec,
     "EXECUTE": EngineSession._exec,
     "PRINT": EngineSession._print,
+    "MERGE": EngineSession._merge,
     **dict.fromkeys(
-        ("WHILE", "BEGIN", "MERGE", "GRANT", "REVOKE", "DENY", "RAISERROR", "THROW", "RETURN"),
+        ("WHILE", "BEGIN", "GRANT", "REVOKE", "DENY", "RAISERROR", "THROW", "RETURN"),
         EngineSession._unsupported,
     ),
 }

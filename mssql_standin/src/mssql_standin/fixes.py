@@ -12,6 +12,7 @@ from sqlglot import exp
 
 from . import variant
 from .convert import _raw_choice
+from .exactnum import exact_operation
 from .numeric import NumericFixes, _as_int
 from .results import SqlServerError
 from .sqlexpr import (
@@ -22,6 +23,7 @@ from .sqlexpr import (
     OutCol,
     _concat_type,
     _wider_int,
+    checked_int,
     like_regex,
     literal,
     type_of,
@@ -29,6 +31,7 @@ from .sqlexpr import (
 from .sqltext import _FRACTION_PARTS, unsupported
 from .typerules import arithmetic_type, combined_type
 from .types import END_TICKS, EXACT, SqlType, make_type, scalar_to_storage
+from .utf16text import unit_call
 
 
 class NodeFixes(NumericFixes):
@@ -173,12 +176,23 @@ class NodeFixes(NumericFixes):
         txt = node.this
         if re.fullmatch(r"\d+", txt):
             v = int(txt)
-            node.meta["ss_type"] = make_type(
-                "int" if v < 2**31 else "bigint" if v < 2**63 else "decimal",
-                ["38", "0"] if v >= 2**63 else [],
-            )
             node.meta["ss_const"] = v
-        elif re.fullmatch(r"\d*\.\d*", txt):
+            if v < 2**31:
+                node.meta["ss_type"] = make_type("int", [])
+                return node
+            # "int, bigint, smallint, and tinyint": a larger integer constant is decimal, not bigint
+            width = len(str(v))
+            if width > 38:
+                raise SqlServerError(
+                    1007,
+                    f"The number '{txt}' is out of the range for numeric representation (maximum precision 38).",
+                    severity=15,
+                )
+            out = exp.Cast(this=node, to=exp.DataType.build(f"DECIMAL({width},0)"))
+            out.meta["ss_type"] = make_type("numeric", [str(width), "0"])
+            out.meta["ss_const"] = v
+            return out
+        if re.fullmatch(r"\d*\.\d*", txt):
             d = decimal.Decimal(txt)
             digits = txt.replace(".", "").lstrip("0") or "0"
             scale = len(txt.split(".")[1])
@@ -191,7 +205,11 @@ class NodeFixes(NumericFixes):
 
     def _fix_neg(self, node: exp.Neg) -> exp.Expression:
         """-<number literal> stays a constant; any other negation is an ordinary expression."""
-        if node.this.meta.get("ss_const") is None or not isinstance(node.this, exp.Literal):
+        number = node.this.this if isinstance(node.this, exp.Cast) else node.this  # a decimal constant is cast
+        if node.this.meta.get("ss_const") is None or not isinstance(number, exp.Literal):
+            t = type_of(node.this)
+            if t is not None and t.name in ("smallint", "int", "bigint"):  # -(-2147483648) is 8115, as 0 - x
+                return checked_int(exp.Sub(this=exp.Literal.number(0), expression=self._native(node.this)), t)
             self._fix_other(node)
             node.meta["ss_type"] = type_of(node.this)  # a negated value keeps its type
             return node
@@ -234,19 +252,13 @@ class NodeFixes(NumericFixes):
         ta, tb = type_of(a), type_of(b)
         guard = exp.Anonymous(this="__ss_nz", expressions=[b])
         if ta is not None and tb is not None and ta.name in _INT_TYPES and tb.name in _INT_TYPES:
-            quotient = exp.IntDiv(this=a, expression=guard)
-            quotient.meta["ss_type"] = _wider_int(ta, tb)
-            return quotient
+            return checked_int(exp.IntDiv(this=a, expression=guard), _wider_int(ta, tb))
         div = exp.Div(this=a, expression=guard)
         t = arithmetic_type("div", a, b)
         if t is None:
             return div
         if t.name in ("decimal", "numeric", "money"):
-            # DuckDB divides decimals in DOUBLE; the quotient is rounded to SQL Server's scale
-            p, scale = (19, 4) if t.name == "money" else (t.precision, t.scale)
-            rounded = exp.Cast(this=div, to=exp.DataType.build(f"DECIMAL({p},{scale})"))
-            rounded.meta["ss_type"] = t
-            return rounded
+            return exact_operation("div", a, guard, t)
         div.meta["ss_type"] = t
         return div
 
@@ -373,6 +385,15 @@ class NodeFixes(NumericFixes):
         )
         return node
 
+    def _fix_substring(self, node: exp.Substring) -> exp.Expression:
+        """SUBSTRING of an nvarchar counts UTF-16 units, as SQL Server does (utf16text.py)."""
+        self._nativize_children(node)
+        t = type_of(node.this)
+        if t is not None and t.is_unicode and node.args.get("start") and node.args.get("length"):
+            return unit_call("substring", [node.this, node.args["start"], node.args["length"]], t)
+        self._known_func(node)
+        return node
+
     def _fix_func(self, node: exp.Expression) -> exp.Expression:
         self._nativize_children(node)
         self._known_func(node)
@@ -452,6 +473,7 @@ FIXES: dict[type, Fix] = {
     exp.Alias: NodeFixes._fix_alias,
     **dict.fromkeys(_PASSTHROUGH, NodeFixes._fix_passthrough),
     exp.Case: NodeFixes._fix_case,
+    exp.Substring: NodeFixes._fix_substring,
     exp.If: NodeFixes._fix_if,
     exp.Func: NodeFixes._fix_func,
 }

@@ -8,7 +8,7 @@ from sqlglot import exp
 
 from .calls import FunctionCalls
 from .results import SqlServerError
-from .sqlexpr import _INT_TYPES, type_of
+from .sqlexpr import _INT_TYPES, checked_money, type_of
 from .typerules import NUMBERS, avg_type, sum_type
 from .types import SqlType, make_type
 
@@ -44,7 +44,8 @@ class NumericFixes(FunctionCalls):
         if t.name not in _INT_TYPES:
             at = avg_type(t)
             return node if at is None else _typed_cast(node, at)
-        s = exp.Sum(this=node.this.copy())
+        # the sum is of the argument's type, so it overflows as SQL Server's does (AVG of a big int column)
+        s = _as_int(exp.Sum(this=node.this.copy()), "bigint" if t.name == "bigint" else "int")
         c = exp.Count(this=node.this.copy())
         quotient = exp.IntDiv(this=s, expression=exp.Anonymous(this="nullif", expressions=[c, exp.Literal.number(0)]))
         return _as_int(quotient, "bigint" if t.name == "bigint" else "int")
@@ -74,7 +75,7 @@ def _typed_cast(node: exp.Expression, t: SqlType) -> exp.Expression:
     duck = {"money": "DECIMAL(19,4)", "float": "DOUBLE", "real": "FLOAT"}.get(
         t.name, f"DECIMAL({t.precision},{t.scale})"
     )
-    out = exp.Cast(this=node, to=exp.DataType.build(duck))
+    out = exp.Cast(this=checked_money(node) if t.name == "money" else node, to=exp.DataType.build(duck))
     out.meta["ss_type"] = t
     return out
 

@@ -14,9 +14,10 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel, UnsupportedError
 
+from .exactnum import exact_operation
 from .sqltext import SPECIAL_STORAGE, unsupported
 from .syscatalog import Catalog, Table
-from .typerules import arithmetic_type
+from .typerules import arithmetic_type, beyond_max_precision
 from .types import INT_RANGES, TICKS_PER_DAY, SqlType, make_type, scalar_to_storage
 
 
@@ -197,9 +198,46 @@ def view_table_name(view: str) -> str:
 
 
 def _wider_int(a: SqlType, b: SqlType) -> SqlType:
+    """Integer arithmetic's type: the operand type of higher precedence; operands of one type keep it ("Data type
+    precedence": tinyint + tinyint is tinyint, smallint * smallint smallint). bit with bit counts as int."""
     order = ["bit", "tinyint", "smallint", "int", "bigint"]
-    w = max(order.index(a.name), order.index(b.name), 3)
-    return make_type(order[w], [])
+    w = max(order.index(a.name), order.index(b.name))
+    return make_type(order[w] if w else "int", [])
+
+
+_DUCK_INT = {"tinyint": "UTINYINT", "smallint": "SMALLINT", "int": "INTEGER", "bigint": "BIGINT"}
+
+#: money's range in units of 0.0001 ("money and smallmoney"): an 8-byte integer
+MONEY_UNITS = (-(2**63), 2**63 - 1)
+
+
+def checked_money(node: exp.Expression) -> exp.Expression:
+    """A money result outside money's range is error 8115, as SQL Server raises it (DuckDB's DECIMAL would hold it,
+    and the 8-byte money on the wire would wrap around)."""
+    lo, hi = (exp.Literal.number(str(decimal.Decimal(u).scaleb(-4))) for u in MONEY_UNITS)
+    message = exp.Literal.string("__ss_e8115: Arithmetic overflow error converting expression to data type money.")
+    out = exp.Anonymous(this="__ss_int_range", expressions=[node, lo, hi, message])
+    out.meta["ss_type"] = make_type("money", [])
+    return out
+
+
+def checked_int(node: exp.Expression, t: SqlType) -> exp.Expression:
+    """An integer operation computed one size wider and checked against t's range: a result t cannot hold is
+    error 8115 naming t, as SQL Server raises it (DuckDB would overflow in its own operand type, or not at all
+    where it widens)."""
+    wide = exp.DataType.build("HUGEINT" if t.name == "bigint" else "BIGINT")
+    for key in ("this", "expression"):
+        if node.args.get(key) is not None:
+            node.set(key, exp.Cast(this=node.args[key], to=wide.copy()))
+    lo, hi = INT_RANGES[t.name]
+    message = f"__ss_e8115: Arithmetic overflow error converting expression to data type {t.name}."
+    bounds = [exp.Literal.number(lo), exp.Literal.number(hi), exp.Literal.string(message)]
+    out = exp.Cast(
+        this=exp.Anonymous(this="__ss_int_range", expressions=[node, *bounds]),
+        to=exp.DataType.build(_DUCK_INT[t.name], dialect="duckdb"),
+    )
+    out.meta["ss_type"] = t
+    return out
 
 
 def _concat_type(a: SqlType | None, b: SqlType | None) -> SqlType:
@@ -272,9 +310,14 @@ class TranslatorBase:
         self._nativize_children(node)
         ta, tb = type_of(node.this), type_of(node.expression)
         if ta is not None and tb is not None and ta.name in _INT_TYPES and tb.name in _INT_TYPES:
-            node.meta["ss_type"] = _wider_int(ta, tb)
-        elif (t := arithmetic_type(_ARITH_OPS.get(type(node), "add"), node.this, node.expression)) is not None:
+            return checked_int(node, _wider_int(ta, tb))
+        op = _ARITH_OPS.get(type(node), "add")
+        if (t := arithmetic_type(op, node.this, node.expression)) is not None:
+            if t.name in ("decimal", "numeric") and beyond_max_precision(op, node.this, node.expression):
+                return exact_operation(op, node.this, node.expression, t)
             node.meta["ss_type"] = t
+            if t.name == "money":
+                return checked_money(node)
         elif (
             ta is not None
             and tb is not None

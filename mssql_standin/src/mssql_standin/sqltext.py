@@ -20,6 +20,16 @@ from .types import KNOWN_TYPES, SqlType, parse_type
 _TSQL = TSQL()
 
 
+class _Tokenizer(TSQL.Tokenizer):
+    """sqlglot's T-SQL tokens, except that PRINT is a word: sqlglot reads a COMMAND's whole rest up to `;` as one
+    string, while SQL Server ends PRINT's expression where the next statement starts (`PRINT 'a' SELECT 1`)."""
+
+    KEYWORDS = {k: v for k, v in TSQL.Tokenizer.KEYWORDS.items() if k != "PRINT"}
+
+
+_TOKENIZER = _Tokenizer(dialect=_TSQL)
+
+
 STATEMENT_STARTS = {
     "SELECT",
     "INSERT",
@@ -73,7 +83,7 @@ def syntax_error(near: str) -> SqlServerError:
 
 def tokenize(sql: str) -> list[Token]:
     try:
-        toks = list(_TSQL.tokenize(sql))
+        toks = list(_TOKENIZER.tokenize(sql))
     except TokenError as e:
         raise SqlServerError(
             105, f"Unclosed quotation mark after the character string '{sql[-20:]}'.", severity=15
@@ -91,6 +101,8 @@ class Statement:
     text: str
     tokens: list[Token]
     line: int
+    #: the statement ended with a semicolon (MERGE must: error 10713)
+    terminated: bool = False
 
     @property
     def words(self) -> list[str]:
@@ -152,9 +164,11 @@ def split_batch(sql: str) -> list[Statement]:
             return False
         return not (first == "BEGIN" and len(cur) == 1 and word in ("TRAN", "TRANSACTION"))
 
+    ended: set[int] = set()  # groups closed by a semicolon
     for i, t in enumerate(toks):
         if t.token_type == TokenType.SEMICOLON and depth == 0:
             if cur:
+                ended.add(len(groups))
                 groups.append(cur)
             cur = []
             continue
@@ -169,9 +183,9 @@ def split_batch(sql: str) -> list[Statement]:
     if cur:
         groups.append(cur)
     out = []
-    for g in groups:
+    for k, g in enumerate(groups):
         start, end = g[0].start, g[-1].end
-        out.append(Statement(sql[start : end + 1], g, sql.count("\n", 0, start) + 1))
+        out.append(Statement(sql[start : end + 1], g, sql.count("\n", 0, start) + 1, k in ended))
     return out
 
 

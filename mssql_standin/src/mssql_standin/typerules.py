@@ -102,6 +102,26 @@ def _combined(types: list[SqlType], shapes: list[tuple[int, int]]) -> SqlType | 
     return win
 
 
+#: the length of a value of this type converted to a string, where CONCAT sizes its result ("CONCAT": an int
+#: is 12 characters, a float 32); other types take CAST's default string length, 30
+_STRING_FORM = {"int": 12, "float": 32}
+_CLR = ("geography", "geometry", "hierarchyid")
+
+
+def concat_type(types: list[SqlType | None]) -> SqlType:
+    """CONCAT's result ("CONCAT (Transact-SQL)", Return types): nvarchar(max) for an nvarchar(max) or CLR argument;
+    else (max) when an argument is varchar(max) or varbinary(max), nvarchar when any argument is; else the sum of
+    the arguments' string lengths, up to 4000 (nvarchar) or 8000 (varchar). Untyped arguments (NULL) add nothing."""
+    known = [t for t in types if t is not None]
+    unicode = any(t.is_unicode or t.name in _CLR for t in known)
+    name = "nvarchar" if unicode else "varchar"
+    if any(t.length == -1 and (t.is_string or t.name == "varbinary") or t.name in _CLR for t in known):
+        return SqlType(name, -1)
+    total = sum(t.length if t.is_string or t.name in ("binary", "varbinary") else _STRING_FORM.get(t.name, 30)
+                for t in known)  # fmt: skip
+    return SqlType(name, max(1, min(total, 4000 if unicode else 8000)))
+
+
 def arithmetic_type(op: str, a: exp.Expression, b: exp.Expression) -> SqlType | None:
     """The type of a + - * / % b for numbers (op: add, sub, mul, div, mod); None where the rule is not one of
     these (dates, strings) and the caller keeps its own."""
@@ -118,23 +138,35 @@ def arithmetic_type(op: str, a: exp.Expression, b: exp.Expression) -> SqlType | 
     sa, sb = _shape(a, ta), _shape(b, tb)
     if sa is None or sb is None:
         return None
+    p, s, integral = _decimal_result(op, sa, sb)
+    p, s = _cap(p, s, integral, op)
+    return _decimal(_decimal_name([ta, tb]), p, s)
+
+
+def beyond_max_precision(op: str, a: exp.Expression, b: exp.Expression) -> bool:
+    """True where the decimal result's precision before the 38 cap exceeds 38: the scale is then cut (and the
+    value rounded, or overflowing) by SQL Server's rule, which DuckDB's own decimal arithmetic does not follow."""
+    ta, tb = node_type(a), node_type(b)
+    sa = _shape(a, ta) if ta is not None else None
+    sb = _shape(b, tb) if tb is not None else None
+    return sa is not None and sb is not None and _decimal_result(op, sa, sb)[0] > MAX_PRECISION
+
+
+def _decimal_result(op: str, sa: tuple[int, int], sb: tuple[int, int]) -> tuple[int, int, int]:
+    """(precision, scale, integral digits) of e1 op e2 before the cap ("Precision, scale, and length")."""
     (p1, s1), (p2, s2) = sa, sb
     if op in ("add", "sub"):
         s = max(s1, s2)
         integral = max(p1 - s1, p2 - s2)
-        p = s + integral + 1
-    elif op == "mul":
-        p, s, integral = p1 + p2 + 1, s1 + s2, p1 + p2 + 1 - s1 - s2
-    elif op == "div":
+        return s + integral + 1, s, integral
+    if op == "mul":
+        return p1 + p2 + 1, s1 + s2, p1 + p2 + 1 - s1 - s2
+    if op == "div":
         s = max(6, s1 + p2 + 1)
-        p = p1 - s1 + s2 + s
-        integral = p - s
-    else:
-        s = max(s1, s2)
-        p = min(p1 - s1, p2 - s2) + s
-        integral = p - s
-    p, s = _cap(p, s, integral, op)
-    return _decimal(_decimal_name([ta, tb]), p, s)
+        return p1 - s1 + s2 + s, s, p1 - s1 + s2
+    s = max(s1, s2)
+    p = min(p1 - s1, p2 - s2) + s
+    return p, s, p - s
 
 
 def _cap(p: int, s: int, integral: int, op: str) -> tuple[int, int]:

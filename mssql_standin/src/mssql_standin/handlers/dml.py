@@ -2,35 +2,34 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 
-import duckdb
 import pyarrow as pa
 from sqlglot import exp
 from sqlglot.tokens import TokenType
 
 from .. import ddl, variant
 from ..results import Result, RowCount, SqlServerError
-from ..session import Stored, fetch_first, sql_string, storage_arrow_type
+from ..session import Stored, fetch_first, storage_arrow_type
 from ..sqlexpr import Context, Source, duck_sql, type_of
 from ..sqltext import Statement, parse_statement, syntax_error, unsupported
 from ..syscatalog import Column, Table, quote
 from ..translate import Translator
 from ..types import (
-    TICKS_PER_DAY,
     SqlType,
-    duck_type,
-    out_of_range,
     scalar_to_storage,
-    to_storage_array,
     type_from_arrow,
 )
+from .assign import Assignments
 from .insert_text import NOT_LITERAL, fast_literal, strip_insert_hints
-from .output import DmlClauses, OutputStatements, split_clauses
+from .joined import bind_joined, target_parts, without_first_from
+from .output import DmlClauses, split_clauses
+
+#: the rows an UPDATE ... FROM changes: target rowid and new values (registered while the statement runs)
+_JOINED = "__ss_joined_rows"
 
 
-class DmlStatements(OutputStatements):
+class DmlStatements(Assignments):
     """INSERT, UPDATE, DELETE."""
 
     def _insert(self, st: Statement) -> Iterator[Result]:
@@ -98,32 +97,36 @@ class DmlStatements(OutputStatements):
                 src.set("expressions", src.expressions[:limit])
             n = self._insert_values(t, names, src)
         elif isinstance(src, (exp.Select, exp.SetOperation, exp.Subquery)):
-            sql, cols, _ = self._translate_query(src)
-            if len(cols) != len(names):
-                raise SqlServerError(
-                    121 if len(cols) > len(names) else 120,
-                    "The select list for the INSERT statement contains "
-                    + ("more" if len(cols) > len(names) else "fewer")
-                    + " items than the insert list. The number of SELECT values must match the number of "
-                    "INSERT columns.",
-                    state=1,
-                    severity=15,
-                )
-            tbl = self._arrow(sql)
-            if limit is not None:
-                tbl = tbl.slice(0, limit)
-            arrays = []
-            for i, c in enumerate(cols):
-                ty = c.type or type_from_arrow(tbl.schema.field(i).type)
-                arr = self._to_result(tbl.column(i).combine_chunks(), ty)
-                target_col = t.col(names[i])
-                if target_col is not None and target_col.type.name == "sql_variant" and c.type is not None:
-                    arr = variant.typed_array(arr, c.type)  # each value keeps its source type as base type
-                arrays.append(arr)
-            n = self.insert_arrow(t, names, arrays, rows=tbl.num_rows)
+            n = self._insert_query(t, names, src, limit)
         else:
             raise unsupported("this INSERT form")
         return n
+
+    def _insert_query(self, t: Table, names: list[str], src: exp.Expression, limit: int | None) -> int:
+        """INSERT INTO t (names) <query>: the query's rows (at most `limit`) converted to the columns' types."""
+        sql, cols, _ = self._translate_query(src)
+        if len(cols) != len(names):
+            raise SqlServerError(
+                121 if len(cols) > len(names) else 120,
+                "The select list for the INSERT statement contains "
+                + ("more" if len(cols) > len(names) else "fewer")
+                + " items than the insert list. The number of SELECT values must match the number of "
+                "INSERT columns.",
+                state=1,
+                severity=15,
+            )
+        tbl = self._arrow(sql)
+        if limit is not None:
+            tbl = tbl.slice(0, limit)
+        arrays = []
+        for i, c in enumerate(cols):
+            ty = c.type or type_from_arrow(tbl.schema.field(i).type)
+            arr = self._to_result(tbl.column(i).combine_chunks(), ty)
+            target_col = t.col(names[i])
+            if target_col is not None and target_col.type.name == "sql_variant" and c.type is not None:
+                arr = variant.typed_array(arr, c.type)  # each value keeps its source type as base type
+            arrays.append(arr)
+        return self.insert_arrow(t, names, arrays, rows=tbl.num_rows)
 
     def _fast_insert_values(self, st: Statement) -> int | None:
         """INSERT ... VALUES of plain literals (what bulk-ish clients send, 1000 rows at a time) read straight
@@ -281,15 +284,51 @@ class DmlStatements(OutputStatements):
 
     def _update(self, st: Statement) -> Iterator[Result]:
         clauses = split_clauses(st)
+        tree = parse_statement(clauses.statement.text, clauses.statement.tokens)
+        from_ = tree.args.get("from_") or tree.args.get("from")
+        if isinstance(tree, exp.Update) and isinstance(tree.this, exp.Table) and from_ is not None:
+            yield from self._update_joined(clauses, tree, from_.this)
+            return
         tree, t, target, ctx, tr, src = self._dml_target(
             clauses.statement, exp.Update, ("from", "from_", "returning"), "UPDATE ... FROM"
         )
         target.set("alias", None)
-        alias_name = src.alias
-        scopes = [[src]]
-        sets = []
-        key_cols = {k.lower() for i in t.indexes if i.unique for k, _ in i.columns}
-        touches_key = False
+        sets = [(c, self._assign_expr(t, c, tr._rw(val, [[src]], None))) for c, val in self._set_list(t, tree)]
+        where = tree.args.get("where")
+        if where is not None:
+            tr._rewrite_tree(where.this, [[src]], [src])
+        self._register_views(ctx)
+        where_sql = f" WHERE {duck_sql(where.this)}" if where is not None else ""
+        yield from self._apply_update(clauses, t, src.alias, sets, where_sql)
+
+    def _update_joined(self, clauses: DmlClauses, tree: exp.Update, first: exp.Expression) -> Iterator[Result]:
+        """UPDATE target SET ... FROM sources [WHERE]: the new values computed once per target row over the
+        joined FROM clause, registered as rows keyed by rowid, then assigned."""
+        t = self._table(target_parts(tree.this, first))
+        columns = self._set_list(t, tree)
+        ctx = self._context()
+        tr = Translator(ctx)
+        where = tree.args.get("where")
+        joined = bind_joined(tr, tree.this, first, where.this if where else None, [v for _, v in columns])
+        values = [self._assign_expr(t, c, v) for (c, _), v in zip(columns, joined.select.expressions, strict=True)]
+        self._register_views(ctx)
+        rows = self._arrow(joined.sql([(v, f"__ss_v{i}") for i, v in enumerate(values)]))
+        self._close_reader()
+        self.cur.register(_JOINED, rows)
+        alias = quote(joined.alias)
+        sets = [
+            (c, f"(SELECT __ss_v{i} FROM {_JOINED} WHERE __ss_rid = {alias}.rowid)") for i, (c, _) in enumerate(columns)
+        ]
+        try:
+            yield from self._apply_update(
+                clauses, t, joined.alias, sets, f" WHERE rowid IN (SELECT __ss_rid FROM {_JOINED})"
+            )
+        finally:
+            self.cur.unregister(_JOINED)
+
+    def _set_list(self, t: Table, tree: exp.Expression) -> list[tuple[Column, exp.Expression]]:
+        """The SET list's columns (207, 8102, 271, 272 refused as SQL Server refuses them) and their values."""
+        out = []
         for e in tree.expressions:
             if not isinstance(e, exp.EQ) or not isinstance(e.this, exp.Column):
                 raise syntax_error("SET")
@@ -306,30 +345,20 @@ class DmlStatements(OutputStatements):
                 )
             if c.is_rowversion:
                 raise SqlServerError(272, "Cannot update a timestamp column.")
-            touches_key = touches_key or c.name.lower() in key_cols
-            val = tr._rw(e.expression, scopes, None)
-            sets.append((c, self._assign_expr(t, c, val)))
-        where = tree.args.get("where")
-        if where is not None:
-            tr._rewrite_tree(where.this, scopes, [src])
-        self._register_views(ctx)
-        rv = next((c for c in t.columns if c.is_rowversion), None)
-        set_sql = ", ".join(f"{quote(c.name)} = {v}" for c, v in sets)
-        if rv is not None:
-            set_sql += f", {quote(rv.name)} = __ss_rv"
-        where_sql = f" WHERE {duck_sql(where.this)}" if where is not None else ""
-        if rv is not None:
-            with self.engine.lock:
-                self.engine.dbts += 1
-                stamp = self.engine.dbts
-            set_sql = set_sql.replace("__ss_rv", f"unhex('{stamp.to_bytes(8, 'big').hex()}')")
-        sql = f"UPDATE {t.physical} AS {quote(alias_name)} SET {set_sql}"
+            out.append((c, e.expression))
+        return out
+
+    def _apply_update(
+        self, clauses: DmlClauses, t: Table, alias_name: str, sets: list[tuple[Column, str]], where_sql: str
+    ) -> Iterator[Result]:
+        """UPDATE t SET each column to its DuckDB expression (a new rowversion too) where where_sql holds."""
+        sql, key_table = self._update_sql(t, alias_name, sets)
         if clauses.output is None and clauses.top is None:
-            n = self._guarded(sql + where_sql, t if touches_key else None)
+            n = self._guarded(sql + where_sql, key_table)
             self.rowcount = n
             yield RowCount(n, "UPDATE")
             return
-        yield from self._changed_rows(clauses, t, alias_name, where_sql, sql, t if touches_key else None)
+        yield from self._changed_rows(clauses, t, alias_name, where_sql, sql, key_table)
 
     def _changed_rows(
         self, clauses: DmlClauses, t: Table, alias: str, where_sql: str, change: str, key_table: Table | None
@@ -352,96 +381,14 @@ class DmlStatements(OutputStatements):
         self.rowcount = n
         yield from results
 
-    def _assign_expr(self, t: Table, c: Column, val: exp.Expression) -> str:
-        """The DuckDB expression that stores val into column c (storage form, exact checks where possible)."""
-        full = f"{self.database}.{t.two_part}"
-        vt = type_of(val)
-        if (
-            val.meta
-            and "ss_const" in val.meta
-            and not (val.meta.get("ss_raw") and vt is not None and vt.name == c.type.name)
-        ):
-            v = val.meta["ss_const"]
-            if isinstance(val, (exp.Literal, exp.Null, exp.Neg)) or val.meta.get("ss_raw") is not True:
-                st = scalar_to_storage(v, c.type, self.state.dateformat)
-                if st is not None and (c.type.is_string or c.type.name in ("binary", "varbinary")):
-                    st = to_storage_array(pa.array([st], storage_arrow_type(c.type)), c.type, full, c.name)[0].as_py()
-                from ..sqlexpr import storage_literal
-
-                return storage_literal(st, c.type).sql("duckdb")
-        if val.meta.get("ss_raw") and vt is not None and vt.name == c.type.name:
-            unit = 10 ** (7 - c.type.scale)
-            if vt.name == "datetime2" and vt.scale > c.type.scale:
-                msg = "__ss_242: " + out_of_range("datetime2", "datetime2").message
-                return f"__ss_round_dt2({duck_sql(val)}, {unit}, {sql_string(msg)})"
-            if vt.name == "time" and vt.scale > c.type.scale:
-                return f"__ss_round_ticks({duck_sql(val)}, {unit}) % {TICKS_PER_DAY}"
-            if vt.name == "datetimeoffset" and vt.scale > c.type.scale:
-                return f"__ss_dto_round({duck_sql(val)}, {unit})"
-            return duck_sql(val)
-        n = c.type.name
-        native = val
-        if val.meta.get("ss_raw"):
-            native = Translator(self._context())._native(val)
-        body = duck_sql(native)
-        if n == "datetime2":
-            src = vt.name if vt is not None else "varchar"
-            msg = sql_string("__ss_242: " + out_of_range(src, "datetime2").message)
-            return f"__ss_round_dt2(__ss_ts_dt2(CAST({body} AS TIMESTAMP)), {10 ** (7 - c.type.scale)}, {msg})"
-        if n == "time":
-            return f"__ss_round_ticks(__ss_t_time(CAST({body} AS TIME)), {10 ** (7 - c.type.scale)})"
-        if n == "datetimeoffset":
-            return duck_sql(Translator(self._context())._to_storage_form(native, vt, c.type, False))
-        if n == "uniqueidentifier":
-            return f"__ss_guid_key({body})"
-        if n == "datetime":
-            return f"__ss_dt_round(CAST({body} AS TIMESTAMP))"
-        if n == "smalldatetime":
-            return f"__ss_sdt_round(CAST({body} AS TIMESTAMP))"
-        if c.type.is_string and c.type.length > 0:
-            msg = f"__ss_trunc: String or binary data would be truncated in table '{full}', column '{c.name}'."
-            return (
-                f"(SELECT CASE WHEN length(__ss_v) > {c.type.length} THEN error({sql_string(msg)}) ELSE __ss_v "
-                "END "
-                f"FROM (SELECT CAST({body} AS VARCHAR) AS __ss_v))"
-            )
-        return f"CAST({body} AS {duck_type(c.type)})"
-
-    def _guarded(self, sql: str, key_table: Table | None) -> int:
-        """Run a DML statement; if it changed key columns, check uniqueness after it and undo a violation."""
-        own_txn = key_table is not None and self.trancount == 0
-        if own_txn:
-            self._duck("BEGIN TRANSACTION")
-        try:
-            r = fetch_first(self._duck(sql))
-        except SqlServerError:
-            if own_txn:
-                self.cur.execute("ROLLBACK")
-            raise
-        n = int(r[0]) if r else 0  # type: ignore[call-overload]
-        if key_table is not None:
-            for idx in key_table.indexes:
-                if not idx.unique:
-                    continue
-                cols = ", ".join(quote(key_table.column(k).name) for k, _ in idx.columns)
-                dup = fetch_first(
-                    self.cur.execute(
-                        f"SELECT {cols} FROM {key_table.physical} GROUP BY ALL HAVING count(*) > 1 LIMIT 1"
-                    )
-                )
-                if dup is not None:
-                    with contextlib.suppress(duckdb.Error):
-                        self.cur.execute("ROLLBACK")
-                    if not own_txn:
-                        self.trancount = 0
-                        self._discard_ddl()
-                    self._raise_duplicate(key_table, idx, [k for k, _ in idx.columns], tuple(dup))
-        if own_txn:
-            self.cur.execute("COMMIT")
-        return n
-
     def _delete(self, st: Statement) -> Iterator[Result]:
         clauses = split_clauses(st)
+        clauses.statement = without_first_from(clauses.statement)
+        tree = parse_statement(clauses.statement.text, clauses.statement.tokens)
+        named = tree.args.get("tables") if isinstance(tree, exp.Delete) else None
+        if named and len(named) == 1 and isinstance(named[0], exp.Table) and not tree.args.get("using"):
+            yield from self._delete_joined(clauses, tree, named[0])
+            return
         tree, t, _target, ctx, tr, src = self._dml_target(
             clauses.statement, exp.Delete, ("using", "returning", "tables"), "DELETE ... FROM join"
         )
@@ -455,6 +402,24 @@ class DmlStatements(OutputStatements):
             yield from self._changed_rows(clauses, t, src.alias, where_sql, change, None)
             return
         r = fetch_first(self._duck(f"DELETE FROM {t.physical} AS {quote(src.alias)}{where_sql}"))
+        n = int(r[0]) if r else 0  # type: ignore[call-overload]
+        self.rowcount = n
+        yield RowCount(n, "DELETE")
+
+    def _delete_joined(self, clauses: DmlClauses, tree: exp.Expression, target: exp.Table) -> Iterator[Result]:
+        """DELETE target FROM sources [WHERE]: the target rows the joined FROM clause reaches, by rowid."""
+        t = self._table(target_parts(target, tree.this))
+        ctx = self._context()
+        tr = Translator(ctx)
+        where = tree.args.get("where")
+        joined = bind_joined(tr, target, tree.this, where.this if where else None, [exp.Literal.number(1)])
+        self._register_views(ctx)
+        where_sql = f" WHERE rowid IN (SELECT __ss_rid FROM ({joined.sql([])}) AS __ss_d)"
+        change = f"DELETE FROM {t.physical} AS {quote(joined.alias)}"
+        if clauses.output is not None or clauses.top is not None:
+            yield from self._changed_rows(clauses, t, joined.alias, where_sql, change, None)
+            return
+        r = fetch_first(self._duck(change + where_sql))
         n = int(r[0]) if r else 0  # type: ignore[call-overload]
         self.rowcount = n
         yield RowCount(n, "DELETE")

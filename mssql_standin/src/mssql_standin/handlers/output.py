@@ -26,12 +26,13 @@ from ..sqlexpr import OutCol, Source, duck_sql
 from ..sqltext import Statement, parse_statement, syntax_error, tokenize
 from ..syscatalog import Table, quote
 from ..translate import Translator
-from ..types import type_from_arrow
+from ..types import SqlType, type_from_arrow
 
 #: where an OUTPUT clause ends: the next clause of its statement
 _AFTER_OUTPUT = {"VALUES", "SELECT", "DEFAULT", "EXEC", "EXECUTE", "FROM", "WHERE", "OPTION", "WITH"}
 _INSERTED, _DELETED = "__ss_out_inserted", "__ss_out_deleted"
 _KEYS = "__ss_out_keys"
+_ACTIONS = "__ss_out_actions"
 
 
 @dataclass
@@ -115,6 +116,8 @@ _BEFORE_OUTPUT = {"VALUES", "SELECT", "WHERE", "EXEC", "EXECUTE", "OPTION"}
 
 
 def _output_start(toks: list[Token]) -> int | None:
+    """Where OUTPUT begins; in a MERGE it follows every WHEN clause (whose INSERT may hold VALUES or SELECT)."""
+    merge = toks[0].text.upper() == "MERGE"
     depth = 0
     for k, t in enumerate(toks):
         depth += (t.token_type == TokenType.L_PAREN) - (t.token_type == TokenType.R_PAREN)
@@ -122,7 +125,7 @@ def _output_start(toks: list[Token]) -> int | None:
         assigned = k + 1 < len(toks) and toks[k + 1].token_type == TokenType.EQ  # SET output = ...
         if depth == 0 and word == "OUTPUT" and not assigned:
             return k
-        if depth == 0 and word in _BEFORE_OUTPUT:
+        if depth == 0 and word in _BEFORE_OUTPUT and not merge:
             return None
     return None
 
@@ -233,9 +236,11 @@ class OutputStatements(RowWriter):
         count: int,
         inserted: pa.Table | None,
         deleted: pa.Table | None,
+        actions: pa.Table | None = None,
     ) -> Iterator[Result]:
-        """OUTPUT's rows as a result set (its DONE counts the statement's rows), or into a table."""
-        sql, cols = self._output_query(clause, t, inserted, deleted)
+        """OUTPUT's rows as a result set (its DONE counts the statement's rows), or into a table; `actions` (MERGE)
+        gives each row's $action, and a row may then have only one of its images."""
+        sql, cols = self._output_query(clause, t, inserted, deleted, actions)
         self.rowcount = count
         if clause.into is None:
             rs = self._result_set(sql, cols)
@@ -261,14 +266,23 @@ class OutputStatements(RowWriter):
         yield RowCount(count, statement)
 
     def _output_query(
-        self, clause: OutputClause, t: Table, inserted: pa.Table | None, deleted: pa.Table | None
+        self,
+        clause: OutputClause,
+        t: Table,
+        inserted: pa.Table | None,
+        deleted: pa.Table | None,
+        actions: pa.Table | None = None,
     ) -> tuple[str, list[OutCol]]:
         """The OUTPUT list over the inserted/deleted rows as DuckDB SQL, with its result columns."""
         text = "SELECT " + clause.items
         sel = parse_statement(text, tokenize(text))
         if not isinstance(sel, exp.Select) or sel.args.get("from_") or sel.args.get("from"):
             raise syntax_error("OUTPUT")
-        cols = [OutCol(c.name, c.type, c.nullable, c.identity is not None, c.computed is not None) for c in t.columns]
+        # in a MERGE a row may lack one image: every column can then be NULL
+        cols = [
+            OutCol(c.name, c.type, c.nullable or actions is not None, c.identity is not None, c.computed is not None)
+            for c in t.columns
+        ]
         scope = []
         froms = []
         for name, rows, reg in (("inserted", inserted, _INSERTED), ("deleted", deleted, _DELETED)):
@@ -278,6 +292,9 @@ class OutputStatements(RowWriter):
             self._close_reader()
             self.cur.register(reg, rows)
             froms.append(f"{reg} AS {quote(name)}")
+        if actions is not None:  # MERGE: $action names what happened to each row
+            scope.append(Source("", [OutCol("$action", SqlType("nvarchar", 10), False)]))
+            self.cur.register(_ACTIONS, actions)
         if any(isinstance(e, exp.Star) for e in sel.expressions):
             raise syntax_error("*")
         tr = Translator(self._context())
@@ -287,11 +304,14 @@ class OutputStatements(RowWriter):
         out = [tr._outcol(e) for e in items]
         source = froms[0] if len(froms) == 1 else f"{froms[0]} JOIN {froms[1]} USING (__ss_rid)"
         order = f"{quote(scope[0].alias)}.__ss_rid"
+        if actions is not None:
+            source = f"{froms[0]} FULL JOIN {froms[1]} USING (__ss_rid) JOIN {_ACTIONS} USING (__ss_rid)"
+            order = "__ss_rid"
         return f"SELECT {', '.join(duck_sql(e) for e in items)} FROM {source} ORDER BY {order}", out
 
     def _release_rows(self) -> None:
         """Drop the registered key and OUTPUT tables (they hold the statement's rows in memory)."""
         self._close_reader()
-        for name in (_KEYS, _INSERTED, _DELETED):
+        for name in (_KEYS, _INSERTED, _DELETED, _ACTIONS):
             with contextlib.suppress(duckdb.Error):
                 self.cur.unregister(name)
