@@ -77,6 +77,63 @@ def _raw_temporal_style(arg: exp.Expression, src: SqlType, style: int) -> exp.Ex
     return text
 
 
+def _offset_text(offset_min: exp.Expression) -> exp.Expression:
+    """'+hh:mm' / '-hh:mm' of a datetimeoffset's offset in minutes."""
+    minutes = exp.Anonymous(this="abs", expressions=[exp.Cast(this=offset_min, to=exp.DataType.build("INTEGER"))])
+
+    def two(v: exp.Expression) -> exp.Expression:
+        text = exp.Cast(this=v, to=exp.DataType.build("VARCHAR"))
+        return exp.Anonymous(this="lpad", expressions=[text, exp.Literal.number(2), exp.Literal.string("0")])
+
+    sign = exp.If(
+        this=exp.LT(this=offset_min, expression=exp.Literal.number(0)),
+        true=exp.Literal.string("-"),
+        false=exp.Literal.string("+"),
+    )
+    hours = two(exp.IntDiv(this=minutes, expression=exp.Literal.number(60)))
+    rest = two(exp.Mod(this=minutes, expression=exp.Literal.number(60)))
+    return exp.func("concat", sign, hours, exp.Literal.string(":"), rest)
+
+
+def _raw_offset_style(arg: exp.Expression, src: SqlType, style: int) -> exp.Expression:
+    """CONVERT(varchar, datetimeoffset, 21/121/126/127) from the 100 ns storage: the local date and time with every
+    fractional digit of the declared scale (126/127: a 'T', no fraction when it is zero), then the offset
+    (' +hh:mm' for 21/121, '+hh:mm' for 126, and 127 writes a zero offset as 'Z')."""
+    offset = exp.Dot(this=exp.Paren(this=arg), expression=exp.to_identifier("offset_min"))
+    local = exp.Add(
+        this=exp.Dot(this=exp.Paren(this=arg), expression=exp.to_identifier("utc")),
+        expression=exp.Mul(
+            this=exp.Cast(this=offset, to=exp.DataType.build("BIGINT")), expression=exp.Literal.number(600_000_000)
+        ),
+    )
+    text = _raw_temporal_style(local, SqlType("datetime2", scale=src.scale), style)
+    zone = _offset_text(offset)
+    if style in (21, 121):
+        return exp.func("concat", text, exp.Literal.string(" "), zone)
+    if style == 127:
+        zone = exp.If(
+            this=exp.EQ(this=offset, expression=exp.Literal.number(0)), true=exp.Literal.string("Z"), false=zone
+        )
+    return exp.func("concat", text, zone)
+
+
+_NUMBER_STYLES = {("float", 3): "%.17G", ("real", 3): "%.9G"}
+"""CONVERT styles of float and real to text: style 3 always has enough digits to read the same value back
+(SQL Server 2016 and later)."""
+
+
+def _number_style(native: exp.Expression, src: SqlType, style: int) -> exp.Expression | None:
+    """CONVERT(varchar, float/real, 3) and CONVERT(varchar, money/smallmoney, 2) (four decimals, no commas);
+    None for the other styles."""
+    fmt = _NUMBER_STYLES.get((src.name, style))
+    if fmt is not None:
+        return exp.Anonymous(this="printf", expressions=[exp.Literal.string(fmt), native])
+    if src.name in ("money", "smallmoney") and style == 2:
+        as_decimal = exp.Cast(this=native, to=exp.DataType.build("DECIMAL(19,4)"))
+        return exp.Cast(this=as_decimal, to=exp.DataType.build("VARCHAR"))
+    return None
+
+
 def _raw_temporal_cast(arg: exp.Expression, src: SqlType, t: SqlType) -> exp.Expression:
     """datetime2/time/datetimeoffset to another of them, on the 100 ns storage (DuckDB's own types would
     drop the last digit). A datetimeoffset converts by its local time; a time gets the date 1900-01-01."""
@@ -262,6 +319,23 @@ class Conversions(TranslatorBase):
             out = _raw_temporal_style(arg, src, int(style))
             if t.length > 0:
                 out = exp.Anonymous(this="left", expressions=[out, exp.Literal.number(t.length)])
+        elif (
+            style in (21, 121, 126, 127)
+            and src is not None
+            and t.is_string
+            and arg.meta.get("ss_raw")
+            and src.name == "datetimeoffset"
+        ):
+            out = _raw_offset_style(arg, src, int(style))
+            if t.length > 0:
+                out = exp.Anonymous(this="left", expressions=[out, exp.Literal.number(t.length)])
+        elif (
+            style is not None
+            and src is not None
+            and t.is_string
+            and (numbered := _number_style(native, src, int(style))) is not None  # type: ignore[call-overload]
+        ):
+            out = string_prefix(numbered, t) if t.length > 0 else numbered
         elif (
             style not in (None, 0)
             and src is not None
