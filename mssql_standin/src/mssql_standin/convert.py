@@ -218,6 +218,8 @@ class Conversions(TranslatorBase):
         n = t.name
         if n == "datetimeoffset" and src is not None and src.is_string:
             return self._text_dto(native, t, try_)
+        if n in ("datetime2", "time") and src is not None and src.is_string:
+            return self._text_ticks(native, t, try_)
         fn = {
             "datetime2": "__ss_ts_dt2",
             "time": "__ss_t_time",
@@ -251,6 +253,19 @@ class Conversions(TranslatorBase):
             ],
         )
 
+    def _text_ticks(self, text: exp.Expression, t: SqlType, try_: bool) -> exp.Expression:
+        """A string read as datetime2/time by the same parser as literals: all seven fractional digits reach the
+        100 ns storage (through DuckDB's TIMESTAMP the seventh would be lost)."""
+        return exp.Anonymous(
+            this="__ss_text_ticks",
+            expressions=[
+                exp.Cast(this=text, to=exp.DataType.build("VARCHAR")),
+                exp.Literal.string(self.ctx.dateformat),
+                exp.Literal.string(str(t)),
+                exp.Boolean(this=try_),
+            ],
+        )
+
     def _convert(self, args: list[exp.Expression], try_: bool) -> exp.Expression:
         target = args[0]
         t = decode_type(target.name) if isinstance(target, exp.Column) else None
@@ -267,7 +282,8 @@ class Conversions(TranslatorBase):
         if src is None:
             return None
         if src.name == "sql_variant" and not const and t.name != "sql_variant":
-            return self._convert_to(variant_cast.as_text(arg), t, try_, style)
+            value = variant_cast.as_text(arg) if t.is_string else variant_cast.as_value(arg, t)
+            return self._convert_to(value, t, try_, style)
         if t.name == "sql_variant" and src.name != "sql_variant":
             held = variant_cast.cast_constant(arg)  # the value keeps its own type as base type
             return held if held is not None else variant_cast.cast_expression(arg, src)
