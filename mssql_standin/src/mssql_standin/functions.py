@@ -316,4 +316,6 @@ def register_string_codecs(con: duckdb.DuckDBPyConnection) -> None:
     dto = duckdb.struct_type({"utc": i, "offset_min": duckdb.sqltypes.SMALLINT})
     args = [v, v, duckdb.sqltypes.INTEGER, duckdb.sqltypes.BOOLEAN]
     udf("__ss_text_dto", _udf_text_dto, args, dto, type="arrow", null_handling="special")
-    udf("__ss_text_ticks", _udf_text_ticks, [v, v, v, duckdb.sqltypes.BOOLEAN], i, type="arrow", null_handling="special")
+    udf(
+        "__ss_text_ticks", _udf_text_ticks, [v, v, v, duckdb.sqltypes.BOOLEAN], i, type="arrow", null_handling="special"
+    )
