@@ -77,6 +77,13 @@ def _raw_temporal_style(arg: exp.Expression, src: SqlType, style: int) -> exp.Ex
     return text
 
 
+def _concat(*parts: exp.Expression) -> exp.Expression:
+    out = parts[0]
+    for part in parts[1:]:
+        out = exp.DPipe(this=out, expression=part, safe=False)
+    return out
+
+
 def _offset_text(offset_min: exp.Expression) -> exp.Expression:
     """'+hh:mm' / '-hh:mm' of a datetimeoffset's offset in minutes."""
     minutes = exp.Anonymous(this="abs", expressions=[exp.Cast(this=offset_min, to=exp.DataType.build("INTEGER"))])
@@ -92,7 +99,7 @@ def _offset_text(offset_min: exp.Expression) -> exp.Expression:
     )
     hours = two(exp.IntDiv(this=minutes, expression=exp.Literal.number(60)))
     rest = two(exp.Mod(this=minutes, expression=exp.Literal.number(60)))
-    return exp.func("concat", sign, hours, exp.Literal.string(":"), rest)
+    return _concat(sign, hours, exp.Literal.string(":"), rest)
 
 
 def _raw_offset_style(arg: exp.Expression, src: SqlType, style: int) -> exp.Expression:
@@ -109,12 +116,12 @@ def _raw_offset_style(arg: exp.Expression, src: SqlType, style: int) -> exp.Expr
     text = _raw_temporal_style(local, SqlType("datetime2", scale=src.scale), style)
     zone = _offset_text(offset)
     if style in (21, 121):
-        return exp.func("concat", text, exp.Literal.string(" "), zone)
+        return _concat(text, exp.Literal.string(" "), zone)
     if style == 127:
         zone = exp.If(
             this=exp.EQ(this=offset, expression=exp.Literal.number(0)), true=exp.Literal.string("Z"), false=zone
         )
-    return exp.func("concat", text, zone)
+    return _concat(text, zone)
 
 
 _NUMBER_STYLES = {("float", 3): "%.17G", ("real", 3): "%.9G"}
@@ -196,6 +203,28 @@ def _temporal_text(arg: exp.Expression, src: SqlType) -> exp.Expression:
     if n == "date":
         return exp.Anonymous(this="strftime", expressions=[arg, exp.Literal.string("%Y-%m-%d")])
     return exp.Cast(this=exp.Cast(this=arg, to=exp.DataType.build("DECIMAL(19,2)")), to=exp.DataType.build("VARCHAR"))
+
+
+def _styled_text(
+    arg: exp.Expression, native: exp.Expression, src: SqlType | None, t: SqlType, style: object
+) -> exp.Expression | None:
+    """CONVERT(<string type>, value, style) for the styles computed here from the storage forms: datetime2/time
+    (20/120, 21/121, 126/127, 8/24/108), datetimeoffset (21/121, 126/127), float/real 3 and money 2; None for
+    every other conversion."""
+    if style is None or src is None or not t.is_string:
+        return None
+    code: int = int(style)  # type: ignore[call-overload]
+    raw = bool(arg.meta.get("ss_raw"))
+    out: exp.Expression | None = None
+    if raw and src.name in ("datetime2", "time") and code in (20, 120, 21, 121, 126, 127, 8, 24, 108):
+        out = _raw_temporal_style(arg, src, code)
+    elif raw and src.name == "datetimeoffset" and code in (21, 121, 126, 127):
+        out = _raw_offset_style(arg, src, code)
+    elif (numbered := _number_style(native, src, code)) is not None:
+        return string_prefix(numbered, t) if t.length > 0 else numbered
+    if out is not None and t.length > 0:
+        out = exp.Anonymous(this="left", expressions=[out, exp.Literal.number(t.length)])
+    return out
 
 
 class Conversions(TranslatorBase):
@@ -325,33 +354,8 @@ class Conversions(TranslatorBase):
         native = self._native(arg)
         n = t.name
         cast_cls = exp.TryCast if try_ else exp.Cast
-        if (
-            style in (20, 120, 21, 121, 126, 127, 8, 24, 108)
-            and src is not None
-            and t.is_string
-            and arg.meta.get("ss_raw")
-            and src.name in ("datetime2", "time")
-        ):
-            out = _raw_temporal_style(arg, src, int(style))
-            if t.length > 0:
-                out = exp.Anonymous(this="left", expressions=[out, exp.Literal.number(t.length)])
-        elif (
-            style in (21, 121, 126, 127)
-            and src is not None
-            and t.is_string
-            and arg.meta.get("ss_raw")
-            and src.name == "datetimeoffset"
-        ):
-            out = _raw_offset_style(arg, src, int(style))
-            if t.length > 0:
-                out = exp.Anonymous(this="left", expressions=[out, exp.Literal.number(t.length)])
-        elif (
-            style is not None
-            and src is not None
-            and t.is_string
-            and (numbered := _number_style(native, src, int(style))) is not None  # type: ignore[call-overload]
-        ):
-            out = string_prefix(numbered, t) if t.length > 0 else numbered
+        if (styled := _styled_text(arg, native, src, t, style)) is not None:
+            out = styled
         elif (
             style not in (None, 0)
             and src is not None

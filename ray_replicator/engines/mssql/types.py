@@ -220,7 +220,7 @@ TYPES: tuple[TypeRow, ...] = (
         _arrow(pa.large_string()),
         "text",
         ("sql_variant",),
-        "refused (sql_variant=refuse) or read as text (sql_variant=text, lossy)",
+        "refused (sql_variant=refuse) or read as each value's exact text (sql_variant=text)",
     ),
 )
 
