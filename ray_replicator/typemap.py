@@ -80,7 +80,7 @@ def apply_type_policy(
     tables: list[Table] = []
     for table in catalog.tables:
         for column in list(table.columns):
-            if is_sql_variant(column):
+            if is_sql_variant(column) and column.logical.kind != "variant":  # variant: kept (sql_variant = keep)
                 changes.append(_as_text(table, column, target, "sql_variant = text: each value's base type is lost"))
                 continue
             why = unsupported_reason(column, source, target)

@@ -17,9 +17,10 @@ import pyarrow as pa
 from ray_replicator.catalog import Column, Table
 from ray_replicator.engines.base import Capabilities, EngineError, KeyRange, Source
 from ray_replicator.engines.mssql.catalog import MssqlCatalog
-from ray_replicator.engines.mssql.sql import qualified, quote_ident, range_predicate, variant_text
+from ray_replicator.engines.mssql.sql import qualified, quote_ident, range_predicate
 from ray_replicator.engines.mssql.types import CLR_TYPES, base_name, scale_of
 from ray_replicator.engines.mssql.values import Converter, py_arrow_type, py_values, rounded_by_server
+from ray_replicator.engines.mssql.variant import variant_text, variant_typed_text
 from ray_replicator.record import FIRST_KEYS_KEPT, ValueChanges, key_text
 
 ISOLATION = {"read-committed": "READ COMMITTED", "snapshot": "SNAPSHOT", "nolock": "READ UNCOMMITTED"}
@@ -112,7 +113,8 @@ class MssqlSource(MssqlCatalog, Source):
         if n == "image" or n in CLR_TYPES:
             return f"CAST({ident} AS varbinary(max)) AS {ident}"
         if n == "sql_variant":
-            return f"{variant_text(ident)} AS {ident}"
+            typed = col.logical.kind == "variant"  # sql_variant = keep
+            return f"{variant_typed_text(ident) if typed else variant_text(ident)} AS {ident}"
         if n == "xml":
             return f"CAST({ident} AS nvarchar(max)) AS {ident}"
         if n == "datetimeoffset":

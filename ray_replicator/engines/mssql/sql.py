@@ -107,35 +107,3 @@ def range_predicate(table: Table, rng: KeyRange) -> str:
 def one_line(text: str) -> str:
     """A driver message on one line."""
     return " ".join(str(text).split())
-
-
-VARIANT_STYLES = (
-    ("datetime2", "datetime2(7)", 121),
-    ("datetimeoffset", "datetimeoffset(7)", 121),
-    ("time", "time(7)", 121),
-    ("date", "date", 23),
-    ("datetime", "datetime", 121),
-    ("smalldatetime", "smalldatetime", 120),
-    ("float", "float", 3),
-    ("real", "real", 3),
-    ("money", "money", 2),
-    ("smallmoney", "smallmoney", 2),
-    ("varbinary", "varbinary(8000)", 1),
-    ("binary", "varbinary(8000)", 1),
-)
-"""sql_variant base types whose plain text (CAST AS nvarchar, style 0) loses something, each converted to its own
-type and written with the CONVERT style SQL Server documents as exact: 121 (every fractional digit of date/time
-types, datetimeoffset's offset; seven digits whatever the value's scale), 23 (date), 120 (smalldatetime), 3
-(float/real: 17/9 significant digits), 2 (money: four decimals), 1 (binary as '0x' and hex digits). Any other
-base type (the character types, integers, bit, decimal/numeric at their scale, uniqueidentifier) is exact as
-CAST(v AS nvarchar(max))."""
-
-
-def variant_text(ident: str) -> str:
-    """The exact text of each value of sql_variant column `ident` (VARIANT_STYLES), chosen by its base type."""
-    base = f"CAST(SQL_VARIANT_PROPERTY({ident}, 'BaseType') AS nvarchar(128))"
-    whens = " ".join(
-        f"WHEN N'{name}' THEN CONVERT(nvarchar(max), CAST({ident} AS {typ}), {style})"
-        for name, typ, style in VARIANT_STYLES
-    )
-    return f"CASE {base} {whens} ELSE CAST({ident} AS nvarchar(max)) END"

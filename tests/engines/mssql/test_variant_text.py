@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from ray_replicator.engines.mssql import MssqlTarget
+from ray_replicator.engines.mssql.variant import variant_text
 from ray_replicator.engines.postgres import PostgresTarget
 from tests.engines.conftest import Db
 from tests.engines.mssql.servers import Server, standin
@@ -72,3 +73,30 @@ def test_each_base_type_arrives_in_sql_server_as_its_exact_text(
     with MssqlTarget(mssql_target_server.writer_url(writer)) as target:
         _copy(url, table, twin, target)
     assert sorted(mssql_target_server.rows("SELECT id, x FROM vals.exact")) == EXPECTED
+
+
+PROPERTIES = (
+    "SELECT id, CAST(SQL_VARIANT_PROPERTY(x, 'BaseType') AS nvarchar(128)), "
+    "CAST(SQL_VARIANT_PROPERTY(x, 'Precision') AS int), CAST(SQL_VARIANT_PROPERTY(x, 'Scale') AS int), "
+    "CAST(SQL_VARIANT_PROPERTY(x, 'MaxLength') AS int) FROM vals.exact"
+)
+"""Each value's base type, precision, scale and length."""
+
+
+@pytest.mark.parametrize("writer", WRITERS)
+def test_keep_makes_each_value_again_with_its_base_type(
+    source: Server, mssql_target_server: Server, writer: str
+) -> None:
+    url = source.url(sql_variant="keep")
+    table, twin, changes = _plan(url, "exact", "mssql")
+    assert changes == []
+    with MssqlTarget(mssql_target_server.writer_url(writer)) as target:
+        _copy(url, table, twin, target)
+    types = mssql_target_server.rows(
+        "SELECT ty.name FROM sys.columns c JOIN sys.types ty ON ty.user_type_id = c.user_type_id "
+        "WHERE c.object_id = OBJECT_ID('vals.exact') AND c.name = 'x'"
+    )
+    assert types == [("sql_variant",)]
+    assert sorted(mssql_target_server.rows(PROPERTIES)) == sorted(source.rows(PROPERTIES))
+    exact = f"SELECT id, {variant_text('[x]')} FROM vals.exact"
+    assert sorted(mssql_target_server.rows(exact)) == EXPECTED
