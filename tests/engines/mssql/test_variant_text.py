@@ -5,6 +5,7 @@ read back with psycopg and pymssql and compared with the documented text, not wi
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -13,7 +14,7 @@ from ray_replicator.engines.mssql.variant import variant_text
 from ray_replicator.engines.postgres import PostgresTarget
 from tests.engines.conftest import Db
 from tests.engines.mssql.servers import Server, standin
-from tests.engines.mssql.test_writer_values import WRITERS, _copy, _plan
+from tests.engines.mssql.test_writer_values import WRITERS, _copy, _plan, _run
 
 EXACT: tuple[tuple[str, str | None], ...] = (
     ("NULL", None),
@@ -100,3 +101,15 @@ def test_keep_makes_each_value_again_with_its_base_type(
     assert sorted(mssql_target_server.rows(PROPERTIES)) == sorted(source.rows(PROPERTIES))
     exact = f"SELECT id, {variant_text('[x]')} FROM vals.exact"
     assert sorted(mssql_target_server.rows(exact)) == EXPECTED
+
+
+def test_a_keep_run_verifies_and_says_insert_wrote_the_table(
+    source: Server, mssql_target_server: Server, tmp_path: Path
+) -> None:
+    url = source.url(sql_variant="keep")
+    report = _run(url, mssql_target_server.writer_url("bulkcopy"), "vals.exact", tmp_path / "r.json")
+    assert report["warnings"] == [
+        "vals.exact: written with writer=insert, not writer=bulkcopy: only INSERT makes each sql_variant value with "
+        "its base type (sql_variant = keep), and x hold them"
+    ]
+    assert sorted(mssql_target_server.rows(PROPERTIES)) == sorted(source.rows(PROPERTIES))
