@@ -267,7 +267,8 @@ class MssqlTarget(MssqlDdl, Target):
         loads an empty varbinary as NULL: such tables go through the bulk copy, see write_notes), and that
         datetimeoffset from SQL Server travels as text (instant and offset), and geography/geometry/hierarchyid
         columns are CLR types, neither of which the bulk copy's Arrow writer takes: such tables go through INSERT,
-        exactly."""
+        exactly. So do tables with sql_variant columns kept with their base types (sql_variant = keep): only an
+        INSERT of CAST(... AS sql_variant) makes a value of a chosen base type."""
         writer = self.u.writer
         if _kept_variants(table):
             return "insert"
