@@ -1,7 +1,8 @@
 """CONVERT styles SQL Server documents as exact, through pymssql and mssql-python: datetimeoffset with styles
 121/126/127 keeps every fractional digit and the offset (127 writes a zero offset as Z), float/real style 3 reads
 back as the same value, money style 2 keeps four decimals, a string becomes datetime2/time with all seven digits,
-and CAST(sql_variant AS <its base type>) converts the base value itself, not its style-0 text."""
+and CAST(sql_variant AS <its base type>) converts the base value itself, not its style-0 text; N'...' literals count
+UTF-16 units."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 
 from mssql_standin import ProcessServer, serve_process
 from tests.standin.conftest import PASSWORD, USER
-from tests.standin.test_tsql_fidelity import CLIENTS, one_row
+from tests.standin.test_tsql_fidelity import CLIENTS
 
 TWO_CLIENTS = ["pymssql", "mssql_python"]
 
@@ -36,14 +37,19 @@ def server() -> Iterator[ProcessServer]:
         yield srv
 
 
+def _rows(server: ProcessServer, client: str, sql: str) -> list[tuple[object, ...]]:
+    cur = CLIENTS[client](server)
+    cur.execute(sql)
+    return [tuple(r) for r in cur.fetchall()]
+
+
 @pytest.mark.parametrize("client", TWO_CLIENTS)
 def test_datetimeoffset_styles_keep_100ns_and_the_offset(server: ProcessServer, client: str) -> None:
-    cur = CLIENTS[client](server)
-    cur.execute(
+    sql = (
         "SELECT CONVERT(varchar(40), v, 121), CONVERT(nvarchar(40), v, 126), CONVERT(varchar(40), v, 127), "
         "CONVERT(varchar(40), v3, 121), CONVERT(varchar(40), v3, 127) FROM dbo.dto ORDER BY id"
     )
-    assert [tuple(r) for r in cur.fetchall()] == [
+    assert _rows(server, client, sql) == [
         (
             "2020-01-01 10:00:00.1234567 +14:00",
             "2020-01-01T10:00:00.1234567+14:00",
@@ -70,13 +76,13 @@ def test_datetimeoffset_styles_keep_100ns_and_the_offset(server: ProcessServer, 
 
 @pytest.mark.parametrize("client", TWO_CLIENTS)
 def test_float_style_3_money_style_2_and_seven_digit_strings(server: ProcessServer, client: str) -> None:
-    cur = CLIENTS[client](server)
-    cur.execute(
+    rows = _rows(
+        server,
+        client,
         "SELECT CONVERT(varchar(30), f, 3), CONVERT(varchar(30), r, 3), CONVERT(nvarchar(30), m, 2), "
         "CONVERT(varchar(30), CAST(s AS datetime2(7)), 121), CONVERT(varchar(30), CAST(f AS float), 3) "
-        "FROM dbo.num ORDER BY id"
+        "FROM dbo.num ORDER BY id",
     )
-    rows = [tuple(r) for r in cur.fetchall()]
     assert rows == [
         ("0.10000000000000001", "0.100000001", "12.3456", "2020-01-01 10:00:00.1234567", "0.10000000000000001"),
         ("1E+308", "3.39999995E+38", "-922337203685477.5808", "9999-12-31 23:59:59.9999999", "1E+308"),
@@ -84,23 +90,30 @@ def test_float_style_3_money_style_2_and_seven_digit_strings(server: ProcessServ
     assert [float(r[0]) for r in rows] == [0.1, 1e308]
 
 
+VARIANT_CASTS = (
+    (1, "CONVERT(varchar(30), CAST(x AS float), 3)", "0.10000000000000001"),
+    (2, "CONVERT(varchar(30), CAST(x AS money), 2)", "12.3456"),
+    (3, "CONVERT(varchar(30), CAST(x AS datetime), 121)", "2020-01-02 03:04:05.997"),
+    (4, "CONVERT(varchar(30), CAST(x AS time(7)), 121)", "12:34:56.1234567"),
+    (5, "CONVERT(varchar(30), CAST(x AS datetime2(7)), 121)", "0001-01-01 00:00:00.0000001"),
+    (6, "CONVERT(varchar(30), CAST(x AS varbinary(8000)), 1)", "0x00FF"),
+    (7, "CONVERT(varchar(30), CAST(x AS varbinary(8000)), 1)", "0x00"),
+)
+"""(row of dbo.var, a CAST of its sql_variant to the base type written with an exact style, the text)."""
+
+
 @pytest.mark.parametrize("client", TWO_CLIENTS)
 def test_cast_of_sql_variant_converts_the_base_value(server: ProcessServer, client: str) -> None:
-    cur = CLIENTS[client](server)
-    assert one_row(cur, "SELECT CONVERT(varchar(30), CAST(x AS float), 3) FROM dbo.var WHERE id = 1") == (
-        "0.10000000000000001",
+    got = [_rows(server, client, f"SELECT {expr} FROM dbo.var WHERE id = {row}") for row, expr, _ in VARIANT_CASTS]
+    assert got == [[(text,)] for _, _, text in VARIANT_CASTS]
+
+
+@pytest.mark.parametrize("client", TWO_CLIENTS)
+def test_a_unicode_literal_counts_utf16_units(server: ProcessServer, client: str) -> None:
+    """N'emoji 😀' is nvarchar(8): the emoji takes two UTF-16 units, so a sql_variant made from it has MaxLength 16
+    and CAST to nvarchar(8) keeps it whole."""
+    sql = (
+        "SELECT CAST(SQL_VARIANT_PROPERTY(CAST(N'emoji 😀' AS sql_variant), 'MaxLength') AS int), "
+        "CAST(N'emoji 😀' AS nvarchar(8))"
     )
-    assert one_row(cur, "SELECT CONVERT(varchar(30), CAST(x AS money), 2) FROM dbo.var WHERE id = 2") == ("12.3456",)
-    assert one_row(cur, "SELECT CONVERT(varchar(30), CAST(x AS datetime), 121) FROM dbo.var WHERE id = 3") == (
-        "2020-01-02 03:04:05.997",
-    )
-    assert one_row(cur, "SELECT CONVERT(varchar(30), CAST(x AS time(7)), 121) FROM dbo.var WHERE id = 4") == (
-        "12:34:56.1234567",
-    )
-    assert one_row(cur, "SELECT CONVERT(varchar(30), CAST(x AS datetime2(7)), 121) FROM dbo.var WHERE id = 5") == (
-        "0001-01-01 00:00:00.0000001",
-    )
-    cur.execute(
-        "SELECT CONVERT(varchar(30), CAST(x AS varbinary(8000)), 1) FROM dbo.var WHERE id IN (6, 7) ORDER BY id"
-    )
-    assert [tuple(r) for r in cur.fetchall()] == [("0x00FF",), ("0x00",)]
+    assert _rows(server, client, sql) == [(16, "emoji 😀")]

@@ -12,6 +12,7 @@ import pytest
 from ray_replicator.engines.mssql import MssqlTarget
 from ray_replicator.engines.mssql.variant import variant_text
 from ray_replicator.engines.postgres import PostgresTarget
+from ray_replicator.record import SchemaChange
 from tests.engines.conftest import Db
 from tests.engines.mssql.servers import Server, standin
 from tests.engines.mssql.test_writer_values import WRITERS, _copy, _plan, _run
@@ -65,14 +66,20 @@ def test_each_base_type_arrives_in_postgresql_as_its_exact_text(source: Server, 
     assert sorted(dst_db.rows("SELECT id, x FROM vals.exact")) == EXPECTED
 
 
+def _into_sql_server(source: Server, target: Server, writer: str, policy: str) -> list[SchemaChange]:
+    """vals.exact copied into `target` with `writer` under sql_variant = `policy`; the type policy's changes."""
+    url = source.url(sql_variant=policy)
+    table, twin, changes = _plan(url, "exact", "mssql")
+    with MssqlTarget(target.writer_url(writer)) as mssql:
+        _copy(url, table, twin, mssql)
+    return changes
+
+
 @pytest.mark.parametrize("writer", WRITERS)
 def test_each_base_type_arrives_in_sql_server_as_its_exact_text(
     source: Server, mssql_target_server: Server, writer: str
 ) -> None:
-    url = source.url(sql_variant="text")
-    table, twin, _ = _plan(url, "exact", "mssql")
-    with MssqlTarget(mssql_target_server.writer_url(writer)) as target:
-        _copy(url, table, twin, target)
+    _into_sql_server(source, mssql_target_server, writer, "text")
     assert sorted(mssql_target_server.rows("SELECT id, x FROM vals.exact")) == EXPECTED
 
 
@@ -88,11 +95,7 @@ PROPERTIES = (
 def test_keep_makes_each_value_again_with_its_base_type(
     source: Server, mssql_target_server: Server, writer: str
 ) -> None:
-    url = source.url(sql_variant="keep")
-    table, twin, changes = _plan(url, "exact", "mssql")
-    assert changes == []
-    with MssqlTarget(mssql_target_server.writer_url(writer)) as target:
-        _copy(url, table, twin, target)
+    assert _into_sql_server(source, mssql_target_server, writer, "keep") == []
     types = mssql_target_server.rows(
         "SELECT ty.name FROM sys.columns c JOIN sys.types ty ON ty.user_type_id = c.user_type_id "
         "WHERE c.object_id = OBJECT_ID('vals.exact') AND c.name = 'x'"
