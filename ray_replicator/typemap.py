@@ -75,8 +75,8 @@ def apply_type_policy(
     """Apply the `unsupported_types` setting before anything is written: 'fail' refuses the first unsupported
     column; 'skip-column' leaves such columns out; 'text' copies PostgreSQL's text form. A sql_variant column read
     under sql_variant = text is carried as text too; one kept with its base types (sql_variant = keep, logical kind
-    'variant') stays sql_variant. Returns the catalog to copy and one
-    SchemaChange per column left out (column_dropped) or carried as text (type_text, in target.text_type)."""
+    'variant') stays sql_variant. Returns the catalog to copy and one SchemaChange per column left out
+    (column_dropped) or carried as text (type_text, in target.text_type)."""
     changes: list[SchemaChange] = []
     tables: list[Table] = []
     for table in catalog.tables:
