@@ -178,8 +178,9 @@ class MssqlCatalog(MssqlEndpoint):
         native = native_type(d)
         if d.name == "sql_variant" and self.u.sql_variant == "refuse":
             raise EngineError(
-                f"{t.qualified}.{r['name']} is sql_variant, whose values lose their base type in a copy; "
-                "add sql_variant=text to the source URL to copy them as text, or exclude the table"
+                f"{t.qualified}.{r['name']} is sql_variant: add sql_variant=keep to the source URL to copy each "
+                "value with its base type (SQL Server targets) or sql_variant=text to copy each value's exact text, "
+                "or exclude the table"
             )
         identity = None
         if r["is_identity"]:
