@@ -41,6 +41,8 @@ READ_BACK_STYLES = {"datetime": 121, "smalldatetime": 120}
 a T-SQL binary literal as it is."""
 
 _BINARY_TEXT = re.compile(r"0x[0-9A-Fa-f]*")
+_DECLARATION = re.compile(r"[a-z0-9]+(\(\d+(,\d+)?\))?")
+"""A base type's declaration as variant_typed_text writes it: a name, then a length, scale or precision and scale."""
 
 
 def variant_text(ident: str) -> str:
@@ -81,12 +83,10 @@ def variant_literal(typed: str) -> str:
     type (with READ_BACK_STYLES where it needs one), then to sql_variant."""
     declared, text = typed.split(":", 1)
     name = declared.split("(", 1)[0]
-    if name in ("binary", "varbinary"):
-        if not _BINARY_TEXT.fullmatch(text):
-            raise EngineError(f"sql_variant value {typed[:80]!r} is not the binary text this reader writes")
-        literal = text
-    else:
-        literal = n_literal(text)
+    binary = name in ("binary", "varbinary")
+    if not _DECLARATION.fullmatch(declared) or (binary and not _BINARY_TEXT.fullmatch(text)):
+        raise EngineError(f"sql_variant value {typed[:80]!r} is not '<base type>:<exact text>' as read")
+    literal = text if binary else n_literal(text)
     if declared.endswith("(0)"):  # an empty value: a length 0 cannot be declared
         return f"CAST({literal} AS sql_variant)"
     style = READ_BACK_STYLES.get(name)
