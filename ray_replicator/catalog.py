@@ -17,8 +17,9 @@ class LogicalType:
 
     kind is one of: bool, int8 (unsigned 0..255), int16, int32, int64, float32, float64, decimal, money,
     string, binary, date, time, timestamp, timestamptz, interval, uuid, json, jsonb, xml, array, enum, rowversion,
-    other. length is in characters for strings and bytes for binary (None = unbounded), fixed marks char/binary(n),
-    precision/scale for decimal and fractional seconds, element for arrays.
+    variant (a SQL Server sql_variant kept with its base type, sql_variant = keep), other. length is in characters
+    for strings and bytes for binary (None = unbounded), fixed marks char/binary(n), precision/scale for decimal
+    and fractional seconds, element for arrays.
     """
 
     kind: str

@@ -68,7 +68,7 @@ class MssqlUrl(BaseModel):
     isolation: Literal["read-committed", "snapshot", "nolock"] = "read-committed"
     hundred_ns: Literal["auto", "refuse", "round", "keep"] = "auto"
     nul: Literal["refuse", "keep", "strip", "replace"] = "refuse"
-    sql_variant: Literal["refuse", "text"] = "refuse"
+    sql_variant: Literal["refuse", "text", "keep"] = "refuse"
     connect_timeout: float = Field(default=CONNECT_TIMEOUT_S, gt=0)
     """Seconds a connection attempt may take (option connect_timeout; the pipeline sets connect_timeout_s)."""
 

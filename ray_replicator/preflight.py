@@ -49,6 +49,13 @@ POLICY_RULES: tuple[PolicyRule, ...] = (
         "keeps U+0000 in text",
         "nul=strip, nul=replace (U+FFFD) or nul=refuse",
     ),
+    PolicyRule(
+        "sql_variant",
+        "keep",
+        "sql_variant",
+        "keeps each sql_variant value with its base type",
+        "sql_variant=text (each value's exact text) or sql_variant=refuse",
+    ),
 )
 """Each rule is checked against the target's Carries; add a row for a new policy value that needs one."""
 

@@ -73,14 +73,15 @@ def apply_type_policy(
     catalog: Catalog, source: Capabilities, target: Capabilities, policy: str
 ) -> tuple[Catalog, list[SchemaChange]]:
     """Apply the `unsupported_types` setting before anything is written: 'fail' refuses the first unsupported
-    column; 'skip-column' leaves such columns out; 'text' copies PostgreSQL's text form. A sql_variant column (the
-    catalog holds one only under sql_variant = text) is carried as text too. Returns the catalog to copy and one
-    SchemaChange per column left out (column_dropped) or carried as text (type_text, in target.text_type)."""
+    column; 'skip-column' leaves such columns out; 'text' copies PostgreSQL's text form. A sql_variant column read
+    under sql_variant = text is carried as text too; one kept with its base types (sql_variant = keep, logical kind
+    'variant') stays sql_variant. Returns the catalog to copy and one SchemaChange per column left out
+    (column_dropped) or carried as text (type_text, in target.text_type)."""
     changes: list[SchemaChange] = []
     tables: list[Table] = []
     for table in catalog.tables:
         for column in list(table.columns):
-            if is_sql_variant(column):
+            if is_sql_variant(column) and column.logical.kind != "variant":  # variant: kept (sql_variant = keep)
                 changes.append(_as_text(table, column, target, "sql_variant = text: each value's base type is lost"))
                 continue
             why = unsupported_reason(column, source, target)

@@ -137,6 +137,8 @@ class Carries:
     """A seventh fractional-second digit (100 ns) in timestamps and times (PostgreSQL keeps microseconds)."""
     empty_binary: bool = True
     """An empty binary value, distinct from NULL."""
+    sql_variant: bool = True
+    """A SQL Server sql_variant value with its base type (sql_variant = keep)."""
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,12 @@ REFUSED = [
         "carry; set writer=bulkcopy or writer=insert on the target URL, or nul=strip, nul=replace (U+FFFD) or "
         "nul=refuse",
     ),
+    (
+        "sql_variant=keep",
+        "postgresql",
+        "source URL option sql_variant=keep keeps each sql_variant value with its base type, which a PostgreSQL "
+        "target cannot hold; set sql_variant=text (each value's exact text) or sql_variant=refuse",
+    ),
 ]
 
 
@@ -113,14 +119,18 @@ def test_a_policy_the_target_cannot_hold_is_refused_before_anything_is_read_or_w
 
 
 def test_every_rule_names_a_value_class_and_a_target_that_holds_it_passes() -> None:
-    assert {(r.option, r.value) for r in POLICY_RULES} == {("hundred_ns", "keep"), ("nul", "keep")}
+    assert {(r.option, r.value) for r in POLICY_RULES} == {
+        ("hundred_ns", "keep"),
+        ("nul", "keep"),
+        ("sql_variant", "keep"),
+    }
     assert {r.needs for r in POLICY_RULES} <= {f.name for f in fields(Carries)}
     ms = "mssql://sa:pw@127.0.0.1:1/db"
     for target in (f"{ms}?writer=bulkcopy", f"{ms}?writer=insert", ms):
-        check_policies(load_settings(None, {"source": f"{ms}?hundred_ns=keep&nul=keep", "target": target}))
-    check_policies(
-        load_settings(None, {"source": f"{ms}?hundred_ns=keep", "target": f"{ms}?writer=bulk-insert&bulk_dir=/x"})
-    )
+        source = f"{ms}?hundred_ns=keep&nul=keep&sql_variant=keep"
+        check_policies(load_settings(None, {"source": source, "target": target}))
+    bulk_insert = f"{ms}?writer=bulk-insert&bulk_dir=/x"
+    check_policies(load_settings(None, {"source": f"{ms}?hundred_ns=keep&sql_variant=keep", "target": bulk_insert}))
     check_policies(load_settings(None, {"source": f"{ms}?hundred_ns=round&nul=strip", "target": "postgresql://u@h/db"}))
     check_policies(load_settings(None, {"source": f"{ms}?nul=keep"}))  # plan without a target: nothing to check
     with pytest.raises(UsageError, match="hundred_ns=keep"):

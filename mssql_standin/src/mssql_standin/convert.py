@@ -77,6 +77,70 @@ def _raw_temporal_style(arg: exp.Expression, src: SqlType, style: int) -> exp.Ex
     return text
 
 
+def _concat(*parts: exp.Expression) -> exp.Expression:
+    out = parts[0]
+    for part in parts[1:]:
+        out = exp.DPipe(this=out, expression=part, safe=False)
+    return out
+
+
+def _offset_text(offset_min: exp.Expression) -> exp.Expression:
+    """'+hh:mm' / '-hh:mm' of a datetimeoffset's offset in minutes."""
+    minutes = exp.Anonymous(this="abs", expressions=[exp.Cast(this=offset_min, to=exp.DataType.build("INTEGER"))])
+
+    def two(v: exp.Expression) -> exp.Expression:
+        text = exp.Cast(this=v, to=exp.DataType.build("VARCHAR"))
+        return exp.Anonymous(this="lpad", expressions=[text, exp.Literal.number(2), exp.Literal.string("0")])
+
+    sign = exp.If(
+        this=exp.LT(this=offset_min, expression=exp.Literal.number(0)),
+        true=exp.Literal.string("-"),
+        false=exp.Literal.string("+"),
+    )
+    hours = two(exp.IntDiv(this=minutes, expression=exp.Literal.number(60)))
+    rest = two(exp.Mod(this=minutes, expression=exp.Literal.number(60)))
+    return _concat(sign, hours, exp.Literal.string(":"), rest)
+
+
+def _raw_offset_style(arg: exp.Expression, src: SqlType, style: int) -> exp.Expression:
+    """CONVERT(varchar, datetimeoffset, 21/121/126/127) from the 100 ns storage: the local date and time with every
+    fractional digit of the declared scale (126/127: a 'T', no fraction when it is zero), then the offset
+    (' +hh:mm' for 21/121, '+hh:mm' for 126, and 127 writes a zero offset as 'Z')."""
+    offset = exp.Dot(this=exp.Paren(this=arg), expression=exp.to_identifier("offset_min"))
+    local = exp.Add(
+        this=exp.Dot(this=exp.Paren(this=arg), expression=exp.to_identifier("utc")),
+        expression=exp.Mul(
+            this=exp.Cast(this=offset, to=exp.DataType.build("BIGINT")), expression=exp.Literal.number(600_000_000)
+        ),
+    )
+    text = _raw_temporal_style(local, SqlType("datetime2", scale=src.scale), style)
+    zone = _offset_text(offset)
+    if style in (21, 121):
+        return _concat(text, exp.Literal.string(" "), zone)
+    if style == 127:
+        zone = exp.If(
+            this=exp.EQ(this=offset, expression=exp.Literal.number(0)), true=exp.Literal.string("Z"), false=zone
+        )
+    return _concat(text, zone)
+
+
+_NUMBER_STYLES = {("float", 3): "%.17G", ("real", 3): "%.9G"}
+"""CONVERT styles of float and real to text: style 3 always has enough digits to read the same value back
+(SQL Server 2016 and later)."""
+
+
+def _number_style(native: exp.Expression, src: SqlType, style: int) -> exp.Expression | None:
+    """CONVERT(varchar, float/real, 3) and CONVERT(varchar, money/smallmoney, 2) (four decimals, no commas);
+    None for the other styles."""
+    fmt = _NUMBER_STYLES.get((src.name, style))
+    if fmt is not None:
+        return exp.Anonymous(this="printf", expressions=[exp.Literal.string(fmt), native])
+    if src.name in ("money", "smallmoney") and style == 2:
+        as_decimal = exp.Cast(this=native, to=exp.DataType.build("DECIMAL(19,4)"))
+        return exp.Cast(this=as_decimal, to=exp.DataType.build("VARCHAR"))
+    return None
+
+
 def _raw_temporal_cast(arg: exp.Expression, src: SqlType, t: SqlType) -> exp.Expression:
     """datetime2/time/datetimeoffset to another of them, on the 100 ns storage (DuckDB's own types would
     drop the last digit). A datetimeoffset converts by its local time; a time gets the date 1900-01-01."""
@@ -141,6 +205,28 @@ def _temporal_text(arg: exp.Expression, src: SqlType) -> exp.Expression:
     return exp.Cast(this=exp.Cast(this=arg, to=exp.DataType.build("DECIMAL(19,2)")), to=exp.DataType.build("VARCHAR"))
 
 
+def _styled_text(
+    arg: exp.Expression, native: exp.Expression, src: SqlType | None, t: SqlType, style: object
+) -> exp.Expression | None:
+    """CONVERT(<string type>, value, style) for the styles computed here from the storage forms: datetime2/time
+    (20/120, 21/121, 126/127, 8/24/108), datetimeoffset (21/121, 126/127), float/real 3 and money 2; None for
+    every other conversion."""
+    if style is None or src is None or not t.is_string:
+        return None
+    code: int = int(style)  # type: ignore[call-overload]
+    raw = bool(arg.meta.get("ss_raw"))
+    out: exp.Expression | None = None
+    if raw and src.name in ("datetime2", "time") and code in (20, 120, 21, 121, 126, 127, 8, 24, 108):
+        out = _raw_temporal_style(arg, src, code)
+    elif raw and src.name == "datetimeoffset" and code in (21, 121, 126, 127):
+        out = _raw_offset_style(arg, src, code)
+    elif (numbered := _number_style(native, src, code)) is not None:
+        return string_prefix(numbered, t) if t.length > 0 else numbered
+    if out is not None and t.length > 0:
+        out = exp.Anonymous(this="left", expressions=[out, exp.Literal.number(t.length)])
+    return out
+
+
 class Conversions(TranslatorBase):
     """CAST, CONVERT and TRY_CONVERT with SQL Server's styles, ranges and errors."""
 
@@ -161,6 +247,8 @@ class Conversions(TranslatorBase):
         n = t.name
         if n == "datetimeoffset" and src is not None and src.is_string:
             return self._text_dto(native, t, try_)
+        if n in ("datetime2", "time") and src is not None and src.is_string:
+            return self._text_ticks(native, t, try_)
         fn = {
             "datetime2": "__ss_ts_dt2",
             "time": "__ss_t_time",
@@ -194,6 +282,19 @@ class Conversions(TranslatorBase):
             ],
         )
 
+    def _text_ticks(self, text: exp.Expression, t: SqlType, try_: bool) -> exp.Expression:
+        """A string read as datetime2/time by the same parser as literals: all seven fractional digits reach the
+        100 ns storage (through DuckDB's TIMESTAMP the seventh would be lost)."""
+        return exp.Anonymous(
+            this="__ss_text_ticks",
+            expressions=[
+                exp.Cast(this=text, to=exp.DataType.build("VARCHAR")),
+                exp.Literal.string(self.ctx.dateformat),
+                exp.Literal.string(str(t)),
+                exp.Boolean(this=try_),
+            ],
+        )
+
     def _convert(self, args: list[exp.Expression], try_: bool) -> exp.Expression:
         target = args[0]
         t = decode_type(target.name) if isinstance(target, exp.Column) else None
@@ -210,7 +311,8 @@ class Conversions(TranslatorBase):
         if src is None:
             return None
         if src.name == "sql_variant" and not const and t.name != "sql_variant":
-            return self._convert_to(variant_cast.as_text(arg), t, try_, style)
+            value = variant_cast.as_text(arg) if t.is_string else variant_cast.as_value(arg, t)
+            return self._convert_to(value, t, try_, style)
         if t.name == "sql_variant" and src.name != "sql_variant":
             held = variant_cast.cast_constant(arg)  # the value keeps its own type as base type
             return held if held is not None else variant_cast.cast_expression(arg, src)
@@ -252,16 +354,8 @@ class Conversions(TranslatorBase):
         native = self._native(arg)
         n = t.name
         cast_cls = exp.TryCast if try_ else exp.Cast
-        if (
-            style in (20, 120, 21, 121, 126, 127, 8, 24, 108)
-            and src is not None
-            and t.is_string
-            and arg.meta.get("ss_raw")
-            and src.name in ("datetime2", "time")
-        ):
-            out = _raw_temporal_style(arg, src, int(style))
-            if t.length > 0:
-                out = exp.Anonymous(this="left", expressions=[out, exp.Literal.number(t.length)])
+        if (styled := _styled_text(arg, native, src, t, style)) is not None:
+            out = styled
         elif (
             style not in (None, 0)
             and src is not None

@@ -30,7 +30,7 @@ from .sqlexpr import (
 )
 from .sqltext import _FRACTION_PARTS, unsupported
 from .typerules import arithmetic_type, combined_type
-from .types import END_TICKS, EXACT, SqlType, make_type, scalar_to_storage
+from .types import END_TICKS, EXACT, SqlType, make_type, scalar_to_storage, utf16_len
 from .utf16text import unit_call
 
 
@@ -164,7 +164,8 @@ class NodeFixes(NumericFixes):
         return out
 
     def _fix_national(self, node: exp.National) -> exp.Expression:
-        return literal(node.this, SqlType("nvarchar", max(1, len(node.this))))
+        """N'...' is nvarchar(n) with n in UTF-16 code units: a character outside the BMP (an emoji) counts two."""
+        return literal(node.this, SqlType("nvarchar", max(1, utf16_len(node.this))))
 
     def _fix_literal(self, node: exp.Literal) -> exp.Expression:
         if node.is_string:

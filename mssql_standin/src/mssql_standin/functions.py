@@ -286,6 +286,22 @@ def _udf_text_dto(x: pa.Array, fmt: pa.Array, scale: pa.Array, lenient: pa.Array
     )
 
 
+def _udf_text_ticks(x: pa.Array, fmt: pa.Array, typ: pa.Array, lenient: pa.Array) -> pa.Array:
+    """Strings -> datetime2/time storage (100 ns ticks) by the literal parser, every digit of the scale kept
+    (DuckDB's TIMESTAMP and TIME stop at microseconds); a failure as in _udf_text_dto."""
+    out: list[object] = []
+    for v, f, ty, soft in zip(x.to_pylist(), fmt.to_pylist(), typ.to_pylist(), lenient.to_pylist(), strict=True):
+        value = None
+        if v is not None:
+            try:
+                value = scalar_to_storage(v, parse_type(ty), f)
+            except SqlServerError as e:
+                if not soft:
+                    raise ValueError(f"__ss_e{e.number}: {e.message}") from None
+        out.append(value)
+    return pa.array(out, pa.int64())
+
+
 def register_string_codecs(con: duckdb.DuckDBPyConnection) -> None:
     """The conversions CAST/CONVERT and LEN use that DuckDB has no twin for: string <-> binary
     (__ss_nvarchar_bytes, __ss_bytes_varchar ...), UTF-16 lengths, text -> datetimeoffset."""
@@ -300,3 +316,6 @@ def register_string_codecs(con: duckdb.DuckDBPyConnection) -> None:
     dto = duckdb.struct_type({"utc": i, "offset_min": duckdb.sqltypes.SMALLINT})
     args = [v, v, duckdb.sqltypes.INTEGER, duckdb.sqltypes.BOOLEAN]
     udf("__ss_text_dto", _udf_text_dto, args, dto, type="arrow", null_handling="special")
+    udf(
+        "__ss_text_ticks", _udf_text_ticks, [v, v, v, duckdb.sqltypes.BOOLEAN], i, type="arrow", null_handling="special"
+    )

@@ -392,8 +392,10 @@ def register_udfs(con: duckdb.DuckDBPyConnection) -> None:
     udf("__ss_variant_property", property_array, [blob, text], blob, type="arrow", null_handling="special")
     udf("__ss_variant_key", key_array, [blob], blob, type="arrow")
     udf("__ss_variant_datalength", datalength_array, [blob], duckdb.sqltypes.BIGINT, type="arrow")
-    from .variant_cast import of_bytes_array, of_text_array, text_array  # it builds on this module
+    from .variant_cast import bytes_array, of_bytes_array, of_text_array, text_array, value_text_array
 
     udf("__ss_variant_text", text_array, [blob], text, type="arrow")
+    udf("__ss_variant_value_text", value_text_array, [blob], text, type="arrow")
+    udf("__ss_variant_bytes", bytes_array, [blob], blob, type="arrow")
     udf("__ss_variant_of_text", of_text_array, [text, text], blob, type="arrow")
     udf("__ss_variant_of_bytes", of_bytes_array, [blob, text], blob, type="arrow")

@@ -70,9 +70,57 @@ def text_of(body: bytes) -> str:
     return str(v)
 
 
+def value_text_of(body: bytes) -> str:
+    """A stored sql_variant as text the literal parser reads back as the same value: CAST(v AS <type>) converts
+    the base value, not its style-0 text (which keeps 6 digits of a float, 2 decimals of money, minutes of a
+    datetime)."""
+    t, v = decode(body)
+    n = t.name
+    if n == "float" and isinstance(v, float):
+        return repr(v)
+    if n == "real" and isinstance(v, float):
+        return f"{v:.9G}"
+    if n in ("money", "smallmoney"):
+        return format(decimal.Decimal(v), "f")  # type: ignore[arg-type]
+    if n in ("datetime", "smalldatetime") and isinstance(v, dt.datetime):
+        return v.isoformat(sep=" ")
+    return text_of(body)
+
+
+def bytes_of(body: bytes) -> bytes:
+    """A stored sql_variant as CAST(v AS varbinary) gives it: a binary base value as is, any other as the UTF-16
+    bytes of its text (what a cast of nvarchar to varbinary gives)."""
+    t, v = decode(body)
+    if t.name in BYTE_TYPES and isinstance(v, bytes):
+        return v
+    return text_of(body).encode("utf-16-le")
+
+
 def text_array(values: pa.Array) -> pa.Array:
     """The DuckDB UDF behind CAST(sql_variant AS (n)varchar): BLOB -> VARCHAR."""
     return pa.array([None if v is None else text_of(strip_key(v)) for v in values.to_pylist()], pa.string())
+
+
+def value_text_array(values: pa.Array) -> pa.Array:
+    """The DuckDB UDF behind CAST(sql_variant AS <type other than text>): BLOB -> VARCHAR (value_text_of)."""
+    return pa.array([None if v is None else value_text_of(strip_key(v)) for v in values.to_pylist()], pa.string())
+
+
+def bytes_array(values: pa.Array) -> pa.Array:
+    """The DuckDB UDF behind CAST(sql_variant AS (var)binary): BLOB -> BLOB (bytes_of)."""
+    return pa.array([None if v is None else bytes_of(strip_key(v)) for v in values.to_pylist()], pa.binary())
+
+
+def as_value(arg: exp.Expression, t: SqlType) -> exp.Expression:
+    """A sql_variant expression as what CAST(v AS t) converts from: its bytes for a binary t, else the exact text
+    of its base value (nvarchar(4000)), read by the same conversions as any string."""
+    if t.name in BYTE_TYPES:
+        out = exp.Anonymous(this="__ss_variant_bytes", expressions=[arg])
+        out.meta["ss_type"] = SqlType("varbinary", -1)
+        return out
+    out = exp.Anonymous(this="__ss_variant_value_text", expressions=[arg])
+    out.meta["ss_type"] = SqlType("nvarchar", 4000)
+    return out
 
 
 def as_text(arg: exp.Expression) -> exp.Expression:

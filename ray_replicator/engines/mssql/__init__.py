@@ -41,16 +41,18 @@ config.MssqlUrl (url.py parses a URL into it); unknown options are refused. Opti
   table, column and key; ``keep`` passes it (SQL Server targets); ``strip`` removes it; ``replace`` puts U+FFFD.
 - ``connect_timeout=<seconds>`` (default: the ``connect_timeout_s`` setting, 30): how long a connection attempt
   (TCP, TLS, login) may take, with both drivers (pymssql ``login_timeout``, mssql-python's login timeout).
-- ``sql_variant=refuse|text``: sql_variant columns lose their base type in Arrow; ``text`` copies
-  ``CAST(value AS nvarchar(max))`` into ``nvarchar(max)`` (SQL Server targets) or ``text`` (PostgreSQL), with every
-  writer (lossy, a ``type text`` schema change: docs/type-mapping.md), ``refuse`` stops at the catalog (only tables
-  the filters leave are read).
-- A policy the target cannot hold (``hundred_ns=keep`` or ``nul=keep`` into PostgreSQL, ``nul=keep`` with the
-  target's ``writer=bulk-insert``) is refused at plan time (preflight.POLICY_RULES, Capabilities.carries/writers).
+- ``sql_variant=refuse|text|keep``: sql_variant columns lose their base type in Arrow; ``text`` copies each value's
+  exact text (its base type's exact CONVERT style, variant.VARIANT_STYLES) into ``nvarchar(max)`` (SQL Server
+  targets) or ``text`` (PostgreSQL), with every writer (a ``type text`` schema change: docs/type-mapping.md);
+  ``keep`` (SQL Server targets) copies each value with its base type into ``sql_variant``, written by INSERT;
+  ``refuse`` stops at the catalog (only tables the filters leave are read).
+- A policy the target cannot hold (``hundred_ns=keep``, ``nul=keep`` or ``sql_variant=keep`` into PostgreSQL,
+  ``nul=keep`` with the target's ``writer=bulk-insert``) is refused at plan time (preflight.POLICY_RULES,
+  Capabilities.carries/writers).
 
 The package, by responsibility: url (the URL), connect and tls (connections, errors), catalog, read and values (the
 source), ddl, target, write_bulk, write_files, write_insert and ledger (the target), sql (T-SQL text), types,
-temporal (date and time values over their whole range).
+temporal (date and time values over their whole range), variant (sql_variant values as exact text, and back).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from ray_replicator.catalog import Catalog, Column, ForeignKey, Identity, Index, Key, Table, chosen_by
+from ray_replicator.catalog import Catalog, Column, ForeignKey, Identity, Index, Key, LogicalType, Table, chosen_by
 from ray_replicator.engines.base import EngineError, UsageError
 from ray_replicator.engines.mssql.connect import MssqlEndpoint
 from ray_replicator.engines.mssql.types import CLR_TYPES, MSSQL, Declared, logical_type, native_type
@@ -178,8 +178,9 @@ class MssqlCatalog(MssqlEndpoint):
         native = native_type(d)
         if d.name == "sql_variant" and self.u.sql_variant == "refuse":
             raise EngineError(
-                f"{t.qualified}.{r['name']} is sql_variant, whose values lose their base type in a copy; "
-                "add sql_variant=text to the source URL to copy them as text, or exclude the table"
+                f"{t.qualified}.{r['name']} is sql_variant: add sql_variant=keep to the source URL to copy each "
+                "value with its base type (SQL Server targets) or sql_variant=text to copy each value's exact text, "
+                "or exclude the table"
             )
         identity = None
         if r["is_identity"]:
@@ -191,10 +192,11 @@ class MssqlCatalog(MssqlEndpoint):
         computed = None
         if r["is_computed"]:
             computed = str(r["computed_definition"]) + (" PERSISTED" if r["is_persisted"] else "")
+        kept_variant = d.name == "sql_variant" and self.u.sql_variant == "keep"
         return Column(
             name=str(r["name"]),
             native_type=native,
-            logical=logical_type(d),
+            logical=LogicalType("variant") if kept_variant else logical_type(d),
             nullable=bool(r["is_nullable"]),
             default=r["default_definition"],
             identity=identity,

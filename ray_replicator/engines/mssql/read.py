@@ -20,6 +20,7 @@ from ray_replicator.engines.mssql.catalog import MssqlCatalog
 from ray_replicator.engines.mssql.sql import qualified, quote_ident, range_predicate
 from ray_replicator.engines.mssql.types import CLR_TYPES, base_name, scale_of
 from ray_replicator.engines.mssql.values import Converter, py_arrow_type, py_values, rounded_by_server
+from ray_replicator.engines.mssql.variant import variant_text, variant_typed_text
 from ray_replicator.record import FIRST_KEYS_KEPT, ValueChanges, key_text
 
 ISOLATION = {"read-committed": "READ COMMITTED", "snapshot": "SNAPSHOT", "nolock": "READ UNCOMMITTED"}
@@ -111,7 +112,10 @@ class MssqlSource(MssqlCatalog, Source):
             return f"CAST({ident} AS nvarchar(max)) AS {ident}"
         if n == "image" or n in CLR_TYPES:
             return f"CAST({ident} AS varbinary(max)) AS {ident}"
-        if n in ("xml", "sql_variant"):
+        if n == "sql_variant":
+            typed = col.logical.kind == "variant"  # sql_variant = keep
+            return f"{variant_typed_text(ident) if typed else variant_text(ident)} AS {ident}"
+        if n == "xml":
             return f"CAST({ident} AS nvarchar(max)) AS {ident}"
         if n == "datetimeoffset":
             source = f"CAST({ident} AS datetimeoffset(6))" if rounding else ident

@@ -85,6 +85,11 @@ _NOT_BULK_COPIED = ("datetimeoffset", "geography", "geometry", "hierarchyid")
 (Udt)" for the CLR types, measured against the stand-in's UDT metadata, which is SQL Server's)."""
 
 
+def _kept_variants(table: Table) -> list[str]:
+    """The sql_variant columns copied with their base types (sql_variant = keep): only INSERT can make those."""
+    return [c.name for c in table.copy_columns if c.logical.kind == "variant"]
+
+
 def _empty_binary_possible(table: Table) -> bool:
     return any(_may_be_empty_binary(c) for c in table.copy_columns)
 
@@ -259,8 +264,11 @@ class MssqlTarget(MssqlDdl, Target):
         loads an empty varbinary as NULL: such tables go through the bulk copy, see write_notes), and that
         datetimeoffset from SQL Server travels as text (instant and offset), and geography/geometry/hierarchyid
         columns are CLR types, neither of which the bulk copy's Arrow writer takes: such tables go through INSERT,
-        exactly."""
+        exactly. So do tables with sql_variant columns kept with their base types (sql_variant = keep): only an
+        INSERT of CAST(... AS sql_variant) makes a value of a chosen base type."""
         writer = self.u.writer
+        if _kept_variants(table):
+            return "insert"
         if _empty_binary_possible(table) and not self._carries(writer).empty_binary:
             writer = "bulkcopy"
         if writer == "bulkcopy" and any(base_name(c.native_type) in _NOT_BULK_COPIED for c in table.columns):
@@ -276,7 +284,13 @@ class MssqlTarget(MssqlDdl, Target):
         notes = []
         for table in tables:
             writer = self._writer_for(table)
-            if (
+            if writer != self.u.writer and (variants := _kept_variants(table)):
+                notes.append(
+                    f"{table.qualified}: written with writer=insert, not writer={self.u.writer}: only INSERT makes "
+                    f"each sql_variant value with its base type (sql_variant = keep), and {', '.join(variants)} "
+                    "hold them"
+                )
+            elif (
                 writer != self.u.writer
                 and _empty_binary_possible(table)
                 and not self._carries(self.u.writer).empty_binary

@@ -211,7 +211,8 @@ TYPES: tuple[TypeRow, ...] = (
         LogicalType("other"),
         pa.large_string(),
         "text",
-        "refused (sql_variant=refuse) or read as text (sql_variant=text, lossy)",
+        "refused (sql_variant=refuse), read as each value's exact text (sql_variant=text), or kept with its base type "
+        "(sql_variant=keep, SQL Server targets)",
     ),
 )
 

@@ -153,7 +153,7 @@ class Converter:
         return pa.ExtensionArray.from_storage(pa.uuid(), storage)
 
     def _text(self, batch: pa.RecordBatch, col: Column, arr: pa.Array) -> pa.Array:
-        if self.u.nul == "keep" or col.logical.kind not in ("string", "xml", "other") or not has_nul(arr):
+        if self.u.nul == "keep" or col.logical.kind not in ("string", "xml", "other", "variant") or not has_nul(arr):
             return arr
         has = pc.match_substring(arr, "\x00")
         if self.u.nul in ("strip", "replace"):

@@ -13,6 +13,7 @@ import pyarrow.compute as pc
 from ray_replicator.catalog import Column, Table
 from ray_replicator.engines.mssql.sql import INSERT_ROWS, qualified, quote_ident
 from ray_replicator.engines.mssql.values import as_text
+from ray_replicator.engines.mssql.variant import variant_literals
 
 
 def insert(cur: Any, table: Table, batches: Iterator[pa.RecordBatch]) -> None:
@@ -39,7 +40,7 @@ def _value_rows(table: Table, batch: pa.RecordBatch, cols: list[Column]) -> list
     lits = []
     for col in cols:
         arr = batch.column(batch.schema.get_field_index(col.name))
-        lits.append(_literals(arr))
+        lits.append(variant_literals(arr) if col.logical.kind == "variant" else _literals(arr))
     joined = pc.binary_join_element_wise(*lits, _ls(", ")) if len(lits) > 1 else lits[0]
     return ["(" + s + ")" for s in joined.to_pylist()]
 

@@ -44,7 +44,7 @@ CAPABILITIES = Capabilities(
     digest_family="postgresql md5 of row text",
     physical_ranges=True,
     text_for_other_types=True,
-    carries=Carries(nul_in_text=False, hundred_ns=False),
+    carries=Carries(nul_in_text=False, hundred_ns=False, sql_variant=False),
     transient_errors=(
         r"terminating connection|server closed the connection|connection (is|was) closed|ConnectionDoesNotExist|"
         r"database system is (starting up|shutting down|in recovery mode|not yet accepting)|"
