@@ -27,9 +27,6 @@ class _Tokenizer(TSQL.Tokenizer):
     KEYWORDS = {k: v for k, v in TSQL.Tokenizer.KEYWORDS.items() if k != "PRINT"}
 
 
-_TOKENIZER = _Tokenizer(dialect=_TSQL)
-
-
 STATEMENT_STARTS = {
     "SELECT",
     "INSERT",
@@ -83,7 +80,8 @@ def syntax_error(near: str) -> SqlServerError:
 
 def tokenize(sql: str) -> list[Token]:
     try:
-        toks = list(_TOKENIZER.tokenize(sql))
+        # A tokenizer keeps its position in the text it reads, and sessions run in threads: one per call.
+        toks = list(_Tokenizer(dialect=_TSQL).tokenize(sql))
     except TokenError as e:
         raise SqlServerError(
             105, f"Unclosed quotation mark after the character string '{sql[-20:]}'.", severity=15
