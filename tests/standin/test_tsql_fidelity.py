@@ -6,7 +6,7 @@ range."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -16,7 +16,7 @@ import pytds
 import pytest
 
 from mssql_standin import ProcessServer, serve_process
-from tests.standin.conftest import PASSWORD, USER
+from tests.standin.conftest import PASSWORD, USER, client_cursor
 
 INIT_SQL = """
 create table dbo.items (id int identity(1,1) primary key, name varchar(20) not null, qty int not null,
@@ -36,35 +36,13 @@ def server() -> Iterator[ProcessServer]:
         yield srv
 
 
-def pymssql_cursor(srv: ProcessServer) -> Any:
-    conn = pymssql.connect(
-        server=srv.host, port=srv.port, user=USER, password=PASSWORD, database="standin", autocommit=True
-    )
-    return conn.cursor()
-
-
-def pytds_cursor(srv: ProcessServer) -> Any:
-    return pytds.connect(srv.host, "standin", USER, PASSWORD, port=srv.port, autocommit=True).cursor()
-
-
-def mssql_python_cursor(srv: ProcessServer) -> Any:
-    conn = mssql_python.connect(
-        f"Server=tcp:{srv.host},{srv.port};Database=standin;UID={USER};PWD={PASSWORD};Encrypt=no", autocommit=True
-    )
-    return conn.cursor()
-
-
-CLIENTS: dict[str, Callable[[ProcessServer], Any]] = {
-    "pymssql": pymssql_cursor,
-    "pytds": pytds_cursor,
-    "mssql_python": mssql_python_cursor,
-}
+CLIENTS = ("pymssql", "pytds", "mssql_python")
 
 
 @pytest.fixture
 def cur(server: ProcessServer, client: str) -> Any:
     """A cursor of the client a test is parametrized with, on the module's stand-in."""
-    return CLIENTS[client](server)
+    return client_cursor(client, server)
 
 
 def one_row(cur: Any, sql: str) -> tuple[Any, ...]:
@@ -287,7 +265,7 @@ def test_update_and_delete_top(cur: Any, client: str) -> None:
 def test_aggregate_and_expression_types_through_pytds(server: ProcessServer) -> None:
     """SUM of int is int, of bigint bigint, of decimal(p,s) decimal(38,s); AVG of int int, of decimal
     decimal(38, max(s,6)); COUNT int, COUNT_BIG bigint; CASE/COALESCE/ISNULL and arithmetic by precedence."""
-    cur = pytds_cursor(server)
+    cur = client_cursor("pytds", server)
     fresh_items(cur)
     cur.execute(
         "SELECT SUM(CASE WHEN qty > 1 THEN 1 ELSE 0 END), SUM(CAST(qty AS bigint)), SUM(price), AVG(qty), "
