@@ -6,7 +6,8 @@ range."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -36,7 +37,10 @@ def server() -> Iterator[ProcessServer]:
         yield srv
 
 
-CLIENTS = ("pymssql", "pytds", "mssql_python")
+CLIENTS: dict[str, Callable[[ProcessServer], Any]] = {
+    name: functools.partial(client_cursor, name) for name in ("pymssql", "pytds", "mssql_python")
+}
+"""The clients these tests run through: each one's cursor on a stand-in (client_cursor), by name."""
 
 
 @pytest.fixture
