@@ -1,5 +1,5 @@
-"""Shared fixtures: a real embedded PostgreSQL, one that checks passwords, and a real local Ray (num_cpus=2), all on
-loopback."""
+"""Shared fixtures: a real embedded PostgreSQL, one that checks passwords, SQL Server stand-ins and a real local Ray
+(num_cpus=2), all on loopback."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.helpers import NOCREATE_PW, NOSELECT_PW, create_database, password_server, ray_processes_under
+from tests.engines.mssql.servers import Server, standin
+from tests.helpers import NOCREATE_PW, NOSELECT_PW, fresh_database, password_server_fixture, ray_processes_under
 from tests.pgserver import PasswordPostgres
 
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
@@ -69,28 +70,45 @@ def ray_tmp() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def pwpg() -> Iterator[PasswordPostgres]:
-    """Databases: src (tables t, heap, acct), roles nocreate (no CREATE anywhere) and noselect (no SELECT)."""
-    with password_server(
-        "src",
-        "CREATE TABLE t (id int PRIMARY KEY, v text, n int)",
-        "INSERT INTO t SELECT g, md5(g::text), g * 1000 FROM generate_series(1, 2000) g",
-        "CREATE TABLE heap (a int)",
-        "INSERT INTO heap VALUES (1), (1), (2)",
-        "ANALYZE",
-        before=(
-            f"CREATE ROLE nocreate LOGIN PASSWORD '{NOCREATE_PW}'",
-            f"CREATE ROLE noselect LOGIN PASSWORD '{NOSELECT_PW}'",
-        ),
-    ) as server:
-        yield server
-
-
-_fresh = iter(range(10_000))
+pwpg = password_server_fixture(
+    "src",
+    "CREATE TABLE t (id int PRIMARY KEY, v text, n int)",
+    "INSERT INTO t SELECT g, md5(g::text), g * 1000 FROM generate_series(1, 2000) g",
+    "CREATE TABLE heap (a int)",
+    "INSERT INTO heap VALUES (1), (1), (2)",
+    "ANALYZE",
+    before=(
+        f"CREATE ROLE nocreate LOGIN PASSWORD '{NOCREATE_PW}'",
+        f"CREATE ROLE noselect LOGIN PASSWORD '{NOSELECT_PW}'",
+    ),
+    scope="session",
+)
+"""The password server: databases src (tables t, heap, acct), roles nocreate (no CREATE anywhere) and noselect (no
+SELECT)."""
 
 
 @pytest.fixture
 def fresh_db(pwpg: PasswordPostgres) -> str:
     """A new empty database on the password server; returns its URL (with the superuser's password)."""
-    return create_database(pwpg, f"dst_{os.getpid()}_{next(_fresh)}")
+    return fresh_database(pwpg)
+
+
+@pytest.fixture
+def ms_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A fresh SQL Server stand-in for each test, with a folder of its own for writer=bulk-insert."""
+    with standin(bulk_dir=str(tmp_path_factory.mktemp("bulk"))) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def variant_source() -> Iterator[Server]:
+    """A stand-in with dbo.kept(id, v), rows (1, 'a'), (2, NULL), (3, 'ç'), and dbo.variant(id, x sql_variant): a
+    source that sql_variant = refuse (the default) stops unless dbo.variant is excluded."""
+    with standin() as server:
+        server.run(
+            "CREATE TABLE dbo.kept (id int NOT NULL PRIMARY KEY, v nvarchar(20) NULL)",
+            "INSERT INTO dbo.kept (id, v) VALUES (1, N'a'), (2, NULL), (3, N'ç')",
+            "CREATE TABLE dbo.variant (id int NOT NULL PRIMARY KEY, x sql_variant NULL)",
+            "INSERT INTO dbo.variant (id, x) VALUES (1, 42)",
+        )
+        yield server

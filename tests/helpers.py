@@ -4,6 +4,7 @@ subprocess with a local Ray of its own whose processes can be found afterwards, 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import subprocess
@@ -11,10 +12,11 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import psutil
 import psycopg
+import pytest
 
 from tests.pgserver import SUPERUSER_PASSWORD, PasswordPostgres
 
@@ -32,6 +34,11 @@ def pg_execute(url: str, *statements: str) -> str:
         for statement in statements:
             conn.execute(statement)
     return url
+
+
+def run_settings(source: str, target: str, **options: Any) -> dict[str, Any]:
+    """replicate() settings from `source` to `target` (URLs) with no report file, plus `options`."""
+    return {"source": {"url": source}, "target": {"url": target}, "report_path": None, **options}
 
 
 def pg_tables(url: str, schema: str = "public") -> list[str]:
@@ -159,10 +166,33 @@ def password_server(database: str, *statements: str, before: tuple[str, ...] = (
         server.close()
 
 
+def password_server_fixture(
+    database: str, *statements: str, before: tuple[str, ...] = (), scope: Literal["module", "session"] = "module"
+) -> Any:
+    """A pytest fixture (assign it to the fixture's name) serving password_server(database, *statements, before=...)
+    for `scope`."""
+
+    @pytest.fixture(scope=scope)
+    def serve() -> Iterator[PasswordPostgres]:
+        with password_server(database, *statements, before=before) as server:
+            yield server
+
+    return serve
+
+
 def create_database(server: PasswordPostgres, name: str) -> str:
     """A new empty database `name` on a PasswordPostgres; returns its URL (with the superuser's password)."""
     server.sql(f"CREATE DATABASE {name}")
     return server.url(name)
+
+
+_fresh_databases = itertools.count()
+
+
+def fresh_database(server: PasswordPostgres, prefix: str = "dst") -> str:
+    """A new empty database on a PasswordPostgres that no other test, of this or another pytest process, uses
+    (named <prefix>_<pid>_<n>); returns its URL (with the superuser's password)."""
+    return create_database(server, f"{prefix}_{os.getpid()}_{next(_fresh_databases)}")
 
 
 def fill_big(pwpg: PasswordPostgres) -> None:

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from tests.engines.mssql.servers import PASSWORD as MS_PASSWORD
-from tests.engines.mssql.servers import Server, standin
+from tests.engines.mssql.servers import Server
 from tests.helpers import WRONG_PW, assert_one_line_error, cli
 from tests.pgserver import PasswordPostgres
 
@@ -49,25 +48,6 @@ def ms_objects(server: Server) -> list[tuple[str, str]]:
     )
     ledger = server.rows("SELECT SCHEMA_ID(N'_ray_replicator')")
     return [*tables, *([("schema", "_ray_replicator")] if ledger[0][0] is not None else [])]
-
-
-@pytest.fixture
-def ms_target() -> Iterator[Server]:
-    with standin() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def ms_source() -> Iterator[Server]:
-    """kept(id, v) with three rows, and variant(id, x sql_variant): reading variant's details refuses by default."""
-    with standin() as server:
-        server.run(
-            "CREATE TABLE dbo.kept (id int NOT NULL PRIMARY KEY, v nvarchar(20) NULL)",
-            "INSERT INTO dbo.kept (id, v) VALUES (1, N'a'), (2, NULL), (3, N'ç')",
-            "CREATE TABLE dbo.variant (id int NOT NULL PRIMARY KEY, x sql_variant NULL)",
-            "INSERT INTO dbo.variant (id, x) VALUES (1, 42)",
-        )
-        yield server
 
 
 # -- reading creates nothing -------------------------------------------------------------------------------
@@ -224,15 +204,15 @@ def test_a_table_the_source_user_cannot_read_is_left_out_by_exclude(pwpg: Passwo
     assert ("relation", "public.locked") not in pg_objects(pwpg, target)
 
 
-def test_an_excluded_sql_variant_table_never_blocks_the_run(pwpg: PasswordPostgres, ms_source: Server) -> None:
+def test_an_excluded_sql_variant_table_never_blocks_the_run(pwpg: PasswordPostgres, variant_source: Server) -> None:
     target = new_db(pwpg, "dst")
-    refused = cli("plan", "--source", ms_source.url())
+    refused = cli("plan", "--source", variant_source.url())
     assert_one_line_error(refused, 1, "dbo.variant.x is sql_variant", "exclude the table")
-    done = cli("run", "--source", ms_source.url(), "--target", pwpg.url(target), "--exclude", "dbo.variant")
+    done = cli("run", "--source", variant_source.url(), "--target", pwpg.url(target), "--exclude", "dbo.variant")
     assert done.returncode == 0, done.stderr[-3000:]
     with psycopg.connect(pwpg.url(target)) as conn:
         assert conn.execute("SELECT id, v FROM dbo.kept ORDER BY id").fetchall() == [(1, "a"), (2, None), (3, "ç")]
     assert ("relation", "dbo.variant") not in pg_objects(pwpg, target)
-    only = cli("plan", "--source", ms_source.url(), "--tables", "kept")
+    only = cli("plan", "--source", variant_source.url(), "--tables", "kept")
     assert only.returncode == 0, only.stderr
     assert "dbo.kept#0" in only.stdout and "excluded by filters: dbo.variant" in only.stdout

@@ -8,11 +8,9 @@ the run itself finishes exactly."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +22,8 @@ from tests.helpers import (
     SECRETS,
     CliRun,
     assert_one_line_error,
-    create_database,
-    password_server,
+    fresh_database,
+    password_server_fixture,
     pg_primary_key,
     pg_table_digest,
 )
@@ -34,34 +32,33 @@ from tests.pgserver import PasswordPostgres
 INJECT = Path(__file__).resolve().parent / "inject"
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[PasswordPostgres]:
-    """Its own server, since the outage tests stop it: src has items (60k rows) and notes referencing items."""
-    with password_server(
-        "src",
-        "CREATE TABLE items (id int PRIMARY KEY, grp int NOT NULL, body text NOT NULL)",
-        "INSERT INTO items SELECT g, g % 97, repeat(md5(g::text), 4) FROM generate_series(1, 60000) g",
-        "CREATE INDEX items_grp ON items (grp)",
-        "CREATE TABLE notes (id int PRIMARY KEY, item int NOT NULL REFERENCES items (id), note text)",
-        "INSERT INTO notes SELECT g, g * 3, 'n' || g FROM generate_series(1, 5000) g",
-        "ANALYZE",
-    ) as pg:
-        yield pg
-
-
-_fresh = iter(range(10_000))
+server = password_server_fixture(
+    "src",
+    "CREATE TABLE items (id int PRIMARY KEY, grp int NOT NULL, body text NOT NULL)",
+    "INSERT INTO items SELECT g, g % 97, repeat(md5(g::text), 4) FROM generate_series(1, 60000) g",
+    "CREATE INDEX items_grp ON items (grp)",
+    "CREATE TABLE notes (id int PRIMARY KEY, item int NOT NULL REFERENCES items (id), note text)",
+    "INSERT INTO notes SELECT g, g * 3, 'n' || g FROM generate_series(1, 5000) g",
+    "ANALYZE",
+)
+"""Its own server, since the outage tests stop it: src has items (60k rows) and notes referencing items."""
 
 
 @pytest.fixture
 def target(server: PasswordPostgres) -> str:
-    return create_database(server, f"dst_{os.getpid()}_{next(_fresh)}")
+    return fresh_database(server)
+
+
+def injecting(fault: str) -> dict[str, str]:
+    """The environment that makes the CLI meet `fault`, RR_INJECT=<fault>:<where>:<dir> (tests/faults/inject)."""
+    return {"PYTHONPATH": str(INJECT), "RR_INJECT": fault}
 
 
 def holding(step: str, held: Path, **extra: str) -> dict[str, str]:
     """The environment that makes the CLI hold `step` (tests/faults/inject): it touches held/held on arrival and
     goes on once held/release exists."""
     held.mkdir()
-    return {"PYTHONPATH": str(INJECT), "RR_INJECT": f"hold:{step}:{held}", **extra}
+    return injecting(f"hold:{step}:{held}") | extra
 
 
 def outage_when_held(run: CliRun, server: PasswordPostgres, held: Path) -> None:
@@ -131,8 +128,7 @@ def test_worker_killed_until_rays_retries_are_used_up(
 ) -> None:
     """Every attempt's worker is SIGKILLed as it starts writing its range (tests/faults/inject `die`): killing them
     from outside once the ledger shows a range copying missed ranges that copy in a tenth of a second."""
-    env = {"PYTHONPATH": str(INJECT), "RR_INJECT": "die:PostgresTarget.write_range_raw:-"}
-    run = CliRun(run_args(server, target, tmp_path), ray_tmp, env)
+    run = CliRun(run_args(server, target, tmp_path), ray_tmp, injecting("die:PostgresTarget.write_range_raw:-"))
     done = run.finish()
     line = assert_one_line_error(done, 1, "failed after 4 attempts: the worker process died", "worker logs in")
     assert line.startswith("error: range public.items#") or line.startswith("error: range public.notes#"), line
@@ -142,26 +138,33 @@ def test_worker_killed_until_rays_retries_are_used_up(
     resume_exactly(server, target, tmp_path, ray_tmp)
 
 
-def test_a_bug_raising_in_a_copy_worker(server: PasswordPostgres, target: str, tmp_path: Path, ray_tmp: Path) -> None:
-    env = {"PYTHONPATH": str(INJECT), "RR_INJECT": "raise:PostgresTarget.write_range_raw:-"}
-    done = CliRun(run_args(server, target, tmp_path), ray_tmp, env).finish()
-    line = assert_one_line_error(done, 1, "failed: ValueError: injected fault in PostgresTarget.write_range_raw")
-    assert line.startswith("error: range public."), line
-    assert_quiet(done)
-    assert run_state(target) == [("failed",)]
-    resume_exactly(server, target, tmp_path, ray_tmp)
-
-
-def test_a_bug_raising_in_a_finalize_thread(
-    server: PasswordPostgres, target: str, tmp_path: Path, ray_tmp: Path
+@pytest.mark.parametrize(
+    ("inject", "where", "traceback_logged"),
+    [
+        ("raise:PostgresTarget.write_range_raw:-", "range", False),
+        ("driver-raise:PostgresTarget.finalize_table:-", "finalizing", True),
+    ],
+    ids=["in a copy worker", "in a finalize thread"],
+)
+def test_a_bug_raising(
+    server: PasswordPostgres,
+    target: str,
+    tmp_path: Path,
+    ray_tmp: Path,
+    inject: str,
+    where: str,
+    traceback_logged: bool,
 ) -> None:
-    env = {"PYTHONPATH": str(INJECT), "RR_INJECT": "driver-raise:PostgresTarget.finalize_table:-"}
-    done = CliRun(run_args(server, target, tmp_path), ray_tmp, env).finish()
-    line = assert_one_line_error(done, 1, "failed: ValueError: injected fault in PostgresTarget.finalize_table")
-    assert line.startswith("error: finalizing public."), line
+    """The one line names the step and the exception; a bug in the driver's finalize thread leaves its traceback in
+    the diagnostics log beside the report."""
+    method = inject.split(":")[1]
+    done = CliRun(run_args(server, target, tmp_path), ray_tmp, injecting(inject)).finish()
+    line = assert_one_line_error(done, 1, f"failed: ValueError: injected fault in {method}")
+    assert line.startswith(f"error: {where} public."), line
     assert_quiet(done)
     assert run_state(target) == [("failed",)]
-    assert "Traceback" in diagnostics_log(tmp_path)
+    if traceback_logged:
+        assert "Traceback" in diagnostics_log(tmp_path)
     resume_exactly(server, target, tmp_path, ray_tmp)
 
 

@@ -24,7 +24,7 @@ import pytest
 from ray_replicator import replicate
 from ray_replicator.engines.base import EngineError
 from ray_replicator.report import RunReport
-from tests.helpers import cli_env, pg_execute, pg_primary_key, pg_table_digest, ray_processes_under
+from tests.helpers import cli_env, pg_execute, pg_primary_key, pg_table_digest, ray_processes_under, run_settings
 from tests.pgserver import PasswordPostgres
 
 TRIALS = range(int(os.environ.get("RR_FAULT_TRIALS", "2")))
@@ -44,14 +44,7 @@ def fault_source(pg_base_url: str) -> str:
 
 
 def settings(source: str, target: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "source": {"url": source},
-        "target": {"url": target},
-        "rows_per_range": 30_000,
-        "parallelism": 2,
-        "report_path": None,
-        **extra,
-    }
+    return run_settings(source, target, rows_per_range=30_000, parallelism=2) | extra
 
 
 def assert_exact(source: str, target: str) -> None:

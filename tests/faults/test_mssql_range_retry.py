@@ -31,7 +31,7 @@ from ray_replicator.engines.base import KeyRange
 from ray_replicator.engines.mssql import MssqlTarget
 from tests.engines.mssql.servers import Server, standin
 from tests.faults.test_faults import wait_for
-from tests.helpers import ROOT, cli_env, ray_processes_under
+from tests.helpers import ROOT, cli_env, ray_processes_under, run_settings
 
 ROWS = 150_000
 HEAP_QUERY = "SELECT a, b FROM {s}heap ORDER BY a, b"
@@ -56,18 +56,15 @@ def pg_heap(pg_base_url: str) -> str:
 def ms_heap(ray_local: None, pg_heap: str) -> Iterator[Server]:
     """The same heap as dbo.heap in a stand-in, to be the source of SQL Server → SQL Server runs."""
     with standin() as server:
-        loaded = replicate(
-            {"source": {"url": pg_heap}, "target": {"url": server.url()}, "schema_map": {"public": "dbo"}}
-            | {"report_path": None}
-        )
+        loaded = replicate(run_settings(pg_heap, server.url(), schema_map={"public": "dbo"}))
         assert loaded.status == "ok", loaded.errors
         yield server
 
 
-@pytest.fixture
-def ms_target() -> Iterator[Server]:
-    with standin() as server:
-        yield server
+def one_range_at_a_time(source: str, target: Server) -> dict[str, Any]:
+    """Settings copying `source` into `target`'s dbo 20,000 rows a range, one range at a time, so that a test can
+    catch a range while it is copying."""
+    return run_settings(source, target.url(), schema_map={"public": "dbo"}, rows_per_range=20_000, parallelism=1)
 
 
 def expected_rows(pg_heap: str) -> list[tuple[Any, ...]]:
@@ -134,15 +131,7 @@ def assert_exact(server: Server, pg_heap: str) -> None:
 def test_copy_worker_killed_mid_heap_range(
     ray_local: None, pg_heap: str, ms_target: Server, kind: str, request: pytest.FixtureRequest
 ) -> None:
-    settings = {
-        "source": {"url": source_url(kind, pg_heap, request)},
-        "target": {"url": ms_target.url()},
-        "schema_map": {"public": "dbo"},
-        "rows_per_range": 20_000,
-        "parallelism": 1,
-        "report_path": None,
-    }
-    run = ReplicateInThread(settings)
+    run = ReplicateInThread(one_range_at_a_time(source_url(kind, pg_heap, request), ms_target))
     range_id = wait_for(lambda: copying(ms_target))[0][0]
     killed = wait_for(lambda: copy_workers(psutil.Process()))
     for proc in killed:
@@ -216,15 +205,7 @@ def guid_ranges(server: Server) -> dict[str, int]:
 def test_copy_worker_killed_mid_guid_range(ray_local: None, pg_guids: str, ms_target: Server) -> None:
     """Killed once other ranges are done (when the plan has several): a retry that cleared by SQL Server's order
     would take their rows with it."""
-    settings = {
-        "source": {"url": pg_guids},
-        "target": {"url": ms_target.url()},
-        "schema_map": {"public": "dbo"},
-        "rows_per_range": 20_000,
-        "parallelism": 1,
-        "report_path": None,
-    }
-    run = ReplicateInThread(settings)
+    run = ReplicateInThread(one_range_at_a_time(pg_guids, ms_target))
 
     def ripe() -> bool:
         states = guid_ranges(ms_target)

@@ -25,7 +25,14 @@ from ray_replicator.stall import KV_NAMESPACE, STALL_RETRIES, StallMonitor, beat
 from tests.engines.mssql.servers import PASSWORD as MSSQL_PASSWORD
 from tests.engines.mssql.servers import Server, standin
 from tests.faults.proxy import SilentProxy, SilentServer
-from tests.helpers import assert_one_line_error, cli, create_database, password_server, pg_primary_key, pg_table_digest
+from tests.helpers import (
+    assert_one_line_error,
+    cli,
+    fresh_database,
+    password_server_fixture,
+    pg_primary_key,
+    pg_table_digest,
+)
 from tests.pgserver import SUPERUSER_PASSWORD, PasswordPostgres
 
 pytestmark = pytest.mark.timeout(600)
@@ -35,25 +42,17 @@ STALL_AFTER = 1 << 20
 far less than the table's range (~30 MB), plus the socket buffers a writer fills before it blocks."""
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[PasswordPostgres]:
-    with password_server(
-        "stall_src",
-        "CREATE TABLE big (id int PRIMARY KEY, grp int NOT NULL, body text NOT NULL)",
-        "INSERT INTO big SELECT g, g % 89, repeat(md5(g::text), 12) FROM generate_series(1, 70000) g",
-        "ANALYZE big",
-    ) as pg:
-        yield pg
-
-
-_targets = iter(range(1000))
+server = password_server_fixture(
+    "stall_src",
+    "CREATE TABLE big (id int PRIMARY KEY, grp int NOT NULL, body text NOT NULL)",
+    "INSERT INTO big SELECT g, g % 89, repeat(md5(g::text), 12) FROM generate_series(1, 70000) g",
+    "ANALYZE big",
+)
 
 
 @pytest.fixture
-def target_db(server: PasswordPostgres) -> str:
-    name = f"stall_dst_{next(_targets)}"
-    create_database(server, name)
-    return name
+def target(server: PasswordPostgres) -> str:
+    return fresh_database(server, "stall_dst")
 
 
 def proxied(url: str, proxy: SilentProxy) -> str:
@@ -141,9 +140,9 @@ def test_bad_timeouts_are_usage_errors(
     ],
 )
 def test_stalled_range_fails_in_one_line_then_resumes(
-    server: PasswordPostgres, target_db: str, tmp_path: Path, side: str, direction: str, culprit: str, method: str
+    server: PasswordPostgres, target: str, tmp_path: Path, side: str, direction: str, culprit: str, method: str
 ) -> None:
-    source, target = server.url("stall_src"), server.url(target_db)
+    source = server.url("stall_src")
     proxy = SilentProxy(server.port)
     try:
         proxy.stall(direction, STALL_AFTER)  # type: ignore[arg-type]
@@ -181,11 +180,10 @@ def posts(conn: object, sql: str) -> list[tuple[object, ...]]:
 
 @pytest.mark.parametrize("reader", ["mssql-python", "pymssql"])
 def test_sql_server_source_stall_fails_in_one_line_then_resumes(
-    server: PasswordPostgres, target_db: str, posts_standin: Server, tmp_path: Path, reader: str
+    server: PasswordPostgres, target: str, posts_standin: Server, tmp_path: Path, reader: str
 ) -> None:
     """mssql-python keeps the interpreter while it waits inside arrow_batch, so its worker cannot even run the
     watchdog: the driver kills the task once its heartbeat stops, and still names the side it waited on."""
-    target = server.url(target_db)
     proxy = SilentProxy(posts_standin.port)
     try:
         proxy.stall("down", STALL_AFTER)

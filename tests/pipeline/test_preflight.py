@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import fields
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pytest
 from ray_replicator.config import load_settings
 from ray_replicator.engines.base import Carries, UsageError
 from ray_replicator.preflight import POLICY_RULES, check_policies, check_report_path, check_spill_dir
-from tests.engines.mssql.servers import Server, standin
+from tests.engines.mssql.servers import Server
 from tests.errors.test_side_effects import ms_objects, new_db, pg_objects
 from tests.helpers import assert_one_line_error, cli
 from tests.pgserver import PasswordPostgres
@@ -73,25 +72,6 @@ REFUSED = [
 ]
 
 
-@pytest.fixture(scope="module")
-def ms_source() -> Iterator[Server]:
-    """dbo.kept(id, v) and dbo.variant(id, x sql_variant), which sql_variant=refuse stops unless excluded."""
-    with standin() as server:
-        server.run(
-            "CREATE TABLE dbo.kept (id int NOT NULL PRIMARY KEY, v nvarchar(20) NULL)",
-            "INSERT INTO dbo.kept (id, v) VALUES (1, N''), (2, NULL)",
-            "CREATE TABLE dbo.variant (id int NOT NULL PRIMARY KEY, x sql_variant NULL)",
-            "INSERT INTO dbo.variant (id, x) VALUES (1, 42)",
-        )
-        yield server
-
-
-@pytest.fixture
-def ms_target(tmp_path: Path) -> Iterator[Server]:
-    with standin(bulk_dir=str(tmp_path)) as server:
-        yield server
-
-
 def _target(kind: str, pwpg: PasswordPostgres, ms_target: Server) -> str:
     if kind == "postgresql":
         return pwpg.url(new_db(pwpg, "pol"))
@@ -106,11 +86,11 @@ def _written(kind: str, url: str, pwpg: PasswordPostgres, ms_target: Server) -> 
 
 @pytest.mark.parametrize(("option", "target", "line"), REFUSED, ids=[f"{o}->{t}" for o, t, _ in REFUSED])
 def test_a_policy_the_target_cannot_hold_is_refused_before_anything_is_read_or_written(
-    ms_source: Server, pwpg: PasswordPostgres, ms_target: Server, option: str, target: str, line: str
+    variant_source: Server, pwpg: PasswordPostgres, ms_target: Server, option: str, target: str, line: str
 ) -> None:
     name, value = option.split("=")
     url = _target(target, pwpg, ms_target)
-    source = ms_source.url(**{name: value})
+    source = variant_source.url(**{name: value})
     done = cli("run", "--source", source, "--target", url, "--tables", "dbo.kept", "--verify", "counts")
     assert assert_one_line_error(done, 2) == f"error: {line}"
     assert _written(target, url, pwpg, ms_target) == []
@@ -138,7 +118,7 @@ def test_every_rule_names_a_value_class_and_a_target_that_holds_it_passes() -> N
 
 
 def test_truncate_into_a_table_whose_column_is_still_sql_variant_names_both_types(
-    ms_source: Server, ms_target: Server
+    variant_source: Server, ms_target: Server
 ) -> None:
     """sql_variant = text gives the target nvarchar(max); a kept target table (existing = truncate) that still has
     sql_variant is described as such, not refused as if the target were the source."""
@@ -149,7 +129,7 @@ def test_truncate_into_a_table_whose_column_is_still_sql_variant_names_both_type
     done = cli(
         "run",
         "--source",
-        ms_source.url(sql_variant="text"),
+        variant_source.url(sql_variant="text"),
         "--target",
         ms_target.url(),
         "--tables",

@@ -4,13 +4,13 @@ report keeps them per table, and a resumed run reports the ones kept with its pl
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from tests.engines.mssql.servers import Server, standin
+from tests.engines.mssql.servers import Server
 from tests.helpers import cli
 
 DROPPED = {
@@ -47,12 +47,6 @@ def pg_source(make_database: Callable[[str], str]) -> str:
         conn.execute("INSERT INTO hosts VALUES (1, '10.0.0.1', 'a'), (2, NULL, 'b')")
         conn.execute("CREATE TABLE plain (id int PRIMARY KEY)")
     return url
-
-
-@pytest.fixture
-def ms_target() -> Iterator[Server]:
-    with standin() as server:
-        yield server
 
 
 def test_plan_lists_the_schema_changes_per_table(pg_source: str, ms_target: Server) -> None:

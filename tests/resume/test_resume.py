@@ -18,7 +18,7 @@ from ray_replicator.copy import CopyItem, copy_range_local
 from ray_replicator.engines.base import KeyRange, UsageError, WriteOptions
 from ray_replicator.engines.postgres import PostgresSource
 from ray_replicator.ledger import decode_range, decode_value, encode_range, encode_value
-from tests.helpers import pg_table_digest
+from tests.helpers import pg_table_digest, run_settings
 
 SETUP = [
     "CREATE TABLE t_int (id int PRIMARY KEY, v text, n numeric(12,3), ts timestamptz)",
@@ -78,7 +78,7 @@ def source_and_target(make_database: Callable[[str], str]) -> tuple[str, str]:
 
 
 def settings_for(source: str, target: str, **extra: Any) -> dict[str, Any]:
-    return {"source": {"url": source}, "target": {"url": target}, "rows_per_range": 1000, "report_path": None, **extra}
+    return run_settings(source, target, rows_per_range=1000) | extra
 
 
 def break_table(target: str, run_id: str, table: str) -> dict[str, Any]:

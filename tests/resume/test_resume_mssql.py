@@ -5,7 +5,7 @@ exact."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -13,7 +13,9 @@ import pytest
 
 from ray_replicator import replicate
 from ray_replicator.engines.base import UsageError
-from tests.engines.mssql.servers import Server, standin
+from tests.engines.mssql.servers import Server
+from tests.helpers import pg_execute
+from tests.resume.test_resume import settings_for
 
 SETUP = [
     "CREATE TABLE t_int (id int PRIMARY KEY, v text, n numeric(12,3), d date)",
@@ -33,21 +35,7 @@ QUERIES = {
 
 @pytest.fixture
 def pg_source(make_database: Callable[[str], str]) -> str:
-    url = make_database("resume_ms_src")
-    with psycopg.connect(url, autocommit=True) as conn:
-        for sql in SETUP:
-            conn.execute(sql)
-    return url
-
-
-@pytest.fixture
-def ms_target() -> Iterator[Server]:
-    with standin() as server:
-        yield server
-
-
-def settings_for(source: str, target: str, **extra: Any) -> dict[str, Any]:
-    return {"source": {"url": source}, "target": {"url": target}, "rows_per_range": 1000, "report_path": None, **extra}
+    return pg_execute(make_database("resume_ms_src"), *SETUP)
 
 
 def pg_rows(url: str, table: str) -> list[tuple[Any, ...]]:

@@ -352,6 +352,35 @@ def assert_typed_table_read(cur: Any) -> None:
         assert_row_equal(TYPED_COLUMNS, tuple(got), want)
 
 
+def client_cursor(client: str, srv: Any) -> Any:
+    """An autocommit DB-API cursor of `client` ("pymssql", "pytds" or "mssql_python") on the stand-in at
+    srv.host:srv.port, database standin, as USER."""
+    if client == "pymssql":
+        import pymssql
+
+        conn = pymssql.connect(
+            server=srv.host, port=srv.port, user=USER, password=PASSWORD, database="standin", autocommit=True
+        )
+    elif client == "pytds":
+        import pytds
+
+        conn = pytds.connect(srv.host, "standin", USER, PASSWORD, port=srv.port, autocommit=True)
+    else:
+        import mssql_python
+
+        conn = mssql_python.connect(
+            f"Server=tcp:{srv.host},{srv.port};Database=standin;UID={USER};PWD={PASSWORD};Encrypt=no", autocommit=True
+        )
+    return conn.cursor()
+
+
+def client_rows(client: str, srv: Any, sql: str) -> list[tuple[Any, ...]]:
+    """The rows of `sql` as `client` reads them (client_cursor), each as a tuple."""
+    cur = client_cursor(client, srv)
+    cur.execute(sql)
+    return [tuple(r) for r in cur.fetchall()]
+
+
 def assert_rollback_and_commit_reach_engine(conn: Any, engine: StubEngine) -> None:
     """A client connection with autocommit off: its rollback() and commit() arrive as transaction-manager calls."""
     cur = conn.cursor()

@@ -10,16 +10,12 @@ CAST to text give WKT (no Z/M values). Not implemented: the other instance metho
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
-import mssql_python
-import pymssql
-import pytds
 import pytest
 
 from mssql_standin import ProcessServer, clrtypes, serve_process, wire
 from mssql_standin.results import ColumnSpec
-from tests.standin.conftest import PASSWORD, USER
+from tests.standin.conftest import PASSWORD, USER, client_rows
 
 INIT = """
 create table dbo.g (id int not null primary key, geo geography null, geom geometry null, h hierarchyid null,
@@ -82,40 +78,29 @@ def test_udt_info_in_colmetadata() -> None:
 
 @pytest.mark.parametrize("client", ["pytds", "pymssql", "mssql_python"])
 def test_clients_read_the_serialization(srv: ProcessServer, client: str) -> None:
-    conn: Any
-    if client == "pytds":
-        conn = pytds.connect(srv.host, "standin", USER, PASSWORD, port=srv.port, autocommit=True)
-    elif client == "pymssql":
-        conn = pymssql.connect(
-            server=srv.host, port=srv.port, user=USER, password=PASSWORD, database="standin", autocommit=True
-        )
-    else:
-        conn = mssql_python.connect(
-            f"Server=tcp:{srv.host},{srv.port};Database=standin;UID={USER};PWD={PASSWORD};Encrypt=no",
-            autocommit=True,
-        )
-    cur = conn.cursor()
-    cur.execute("select id, geo, geom, h, x from g order by id")
-    assert [tuple(r) for r in cur.fetchall()] == EXPECTED
+    assert client_rows(client, srv, "select id, geo, geom, h, x from g order by id") == EXPECTED
 
 
 def test_catalog_describes_the_assembly_types(srv: ProcessServer) -> None:
-    cur = pytds.connect(srv.host, "standin", USER, PASSWORD, port=srv.port, autocommit=True).cursor()
-    cur.execute(
+    types = client_rows(
+        "pytds",
+        srv,
         "select name, system_type_id, user_type_id, schema_id, max_length, is_user_defined, is_assembly_type "
-        "from sys.types where system_type_id = 240 order by user_type_id"
+        "from sys.types where system_type_id = 240 order by user_type_id",
     )
-    assert cur.fetchall() == [
+    assert types == [
         ("hierarchyid", 240, 128, 4, 892, True, True),
         ("geometry", 240, 129, 4, -1, True, True),
         ("geography", 240, 130, 4, -1, True, True),
     ]
-    cur.execute(
+    columns = client_rows(
+        "pytds",
+        srv,
         "select c.name, c.system_type_id, c.user_type_id, c.max_length, type_name(c.user_type_id) "
         "from sys.columns c where c.object_id = object_id('dbo.g') and c.system_type_id in (240, 241) "
-        "order by c.column_id"
+        "order by c.column_id",
     )
-    assert cur.fetchall() == [
+    assert columns == [
         ("geo", 240, 130, -1, "geography"),
         ("geom", 240, 129, -1, "geometry"),
         ("h", 240, 128, 892, "hierarchyid"),
@@ -124,14 +109,13 @@ def test_catalog_describes_the_assembly_types(srv: ProcessServer) -> None:
 
 
 def test_hierarchyid_text_and_binary_casts(srv: ProcessServer) -> None:
-    cur = pymssql.connect(
-        server=srv.host, port=srv.port, user=USER, password=PASSWORD, database="standin", autocommit=True
-    ).cursor()
-    cur.execute(
+    casts = client_rows(
+        "pymssql",
+        srv,
         "select id, h.ToString(), g.h.ToString(), CAST(h AS nvarchar(100)), CONVERT(varchar(20), h), "
-        "CAST(geo AS varbinary(max)), DATALENGTH(h) from g order by id"
+        "CAST(geo AS varbinary(max)), DATALENGTH(h) from g order by id",
     )
-    assert cur.fetchall() == [
+    assert casts == [
         (1, "/1/", "/1/", "/1/", "/1/", POINT, 1),
         (2, "/1/-2.18/", "/1/-2.18/", "/1/-2.18/", "/1/-2.18/", POINT, 4),
         (3, "/2/", "/2/", "/2/", "/2/", POINT, 1),
@@ -140,9 +124,8 @@ def test_hierarchyid_text_and_binary_casts(srv: ProcessServer) -> None:
 
 
 def test_spatial_text(srv: ProcessServer) -> None:
-    cur = pytds.connect(srv.host, "standin", USER, PASSWORD, port=srv.port, autocommit=True).cursor()
-    cur.execute("select id, geo.STAsText(), geom.ToString(), CAST(geom AS nvarchar(200)) from g order by id")
-    assert cur.fetchall() == [
+    sql = "select id, geo.STAsText(), geom.ToString(), CAST(geom AS nvarchar(200)) from g order by id"
+    assert client_rows("pytds", srv, sql) == [
         (1, "POINT (-122.349 47.651)", "POINT (1.5 -2)", "POINT (1.5 -2)"),
         (2, "POINT (-122.349 47.651)", "LINESTRING (1 2, 3 4)", "LINESTRING (1 2, 3 4)"),
         (3, "POINT (-122.349 47.651)", "POLYGON ((0 0, 1 0, 1 1, 0 0))", "POLYGON ((0 0, 1 0, 1 1, 0 0))"),

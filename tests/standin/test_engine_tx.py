@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mssql_standin import variant
-from mssql_standin.engine import Engine
+from mssql_standin.engine import Engine, EngineSession
 from mssql_standin.results import Done, EnvChange, Info
 from mssql_standin.types import make_type
 
@@ -24,8 +24,13 @@ def e() -> Engine:
     return eng
 
 
-def test_begin_commit_rollback_with_trancount(e: Engine) -> None:
-    s = e.session()
+@pytest.fixture
+def s(e: Engine) -> EngineSession:
+    """A session on `e` (a test that needs a second one opens it from `e`)."""
+    return e.session()
+
+
+def test_begin_commit_rollback_with_trancount(s: EngineSession) -> None:
     out = list(s.execute("BEGIN TRAN"))
     assert isinstance(out[0], EnvChange) and out[0].kind == "begin_tran" and len(out[0].new_value) == 8
     run(s, "BEGIN TRANSACTION")
@@ -40,8 +45,7 @@ def test_begin_commit_rollback_with_trancount(e: Engine) -> None:
     assert rows(s, "SELECT id, name FROM t") == [(15, "b")]  # 10 was used by the rolled-back insert
 
 
-def test_commit_or_rollback_without_begin(e: Engine) -> None:
-    s = e.session()
+def test_commit_or_rollback_without_begin(s: EngineSession) -> None:
     x = err(s, "COMMIT")
     assert (x.number, x.message) == (
         3902,
@@ -50,8 +54,7 @@ def test_commit_or_rollback_without_begin(e: Engine) -> None:
     assert err(s, "ROLLBACK TRANSACTION").number == 3903
 
 
-def test_tm_requests(e: Engine) -> None:
-    s = e.session()
+def test_tm_requests(e: Engine, s: EngineSession) -> None:
     d = s.begin()
     assert len(d) == 8 and s.trancount == 1
     run(s, "INSERT INTO t (name) VALUES (N'x')")
@@ -71,8 +74,7 @@ def test_isolation_between_sessions(e: Engine) -> None:
     assert rows(b, "SELECT COUNT(*) FROM t") == [(1,)]
 
 
-def test_errors_detected_first_keep_the_transaction(e: Engine) -> None:
-    s = e.session()
+def test_errors_detected_first_keep_the_transaction(s: EngineSession) -> None:
     run(s, "BEGIN TRAN; INSERT INTO t (name) VALUES (N'a')")
     assert err(s, "SELECT nope FROM t").number == 207
     assert err(s, "SELECT * FROM nope").number == 208
@@ -83,8 +85,7 @@ def test_errors_detected_first_keep_the_transaction(e: Engine) -> None:
     assert rows(s, "SELECT COUNT(*) FROM t") == [(1,)]
 
 
-def test_ddl_rolls_back(e: Engine) -> None:
-    s = e.session()
+def test_ddl_rolls_back(e: Engine, s: EngineSession) -> None:
     run(s, "BEGIN TRAN; CREATE TABLE u (a int); INSERT INTO u VALUES (1)")
     assert rows(s, "SELECT COUNT(*) FROM sys.tables WHERE name = 'u'") == [(1,)]
     assert rows(e.session(), "SELECT COUNT(*) FROM sys.tables WHERE name = 'u'") == [(0,)]
@@ -94,8 +95,7 @@ def test_ddl_rolls_back(e: Engine) -> None:
     assert err(e.session(), "SELECT * FROM t").number == 208
 
 
-def test_error_messages(e: Engine) -> None:
-    s = e.session()
+def test_error_messages(s: EngineSession) -> None:
     x = err(s, "INSERT INTO t (name) VALUES (NULL)")
     assert x.message == (
         "Cannot insert the value NULL into column 'name', table 'testdb.dbo.t'; column does not "
@@ -121,8 +121,7 @@ def test_error_messages(e: Engine) -> None:
     assert err(s, "SELEC 1").number == 102
 
 
-def test_unique_constraint_and_composite_keys(e: Engine) -> None:
-    s = e.session()
+def test_unique_constraint_and_composite_keys(s: EngineSession) -> None:
     run(
         s,
         "CREATE TABLE c (a int NOT NULL, b nvarchar(5) NOT NULL, u varchar(5) NULL, CONSTRAINT PK_c PRIMARY "
@@ -141,8 +140,7 @@ def test_unique_constraint_and_composite_keys(e: Engine) -> None:
     assert x.number == 2627
 
 
-def test_identity_functions_and_reseed(e: Engine) -> None:
-    s = e.session()
+def test_identity_functions_and_reseed(s: EngineSession) -> None:
     assert rows(s, "SELECT IDENT_CURRENT('dbo.t'), SCOPE_IDENTITY()") == [(10, None)]
     run(s, "INSERT INTO t (name) VALUES (N'a'), (N'b')")
     assert rows(s, "SELECT IDENT_CURRENT('t'), SCOPE_IDENTITY(), @@IDENTITY") == [(15, 15, 15)]
@@ -163,16 +161,14 @@ def test_identity_functions_and_reseed(e: Engine) -> None:
     assert rows(s, "SELECT id FROM t") == [(5,)]
 
 
-def test_use_database(e: Engine) -> None:
-    s = e.session()
+def test_use_database(s: EngineSession) -> None:
     out = list(s.execute("USE [testdb]"))
     assert out[0] == EnvChange("database", "testdb", "testdb")
     assert Info(5701, "Changed database context to 'testdb'.", 2, 0) in out
     assert err(s, "USE [nope]").number == 911
 
 
-def test_defaults(e: Engine) -> None:
-    s = e.session()
+def test_defaults(s: EngineSession) -> None:
     run(
         s,
         "CREATE TABLE d (id int, a nvarchar(5) DEFAULT N'x', b int DEFAULT ((0)), c datetime DEFAULT "
@@ -188,8 +184,7 @@ def test_defaults(e: Engine) -> None:
     assert len({r[4] for r in got}) == 4
 
 
-def test_check_constraints_are_enforced(e: Engine) -> None:
-    s = e.session()
+def test_check_constraints_are_enforced(s: EngineSession) -> None:
     run(s, "CREATE TABLE ck (a int CONSTRAINT CK_a CHECK (a > 0), b nvarchar(5), CHECK (LEN(b) > 1))")
     run(s, "INSERT INTO ck VALUES (1, N'ab')")
     assert err(s, "INSERT INTO ck VALUES (0, N'ab')").number == 547

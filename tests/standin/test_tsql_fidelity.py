@@ -6,6 +6,7 @@ range."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
@@ -16,7 +17,7 @@ import pytds
 import pytest
 
 from mssql_standin import ProcessServer, serve_process
-from tests.standin.conftest import PASSWORD, USER
+from tests.standin.conftest import PASSWORD, USER, client_cursor
 
 INIT_SQL = """
 create table dbo.items (id int identity(1,1) primary key, name varchar(20) not null, qty int not null,
@@ -36,29 +37,16 @@ def server() -> Iterator[ProcessServer]:
         yield srv
 
 
-def pymssql_cursor(srv: ProcessServer) -> Any:
-    conn = pymssql.connect(
-        server=srv.host, port=srv.port, user=USER, password=PASSWORD, database="standin", autocommit=True
-    )
-    return conn.cursor()
-
-
-def pytds_cursor(srv: ProcessServer) -> Any:
-    return pytds.connect(srv.host, "standin", USER, PASSWORD, port=srv.port, autocommit=True).cursor()
-
-
-def mssql_python_cursor(srv: ProcessServer) -> Any:
-    conn = mssql_python.connect(
-        f"Server=tcp:{srv.host},{srv.port};Database=standin;UID={USER};PWD={PASSWORD};Encrypt=no", autocommit=True
-    )
-    return conn.cursor()
-
-
 CLIENTS: dict[str, Callable[[ProcessServer], Any]] = {
-    "pymssql": pymssql_cursor,
-    "pytds": pytds_cursor,
-    "mssql_python": mssql_python_cursor,
+    name: functools.partial(client_cursor, name) for name in ("pymssql", "pytds", "mssql_python")
 }
+"""The clients these tests run through: each one's cursor on a stand-in (client_cursor), by name."""
+
+
+@pytest.fixture
+def cur(server: ProcessServer, client: str) -> Any:
+    """A cursor of the client a test is parametrized with, on the module's stand-in."""
+    return client_cursor(client, server)
 
 
 def one_row(cur: Any, sql: str) -> tuple[Any, ...]:
@@ -66,6 +54,12 @@ def one_row(cur: Any, sql: str) -> tuple[Any, ...]:
     rows = cur.fetchall()
     assert len(rows) == 1
     return tuple(rows[0])
+
+
+def row_count(cur: Any, sql: str) -> int:
+    """Run `sql`; the number of rows it says it changed (the DONE count, as the client reports it)."""
+    cur.execute(sql)
+    return int(cur.rowcount)
 
 
 def refused(cur: Any, client: str, sql: str, number: int, text: str) -> None:
@@ -87,10 +81,9 @@ def refused(cur: Any, client: str, sql: str, number: int, text: str) -> None:
 
 
 @pytest.mark.parametrize("client", CLIENTS)
-def test_replicate_of_a_max_string_casts_to_its_bytes(server: ProcessServer, client: str) -> None:
+def test_replicate_of_a_max_string_casts_to_its_bytes(cur: Any, client: str) -> None:
     """CAST(REPLICATE(CAST('…' AS VARCHAR(MAX)), n) AS VARBINARY(MAX)): the string's code-page bytes, all of them
     (a (max) argument is not cut at 8000 bytes); nvarchar gives its UTF-16LE bytes."""
-    cur = CLIENTS[client](server)
     row = one_row(
         cur,
         "SELECT CAST(REPLICATE(CAST('abc€' AS VARCHAR(MAX)), 3000) AS VARBINARY(MAX)), "
@@ -103,11 +96,10 @@ def test_replicate_of_a_max_string_casts_to_its_bytes(server: ProcessServer, cli
 
 
 @pytest.mark.parametrize("client", CLIENTS)
-def test_len_and_datalength_of_replicate(server: ProcessServer, client: str) -> None:
+def test_len_and_datalength_of_replicate(cur: Any, client: str) -> None:
     """LEN drops trailing spaces and counts UTF-16 units; DATALENGTH counts bytes (2 per nvarchar unit);
     REPLICATE of a type that is not (max) stops at 8000 bytes; a negative count is NULL; (max) lengths are
     bigint, others int."""
-    cur = CLIENTS[client](server)
     row = one_row(
         cur,
         "SELECT LEN(REPLICATE('a ', 3)), DATALENGTH(REPLICATE(N'ab ', 3)), DATALENGTH(REPLICATE('x', 9000)), "
@@ -127,10 +119,9 @@ def test_len_and_datalength_of_replicate(server: ProcessServer, client: str) -> 
 
 
 @pytest.mark.parametrize("client", CLIENTS)
-def test_strings_and_binary_convert_as_sql_server_stores_them(server: ProcessServer, client: str) -> None:
+def test_strings_and_binary_convert_as_sql_server_stores_them(cur: Any, client: str) -> None:
     """nvarchar <-> varbinary is UTF-16LE, varchar <-> varbinary code page 1252; binary(n) pads with zeros,
     varbinary(n) cuts; a CAST without a length is 30."""
-    cur = CLIENTS[client](server)
     row = one_row(
         cur,
         "SELECT CAST(N'aé😀' AS varbinary(20)), CAST('aé€' AS varbinary(20)), "
@@ -160,9 +151,8 @@ def test_strings_and_binary_convert_as_sql_server_stores_them(server: ProcessSer
 
 
 @pytest.mark.parametrize("client", CLIENTS)
-def test_convert_styles_1_and_2_write_binary_as_hex(server: ProcessServer, client: str) -> None:
+def test_convert_styles_1_and_2_write_binary_as_hex(cur: Any) -> None:
     """CONVERT(varchar, binary, 1) is '0x…', style 2 the digits alone; and back from text to binary."""
-    cur = CLIENTS[client](server)
     row = one_row(
         cur,
         "SELECT CONVERT(varchar(64), HASHBYTES('SHA2_256', 'abc'), 2), CONVERT(varchar(10), 0x4142FF, 1), "
@@ -173,10 +163,9 @@ def test_convert_styles_1_and_2_write_binary_as_hex(server: ProcessServer, clien
 
 
 @pytest.mark.parametrize("client", CLIENTS)
-def test_integers_and_binary_convert_by_their_bytes(server: ProcessServer, client: str) -> None:
+def test_integers_and_binary_convert_by_their_bytes(cur: Any, client: str) -> None:
     """An integer becomes its big-endian bytes, padded or cut on the left; binary becomes an integer from its
     rightmost bytes, as two's complement."""
-    cur = CLIENTS[client](server)
     row = one_row(
         cur,
         "SELECT CAST(1 AS varbinary(4)), CAST(-1 AS binary(4)), CAST(256 AS binary(1)), CAST(1 AS binary(6)), "
@@ -203,10 +192,9 @@ def fresh_items(cur: Any) -> None:
 
 
 @pytest.mark.parametrize("client", CLIENTS)
-def test_output_returns_the_changed_rows(server: ProcessServer, client: str) -> None:
+def test_output_returns_the_changed_rows(cur: Any, client: str) -> None:
     """INSERT … OUTPUT inserted.* (identity and default included), UPDATE … OUTPUT deleted.x, inserted.x,
     DELETE … OUTPUT deleted.*: the rows come back as a result set, the row count is the statement's."""
-    cur = CLIENTS[client](server)
     fresh_items(cur)
     cur.execute("SELECT MAX(id) FROM items")
     top = cur.fetchall()[0][0]
@@ -229,13 +217,11 @@ def test_output_returns_the_changed_rows(server: ProcessServer, client: str) -> 
     cur.execute("DELETE FROM items OUTPUT deleted.* WHERE name = 'c'")
     rows = [tuple(r) for r in cur.fetchall()]
     assert len(rows) == 1 and rows[0][1:] == ("c", 3, None, "new")
-    cur.execute("SELECT COUNT(*) FROM items WHERE name = 'c'")
-    assert cur.fetchall()[0][0] == 0
+    assert one_row(cur, "SELECT COUNT(*) FROM items WHERE name = 'c'") == (0,)
 
 
 @pytest.mark.parametrize("client", CLIENTS)
-def test_output_into_a_table(server: ProcessServer, client: str) -> None:
-    cur = CLIENTS[client](server)
+def test_output_into_a_table(cur: Any, client: str) -> None:
     fresh_items(cur)
     cur.execute(
         "UPDATE items SET qty = qty + 100 OUTPUT inserted.id, deleted.qty, inserted.qty, 'raised' "
@@ -252,29 +238,20 @@ def test_output_into_a_table(server: ProcessServer, client: str) -> None:
         'The multi-part identifier "deleted.name" could not be bound.',
     )  # fmt: skip
     refused(cur, client, "UPDATE items SET qty = 1 OUTPUT inserted.nope", 207, "Invalid column name 'nope'.")
-    cur.execute("SELECT COUNT(*) FROM items WHERE name = 'x' OR qty = 1")
-    assert cur.fetchall()[0][0] == 0
+    assert one_row(cur, "SELECT COUNT(*) FROM items WHERE name = 'x' OR qty = 1") == (0,)
 
 
 @pytest.mark.parametrize("client", CLIENTS)
-def test_update_and_delete_top(server: ProcessServer, client: str) -> None:
+def test_update_and_delete_top(cur: Any, client: str) -> None:
     """UPDATE TOP (n) / DELETE TOP (n) [PERCENT] change n rows and say so in the DONE count and @@ROWCOUNT."""
-    cur = CLIENTS[client](server)
     fresh_items(cur)
-    cur.execute("UPDATE TOP (2) items SET qty = qty + 1000")
-    assert cur.rowcount == 2
-    cur.execute("SELECT COUNT(*) FROM items WHERE qty > 1000")
-    assert cur.fetchall()[0][0] == 2
-    cur.execute("DECLARE @n int = 1; DELETE TOP (@n) FROM items WHERE qty > 1000")
-    assert cur.rowcount == 1
-    cur.execute("SELECT @@ROWCOUNT")
-    assert cur.fetchall()[0][0] == 1
-    cur.execute("DELETE TOP (50) PERCENT items")  # 2 rows left: half of them, rounded up
-    assert cur.rowcount == 1
-    cur.execute("SELECT COUNT(*) FROM items")
-    assert cur.fetchall()[0][0] == 1
-    cur.execute("UPDATE TOP (0) items SET qty = 0")
-    assert cur.rowcount == 0
+    assert row_count(cur, "UPDATE TOP (2) items SET qty = qty + 1000") == 2
+    assert one_row(cur, "SELECT COUNT(*) FROM items WHERE qty > 1000") == (2,)
+    assert row_count(cur, "DECLARE @n int = 1; DELETE TOP (@n) FROM items WHERE qty > 1000") == 1
+    assert one_row(cur, "SELECT @@ROWCOUNT") == (1,)
+    assert row_count(cur, "DELETE TOP (50) PERCENT items") == 1  # 2 rows left: half of them, rounded up
+    assert one_row(cur, "SELECT COUNT(*) FROM items") == (1,)
+    assert row_count(cur, "UPDATE TOP (0) items SET qty = 0") == 0
     refused(
         cur, client, "UPDATE TOP (-1) items SET qty = 0", 127, "A TOP N or FETCH rowcount value may not be negative."
     )
@@ -283,8 +260,7 @@ def test_update_and_delete_top(server: ProcessServer, client: str) -> None:
         cur, client, "DECLARE @n int; UPDATE TOP (@n) items SET qty = 0", 1014,
         "A TOP or FETCH clause contains an invalid value.",
     )  # fmt: skip
-    cur.execute("SELECT COUNT(*) FROM items WHERE qty = 0")
-    assert cur.fetchall()[0][0] == 0
+    assert one_row(cur, "SELECT COUNT(*) FROM items WHERE qty = 0") == (0,)
 
 
 # --------------------------------------------------------------------------------------- 6: expression types
@@ -293,7 +269,7 @@ def test_update_and_delete_top(server: ProcessServer, client: str) -> None:
 def test_aggregate_and_expression_types_through_pytds(server: ProcessServer) -> None:
     """SUM of int is int, of bigint bigint, of decimal(p,s) decimal(38,s); AVG of int int, of decimal
     decimal(38, max(s,6)); COUNT int, COUNT_BIG bigint; CASE/COALESCE/ISNULL and arithmetic by precedence."""
-    cur = pytds_cursor(server)
+    cur = client_cursor("pytds", server)
     fresh_items(cur)
     cur.execute(
         "SELECT SUM(CASE WHEN qty > 1 THEN 1 ELSE 0 END), SUM(CAST(qty AS bigint)), SUM(price), AVG(qty), "
@@ -333,10 +309,9 @@ def test_aggregate_and_expression_types_through_pytds(server: ProcessServer) -> 
 
 
 @pytest.mark.parametrize("client", CLIENTS)
-def test_strings_in_arithmetic_become_numbers(server: ProcessServer, client: str) -> None:
+def test_strings_in_arithmetic_become_numbers(cur: Any, client: str) -> None:
     """Every number outranks every string: '1' + 1 is 2; SUM/AVG refuse strings and bit (8117); ABS/ROUND keep
     their argument's type, FLOOR/CEILING/SIGN drop a decimal's scale."""
-    cur = CLIENTS[client](server)
     fresh_items(cur)
     row = one_row(
         cur,
@@ -360,9 +335,8 @@ def test_strings_in_arithmetic_become_numbers(server: ProcessServer, client: str
 
 
 @pytest.mark.parametrize("client", ["pytds", "mssql_python"])
-def test_window_aggregates_keep_their_types(server: ProcessServer, client: str) -> None:
+def test_window_aggregates_keep_their_types(cur: Any, client: str) -> None:
     """SUM/AVG/COUNT OVER (...) are typed as the plain aggregates (AVG of int truncates, over the window)."""
-    cur = CLIENTS[client](server)
     fresh_items(cur)
     cur.execute(
         "SELECT name, SUM(qty) OVER (), AVG(qty) OVER (ORDER BY qty ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW), "
@@ -383,9 +357,8 @@ def test_window_aggregates_keep_their_types(server: ProcessServer, client: str) 
 
 
 @pytest.mark.parametrize("client", ["pytds", "mssql_python"])
-def test_set_operations_widen_their_columns(server: ProcessServer, client: str) -> None:
+def test_set_operations_widen_their_columns(cur: Any, client: str) -> None:
     """Each UNION column takes the type of highest precedence of its branches, lengths and scales widened."""
-    cur = CLIENTS[client](server)
     cur.execute(
         "SELECT 1 AS a, CAST('ab' AS varchar(2)) AS b UNION ALL SELECT CAST(2.5 AS decimal(6,3)), N'cdefg' ORDER BY a"
     )
@@ -399,8 +372,7 @@ def test_set_operations_widen_their_columns(server: ProcessServer, client: str) 
 
 
 @pytest.mark.parametrize("client", ["pymssql", "mssql_python"])
-def test_sum_of_case_is_int_for_other_clients(server: ProcessServer, client: str) -> None:
-    cur = CLIENTS[client](server)
+def test_sum_of_case_is_int_for_other_clients(cur: Any, client: str) -> None:
     fresh_items(cur)
     row = one_row(
         cur,
@@ -422,11 +394,10 @@ def test_sum_of_case_is_int_for_other_clients(server: ProcessServer, client: str
 
 
 @pytest.mark.parametrize("client", CLIENTS)
-def test_datetimeoffset_range_is_its_utc_instants(server: ProcessServer, client: str) -> None:
+def test_datetimeoffset_range_is_its_utc_instants(cur: Any, client: str) -> None:
     """A datetimeoffset's range is 0001-01-01 .. 9999-12-31 23:59:59.9999999 in UTC (MS-BCP 2.1.9): a local
     time whose UTC instant falls outside is refused at both ends (242), and DATEADD past them is 517; values
     just inside read back in every client."""
-    cur = CLIENTS[client](server)
     for text in ("0001-01-01 00:00 +01:00", "9999-12-31 23:59 -01:00", "0001-01-01 13:59 +14:00"):
         refused(
             cur, client, f"SELECT CAST('{text}' AS datetimeoffset)", 242,

@@ -16,16 +16,14 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
-import mssql_python
 import pyarrow as pa
-import pymssql
 import pytds
 import pytest
 
 from mssql_standin import ProcessServer, serve_process, wire
 from mssql_standin.engine import Engine
 from mssql_standin.results import BulkLoadRequest, ColumnSpec, ResultSet, SqlServerError
-from tests.standin.conftest import PASSWORD, USER
+from tests.standin.conftest import PASSWORD, USER, client_cursor
 
 INIT = """
 create table dbo.v (id int not null primary key, v sql_variant null);
@@ -67,18 +65,8 @@ def srv() -> Iterator[ProcessServer]:
         yield s
 
 
-def _pytds(srv: ProcessServer) -> Any:
-    return pytds.connect(srv.host, "standin", USER, PASSWORD, port=srv.port, autocommit=True)
-
-
-def _mssql_python(srv: ProcessServer) -> Any:
-    return mssql_python.connect(
-        f"Server=tcp:{srv.host},{srv.port};Database=standin;UID={USER};PWD={PASSWORD};Encrypt=no", autocommit=True
-    )
-
-
 def test_python_tds_reads_every_base_type(srv: ProcessServer) -> None:
-    cur = _pytds(srv).cursor()
+    cur = client_cursor("pytds", srv)
     cur.execute("select id, v from v order by id")
     got = dict(cur.fetchall())
     assert {k: v for k, v in got.items() if k != 15} == EXPECTED
@@ -86,7 +74,7 @@ def test_python_tds_reads_every_base_type(srv: ProcessServer) -> None:
 
 
 def test_mssql_python_reads_every_base_type(srv: ProcessServer) -> None:
-    cur = _mssql_python(srv).cursor()
+    cur = client_cursor("mssql_python", srv)
     cur.execute("select id, v from v where id <> 15 order by id")
     got = {r[0]: r[1] for r in cur.fetchall()}
     assert got == EXPECTED
@@ -95,9 +83,7 @@ def test_mssql_python_reads_every_base_type(srv: ProcessServer) -> None:
 
 
 def test_pymssql_gets_the_base_type_value_bytes(srv: ProcessServer) -> None:
-    cur = pymssql.connect(
-        server=srv.host, port=srv.port, user=USER, password=PASSWORD, database="standin", autocommit=True
-    ).cursor()
+    cur = client_cursor("pymssql", srv)
     cur.execute("select id, v from v where id in (1, 2, 3, 7, 8, 17, 18) order by id")
     assert cur.fetchall() == [
         (1, struct.pack("<i", 5)),
@@ -139,7 +125,7 @@ DOCUMENTED = {
 
 
 def test_sql_variant_property_answers_as_documented(srv: ProcessServer) -> None:
-    cur = _pytds(srv).cursor()
+    cur = client_cursor("pytds", srv)
     cur.execute(PROPERTIES + " FROM v ORDER BY id")
     assert {r[0]: tuple(r[1:]) for r in cur.fetchall()} == DOCUMENTED
     cur.execute("SELECT SQL_VARIANT_PROPERTY(v, 'TotalBytes'), SQL_VARIANT_PROPERTY(v, 'Nonsense') FROM v WHERE id = 1")
@@ -154,7 +140,7 @@ def test_sql_variant_property_answers_as_documented(srv: ProcessServer) -> None:
 def test_sql_variant_property_read_by_mssql_python(srv: ProcessServer) -> None:
     """One row at a time: in one fetchall, mssql-python 1.16 cuts a variant string that follows a shorter one
     ('int' then 'nvarchar' reads 'ar') — its buffer reuse, whatever the server."""
-    cur = _mssql_python(srv).cursor()
+    cur = client_cursor("mssql_python", srv)
     for key, want in DOCUMENTED.items():
         cur.execute(PROPERTIES + f" FROM v WHERE id = {key}")
         assert tuple(cur.fetchall()[0]) == (key, *want)
@@ -235,7 +221,7 @@ def test_bulk_load_rows_keep_their_base_types() -> None:
 def test_cast_to_text_converts_the_base_value(srv: ProcessServer) -> None:
     """CAST(v AS nvarchar) converts the base value with its type's style 0 (how a copy with sql_variant=text
     reads it)."""
-    cur = _pytds(srv).cursor()
+    cur = client_cursor("pytds", srv)
     cur.execute("select id, CAST(v AS nvarchar(max)) from v order by id")
     assert dict(cur.fetchall()) == {
         1: "5", 2: "abcλ", 3: "xyz", 4: "1.50", 5: "46279.10", 6: "2020-01-02 03:04:05.1234567", 7: None,
@@ -274,12 +260,12 @@ def test_mssql_python_bulk_copy_keeps_the_sent_types(srv: ProcessServer) -> None
     """A real bulk load (mssql-python's bulkcopy: INSERT BULK and a 0x07 stream) into sql_variant: each value
     keeps the type the client sent. pymssql's bulk_copy cannot load sql_variant at all (FreeTDS db-lib error
     20250, client side)."""
-    setup = _pytds(srv).cursor()
+    setup = client_cursor("pytds", srv)
     setup.execute("create table dbo.bulkv (id int not null primary key, v sql_variant null)")
-    cur = _mssql_python(srv).cursor()
+    cur = client_cursor("mssql_python", srv)
     sent = [(1, 5), (2, "abc"), (3, Decimal("1.50")), (4, dt.datetime(2020, 1, 2, 3, 4, 5)), (5, None)]
     cur.bulkcopy("dbo.bulkv", sent)
-    check = _pytds(srv).cursor()
+    check = client_cursor("pytds", srv)
     check.execute("select id, v, SQL_VARIANT_PROPERTY(v, 'BaseType') from bulkv order by id")
     assert check.fetchall() == [
         (1, 5, "int"),
@@ -293,7 +279,7 @@ def test_mssql_python_bulk_copy_keeps_the_sent_types(srv: ProcessServer) -> None
 def test_a_max_parameter_is_refused_as_sql_server_refuses_it(srv: ProcessServer) -> None:
     """python-tds declares a str parameter nvarchar(max), which a sql_variant cannot hold (error 206, as in SQL
     Server); an int parameter keeps its declared type."""
-    cur = _pytds(srv).cursor()
+    cur = client_cursor("pytds", srv)
     cur.execute("create table dbo.paramv (id int not null primary key, v sql_variant null)")
     cur.execute("insert into paramv (id, v) values (%s, %s)", (1, 42))
     cur.execute("select v, SQL_VARIANT_PROPERTY(v, 'BaseType') from paramv")

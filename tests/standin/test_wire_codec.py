@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from mssql_standin import wire
 from mssql_standin.results import ColumnSpec
-from tests.standin.conftest import PASSWORD, TYPED_COLUMNS, TYPED_ROWS, USER, typed_table
+from tests.standin.conftest import PASSWORD, TYPED_COLUMNS, TYPED_ROWS, USER, client_cursor, typed_table
 
 
 def decode_stream(columns: list[ColumnSpec], rows: bytes) -> list[tuple[object, ...]]:
@@ -229,27 +229,16 @@ def test_sql_variant_numbers_carry_their_base_type() -> None:
 
 
 def test_sql_variant_numbers_reach_clients_as_numbers(stub_engine, stub_server) -> None:
-    import mssql_python
-    import pymssql
-    import pytds
-
     stub_engine.add_table("var", VARIANT_NUMBERS, variant_table())
     want = [(5, 0.5), (None, 1.0), (3_000_000_000, None)]
-    conn = pytds.connect(stub_server.host, "standin", USER, PASSWORD, port=stub_server.port, autocommit=True)
-    cur = conn.cursor()
+    cur = client_cursor("pytds", stub_server)
     cur.execute("select * from var")
     assert cur.fetchall() == want
-    mp = mssql_python.connect(
-        f"Server=tcp:{stub_server.host},{stub_server.port};Database=standin;UID={USER};PWD={PASSWORD};Encrypt=no",
-        autocommit=True,
-    )
-    mcur = mp.cursor()
+    mcur = client_cursor("mssql_python", stub_server)
     mcur.execute("select * from var")
     assert [tuple(r) for r in mcur.fetchall()] == want
     # FreeTDS's db-lib hands pymssql a sql_variant's base-type bytes, as it does against SQL Server itself
-    pc = pymssql.connect(
-        server=stub_server.host, port=stub_server.port, user=USER, password=PASSWORD, database="standin"
-    ).cursor()
+    pc = client_cursor("pymssql", stub_server)
     pc.execute("select * from var")
     got = pc.fetchall()
     assert got[0][0] == struct.pack("<i", 5) and got[2][0] == struct.pack("<q", 3_000_000_000)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -17,7 +16,7 @@ from ray_replicator.engines.base import UsageError
 from ray_replicator.engines.mssql.catalog import declared
 from ray_replicator.record import SchemaChange
 from ray_replicator.typemap import apply_type_policy
-from tests.engines.mssql.servers import Server, standin
+from tests.engines.mssql.servers import Server
 from tests.helpers import assert_one_line_error, cli
 from tests.pgserver import PasswordPostgres
 
@@ -31,12 +30,6 @@ def pg_source(pwpg: PasswordPostgres, fresh_db: str) -> str:
         database=fresh_db.rsplit("/", 1)[1],
     )
     return fresh_db
-
-
-@pytest.fixture
-def ms_target() -> Iterator[Server]:
-    with standin() as server:
-        yield server
 
 
 def _user_tables(server: Server) -> list[tuple[str, str]]:

@@ -62,8 +62,7 @@ def _terminator(raw: str) -> str:
 
 def parse_bulk_insert(text: str, toks: list[Token]) -> BulkSpec:
     c = Cursor(text, toks)
-    c.expect("BULK")
-    c.expect("INSERT")
+    c.expect("BULK", "INSERT")
     table = c.qualified()
     c.expect("FROM")
     t = c.next()

@@ -53,12 +53,13 @@ class Cursor:
             return True
         return False
 
-    def expect(self, word: str) -> None:
-        if word == "(" and self.kind() == TokenType.L_PAREN or word == ")" and self.kind() == TokenType.R_PAREN:
-            self.i += 1
-            return
-        if not self.accept(word):
-            raise syntax_error(self.toks[self.i].text if self.i < len(self.toks) else word)
+    def expect(self, *words: str) -> None:
+        """Step over `words`, in order, or fail with a syntax error at the first that is not there."""
+        for word in words:
+            if word == "(" and self.kind() == TokenType.L_PAREN or word == ")" and self.kind() == TokenType.R_PAREN:
+                self.i += 1
+            elif not self.accept(word):
+                raise syntax_error(self.toks[self.i].text if self.i < len(self.toks) else word)
 
     def ident(self) -> str:
         t = self.next()
@@ -268,8 +269,7 @@ def _constraint(c: Cursor, name: str | None, column: str | None) -> ConstraintDe
         return _references(c, name, [column] if column else [])
     elif c.accept("CHECK"):
         if c.accept("NOT"):
-            c.expect("FOR")
-            c.expect("REPLICATION")
+            c.expect("FOR", "REPLICATION")
         cd = ConstraintDef("CHECK", name, [(column, False)] if column else [])
         cd.check = c.paren_raw()
         return cd
@@ -318,8 +318,7 @@ def _referential_action(c: Cursor) -> str:
 
 def parse_create_table(text: str, toks: list[Token]) -> CreateTable:
     c = Cursor(text, toks)
-    c.expect("CREATE")
-    c.expect("TABLE")
+    c.expect("CREATE", "TABLE")
     name = c.qualified()
     c.expect("(")
     cols: list[ColDef] = []
@@ -541,8 +540,7 @@ class AlterAdd:
 
 def parse_alter_table(text: str, toks: list[Token]) -> AlterAdd:
     c = Cursor(text, toks)
-    c.expect("ALTER")
-    c.expect("TABLE")
+    c.expect("ALTER", "TABLE")
     table = c.qualified()
     if c.accept("WITH") and not (c.accept("CHECK") or c.accept("NOCHECK")):
         raise syntax_error("WITH")

@@ -107,14 +107,9 @@ def synth_rows(server: Server, table: SynthTable) -> list[tuple[Any, ...]]:
 
 def small_run_settings(source: str, target: str, **extra: Any) -> dict[str, Any]:
     """replicate() settings for the small generated databases of these tests: many ranges, no report file."""
-    return {
-        "source": {"url": source},
-        "target": {"url": target},
-        "rows_per_range": 2_000,
-        "batch_rows": 1_000,
-        "report_path": None,
-        **extra,
-    }
+    from tests.helpers import run_settings  # not at the top: every stand-in's child process imports this module
+
+    return run_settings(source, target, rows_per_range=2_000, batch_rows=1_000) | extra
 
 
 def load_spec(engine: Any, spec: dict[str, Any]) -> None:
