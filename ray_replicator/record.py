@@ -26,6 +26,7 @@ SchemaChangeKind = Literal[
     "collation_not_kept",
     "identity_changed",
     "constraint_not_kept",
+    "constraint_renamed",
 ]
 """type_widened: the target type holds every source value but is not the same type (tinyint → smallint).
 type_changed: the target type keeps less than the source type declares (datetimeoffset → timestamptz keeps the
@@ -37,7 +38,8 @@ copied (unsupported_types = skip-column). computed_generated / computed_plain: a
 column / a plain column holding the source's values. default_translated / default_not_kept: a column default
 recreated in the target's dialect / not recreated. collation_kept / collation_not_kept: a column collation the
 target carries as an equivalent / cannot carry. identity_changed: identity semantics differ. constraint_not_kept:
-a check or other constraint not recreated."""
+a check or other constraint not recreated. constraint_renamed: an index or constraint name the target's schema
+would hold twice, mapped by the rule of constraint_names.py (source: '<what> <name>')."""
 
 
 @dataclass(frozen=True)

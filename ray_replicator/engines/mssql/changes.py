@@ -7,6 +7,7 @@ shows what `prepare` will do, never a second opinion of it.
 from __future__ import annotations
 
 from ray_replicator.catalog import Catalog, Column, Table
+from ray_replicator.constraint_names import FOREIGN_KEY, KEYS, constraint_renames
 from ray_replicator.engines.base import UsageError
 from ray_replicator.engines.mssql.ddl import IDENTITY_TYPES, foreign_key_not_kept, index_not_kept, keyed_columns
 from ray_replicator.engines.mssql.types import MSSQL, TargetType, base_name, target_type
@@ -37,7 +38,14 @@ def schema_changes(catalog: Catalog, source_engine: str) -> list[SchemaChange]:
         for col in table.columns:
             changes.extend(_column_changes(table, col, source_engine, col.name in keyed))
         changes.extend(_table_changes(table, source_engine, copied))
-    return changes
+    return changes + constraint_renames(
+        catalog,
+        KEYS | {FOREIGN_KEY},
+        same=str.casefold,
+        stored=str,
+        sequences=lambda schema: [],
+        why="SQL Server constraint names are unique per schema",
+    )
 
 
 def _column_changes(table: Table, col: Column, source_engine: str, keyed: bool) -> list[SchemaChange]:

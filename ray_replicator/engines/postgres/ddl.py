@@ -315,9 +315,22 @@ def _index_ddl(table: Table, ix: Index, same: bool) -> str | None:
 
 
 async def _create_indexes(c: Any, table: Table, same: bool) -> None:
+    """Each index not there yet (a retried finalize); a name another relation holds is refused, never skipped
+    (constraint_names maps the names two source tables share before the run)."""
     for ix in table.indexes:
-        if await c.fetchval("SELECT to_regclass($1) IS NOT NULL", qualified(table.schema, ix.name)):
+        found = await c.fetchrow(
+            "SELECT i.indrelid = $2::regclass AS ours FROM (SELECT to_regclass($1) AS oid) r "
+            "LEFT JOIN pg_index i ON i.indexrelid = r.oid WHERE r.oid IS NOT NULL",
+            qualified(table.schema, ix.name),
+            qualified(table.schema, table.name),
+        )
+        if found is not None and found["ours"]:
             continue
+        if found is not None:
+            raise UsageError(
+                f"{table.qualified}: index {ix.name} cannot be created: schema {table.schema} of the target has "
+                "another table, index or sequence of that name; drop it, or run with --existing drop"
+            )
         ddl = _index_ddl(table, ix, same)
         if ddl is not None:
             await c.execute(ddl)

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from ray_replicator.catalog import Catalog, Column, Table
+from ray_replicator.constraint_names import INDEX, KEYS, constraint_renames
 from ray_replicator.engines.base import UsageError, WriteOptions
 from ray_replicator.engines.postgres.expressions import Translation, translate_computed, translate_default
-from ray_replicator.engines.postgres.names import check_unique, pg_name
+from ray_replicator.engines.postgres.names import check_unique, is_mapped, pg_name
 from ray_replicator.engines.postgres.sql import qualified, quote_ident
 from ray_replicator.engines.postgres.types import POSTGRES, postgres_type
 from ray_replicator.record import SchemaChange, SchemaChangeKind
@@ -175,18 +177,44 @@ def design_catalog(
     catalog: Catalog, source_engine: str, options: WriteOptions, found: list[Probe]
 ) -> list[TableDesign]:
     """Every table's design and its record; found: run_probes' answers."""
+    renames = index_renames(catalog)
     if source_engine == POSTGRES:
-        return [_pass_through(t) for t in catalog.tables]
-    check_unique("schema", sorted({t.schema for t in catalog.tables}))
-    for schema in sorted({t.schema for t in catalog.tables}):
-        in_schema = [t for t in catalog.tables if t.schema == schema]
-        check_unique(f"in schema {schema!r} table or index", [t.name for t in in_schema])
-    refused = {(p.table.schema, p.table.name): p for p in found}
-    designs = []
-    for table in catalog.tables:
-        probe = refused.get((table.schema, table.name), Probe(table))
-        designs.append(_design_table(table, source_engine, options, probe))
+        designs = [_pass_through(t) for t in catalog.tables]
+    else:
+        check_unique("schema", sorted({t.schema for t in catalog.tables}))
+        for schema in sorted({t.schema for t in catalog.tables}):
+            in_schema = [t for t in catalog.tables if t.schema == schema]
+            check_unique(f"in schema {schema!r} table", [t.name for t in in_schema])
+        refused = {(p.table.schema, p.table.name): p for p in found}
+        designs = [
+            _design_table(table, source_engine, options, refused.get((table.schema, table.name), Probe(table)))
+            for table in catalog.tables
+        ]
+    for design in designs:
+        design.changes.extend(c for c in renames if c.table == design.table.qualified)
     return designs
+
+
+def _sequences(catalog: Catalog, schema: str) -> list[str]:
+    """The sequences the target has in `schema`: the catalog's, and those PostgreSQL names for identity columns
+    (<table>_<column>_seq, when that fits)."""
+    names = [s.name for s in catalog.sequences if s.schema == schema]
+    for table in (t for t in catalog.tables if t.schema == schema):
+        names += [f"{table.name}_{c.name}_seq" for c in table.columns if c.identity is not None and c.default is None]
+    return [name for name in names if not is_mapped(name)]
+
+
+def index_renames(catalog: Catalog) -> list[SchemaChange]:
+    """Index and key names two tables of one schema share, or that name a table or sequence there: PostgreSQL
+    holds index names per schema (constraint_names' rule)."""
+    return constraint_renames(
+        catalog,
+        KEYS | {INDEX},
+        same=pg_name,
+        stored=pg_name,
+        sequences=partial(_sequences, catalog),
+        why="PostgreSQL index names are unique per schema",
+    )
 
 
 def _name_changes(table: Table) -> list[SchemaChange]:
