@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from ray_replicator.catalog import Column
 
 SchemaChangeKind = Literal[
     "type_widened",
@@ -70,6 +73,15 @@ class SchemaChange:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SchemaChange:
         return cls(**data)
+
+
+def alias_type_change(table: str, column: Column, target: str) -> SchemaChange | None:
+    """A column declared with a SQL Server alias type (CREATE TYPE .. FROM base) gets the base type on any target:
+    the alias is not recreated, and that is on the record."""
+    if column.alias_type is None:
+        return None
+    reason = f"alias type {column.alias_type} is not recreated; the column has its base type {column.native_type}"
+    return SchemaChange(table, column.name, "type_changed", column.alias_type, target, reason)
 
 
 FIRST_KEYS_KEPT = 5

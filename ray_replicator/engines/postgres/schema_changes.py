@@ -24,27 +24,25 @@ from ray_replicator.engines.postgres.expressions import Translation, translate_c
 from ray_replicator.engines.postgres.names import check_unique, is_mapped, pg_name
 from ray_replicator.engines.postgres.sql import qualified, quote_ident
 from ray_replicator.engines.postgres.types import POSTGRES, postgres_type
-from ray_replicator.record import SchemaChange, SchemaChangeKind
+from ray_replicator.record import SchemaChange, SchemaChangeKind, alias_type_change
 
 CI_COLLATIONS = {False: ("ci_as", "und-u-ks-level2"), True: ("ci_ai", "und-u-ks-level1")}
 """accent insensitive → (collation name created in the table's schema, ICU locale): level2 compares letters and
 accents but not case, level1 letters only."""
 
-_TYPE_NOTES: dict[str, tuple[SchemaChangeKind, str]] = {
-    "tinyint": ("type_widened", "PostgreSQL has no 1-byte integer"),
-    "smallmoney": ("type_widened", "PostgreSQL's money follows lc_monetary"),
-    "money": ("type_widened", "PostgreSQL's money follows lc_monetary"),
-    "nchar": ("type_widened", "lengths count characters, not UTF-16 code units"),
-    "nvarchar": ("type_widened", "lengths count characters, not UTF-16 code units"),
-    "ntext": ("type_widened", "ntext is text"),
-    "text": ("type_widened", "text holds any length"),
-    "image": ("type_widened", "image is bytea"),
-    "datetimeoffset": ("type_changed", "the instant is kept, the offset is not"),
-    "rowversion": ("type_changed", "the target does not generate row versions"),
-    "timestamp": ("type_changed", "the target does not generate row versions"),
-    "smalldatetime": ("type_widened", "timestamp holds every smalldatetime"),
+_TYPE_NOTES: dict[tuple[SchemaChangeKind, str], tuple[str, ...]] = {
+    ("type_widened", "PostgreSQL has no 1-byte integer"): ("tinyint",),
+    ("type_widened", "PostgreSQL's money follows lc_monetary"): ("smallmoney", "money"),
+    ("type_widened", "lengths count characters, not UTF-16 code units"): ("nchar", "nvarchar"),
+    ("type_widened", "text holds any length"): ("text", "ntext"),
+    ("type_widened", "image is bytea"): ("image",),
+    ("type_widened", "timestamp holds every smalldatetime"): ("smalldatetime",),
+    ("type_changed", "the instant is kept, the offset is not"): ("datetimeoffset",),
+    ("type_changed", "the target does not generate row versions"): ("rowversion", "timestamp"),
+    ("type_changed", "SQL Server's own serialization of the value, as bytes"): ("geography", "geometry", "hierarchyid"),
 }
-"""SQL Server types the target spells otherwise, keyed by the declared type's name."""
+"""SQL Server types the target spells otherwise: (kind, why) → the declared types' names."""
+_NOTE_OF = {name: note for note, names in _TYPE_NOTES.items() for name in names}
 _SEVEN_DIGITS = ("time", "datetime2", "datetimeoffset")
 
 
@@ -243,16 +241,17 @@ def _type_change(table: Table, col: Column, target_type: str) -> SchemaChange | 
     declared = col.native_type.split("(")[0].strip().lower()
     if col.logical.kind == "other":
         return SchemaChange(table.qualified, col.name, "type_text", col.native_type, target_type, "carried as text")
-    if col.alias_type is not None:
-        reason = f"alias type {col.alias_type} is not recreated; the column has its base type {col.native_type}"
-        return SchemaChange(table.qualified, col.name, "type_changed", col.alias_type, target_type, reason)
+    if (alias := alias_type_change(table.qualified, col, target_type)) is not None:
+        return alias
     if declared in _SEVEN_DIGITS and (col.logical.precision or 0) > 6:
         reason = "PostgreSQL keeps microseconds; the hundred_ns setting decides the values"
         if declared == "datetimeoffset":
             reason = "the offset is not kept and " + reason
         return SchemaChange(table.qualified, col.name, "type_changed", col.native_type, target_type, reason)
-    if declared in _TYPE_NOTES:
-        kind, reason = _TYPE_NOTES[declared]
+    if declared == "text" and col.logical.unicode:
+        return None  # not SQL Server's text: the type policy's text twin, whose type_text change says so
+    if declared in _NOTE_OF:
+        kind, reason = _NOTE_OF[declared]
         return SchemaChange(table.qualified, col.name, kind, col.native_type, target_type, reason)
     return None
 
