@@ -83,27 +83,27 @@ def test_postgresql_to_sql_server_gives_the_base_type_and_lists_the_rest(
     assert _lines(report) == [
         "public.items.qty: type changed: types.positive → int (SQL Server has no domains: the base type integer)",
         "public.items.qty: constraint not kept: domain types.positive CHECK ((VALUE > 0)) not kept "
-        "(checks are not copied)",
+        "(a SQL Server target does not recreate checks)",
         "public.items.qty: default not kept: 1 not kept (the default of domain types.positive: defaults are "
         "recreated only SQL Server → SQL Server)",
         "public.items.small: type changed: types.small_positive → int (SQL Server has no domains: the base type "
         "integer)",
         "public.items.small: constraint not kept: domain types.small_positive CHECK (((VALUE)::integer < 100)) "
-        "not kept (checks are not copied)",
+        "not kept (a SQL Server target does not recreate checks)",
         "public.items.small: constraint not kept: domain types.positive CHECK ((VALUE > 0)) not kept "
-        "(checks are not copied)",
+        "(a SQL Server target does not recreate checks)",
         "public.items.small: default not kept: 1 not kept (the default of domain types.small_positive: defaults "
         "are recreated only SQL Server → SQL Server)",
         "public.items.tag: type changed: public.code → nvarchar(20) (SQL Server has no domains: the base type "
         "character varying(10); lengths count UTF-16 code units: a character outside the BMP takes two)",
         "public.items.tag: constraint not kept: domain public.code CHECK (((VALUE)::text ~ '^[A-Z]+$'::text)) "
-        "not kept (checks are not copied)",
+        "not kept (a SQL Server target does not recreate checks)",
         'public.items.tag: collation not kept: pg_catalog."C" not kept (the collation of domain public.code: the '
         "column takes the database's default collation)",
         "public.items.tags: type changed: public.code[] → nvarchar(max) (SQL Server has no domains: the base type "
         "character varying(10); SQL Server has no arrays: the text as PostgreSQL prints it)",
         "public.items.tags: constraint not kept: domain public.code CHECK (((VALUE)::text ~ '^[A-Z]+$'::text)) "
-        "not kept (checks are not copied)",
+        "not kept (a SQL Server target does not recreate checks)",
         'public.items.tags: collation not kept: pg_catalog."C" not kept (the collation of domain public.code: the '
         "column takes the database's default collation)",
         "public.items.note: type widened: text → nvarchar(max) (SQL Server's unbounded Unicode text)",

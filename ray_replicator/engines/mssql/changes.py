@@ -13,7 +13,7 @@ from ray_replicator.engines.mssql.ddl import IDENTITY_TYPES, foreign_key_not_kep
 from ray_replicator.engines.mssql.types import MSSQL, TargetType, base_name, target_type
 from ray_replicator.record import SchemaChange, alias_type_change
 
-_CHECKS_NOT_KEPT = "checks are not copied"
+_CHECKS_NOT_KEPT = "a SQL Server target does not recreate checks"
 MAX_COLUMNS = 1024
 """SQL Server's columns per table (without sparse column sets)."""
 

@@ -19,6 +19,7 @@ from ray_replicator.engines.postgres.schema_changes import (
     TableDesign,
     ci_collation,
     design_catalog,
+    index_not_created,
     probes,
     refuse_without_icu,
     run_probes,
@@ -344,10 +345,13 @@ def add_keys(target: PostgresEndpoint, table: Table) -> None:
 
 
 def _index_ddl(table: Table, ix: Index, same: bool) -> str | None:
-    """The source's own definition between PostgreSQL databases, else one from the columns (None: expressions)."""
+    """The source's own definition between PostgreSQL databases, else one from the columns (None: expressions, or
+    a filter in another dialect, which schema_changes lists)."""
     ddl = retarget_index(ix.definition, table.schema, table.name, ix.name) if same and ix.definition else None
     if ddl is not None:
         return ddl
+    if index_not_created(ix, same):
+        return None
     if not ix.columns or any(not col for col in ix.columns):
         log.warning("index %s on %s has expressions only the source understands; skipped", ix.name, table.qualified)
         return None

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from ray_replicator.catalog import Catalog, Column, Table
+from ray_replicator.catalog import Catalog, Column, Index, Table
 from ray_replicator.constraint_names import INDEX, KEYS, constraint_renames
 from ray_replicator.engines.base import UsageError, WriteOptions
 from ray_replicator.engines.postgres.expressions import Translation, translate_computed, translate_default
@@ -188,9 +188,50 @@ def design_catalog(
             _design_table(table, source_engine, options, refused.get((table.schema, table.name), Probe(table)))
             for table in catalog.tables
         ]
+    copied = {(t.schema, t.name) for t in catalog.tables}
     for design in designs:
+        design.changes.extend(_not_created(design.table, source_engine, copied))
         design.changes.extend(c for c in renames if c.table == design.table.qualified)
     return designs
+
+
+def index_not_created(ix: Index, same: bool) -> bool:
+    """A filtered index from another engine: its filter is that engine's SQL, and the index without it would mean
+    something else (a unique one would refuse rows the source holds)."""
+    return ix.where is not None and not same
+
+
+def _not_created(table: Table, source_engine: str, copied: set[tuple[str, str]]) -> list[SchemaChange]:
+    """What finalize does not create: foreign keys to tables not copied; from another engine, checks (their
+    expressions are that engine's SQL and are not translated) and filtered indexes."""
+    where = table.qualified
+    found = [
+        SchemaChange(
+            where, None, "constraint_not_kept", f"foreign key {fk.name}", "", "it references a table not copied"
+        )
+        for fk in table.foreign_keys
+        if (fk.ref_schema, fk.ref_table) not in copied
+    ]
+    if source_engine == POSTGRES:
+        return found
+    why = f"a {source_engine} expression: checks are not translated"
+    found += [
+        SchemaChange(where, None, "constraint_not_kept", f"CHECK {c.name} {c.definition}", "", why)
+        for c in table.checks
+    ]
+    found += [
+        SchemaChange(
+            where,
+            None,
+            "constraint_not_kept",
+            f"index {ix.name} WHERE {ix.where}",
+            "",
+            "its filter is in another dialect",
+        )
+        for ix in table.indexes
+        if index_not_created(ix, same=False)
+    ]
+    return found
 
 
 def _sequences(catalog: Catalog, schema: str) -> list[str]:
