@@ -5,7 +5,7 @@ recreate. Read back with a real client on the target."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -20,11 +20,6 @@ _SOURCE = (
     "INSERT INTO dbo.customers VALUES (1)",
     "INSERT INTO dbo.orders VALUES (1, 5, N'open', 1), (2, 1, N'done', 1), (3, 2, N'done', 1)",
 )
-
-
-@pytest.fixture
-def dst_db(make_database: Callable[[str], str]) -> Db:
-    return Db(make_database("dst"))
 
 
 @pytest.fixture
