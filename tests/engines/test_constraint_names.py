@@ -9,12 +9,14 @@ real client on the target."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
 from ray_replicator import replicate
-from ray_replicator.catalog import Catalog, Column, Index, Key, LogicalType, Table
+from ray_replicator.catalog import Catalog, Column, ForeignKey, Identity, Index, Key, LogicalType, Table
 from ray_replicator.engines.base import UsageError, WriteOptions
+from ray_replicator.engines.mssql import MssqlTarget
 from ray_replicator.engines.postgres import PostgresTarget
 from ray_replicator.report import RunReport
 from tests.engines.conftest import Db
@@ -125,3 +127,28 @@ def test_finalize_refuses_an_index_name_another_table_holds(dst_db: Db, target: 
     with pytest.raises(UsageError, match=r"dbo\.b: index IX_v cannot be created: schema dbo of the target has"):
         target.finalize_table(catalog.tables[1], "mssql", options)
     assert dst_db.rows("SELECT tablename::text FROM pg_indexes WHERE indexname = 'IX_v'") == [("a",)]
+
+
+def test_sql_server_compares_names_case_insensitively() -> None:
+    """fk_Parent and FK_parent are one name to SQL Server: both are mapped, and the record is made without a
+    connection (plan time)."""
+    parent = _table("parent")
+    a = replace(_table("a"), foreign_keys=[ForeignKey("fk_Parent", ("v",), "dbo", "parent", ("id",))])
+    b = replace(_table("b"), foreign_keys=[ForeignKey("FK_parent", ("v",), "dbo", "parent", ("id",))])
+    target = MssqlTarget("mssql://sa:x@127.0.0.1:1/master")
+    changes = target.schema_changes(Catalog("postgres", "db", [parent, a, b]), "postgres", WriteOptions())
+    renamed = [(c.table, c.source, c.target) for c in changes if c.kind == "constraint_renamed"]
+    assert renamed == [
+        ("dbo.a", "foreign key fk_Parent", "a_fk_Parent"),
+        ("dbo.b", "foreign key FK_parent", "b_FK_parent"),
+    ]
+
+
+def test_an_index_named_like_an_identity_sequence_is_mapped(target: PostgresTarget) -> None:
+    """PostgreSQL names the sequence of t's identity column id t_id_seq, beside the schema's indexes."""
+    t = _table("t")
+    t.columns[0] = replace(t.columns[0], identity=Identity())
+    changes = target.schema_changes(Catalog("mssql", "db", [t, _table("u", "t_id_seq")]), "mssql", WriteOptions())
+    assert [(c.table, c.source, c.target) for c in changes if c.kind == "constraint_renamed"] == [
+        ("dbo.u", "index t_id_seq", "u_t_id_seq")
+    ]
