@@ -105,6 +105,23 @@ class Check:
 
 
 @dataclass(frozen=True)
+class Domain:
+    """A PostgreSQL domain: a base type with its own NOT NULL, default, collation and checks (in terms of VALUE,
+    e.g. "CHECK ((VALUE > 0))"). Recreated between PostgreSQL databases; another engine's target gives its columns
+    the base type (their nullable already says NOT NULL) and lists the rest."""
+
+    name: str
+    """As format_type prints it, schema-qualified: a column's native_type names it."""
+    schema: str
+    base: str
+    checks: tuple[Check, ...]
+    not_null: bool
+    default: str | None
+    collation: str | None
+    """Every part is read from the source's pg_type row: none has a default here."""
+
+
+@dataclass(frozen=True)
 class Sequence:
     """A free-standing sequence (not owned by an identity column)."""
 
@@ -167,6 +184,12 @@ class Catalog:
     sequences: list[Sequence] = field(default_factory=list)
     enums: dict[str, list[str]] = field(default_factory=dict)
     collation: str | None = None
+    domains: dict[str, Domain] = field(default_factory=dict)
+    """PostgreSQL domains by name (Domain.name), those the tables' columns use and the ones those are based on."""
+
+    def domain_of(self, column: Column) -> Domain | None:
+        """The domain a column (or its array's element) is declared with."""
+        return self.domains.get(column.native_type.removesuffix("[]"))
 
     def table(self, schema: str, name: str) -> Table:
         for t in self.tables:

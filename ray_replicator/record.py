@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from ray_replicator.catalog import Column
 
 SchemaChangeKind = Literal[
     "type_widened",
@@ -26,6 +29,7 @@ SchemaChangeKind = Literal[
     "collation_not_kept",
     "identity_changed",
     "constraint_not_kept",
+    "constraint_renamed",
 ]
 """type_widened: the target type holds every source value but is not the same type (tinyint → smallint).
 type_changed: the target type keeps less than the source type declares (datetimeoffset → timestamptz keeps the
@@ -37,7 +41,8 @@ copied (unsupported_types = skip-column). computed_generated / computed_plain: a
 column / a plain column holding the source's values. default_translated / default_not_kept: a column default
 recreated in the target's dialect / not recreated. collation_kept / collation_not_kept: a column collation the
 target carries as an equivalent / cannot carry. identity_changed: identity semantics differ. constraint_not_kept:
-a check or other constraint not recreated."""
+a check or other constraint not recreated. constraint_renamed: an index or constraint name the target's schema
+would hold twice, mapped by the rule of constraint_names.py (source: '<what> <name>')."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,15 @@ class SchemaChange:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SchemaChange:
         return cls(**data)
+
+
+def alias_type_change(table: str, column: Column, target: str) -> SchemaChange | None:
+    """A column declared with a SQL Server alias type (CREATE TYPE .. FROM base) gets the base type on any target:
+    the alias is not recreated, and that is on the record."""
+    if column.alias_type is None:
+        return None
+    reason = f"alias type {column.alias_type} is not recreated; the column has its base type {column.native_type}"
+    return SchemaChange(table, column.name, "type_changed", column.alias_type, target, reason)
 
 
 FIRST_KEYS_KEPT = 5

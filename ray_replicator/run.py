@@ -48,6 +48,7 @@ from ray_replicator.redact import scrub
 from ray_replicator.report import RunReport
 from ray_replicator.retry import retrying
 from ray_replicator.run_record import (
+    name_target_constraints,
     plan_with_changes,
     record_tables,
     resumed_changes,
@@ -159,7 +160,7 @@ class Run:
             )
             state.schema_changes = list(changes)
         state.mapped = {(t.schema, t.name): map_table(t, settings.schema_map, changes) for t in state.catalog.tables}
-        state.warnings = [c.line() for c in changes] + state.target.write_notes(list(state.mapped.values()))
+        state.warnings = state.target.write_notes(list(state.mapped.values()))
 
     def plan(self) -> None:
         """A new plan, or the plan of the run --resume continues, with the ranges it already committed."""
@@ -199,6 +200,7 @@ class Run:
         else:
             target_changes = state.target.schema_changes(state.target_catalog, state.source.engine, state.options)
             state.schema_changes = [*state.schema_changes, *target_changes]
+        name_target_constraints(state)
         self._copy_plain_computed()
 
     def _plan_made(self) -> PlanMade:

@@ -10,6 +10,7 @@ from dataclasses import replace
 from ray_replicator.catalog import Catalog
 from ray_replicator.choices import map_table
 from ray_replicator.config import Settings
+from ray_replicator.constraint_names import renamed_twin
 from ray_replicator.engines import open_target
 from ray_replicator.engines.base import Source, WriteOptions
 from ray_replicator.record import SchemaChange, ValueChanges, merge_value_changes, value_changes_from_json
@@ -57,6 +58,13 @@ def stored_changes(plan_json: str | None) -> list[SchemaChange] | None:
         return None
     items = json.loads(plan_json).get("schema_changes")
     return None if items is None else [SchemaChange.from_json(item) for item in items]
+
+
+def name_target_constraints(state: RunState) -> None:
+    """The target tables get the index and constraint names the target gives them (constraint_renamed changes,
+    constraint_names' rule), so prepare, finalize and verify name the objects the record lists."""
+    for key, table in state.mapped.items():
+        state.mapped[key] = renamed_twin(table, state.schema_changes)
 
 
 def resumed_changes(state: RunState, saved: dict[str, str]) -> dict[str, list[ValueChanges]]:

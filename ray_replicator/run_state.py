@@ -99,7 +99,7 @@ class RunState:
     catalog: Catalog = field(init=False)  # catalog: the chosen tables, types mapped for the target
     mapped: dict[TableKey, Table] = field(init=False)  # catalog: each table's target-side twin
     excluded: list[str] = field(default_factory=list)  # catalog: tables the filters left out
-    warnings: list[str] = field(default_factory=list)  # catalog: what the type policy changed
+    warnings: list[str] = field(default_factory=list)  # catalog: what is not a schema change (writer fallbacks)
     plan: Plan = field(init=False)  # plan
     resumed: Resume | None = None  # plan: the earlier run this one continues
     resumed_changes: dict[str, list[ValueChanges]] = field(default_factory=dict)  # plan: done ranges' changes

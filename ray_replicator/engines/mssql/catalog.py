@@ -10,7 +10,18 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from ray_replicator.catalog import Catalog, Column, ForeignKey, Identity, Index, Key, LogicalType, Table, chosen_by
+from ray_replicator.catalog import (
+    Catalog,
+    Check,
+    Column,
+    ForeignKey,
+    Identity,
+    Index,
+    Key,
+    LogicalType,
+    Table,
+    chosen_by,
+)
 from ray_replicator.engines.base import EngineError, UsageError
 from ray_replicator.engines.mssql.connect import MssqlEndpoint
 from ray_replicator.engines.mssql.types import CLR_TYPES, MSSQL, Declared, logical_type, native_type
@@ -66,6 +77,9 @@ FROM sys.foreign_key_columns fkc
 JOIN sys.columns pc ON pc.object_id = fkc.parent_object_id AND pc.column_id = fkc.parent_column_id
 JOIN sys.columns rc ON rc.object_id = fkc.referenced_object_id AND rc.column_id = fkc.referenced_column_id
 ORDER BY fkc.constraint_object_id, fkc.constraint_column_id"""
+
+_CHECKS_SQL = """SELECT parent_object_id, name, definition FROM sys.check_constraints WHERE is_disabled = 0
+ORDER BY parent_object_id, name"""
 
 _ROWS_SQL = """SELECT p.object_id, SUM(p.rows) AS row_count, MAX(p.data_compression) AS data_compression
 FROM sys.partitions p WHERE p.index_id IN (0, 1) GROUP BY p.object_id"""
@@ -151,6 +165,9 @@ class MssqlCatalog(MssqlEndpoint):
                 t.columns.append(self._column(t, r))
         self._keys_and_indexes(by_id)
         self._foreign_keys(by_id)
+        for parent, name, definition in self.query("reading check constraints", _CHECKS_SQL):
+            if int(parent) in by_id:
+                by_id[int(parent)].checks.append(Check(str(name), f"CHECK {definition}"))
         partitions = self.query("reading row estimates", _ROWS_SQL)
         rows = {int(o): int(n or 0) for o, n, _ in partitions}
         # ROW, PAGE or columnstore compression on the heap or clustered index: the user chose small over fast.

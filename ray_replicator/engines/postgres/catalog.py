@@ -11,6 +11,7 @@ from ray_replicator.catalog import (
     Catalog,
     Check,
     Column,
+    Domain,
     ForeignKey,
     Identity,
     Index,
@@ -46,25 +47,57 @@ _PARTITIONED_SQL = (
 
 _COLUMNS_SQL = """
 SELECT a.attrelid::int8 AS oid, a.attname::text AS name, format_type(a.atttypid, a.atttypmod) AS native,
-       a.atttypmod AS typmod, a.attnotnull AS notnull, a.attidentity::text AS identity,
+       CASE WHEN dt.typtype = 'd' THEN base.typmod ELSE a.atttypmod END AS typmod,
+       a.attnotnull OR coalesce(base.not_null, false) AS notnull, a.attidentity::text AS identity,
        a.attgenerated::text AS generated,
        CASE WHEN a.atthasdef THEN pg_get_expr(d.adbin, d.adrelid) END AS default_expr,
-       CASE WHEN a.attcollation <> 0 AND a.attcollation <> t.typcollation
+       CASE WHEN a.attcollation <> 0 AND a.attcollation <> dt.typcollation
             THEN quote_ident(cn.nspname) || '.' || quote_ident(co.collname) END AS collation,
        t.typname::text AS typname, t.typtype::text AS typtype, t.typcategory::text AS typcategory,
        e.typname::text AS elem_typname, e.typtype::text AS elem_typtype,
        pg_get_serial_sequence(quote_ident(n.nspname) || '.' || quote_ident(c.relname), a.attname) AS sequence,
-       a.attstorage::text AS attstorage, t.typstorage::text AS typstorage
+       a.attstorage::text AS attstorage, dt.typstorage::text AS typstorage
 FROM pg_attribute a
 JOIN pg_class c ON c.oid = a.attrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
-JOIN pg_type t ON t.oid = a.atttypid
+JOIN pg_type dt ON dt.oid = a.atttypid
+LEFT JOIN LATERAL (
+    WITH RECURSIVE chain(base, typmod, not_null, depth) AS (
+        SELECT dt.typbasetype, dt.typtypmod, dt.typnotnull, 1 WHERE dt.typtype = 'd'
+        UNION ALL
+        SELECT bt.typbasetype, bt.typtypmod, bt.typnotnull, chain.depth + 1
+        FROM chain JOIN pg_type bt ON bt.oid = chain.base WHERE bt.typtype = 'd'
+    )
+    SELECT (array_agg(base ORDER BY depth DESC))[1] AS oid, max(typmod) AS typmod, bool_or(not_null) AS not_null
+    FROM chain
+) base ON true
+JOIN pg_type t ON t.oid = coalesce(base.oid, a.atttypid)
 LEFT JOIN pg_type e ON e.oid = t.typelem AND t.typcategory = 'A'
 LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
 LEFT JOIN pg_collation co ON co.oid = a.attcollation
 LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace
 WHERE a.attrelid = ANY($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attrelid, a.attnum
+"""
+"""A column of a domain gets the logical type of the domain's base type (through domains over domains) and is
+NOT NULL when any domain on the way is; its native type stays the domain's name."""
+
+_DOMAINS_SQL = """
+SELECT format_type(t.oid, NULL) AS name, n.nspname::text AS schema, format_type(t.typbasetype, t.typtypmod) AS base,
+       t.typnotnull AS not_null, t.typdefault AS default_expr,
+       CASE WHEN t.typcollation <> 0 AND t.typcollation <> b.typcollation
+            THEN quote_ident(cn.nspname) || '.' || quote_ident(co.collname) END AS collation,
+       ARRAY(SELECT con.conname::text FROM pg_constraint con WHERE con.contypid = t.oid AND con.contype = 'c'
+             ORDER BY con.conname) AS check_names,
+       ARRAY(SELECT pg_get_constraintdef(con.oid) FROM pg_constraint con WHERE con.contypid = t.oid
+             AND con.contype = 'c' ORDER BY con.conname) AS check_definitions
+FROM pg_type t
+JOIN pg_namespace n ON n.oid = t.typnamespace
+JOIN pg_type b ON b.oid = t.typbasetype
+LEFT JOIN pg_collation co ON co.oid = t.typcollation
+LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace
+WHERE t.typtype = 'd' AND n.nspname <> ALL($1::text[])
+ORDER BY 1
 """
 
 _STORAGE_NAMES = {"p": "PLAIN", "e": "EXTERNAL", "x": "EXTENDED", "m": "MAIN"}
@@ -173,6 +206,7 @@ class CatalogRows:
     indexes: list[Any] = field(default_factory=list)
     sequences: list[Any] = field(default_factory=list)
     enums: list[Any] = field(default_factory=list)
+    domains: list[Any] = field(default_factory=list)
     counts: dict[int, int] = field(default_factory=dict)
     compression: dict[int, bool | None] = field(default_factory=dict)
 
@@ -209,6 +243,7 @@ async def fetch_catalog(c: Any, include: list[str], exclude: list[str]) -> Catal
     rows.indexes = await c.fetch(_INDEXES_SQL, oids)
     rows.sequences = await c.fetch(_SEQUENCES_SQL, system)
     rows.enums = await c.fetch(_ENUMS_SQL, system)
+    rows.domains = await c.fetch(_DOMAINS_SQL, system)
     await _sample_compression(c, rows)
     for r in rows.tables:
         if r["reltuples"] < 0:  # never vacuumed or analyzed: count once
@@ -319,4 +354,29 @@ def build_catalog(rows: CatalogRows) -> Catalog:
         sequences=seqs,
         enums={e["name"]: list(e["labels"]) for e in rows.enums},
         collation=rows.collation,
+        domains=_used_domains(rows.domains, [c for t in by_oid.values() for c in t.columns]),
     )
+
+
+def _used_domains(found: list[Any], columns: list[Column]) -> dict[str, Domain]:
+    """The domains the columns are declared with (arrays of them included) and the domains those are based on."""
+    every = {
+        r["name"]: Domain(
+            name=r["name"],
+            schema=r["schema"],
+            base=r["base"],
+            not_null=r["not_null"],
+            default=r["default_expr"],
+            collation=r["collation"],
+            checks=tuple(Check(n, d) for n, d in zip(r["check_names"], r["check_definitions"], strict=True)),
+        )
+        for r in found
+    }
+    used: dict[str, Domain] = {}
+    waiting = [c.native_type.removesuffix("[]") for c in columns]
+    while waiting:
+        name = waiting.pop()
+        if name in every and name not in used:
+            used[name] = every[name]
+            waiting.append(every[name].base.removesuffix("[]"))
+    return dict(sorted(used.items()))

@@ -8,7 +8,7 @@ import re
 from functools import partial
 from typing import Any
 
-from ray_replicator.catalog import Catalog, Column, ForeignKey, Index, Sequence, Table
+from ray_replicator.catalog import Catalog, Column, Domain, ForeignKey, Index, Sequence, Table
 from ray_replicator.engines.base import UsageError, WriteOptions
 from ray_replicator.engines.postgres.connect import PostgresEndpoint
 from ray_replicator.engines.postgres.ledger import LOAD_SETTINGS, ensure_ledger
@@ -19,6 +19,7 @@ from ray_replicator.engines.postgres.schema_changes import (
     TableDesign,
     ci_collation,
     design_catalog,
+    index_not_created,
     probes,
     refuse_without_icu,
     run_probes,
@@ -80,11 +81,14 @@ def prepare(target: PostgresEndpoint, catalog: Catalog, source_engine: str, opti
     planned = designs(target, catalog, source_engine, options)
     ensure_ledger(target)
     same = source_engine == POSTGRES
-    for schema in sorted({t.schema for t in catalog.tables} | {s.schema for s in catalog.sequences}):
+    schemas = {t.schema for t in catalog.tables} | {s.schema for s in catalog.sequences}
+    for schema in sorted(schemas | ({d.schema for d in catalog.domains.values()} if same else set())):
         target.execute(f"creating schema {schema}", f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
     if same:
         for name, labels in catalog.enums.items():
             target.run(f"creating enum {name}", partial(_create_enum, name=name, labels=labels))
+        for domain in _creation_order(catalog.domains):
+            target.run(f"creating domain {domain.name}", partial(_create_domain, domain=domain))
     for schema, accents in sorted({c for d in planned for c in d.collations}):
         locale = CI_COLLATIONS[accents][1]
         target.execute(
@@ -109,6 +113,49 @@ async def _create_enum(c: Any, name: str, labels: list[str]) -> None:
         raise UsageError(
             f"enum {name} exists on the target with labels {list(existing)}, the source has {labels}; "
             "drop it or make the labels equal"
+        )
+
+
+def _creation_order(domains: dict[str, Domain]) -> list[Domain]:
+    """The domains, each after the domain it is based on."""
+    ordered: list[Domain] = []
+    pending = list(domains.values())
+    while pending:
+        placed = {d.name for d in ordered}
+        ready = [d for d in pending if d.base.removesuffix("[]") not in domains or d.base.removesuffix("[]") in placed]
+        ordered += ready
+        pending = [d for d in pending if d not in ready]
+    return ordered
+
+
+_DOMAIN_SQL = (
+    "SELECT t.typtype::text AS typtype, format_type(t.typbasetype, t.typtypmod) AS base, t.typnotnull AS not_null, "
+    "ARRAY(SELECT pg_get_constraintdef(con.oid) FROM pg_constraint con WHERE con.contypid = t.oid "
+    "AND con.contype = 'c' ORDER BY con.conname) AS checks FROM pg_type t WHERE t.oid = to_regtype($1)"
+)
+
+
+async def _create_domain(c: Any, domain: Domain) -> None:
+    """The source's domain: its base type, collation, default, NOT NULL and checks under their names. One that
+    exists is kept when it has the same base type, NOT NULL and checks, else refused."""
+    existing = await c.fetchrow(_DOMAIN_SQL, domain.name)
+    checks = [check.definition for check in domain.checks]
+    if existing is None:
+        parts = [f"CREATE DOMAIN {domain.name} AS {domain.base}"]
+        parts += [f"COLLATE {domain.collation}"] if domain.collation else []
+        parts += [f"DEFAULT {domain.default}"] if domain.default is not None else []
+        parts += ["NOT NULL"] if domain.not_null else []
+        parts += [f"CONSTRAINT {quote_ident(check.name)} {check.definition}" for check in domain.checks]
+        await c.execute(" ".join(parts))
+    elif (existing["typtype"], existing["base"], existing["not_null"], list(existing["checks"])) != (
+        "d",
+        domain.base,
+        domain.not_null,
+        checks,
+    ):
+        raise UsageError(
+            f"type {domain.name} exists on the target and is not the source's domain ({domain.base}"
+            f"{' NOT NULL' * domain.not_null}{''.join(' ' + c for c in checks)}); drop it or make them equal"
         )
 
 
@@ -155,7 +202,7 @@ async def _check_types_exist(c: Any, table: Table, native: list[str]) -> None:
         col = next(col for col in table.columns if col.native_type == missing[0][0])
         raise UsageError(
             f"{table.qualified}.{col.name}: type {col.native_type} does not exist on the target; create it "
-            "there first (enums are created, domains, composite and extension types are not)"
+            "there first (enums and domains are created, composite and extension types are not)"
         )
 
 
@@ -298,10 +345,13 @@ def add_keys(target: PostgresEndpoint, table: Table) -> None:
 
 
 def _index_ddl(table: Table, ix: Index, same: bool) -> str | None:
-    """The source's own definition between PostgreSQL databases, else one from the columns (None: expressions)."""
+    """The source's own definition between PostgreSQL databases, else one from the columns (None: expressions, or
+    a filter in another dialect, which schema_changes lists)."""
     ddl = retarget_index(ix.definition, table.schema, table.name, ix.name) if same and ix.definition else None
     if ddl is not None:
         return ddl
+    if index_not_created(ix, same):
+        return None
     if not ix.columns or any(not col for col in ix.columns):
         log.warning("index %s on %s has expressions only the source understands; skipped", ix.name, table.qualified)
         return None
@@ -315,9 +365,22 @@ def _index_ddl(table: Table, ix: Index, same: bool) -> str | None:
 
 
 async def _create_indexes(c: Any, table: Table, same: bool) -> None:
+    """Each index not there yet (a retried finalize); a name another relation holds is refused, never skipped
+    (constraint_names maps the names two source tables share before the run)."""
     for ix in table.indexes:
-        if await c.fetchval("SELECT to_regclass($1) IS NOT NULL", qualified(table.schema, ix.name)):
+        found = await c.fetchrow(
+            "SELECT i.indrelid = $2::regclass AS ours FROM (SELECT to_regclass($1) AS oid) r "
+            "LEFT JOIN pg_index i ON i.indexrelid = r.oid WHERE r.oid IS NOT NULL",
+            qualified(table.schema, ix.name),
+            qualified(table.schema, table.name),
+        )
+        if found is not None and found["ours"]:
             continue
+        if found is not None:
+            raise UsageError(
+                f"{table.qualified}: index {ix.name} cannot be created: schema {table.schema} of the target has "
+                "another table, index or sequence of that name; drop it, or run with --existing drop"
+            )
         ddl = _index_ddl(table, ix, same)
         if ddl is not None:
             await c.execute(ddl)

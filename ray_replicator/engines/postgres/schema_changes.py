@@ -14,35 +14,35 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
-from ray_replicator.catalog import Catalog, Column, Table
+from ray_replicator.catalog import Catalog, Column, Index, Table
+from ray_replicator.constraint_names import INDEX, KEYS, constraint_renames
 from ray_replicator.engines.base import UsageError, WriteOptions
 from ray_replicator.engines.postgres.expressions import Translation, translate_computed, translate_default
-from ray_replicator.engines.postgres.names import check_unique, pg_name
+from ray_replicator.engines.postgres.names import check_unique, is_mapped, pg_name
 from ray_replicator.engines.postgres.sql import qualified, quote_ident
 from ray_replicator.engines.postgres.types import POSTGRES, postgres_type
-from ray_replicator.record import SchemaChange, SchemaChangeKind
+from ray_replicator.record import SchemaChange, SchemaChangeKind, alias_type_change
 
 CI_COLLATIONS = {False: ("ci_as", "und-u-ks-level2"), True: ("ci_ai", "und-u-ks-level1")}
 """accent insensitive → (collation name created in the table's schema, ICU locale): level2 compares letters and
 accents but not case, level1 letters only."""
 
-_TYPE_NOTES: dict[str, tuple[SchemaChangeKind, str]] = {
-    "tinyint": ("type_widened", "PostgreSQL has no 1-byte integer"),
-    "smallmoney": ("type_widened", "PostgreSQL's money follows lc_monetary"),
-    "money": ("type_widened", "PostgreSQL's money follows lc_monetary"),
-    "nchar": ("type_widened", "lengths count characters, not UTF-16 code units"),
-    "nvarchar": ("type_widened", "lengths count characters, not UTF-16 code units"),
-    "ntext": ("type_widened", "ntext is text"),
-    "text": ("type_widened", "text holds any length"),
-    "image": ("type_widened", "image is bytea"),
-    "datetimeoffset": ("type_changed", "the instant is kept, the offset is not"),
-    "rowversion": ("type_changed", "the target does not generate row versions"),
-    "timestamp": ("type_changed", "the target does not generate row versions"),
-    "smalldatetime": ("type_widened", "timestamp holds every smalldatetime"),
+_TYPE_NOTES: dict[tuple[SchemaChangeKind, str], tuple[str, ...]] = {
+    ("type_widened", "PostgreSQL has no 1-byte integer"): ("tinyint",),
+    ("type_widened", "PostgreSQL's money follows lc_monetary"): ("smallmoney", "money"),
+    ("type_widened", "lengths count characters, not UTF-16 code units"): ("nchar", "nvarchar"),
+    ("type_widened", "text holds any length"): ("text", "ntext"),
+    ("type_widened", "image is bytea"): ("image",),
+    ("type_widened", "timestamp holds every smalldatetime"): ("smalldatetime",),
+    ("type_changed", "the instant is kept, the offset is not"): ("datetimeoffset",),
+    ("type_changed", "the target does not generate row versions"): ("rowversion", "timestamp"),
+    ("type_changed", "SQL Server's own serialization of the value, as bytes"): ("geography", "geometry", "hierarchyid"),
 }
-"""SQL Server types the target spells otherwise, keyed by the declared type's name."""
+"""SQL Server types the target spells otherwise: (kind, why) → the declared types' names."""
+_NOTE_OF = {name: note for note, names in _TYPE_NOTES.items() for name in names}
 _SEVEN_DIGITS = ("time", "datetime2", "datetimeoffset")
 
 
@@ -175,18 +175,85 @@ def design_catalog(
     catalog: Catalog, source_engine: str, options: WriteOptions, found: list[Probe]
 ) -> list[TableDesign]:
     """Every table's design and its record; found: run_probes' answers."""
+    renames = index_renames(catalog)
     if source_engine == POSTGRES:
-        return [_pass_through(t) for t in catalog.tables]
-    check_unique("schema", sorted({t.schema for t in catalog.tables}))
-    for schema in sorted({t.schema for t in catalog.tables}):
-        in_schema = [t for t in catalog.tables if t.schema == schema]
-        check_unique(f"in schema {schema!r} table or index", [t.name for t in in_schema])
-    refused = {(p.table.schema, p.table.name): p for p in found}
-    designs = []
-    for table in catalog.tables:
-        probe = refused.get((table.schema, table.name), Probe(table))
-        designs.append(_design_table(table, source_engine, options, probe))
+        designs = [_pass_through(t) for t in catalog.tables]
+    else:
+        check_unique("schema", sorted({t.schema for t in catalog.tables}))
+        for schema in sorted({t.schema for t in catalog.tables}):
+            in_schema = [t for t in catalog.tables if t.schema == schema]
+            check_unique(f"in schema {schema!r} table", [t.name for t in in_schema])
+        refused = {(p.table.schema, p.table.name): p for p in found}
+        designs = [
+            _design_table(table, source_engine, options, refused.get((table.schema, table.name), Probe(table)))
+            for table in catalog.tables
+        ]
+    copied = {(t.schema, t.name) for t in catalog.tables}
+    for design in designs:
+        design.changes.extend(_not_created(design.table, source_engine, copied))
+        design.changes.extend(c for c in renames if c.table == design.table.qualified)
     return designs
+
+
+def index_not_created(ix: Index, same: bool) -> bool:
+    """A filtered index from another engine: its filter is that engine's SQL, and the index without it would mean
+    something else (a unique one would refuse rows the source holds)."""
+    return ix.where is not None and not same
+
+
+def _not_created(table: Table, source_engine: str, copied: set[tuple[str, str]]) -> list[SchemaChange]:
+    """What finalize does not create: foreign keys to tables not copied; from another engine, checks (their
+    expressions are that engine's SQL and are not translated) and filtered indexes."""
+    where = table.qualified
+    found = [
+        SchemaChange(
+            where, None, "constraint_not_kept", f"foreign key {fk.name}", "", "it references a table not copied"
+        )
+        for fk in table.foreign_keys
+        if (fk.ref_schema, fk.ref_table) not in copied
+    ]
+    if source_engine == POSTGRES:
+        return found
+    why = f"a {source_engine} expression: checks are not translated"
+    found += [
+        SchemaChange(where, None, "constraint_not_kept", f"CHECK {c.name} {c.definition}", "", why)
+        for c in table.checks
+    ]
+    found += [
+        SchemaChange(
+            where,
+            None,
+            "constraint_not_kept",
+            f"index {ix.name} WHERE {ix.where}",
+            "",
+            "its filter is in another dialect",
+        )
+        for ix in table.indexes
+        if index_not_created(ix, same=False)
+    ]
+    return found
+
+
+def _sequences(catalog: Catalog, schema: str) -> list[str]:
+    """The sequences the target has in `schema`: the catalog's, and those PostgreSQL names for identity columns
+    (<table>_<column>_seq, when that fits)."""
+    names = [s.name for s in catalog.sequences if s.schema == schema]
+    for table in (t for t in catalog.tables if t.schema == schema):
+        names += [f"{table.name}_{c.name}_seq" for c in table.columns if c.identity is not None and c.default is None]
+    return [name for name in names if not is_mapped(name)]
+
+
+def index_renames(catalog: Catalog) -> list[SchemaChange]:
+    """Index and key names two tables of one schema share, or that name a table or sequence there: PostgreSQL
+    holds index names per schema (constraint_names' rule)."""
+    return constraint_renames(
+        catalog,
+        KEYS | {INDEX},
+        same=pg_name,
+        stored=pg_name,
+        sequences=partial(_sequences, catalog),
+        why="PostgreSQL index names are unique per schema",
+    )
 
 
 def _name_changes(table: Table) -> list[SchemaChange]:
@@ -215,16 +282,17 @@ def _type_change(table: Table, col: Column, target_type: str) -> SchemaChange | 
     declared = col.native_type.split("(")[0].strip().lower()
     if col.logical.kind == "other":
         return SchemaChange(table.qualified, col.name, "type_text", col.native_type, target_type, "carried as text")
-    if col.alias_type is not None:
-        reason = f"alias type {col.alias_type} is not recreated; the column has its base type {col.native_type}"
-        return SchemaChange(table.qualified, col.name, "type_changed", col.alias_type, target_type, reason)
+    if (alias := alias_type_change(table.qualified, col, target_type)) is not None:
+        return alias
     if declared in _SEVEN_DIGITS and (col.logical.precision or 0) > 6:
         reason = "PostgreSQL keeps microseconds; the hundred_ns setting decides the values"
         if declared == "datetimeoffset":
             reason = "the offset is not kept and " + reason
         return SchemaChange(table.qualified, col.name, "type_changed", col.native_type, target_type, reason)
-    if declared in _TYPE_NOTES:
-        kind, reason = _TYPE_NOTES[declared]
+    if declared == "text" and col.logical.unicode:
+        return None  # not SQL Server's text: the type policy's text twin, whose type_text change says so
+    if declared in _NOTE_OF:
+        kind, reason = _NOTE_OF[declared]
         return SchemaChange(table.qualified, col.name, kind, col.native_type, target_type, reason)
     return None
 
