@@ -176,9 +176,18 @@ MSSQL_ROWS = doc_rows(
         "and keep, tests/engines/mssql/test_policies.py holds refuse",
     ),
     Col("sql_variant", "text"),
-    Row("geography / geometry / hierarchyid", "bytea", cannot_run="the SQL Server stand-in has no CLR types"),
+    Row(
+        "geography / geometry / hierarchyid",
+        "bytea",
+        cannot_run="tested by tests/typemap/test_doc_rows_alias_clr.py (the values in SQL Server's own serialization)",
+    ),
     Col("hierarchyid", "bytea"),
-    Row("alias (user-defined) types", "", cannot_run="the SQL Server stand-in has no CREATE TYPE ... FROM"),
+    Row(
+        "alias (user-defined) types",
+        "",
+        cannot_run="tested by tests/typemap/test_doc_rows_alias_clr.py (an alias's catalog row as SQL Server returns "
+        "it; the stand-in has no CREATE TYPE ... FROM)",
+    ),
 )
 """The PostgreSQL server of the tests has no libxml: xml columns hold NULLs only (PostgreSQL cannot take a value)."""
 
