@@ -677,8 +677,9 @@ def _valid_mask(arr: pa.Array) -> np.ndarray | None:
     bitmap = arr.buffers()[0]
     if bitmap is None:
         return np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
-    bits = np.unpackbits(np.frombuffer(bitmap, dtype=np.uint8), bitorder="little")
-    return bits[arr.offset : arr.offset + len(arr)].view(bool)
+    first, skip = divmod(arr.offset, 8)  # a slice of a batch: unpack only its own bytes of the bitmap
+    own = np.frombuffer(bitmap, dtype=np.uint8)[first : (arr.offset + len(arr) + 7) // 8]
+    return np.unpackbits(own, bitorder="little")[skip : skip + len(arr)].view(bool)
 
 
 def _num(arr: pa.Array, dtype: type | np.dtype, fill: object = 0) -> np.ndarray:
