@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import struct
 
 import numpy as np
@@ -270,3 +271,56 @@ def test_text_bytes_equal_each_value_encoded_alone(values: list[str | None], sta
     alone = [(v or "").encode("utf-16-le" if utf16 else codec, errors="replace") for v in arr.to_pylist()]
     assert bytes(data) == b"".join(alone)
     assert list(np.diff(offs)) == [len(v) for v in alone]
+
+
+MIXED = [
+    ColumnSpec("id", "bigint", nullable=False),
+    ColumnSpec("n", "int"),
+    ColumnSpec("body", "nvarchar", length=-1),
+    ColumnSpec("at", "datetime"),
+    ColumnSpec("title", "nvarchar", length=20),
+    ColumnSpec("raw", "varbinary", length=10),
+    ColumnSpec("flag", "bit"),
+]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.integers(-(2**63), 2**63 - 1),
+            st.one_of(st.none(), st.integers(-(2**31), 2**31 - 1)),
+            st.one_of(st.none(), st.text(max_size=30)),
+            st.one_of(st.none(), st.datetimes(dt.datetime(1753, 1, 1)).map(lambda d: d.replace(microsecond=0))),
+            st.one_of(st.none(), st.text(max_size=20)),
+            st.one_of(st.none(), st.binary(max_size=10)),
+            st.one_of(st.none(), st.booleans()),
+        ),
+        max_size=25,
+    ),
+    start=st.integers(0, 5),
+)
+def test_rows_mixing_fixed_and_variable_columns_round_trip(rows: list[tuple[object, ...]], start: int) -> None:
+    """Fixed-width runs (token, NOT NULL and nullable numbers, length prefixes) packed between text and binary
+    values, on sliced batches: every value decodes back as it was."""
+    columns = list(zip(*rows, strict=True)) if rows else [[] for _ in MIXED]
+    batch = pa.record_batch(
+        [pa.array(list(c), wire.arrow_type(spec)) for c, spec in zip(columns, MIXED, strict=True)],
+        names=[c.name for c in MIXED],
+    ).slice(min(start, len(rows)))
+    data, offsets = wire.encode_rows(MIXED, batch)
+    assert offsets[-1] == len(data) and len(offsets) == batch.num_rows + 1
+    assert decode_stream(MIXED, bytes(data)) == [tuple(r) for r in rows[min(start, len(rows)) :]]
+
+
+def test_null_slots_holding_bytes_are_sent_as_null() -> None:
+    """Arrow lets a NULL slot's offsets span bytes; those bytes are never sent, in a text or a binary column."""
+    validity = pa.py_buffer(np.packbits(np.array([1, 0, 1], dtype=np.uint8), bitorder="little").tobytes())
+    offsets = pa.py_buffer(np.array([0, 3, 5, 8], dtype="<i4").tobytes())
+    values = pa.py_buffer("abcλdef".encode())
+    text = pa.Array.from_buffers(pa.string(), 3, [validity, offsets, values])
+    raw = pa.Array.from_buffers(pa.binary(), 3, [validity, offsets, values])
+    cols = [ColumnSpec("s", "nvarchar", length=10), ColumnSpec("m", "nvarchar", length=-1),
+            ColumnSpec("v", "varchar", length=10), ColumnSpec("b", "varbinary", length=10)]  # fmt: skip
+    data, _ = wire.encode_rows(cols, pa.record_batch([text, text, text, raw], names=["s", "m", "v", "b"]))
+    assert decode_stream(cols, bytes(data)) == [("abc",) * 3 + (b"abc",), (None,) * 4, ("def",) * 3 + (b"def",)]

@@ -645,17 +645,27 @@ def colmetadata(columns: Sequence[ColumnSpec]) -> bytes:
 
 @dataclass
 class Fixed:
-    """Every row's bytes in one (n, w) matrix; `lengths` (if any) says how many leading bytes each row uses."""
+    """Every row's bytes in one (n, w) matrix; `lengths` (if any) says how many leading bytes each row uses.
+
+    `prefixed`: the bytes start with the 1-byte length prefix of the N types (w, or 0 for a NULL per `valid`),
+    which _pack writes in place rather than each column copying its matrix once more to add it."""
 
     matrix: np.ndarray
     lengths: np.ndarray | None = None
+    prefixed: bool = False
+    valid: np.ndarray | None = None
+
+    @property
+    def width(self) -> int:
+        return int(self.matrix.shape[1]) + self.prefixed
 
 
 @dataclass
 class Var:
-    """Per-row byte strings as Arrow large_binary arrays concatenated row-wise (prefix, data, suffix...)."""
+    """Per-row byte strings concatenated row-wise (prefix, data, suffix...): fixed-width parts stay matrices,
+    so that encode_rows can pack them with their neighbours in one pass."""
 
-    parts: list[pa.Array]
+    parts: list[Fixed | pa.Array]
 
 
 Segment = Fixed | Var
@@ -664,11 +674,22 @@ Segment = Fixed | Var
 def _valid_mask(arr: pa.Array) -> np.ndarray | None:
     if arr.null_count == 0:
         return None
-    return np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    bitmap = arr.buffers()[0]
+    if bitmap is None:
+        return np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    first, skip = divmod(arr.offset, 8)  # a slice of a batch: unpack only its own bytes of the bitmap
+    own = np.frombuffer(bitmap, dtype=np.uint8)[first : (arr.offset + len(arr) + 7) // 8]
+    return np.unpackbits(own, bitorder="little")[skip : skip + len(arr)].view(bool)
 
 
 def _num(arr: pa.Array, dtype: type | np.dtype, fill: object = 0) -> np.ndarray:
+    """The values as numpy; NULL slots hold `fill`, or whatever the Arrow buffer holds for fixed-width numbers
+    read in place (`fill` None: the caller masks NULLs out)."""
+    if fill is None and arr.null_count and (pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type)):
+        raw = np.frombuffer(arr.buffers()[1], dtype=np.dtype(arr.type.to_pandas_dtype()))
+        return raw[arr.offset : arr.offset + len(arr)].astype(dtype, copy=False)
     if arr.null_count:
+        fill = 0 if fill is None else fill
         arr = pc.fill_null(arr, pa.scalar(fill, arr.type))
     out = np.asarray(arr.to_numpy(zero_copy_only=False))
     return out.astype(dtype, copy=False)
@@ -683,15 +704,10 @@ def _le_bytes(values: np.ndarray, width: int) -> np.ndarray:
 def _with_prefix(data: np.ndarray, valid: np.ndarray | None, nullable: bool) -> Fixed:
     """Add the 1-byte length prefix of the N types; a NULL is the lone byte 0."""
     if not nullable:
-        return Fixed(np.ascontiguousarray(data))
-    n, w = data.shape
-    m = np.empty((n, w + 1), dtype=np.uint8)
-    m[:, 0] = w
-    m[:, 1:] = data
+        return Fixed(data)
     if valid is None:
-        return Fixed(m)
-    m[~valid, 0] = 0
-    return Fixed(m, np.where(valid, w + 1, 1).astype(np.int64))
+        return Fixed(data, prefixed=True)
+    return Fixed(data, np.where(valid, data.shape[1] + 1, 1).astype(np.int64), prefixed=True, valid=valid)
 
 
 def _decimal_units(arr: pa.Array, scale: int) -> tuple[np.ndarray, np.ndarray]:
@@ -733,6 +749,32 @@ def _scaled_time(ticks: np.ndarray, scale: int) -> np.ndarray:
     return ticks // (10 ** (7 - scale))
 
 
+def _datetime_bytes(arr: pa.Array, full: bool, nullable: bool) -> np.ndarray:
+    """datetime (days since 1900 and 1/300 s ticks, `full`) or smalldatetime (days and minutes) bytes, rounded
+    as SQL Server rounds; NULL slots (masked out by the caller when `nullable`) hold anything."""
+    n = len(arr)
+    if not pa.types.is_timestamp(arr.type):
+        arr = pc.cast(arr, pa.timestamp("us"))
+    if arr.type.unit != "us":
+        arr = pc.cast(arr, pa.timestamp("us", arr.type.tz))
+    us = _num(arr.view(pa.int64()), np.int64, None if nullable else 0)
+    days, rem = np.divmod(us, 86_400_000_000)
+    days = days + DAYS_1900_TO_1970
+    if full:
+        ticks = (rem * 3 + 5000) // 10000
+        days = days + ticks // 25_920_000
+        pair = np.empty((n, 2), dtype="<i4")
+        pair[:, 0] = days
+        pair[:, 1] = ticks % 25_920_000
+        return pair.view(np.uint8).reshape(n, 8)
+    minutes = (rem + 30_000_000) // 60_000_000
+    days = days + minutes // 1440
+    pair16 = np.empty((n, 2), dtype="<u2")
+    pair16[:, 0] = days
+    pair16[:, 1] = minutes % 1440
+    return pair16.view(np.uint8).reshape(n, 4)
+
+
 def encode_fixed_column(spec: ColumnSpec, arr: pa.Array) -> Segment:
     """Encode one column's values (no type prefix) as SQL Server puts them in ROW tokens."""
     t = _normal_type(spec)
@@ -744,8 +786,8 @@ def encode_fixed_column(spec: ColumnSpec, arr: pa.Array) -> Segment:
                  "real": "<f4"}[t]  # fmt: skip
         if t == "bit" and pa.types.is_boolean(arr.type):
             arr = pc.cast(arr, pa.uint8())
-        values = np.ascontiguousarray(_num(arr, np.dtype(dtype)))
-        return _with_prefix(values.view(np.uint8).reshape(n, -1), valid, nullable)
+        values = np.ascontiguousarray(_num(arr, np.dtype(dtype), None if nullable else 0))
+        return _with_prefix(values.view(np.uint8).reshape(n, values.itemsize), valid, nullable)
     if t in ("money", "smallmoney"):
         lo, hi = _decimal_units(arr, 4) if not pa.types.is_integer(arr.type) else (None, None)
         units = lo.view("<i8") if lo is not None else _num(arr, np.int64)
@@ -798,27 +840,7 @@ def encode_fixed_column(spec: ColumnSpec, arr: pa.Array) -> Segment:
         data = np.hstack([_le_bytes(_scaled_time(tod, sc), _time_bytes(sc)), _le_bytes(days, 3), _le_bytes(off, 2)])
         return _with_prefix(data, valid, True)
     if t in ("datetime", "smalldatetime"):
-        if not pa.types.is_timestamp(arr.type):
-            arr = pc.cast(arr, pa.timestamp("us"))
-        us = _num(pc.cast(arr, pa.timestamp("us", arr.type.tz)).view(pa.int64()), np.int64)
-        days, rem = np.divmod(us, 86_400_000_000)
-        days = days + DAYS_1900_TO_1970
-        if t == "datetime":
-            ticks = (rem * 3 + 5000) // 10000
-            days = days + ticks // 25_920_000
-            ticks = ticks % 25_920_000
-            pair = np.empty((n, 2), dtype="<i4")
-            pair[:, 0] = days
-            pair[:, 1] = ticks
-            data = pair.view(np.uint8).reshape(n, 8)
-        else:
-            minutes = (rem + 30_000_000) // 60_000_000
-            days = days + minutes // 1440
-            pair16 = np.empty((n, 2), dtype="<u2")
-            pair16[:, 0] = days
-            pair16[:, 1] = minutes % 1440
-            data = pair16.view(np.uint8).reshape(n, 4)
-        return _with_prefix(data, valid, nullable)
+        return _with_prefix(_datetime_bytes(arr, t == "datetime", nullable), valid, nullable)
     if t == "uniqueidentifier":
         if arr.null_count:
             arr = pc.fill_null(arr, pa.scalar(b"\0" * 16, pa.binary(16)))
@@ -837,9 +859,10 @@ def _large_binary(values: np.ndarray | bytes, offsets: np.ndarray) -> pa.Array:
 
 
 def _string_parts(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """(UTF-8 bytes, offsets starting at 0) of a string/binary array, nulls as empty."""
-    if arr.null_count:
-        arr = pc.fill_null(arr, pa.scalar(b"" if pa.types.is_binary(arr.type) else "", arr.type))
+    """(UTF-8 bytes, offsets starting at 0) of a string/binary array, nulls as empty (read in place when the
+    NULL slots already are, as Arrow producers usually leave them)."""
+    if arr.null_count and pa.types.is_fixed_size_binary(arr.type):
+        arr = pc.fill_null(arr, pa.scalar(b"", arr.type))
     if pa.types.is_fixed_size_binary(arr.type):
         w = arr.type.byte_width
         data = np.frombuffer(arr.buffers()[1], dtype=np.uint8)[w * arr.offset : w * (arr.offset + len(arr))]
@@ -848,6 +871,10 @@ def _string_parts(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     bufs = arr.buffers()
     offs = np.frombuffer(bufs[1], dtype="<i8" if large else "<i4")[arr.offset : arr.offset + len(arr) + 1]
     offs = offs.astype(np.int64)
+    valid = _valid_mask(arr)
+    if valid is not None and np.diff(offs)[~valid].any():
+        text = pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)
+        return _string_parts(pc.fill_null(arr, pa.scalar("" if text else b"", arr.type)))
     data = np.frombuffer(bufs[2], dtype=np.uint8)[offs[0] : offs[-1]] if bufs[2] is not None else np.empty(0, np.uint8)
     return data, offs - offs[0]
 
@@ -864,26 +891,23 @@ def _text_bytes(arr: pa.Array, utf16: bool, codec: str = "cp1252") -> tuple[np.n
             arr = arr.cast(pa.large_string())
         else:
             arr = pc.cast(arr, pa.large_string())
-    if arr.null_count:
-        arr = pc.fill_null(arr, pa.scalar("", arr.type))
     u8, offs = _string_parts(arr)
     top = int(u8.max()) if len(u8) else 0
     if top < 0x80:
         if not utf16:
             return u8, offs
         return u8.astype("<u2").view(np.uint8), offs * 2
-    text = u8.tobytes().decode("utf-8")
     if not utf16 and codec not in _SINGLE_BYTE:  # double-byte code pages: lengths differ per character
-        values = [v.encode(codec, errors="replace") for v in arr.to_pylist()]
+        values = [(v or "").encode(codec, errors="replace") for v in arr.to_pylist()]
         lens = np.fromiter((len(v) for v in values), dtype=np.int64, count=len(values))
         return b"".join(values), np.concatenate([[0], np.cumsum(lens)])
-    chars = pc.utf8_length(arr).to_numpy(zero_copy_only=False).astype(np.int64)
+    chars = pc.utf8_length(arr).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
     if not utf16:
-        return text.encode(codec, errors="replace"), np.concatenate([[0], np.cumsum(chars)])
+        return str(u8.data, "utf-8").encode(codec, errors="replace"), np.concatenate([[0], np.cumsum(chars)])
     if top >= 0xF0:  # characters beyond the BMP (a 4-byte UTF-8 lead) take a surrogate pair
         owner = np.searchsorted(offs, np.flatnonzero(u8 >= 0xF0), side="right") - 1
         chars += np.bincount(owner, minlength=len(chars))
-    return text.encode("utf-16-le"), np.concatenate([[0], np.cumsum(chars)]) * 2
+    return str(u8.data, "utf-8").encode("utf-16-le"), np.concatenate([[0], np.cumsum(chars)]) * 2
 
 
 def _var_parts(arr: pa.Array, t: str, collation: str | None = None) -> tuple[np.ndarray | bytes, np.ndarray]:
@@ -896,14 +920,6 @@ def _var_parts(arr: pa.Array, t: str, collation: str | None = None) -> tuple[np.
     ):
         arr = pc.cast(arr, pa.large_binary())
     return _string_parts(arr)
-
-
-def _fixed_to_binary(seg: Fixed) -> pa.Array:
-    n, w = seg.matrix.shape
-    if seg.lengths is None:
-        return _large_binary(seg.matrix.reshape(-1), np.arange(n + 1, dtype=np.int64) * w)
-    mask = np.arange(w)[None, :] < seg.lengths[:, None]
-    return _large_binary(seg.matrix[mask], np.concatenate([[0], np.cumsum(seg.lengths)]))
 
 
 def _variant_numbers(arr: pa.Array) -> Segment:
@@ -929,7 +945,7 @@ def _variant_bodies(arr: pa.Array, valid: np.ndarray | None) -> Segment:
     head = _le_bytes(lengths, 4).copy()
     if valid is not None:
         head[~valid] = 0
-    return Var([_fixed_to_binary(Fixed(np.ascontiguousarray(head))), _large_binary(data, offs)])
+    return Var([Fixed(head), _large_binary(data, offs)])
 
 
 def _encode_var_column(spec: ColumnSpec, arr: pa.Array, t: str, valid: np.ndarray | None) -> Segment:
@@ -950,65 +966,83 @@ def _encode_var_column(spec: ColumnSpec, arr: pa.Array, t: str, valid: np.ndarra
         head[:, 6:8] = np.frombuffer(struct.pack("<H", 8000), np.uint8)
         head[:, 8:13] = np.frombuffer(COLLATION, np.uint8)
         head[is_null, :4] = 0
-        return Var([_fixed_to_binary(Fixed(head, np.where(is_null, 4, 13))), data_arr])
+        return Var([Fixed(head, np.where(is_null, 4, 13)), data_arr])
     if t in ("text", "ntext", "image"):
         head = np.zeros((n, 29), dtype=np.uint8)
         head[:, 0] = 16
         head[:, 1:17] = 0xAB
         head[:, 25:29] = _le_bytes(lengths, 4)
         head[is_null, 0] = 0
-        return Var([_fixed_to_binary(Fixed(head, np.where(is_null, 1, 29))), data_arr])
+        return Var([Fixed(head, np.where(is_null, 1, 29)), data_arr])
     plp = spec.length == -1 or t == "xml" or t in UDT_ASSEMBLIES  # UDT values are always PLP, whatever their max size
     if not plp:
         head = _le_bytes(lengths, 2).copy()
         head[is_null] = 0xFF
-        return Var([_fixed_to_binary(Fixed(np.ascontiguousarray(head))), data_arr])
+        return Var([Fixed(head), data_arr])
     head = np.zeros((n, 12), dtype=np.uint8)
     head[:, :8] = _le_bytes(lengths, 8)
     head[:, 8:12] = _le_bytes(lengths, 4)
     head[is_null, :8] = 0xFF
     head_len = np.where(is_null | (lengths == 0), 8, 12)
     tail = Fixed(np.zeros((n, 4), dtype=np.uint8), np.where(is_null, 0, 4))
-    return Var([_fixed_to_binary(Fixed(head, head_len)), data_arr, _fixed_to_binary(tail)])
+    return Var([Fixed(head, head_len), data_arr, tail])
 
 
-_ROW_TOKEN = pa.scalar(bytes([TOK_ROW]), pa.large_binary())
 _EMPTY = pa.scalar(b"", pa.large_binary())
 
 
-def encode_rows(columns: Sequence[ColumnSpec], batch: pa.RecordBatch) -> tuple[memoryview, np.ndarray]:
-    """ROW tokens for every row of `batch`: (bytes, row start offsets with a final end offset)."""
-    n = batch.num_rows
-    segs = [encode_fixed_column(spec, batch.column(i)) for i, spec in enumerate(columns)]
-    if all(isinstance(s, Fixed) for s in segs):
-        fixed = [s for s in segs if isinstance(s, Fixed)]
-        width = 1 + sum(s.matrix.shape[1] for s in fixed)
-        m = np.empty((n, width), dtype=np.uint8)
-        m[:, 0] = TOK_ROW
-        pos = 1
-        mask: np.ndarray | None = None
-        rowlen = np.ones(n, dtype=np.int64)
-        for s in fixed:
-            w = s.matrix.shape[1]
-            m[:, pos : pos + w] = s.matrix
-            if s.lengths is not None:
-                if mask is None:
-                    mask = np.ones((n, width), dtype=bool)
-                mask[:, pos : pos + w] = np.arange(w)[None, :] < s.lengths[:, None]
-                rowlen += s.lengths
-            else:
-                rowlen += w
-            pos += w
-        flat: np.ndarray = m.reshape(-1) if mask is None else m[mask]
-        offsets = np.arange(n + 1, dtype=np.int64) * width if mask is None else np.concatenate([[0], np.cumsum(rowlen)])
-        return memoryview(flat.data), offsets
-    parts: list[pa.Array | pa.Scalar] = [_ROW_TOKEN]
-    for seg in segs:
-        if isinstance(seg, Fixed):
-            parts.append(_fixed_to_binary(seg))
+def _pack(run: list[Fixed]) -> tuple[np.ndarray, np.ndarray]:
+    """Fixed-width parts side by side in each row, the unused tail bytes of each part dropped: (bytes, row
+    start offsets with a final end offset)."""
+    n = run[0].matrix.shape[0]
+    width = sum(f.width for f in run)
+    m = np.empty((n, width), dtype=np.uint8)
+    mask: np.ndarray | None = None
+    rowlen = np.zeros(n, dtype=np.int64)
+    pos = 0
+    for f in run:
+        w = f.width
+        if f.prefixed:
+            m[:, pos] = w - 1 if f.valid is None else np.where(f.valid, w - 1, 0)
+        m[:, pos + f.prefixed : pos + w] = f.matrix
+        if f.lengths is not None:
+            if mask is None:
+                mask = np.ones((n, width), dtype=bool)
+            mask[:, pos : pos + w] = np.arange(w)[None, :] < f.lengths[:, None]
+            rowlen += f.lengths
         else:
-            parts.extend(seg.parts)
-    joined = pc.binary_join_element_wise(*parts, _EMPTY)
+            rowlen += w
+        pos += w
+    if mask is None:
+        return m.reshape(-1), np.arange(n + 1, dtype=np.int64) * width
+    return m[mask], np.concatenate([[0], np.cumsum(rowlen)])
+
+
+def encode_rows(columns: Sequence[ColumnSpec], batch: pa.RecordBatch) -> tuple[memoryview, np.ndarray]:
+    """ROW tokens for every row of `batch`: (bytes, row start offsets with a final end offset).
+
+    Each row is its fixed-width runs (token byte, fixed columns, length prefixes), packed a run at a time,
+    joined with the variable-length data between them."""
+    n = batch.num_rows
+    parts: list[Fixed | pa.Array] = [Fixed(np.full((n, 1), TOK_ROW, dtype=np.uint8))]
+    for i, spec in enumerate(columns):
+        seg = encode_fixed_column(spec, batch.column(i))
+        parts.extend(seg.parts if isinstance(seg, Var) else [seg])
+    arrays: list[pa.Array] = []
+    run: list[Fixed] = []
+    for part in [*parts, None]:
+        if isinstance(part, Fixed):
+            run.append(part)
+            continue
+        if run:
+            if part is None and not arrays:  # every column fixed-width: the packed run is the answer
+                flat, offsets = _pack(run)
+                return memoryview(flat.data), offsets
+            arrays.append(_large_binary(*_pack(run)))
+            run = []
+        if part is not None:
+            arrays.append(part)
+    joined = pc.binary_join_element_wise(*arrays, _EMPTY)
     offs = np.frombuffer(joined.buffers()[1], dtype="<i8")[joined.offset : joined.offset + n + 1]
     values = joined.buffers()[2]
     start = int(offs[0])
