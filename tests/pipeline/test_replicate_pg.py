@@ -8,7 +8,7 @@ import psycopg
 import pytest
 
 from ray_replicator import replicate
-from ray_replicator.synth.stackoverflow import generate
+from ray_replicator.synth.stackoverflow import generate, write_postgres
 from tests.helpers import assert_same_database, pg_table_digest
 
 
@@ -18,6 +18,16 @@ def so_source(pg_base_url: str) -> str:
 
     url = recreate_database(pg_base_url, "so_src_pipeline")
     generate(url, 0.003, 7)
+    return url
+
+
+@pytest.fixture(scope="module")
+def so_source_uncompressed(pg_base_url: str) -> str:
+    """The same database with its large values stored uncompressed (the generator's compress_text=False)."""
+    from ray_replicator.embedded import recreate_database
+
+    url = recreate_database(pg_base_url, "so_src_pipeline_plain")
+    write_postgres(url, 0.003, 7, compress_text=False, verbose=False)
     return url
 
 
@@ -46,11 +56,12 @@ def test_stackoverflow_round_trip(
     big_bodies = 'SELECT count(*) FROM "Posts" WHERE octet_length("Body") > 2000'
     compressed = 'SELECT count(*) FROM "Posts" WHERE pg_column_compression("Body") IS NOT NULL'
     with psycopg.connect(so_source) as conn:
-        assert (conn.execute(big_bodies).fetchone() or [0])[0] > 100
-        assert conn.execute(compressed).fetchone() == (0,)
+        source_big = (conn.execute(big_bodies).fetchone() or [0])[0]
+        source_compressed = (conn.execute(compressed).fetchone() or [0])[0]
+        assert source_big > 100 and source_compressed >= source_big  # the generator stores them as PostgreSQL does
     with psycopg.connect(target) as conn:
-        # The generator stores Bodies uncompressed, so the target does too, and then has its defaults back.
-        assert conn.execute(compressed).fetchone() == (0,)
+        # large_values = compress (the default): the target compresses them too, and keeps its default settings.
+        assert conn.execute(compressed).fetchone() == (source_compressed,)
         assert conn.execute("SELECT reloptions FROM pg_class WHERE relname = 'Posts'").fetchone() == (None,)
         assert conn.execute(
             "SELECT attstorage FROM pg_attribute WHERE attrelid = '\"Posts\"'::regclass AND attname = 'Body'"
@@ -66,15 +77,16 @@ def test_stackoverflow_round_trip(
 
 
 def test_filters_schema_map_and_existing_policy(
-    ray_local: None, so_source: str, make_database: Callable[[str], str]
+    ray_local: None, so_source_uncompressed: str, make_database: Callable[[str], str]
 ) -> None:
     target = make_database("so_dst_map")
     settings = {
-        "source": {"url": so_source},
+        "source": {"url": so_source_uncompressed},
         "target": {"url": target},
         "tables": ["public.Post*", "Users"],
         "exclude": ["PostLinks"],
         "schema_map": {"public": "so"},
+        "large_values": "as-source",
         "report_path": None,
     }
     report = replicate(settings)
@@ -82,11 +94,13 @@ def test_filters_schema_map_and_existing_policy(
     assert sorted(t.table for t in report.tables) == ["so.PostTypes", "so.Posts", "so.Users"]
     assert "public.Votes" in report.excluded and "public.PostLinks" in report.excluded
     for table in ("Posts", "Users", "PostTypes"):
-        assert pg_table_digest(so_source, "public", table) == pg_table_digest(target, "so", table)
-    with psycopg.connect(target) as conn:  # loaded uncompressed under its mapped name, then put back
+        assert pg_table_digest(so_source_uncompressed, "public", table) == pg_table_digest(target, "so", table)
+    with psycopg.connect(target) as conn:  # as-source: loaded uncompressed under its mapped name, then put back
         assert conn.execute("SELECT reloptions FROM pg_class WHERE oid = 'so.\"Posts\"'::regclass").fetchone() == (
             None,
         )
+        uncompressed = 'SELECT count(*) FROM so."Posts" WHERE pg_column_compression("Body") IS NOT NULL'
+        assert conn.execute(uncompressed).fetchone() == (0,)
         assert conn.execute("SELECT count(*) FROM _ray_replicator.load_settings").fetchone() == (0,)
 
     from ray_replicator.engines.base import UsageError
