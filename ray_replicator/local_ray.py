@@ -126,33 +126,36 @@ class RayStart:
         logging.getLogger("ray._private.worker").addFilter(_NotOnMainThread())
         self._done = threading.Event()
         self._failure: BaseException | None = None
-        self.warming: list[Any] = []
-        """The warm-up tasks (kept referenced until the run ends)."""
+        self._warming: list[Any] = []
         args = (num_cpus, tuple(warm_modules), warm_slots)
         threading.Thread(target=self._start, args=args, name="ray-start", daemon=True).start()
 
     def _start(self, num_cpus: int | None, warm_modules: tuple[str, ...], warm_slots: int) -> None:
         try:
             _init_local(num_cpus)
-            self.warming = warm_workers(warm_modules, warm_slots)
+            self._warming = warm_workers(warm_modules, warm_slots)
         except BaseException as exc:  # noqa: BLE001 - handed to the driver's thread by wait()
             self._failure = exc
         finally:
             self._done.set()
         _outlive_ray()
 
-    def wait(self) -> None:
-        """Until Ray is up; its failure as the one line ensure_ray gives."""
+    def wait(self) -> list[Any]:
+        """Until Ray is up; its failure as the one line ensure_ray gives. Returns the warm-up tasks' refs and keeps
+        none: a ref still held when Ray shuts down makes Ray's core worker complain on stderr."""
         self._done.wait()
         if self._failure is not None:
             with _one_line(None):
                 raise self._failure
+        warming, self._warming = self._warming, []
+        return warming
 
     def cancel(self) -> None:
         """The run failed before it needed Ray: let the start finish, then shut the Ray down, so none is left."""
         import ray
 
         self._done.wait()
+        self._warming = []
         if self._failure is None and ray.is_initialized():
             ray.shutdown()
 

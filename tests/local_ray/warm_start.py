@@ -23,8 +23,7 @@ def imported() -> tuple[int, list[str]]:
 
 def main() -> None:
     start = RayStart(1, MODULES)
-    start.wait()
-    warmed = ray.get(start.warming)
+    warmed = ray.get(start.wait())
     time.sleep(2)  # Ray's processes die with the thread that started them, were it to end
     pid, modules = ray.get(imported.remote())
     threads = [t.name for t in threading.enumerate()]
