@@ -9,7 +9,7 @@ import pytest
 
 from ray_replicator import replicate
 from ray_replicator.synth.stackoverflow import generate, write_postgres
-from tests.helpers import assert_same_database, pg_table_digest
+from tests.helpers import assert_same_database, large_value_storage, pg_table_digest
 
 
 @pytest.fixture(scope="module")
@@ -53,19 +53,13 @@ def test_stackoverflow_round_trip(
     assert all(t.verified == "yes (checksums)" for t in report.tables)
     assert sum(t.ranges for t in report.tables) > 9
     assert_same_database(so_source, target)
-    big_bodies = 'SELECT count(*) FROM "Posts" WHERE octet_length("Body") > 2000'
-    compressed = 'SELECT count(*) FROM "Posts" WHERE pg_column_compression("Body") IS NOT NULL'
-    with psycopg.connect(so_source) as conn:
-        source_big = (conn.execute(big_bodies).fetchone() or [0])[0]
-        source_compressed = (conn.execute(compressed).fetchone() or [0])[0]
-        assert source_big > 100 and source_compressed >= source_big  # the generator stores them as PostgreSQL does
+    source_storage = large_value_storage(so_source, "Posts", "Body")
+    # the generator stores them as PostgreSQL does by default: compressed
+    assert list(source_storage["compressed"]) == [source_storage["default"]]
+    assert sum(source_storage["compressed"].values()) > 100
+    # large_values = compress (the default): the target compresses them too, and keeps its default settings
+    assert large_value_storage(target, "Posts", "Body") == source_storage
     with psycopg.connect(target) as conn:
-        # large_values = compress (the default): the target compresses them too, and keeps its default settings.
-        assert conn.execute(compressed).fetchone() == (source_compressed,)
-        assert conn.execute("SELECT reloptions FROM pg_class WHERE relname = 'Posts'").fetchone() == (None,)
-        assert conn.execute(
-            "SELECT attstorage FROM pg_attribute WHERE attrelid = '\"Posts\"'::regclass AND attname = 'Body'"
-        ).fetchone() == ("x",)
         empty = conn.execute('SELECT count(*) FROM "Users" WHERE "WebsiteUrl" = \'\'').fetchone()
         nulls = conn.execute('SELECT count(*) FROM "Users" WHERE "WebsiteUrl" IS NULL').fetchone()
         assert empty and nulls and empty[0] > 0 and nulls[0] > 0
@@ -95,12 +89,10 @@ def test_filters_schema_map_and_existing_policy(
     assert "public.Votes" in report.excluded and "public.PostLinks" in report.excluded
     for table in ("Posts", "Users", "PostTypes"):
         assert pg_table_digest(so_source_uncompressed, "public", table) == pg_table_digest(target, "so", table)
-    with psycopg.connect(target) as conn:  # as-source: loaded uncompressed under its mapped name, then put back
-        assert conn.execute("SELECT reloptions FROM pg_class WHERE oid = 'so.\"Posts\"'::regclass").fetchone() == (
-            None,
-        )
-        uncompressed = 'SELECT count(*) FROM so."Posts" WHERE pg_column_compression("Body") IS NOT NULL'
-        assert conn.execute(uncompressed).fetchone() == (0,)
+    # as-source: loaded uncompressed under its mapped name, then its settings put back
+    stored = large_value_storage(target, "Posts", "Body", schema="so")
+    assert list(stored["compressed"]) == [None] and (stored["storage"], stored["reloptions"]) == ("x", None)
+    with psycopg.connect(target) as conn:
         assert conn.execute("SELECT count(*) FROM _ray_replicator.load_settings").fetchone() == (0,)
 
     from ray_replicator.engines.base import UsageError

@@ -10,6 +10,7 @@ import pytest
 
 from ray_replicator.synth import stackoverflow as so
 from ray_replicator.synth.ddl import pg_type
+from tests.helpers import large_value_storage
 from tests.synth.generated import SMALL, TWO_CHUNKS, column, generated_table
 
 
@@ -136,15 +137,7 @@ def test_postgres_large_values_storage(pg_url: str, compress_text: bool) -> None
     """By default large Bodies are compressed, as PostgreSQL stores them; compress_text=False loads them
     uncompressed (the old form, for benchmarks). Either way the column ends with its default storage."""
     so.write_postgres(pg_url, SMALL, 42, tables=["Posts"], compress_text=compress_text, verbose=False)
-    with psycopg.connect(pg_url) as conn:
-        kinds = conn.execute(
-            'SELECT pg_column_compression("Body"), count(*) FROM "Posts" WHERE octet_length("Body") > 4000 GROUP BY 1'
-        ).fetchall()
-        storage = conn.execute(
-            "SELECT attstorage FROM pg_attribute WHERE attrelid = '\"Posts\"'::regclass AND attname = 'Body'"
-        ).fetchone()
-        options = conn.execute("SELECT reloptions FROM pg_class WHERE relname = 'Posts'").fetchone()
-        default = conn.execute("SELECT current_setting('default_toast_compression')").fetchone()
-    assert [kind for kind, _ in kinds] == [default[0] if default and compress_text else None]
-    assert kinds[0][1] > 10
-    assert storage == ("x",) and options == (None,)
+    got = large_value_storage(pg_url, "Posts", "Body")
+    assert list(got["compressed"]) == [got["default"] if compress_text else None]
+    assert sum(got["compressed"].values()) > 10
+    assert (got["storage"], got["reloptions"]) == ("x", None)
