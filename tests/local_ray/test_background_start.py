@@ -16,6 +16,7 @@ import psycopg
 import pytest
 
 from ray_replicator import local_ray
+from ray_replicator.engines.base import EngineError
 from ray_replicator.reaper import marked_pids
 from tests.helpers import assert_one_line_error
 from tests.local_ray.test_local_ray import ROOT, clean_env, running
@@ -45,6 +46,23 @@ def test_starts_local_only_without_a_named_cluster(monkeypatch: pytest.MonkeyPat
     monkeypatch.delenv("RAY_ADDRESS")
     monkeypatch.setattr(ray, "is_initialized", lambda: True)
     assert not local_ray.starts_local(None)
+
+
+def test_a_background_start_that_fails_is_one_line_when_waited_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refused(num_cpus: int | None) -> None:
+        raise RuntimeError("no space left for the object store\nand more detail")
+
+    monkeypatch.setattr(local_ray, "_private_environment", lambda: "marker")
+    monkeypatch.setattr(local_ray, "_start_reaper", lambda marker: None)
+    monkeypatch.setattr(local_ray, "_init_local", refused)
+    start = local_ray.RayStart(1, ["ray_replicator.copy"])
+    with pytest.raises(EngineError) as failed:
+        start.wait()
+    assert str(failed.value) == (
+        "cannot reach Ray at a local Ray instance: no space left for the object store; start it with "
+        "`ray start --head` or unset RAY_ADDRESS to run locally"
+    )
+    start.cancel()  # nothing to shut down
 
 
 def test_background_start_warms_a_worker_and_outlives_its_wait() -> None:
