@@ -60,13 +60,21 @@ def map_table(table: Table, schema_map: dict[str, str], changes: list[SchemaChan
     return replace(twin, schema=schema_map.get(twin.schema, twin.schema), foreign_keys=fks)
 
 
-def load_catalog(settings: Settings, source: Source) -> tuple[Catalog, list[str]]:
-    """The filters go first, on table names alone; then only the chosen tables' details are read, so a table left
-    out (a sql_variant column, no SELECT for this user, a type no policy takes) never stops the run. Before
-    either, a policy the target cannot hold is refused (preflight.check_policies)."""
+def choose_tables(settings: Settings, source: Source) -> tuple[list[tuple[str, str]], list[str]]:
+    """The chosen and the excluded tables, by the filters on table names alone; before that, a policy the target
+    cannot hold is refused (preflight.check_policies)."""
     check_policies(settings)
     database, names = source.table_names()
-    chosen, excluded = select_tables(database, names, settings.tables, settings.exclude)
+    return select_tables(database, names, settings.tables, settings.exclude)
+
+
+def load_catalog(
+    settings: Settings, source: Source, filtered: tuple[list[tuple[str, str]], list[str]] | None = None
+) -> tuple[Catalog, list[str]]:
+    """The filters go first (choose_tables, or its answer as `filtered`); then only the chosen tables' details are
+    read, so a table left out (a sql_variant column, no SELECT for this user, a type no policy takes) never stops
+    the run."""
+    chosen, excluded = filtered or choose_tables(settings, source)
     catalog = source.catalog(settings.tables, settings.exclude)
     got = {(t.schema, t.name) for t in catalog.tables}
     missing = [f"{s}.{n}" for s, n in chosen if (s, n) not in got]
@@ -84,12 +92,20 @@ def copy_slots(settings: Settings) -> int:
     return os.cpu_count() or 1
 
 
-def make_plan(settings: Settings, source: Source, catalog: Catalog, target: Capabilities | None = None) -> Plan:
-    """target: the engine the rows go to, when known. A raw PostgreSQL → PostgreSQL copy gets lead ranges unless it
-    verifies checksums: the split table then finishes last, and its digest, taken after its finalize, can no
-    longer overlap other tables' copies. Measured at scale 0.14 on 2 cores, interleaved runs: verify counts
-    8.4-10.3 s (median 9.55) with lead ranges against 9.7-11.4 s (median 10.54) without; verify checksums
-    16.9-19.0 s with against 14.3-17.2 s without.
+def make_plan(
+    settings: Settings,
+    source: Source,
+    catalog: Catalog,
+    target: Capabilities | None = None,
+    slots: int | None = None,
+) -> Plan:
+    """target: the engine the rows go to, when known. slots: the copy slots to plan for (copy_slots, taken before
+    a Ray starting in the background could change its answer mid-plan).
+
+    A raw PostgreSQL → PostgreSQL copy gets lead ranges unless it verifies checksums: the split table then finishes
+    last, and its digest, taken after its finalize, can no longer overlap other tables' copies. Measured at scale
+    0.14 on 2 cores, interleaved runs: verify counts 8.4-10.3 s (median 9.55) with lead ranges against 9.7-11.4 s
+    (median 10.54) without; verify checksums 16.9-19.0 s with against 14.3-17.2 s without.
 
     Into SQL Server, a range retried after a worker died is cleared with its own predicate, evaluated by SQL
     Server; so a keyless table is one range there (no physical range can be selected again), and so is a table
@@ -114,7 +130,7 @@ def make_plan(settings: Settings, source: Source, catalog: Catalog, target: Capa
         settings.rows_per_range,
         settings.bytes_per_range,
         settings.max_ranges_per_table,
-        slots=copy_slots(settings),
+        slots=slots or copy_slots(settings),
         lead=lead,
         physical=not refills,
         split_by_key=split_by_key,

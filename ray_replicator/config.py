@@ -167,11 +167,11 @@ class Settings(BaseModel):
     existing: Literal["fail", "truncate", "drop"] = "fail"
     keys: Literal["after-load", "before-load"] = "after-load"
     unlogged: bool = False
-    large_values: Literal["as-source", "compress"] = Field(
-        default="as-source",
-        description="PostgreSQL target: as-source loads a table whose source stores its large values uncompressed "
-        "(PostgreSQL: sampled; SQL Server: no DATA_COMPRESSION) without TOAST compression, faster and about as large "
-        "as the source; compress lets the target compress them as it does by default",
+    large_values: Literal["compress", "as-source"] = Field(
+        default="compress",
+        description="PostgreSQL target: compress (the default) lets the target compress large values as it does by "
+        "default; as-source loads a table whose source stores its large values uncompressed (PostgreSQL: sampled; "
+        "SQL Server: no DATA_COMPRESSION) without TOAST compression, faster but larger (see README, Large values)",
     )
     collation: Literal["binary", "ci"] = Field(
         default="binary",

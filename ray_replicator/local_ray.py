@@ -8,6 +8,10 @@ A Ray that ray-replicator starts itself is reachable by nobody else:
 - a reaper process kills what is left of it once the driver is gone (kill -9 included): Ray's agents otherwise
   outlive their raylet by up to a minute while they try to flush logs to a dead GCS.
 Joining a cluster changes nothing: its own address, authentication and lifetime apply.
+
+A run starts its local Ray in the background (RayStart): Ray's start is seconds of process launches and handshakes
+the driver does not need for its catalog and plan, so they overlap; the copy workers then import the copy path
+before their first range.
 """
 
 from __future__ import annotations
@@ -20,6 +24,9 @@ import secrets
 import socket
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ray_replicator.engines.base import EngineError
@@ -32,6 +39,9 @@ TOKEN_ENV = "RAY_AUTH_TOKEN"
 _USER_TOKEN_ENVS = ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
 
 
+COMMON_INIT: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False}
+
+
 def ensure_ray(ray_address: str | None, num_cpus: int | None) -> None:
     """Join the cluster named by ray_address/RAY_ADDRESS, else start a local Ray on loopback with a token."""
     import ray
@@ -39,31 +49,141 @@ def ensure_ray(ray_address: str | None, num_cpus: int | None) -> None:
     if ray.is_initialized():
         return
     address = ray_address or os.environ.get("RAY_ADDRESS")
-    common: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False}
-    # A failed range cancels its siblings; their errors are expected and must not spill tracebacks on stderr.
-    os.environ.setdefault("RAY_IGNORE_UNHANDLED_ERRORS", "1")
-    try:
+    _quiet_cancelled_ranges()
+    with _one_line(address):
         if address:
             _check_reachable(address)
-            ray.init(address=address, **common)
+            ray.init(address=address, **COMMON_INIT)
             return
-        marker = _private_environment()
-        # No dashboard reads this instance's metrics, and Ray's OpenTelemetry exporter can crash the driver as it
-        # exits (seen once in CI: exit -11 in Meter::Collect instead of the run's own exit code).
-        ray.init(
-            num_cpus=num_cpus,
-            include_dashboard=False,
-            _node_ip_address=LOOPBACK,
-            _system_config={"enable_metrics_collection": False},
-            **common,
-        )
-        _start_reaper(marker)
+        _start_reaper(_private_environment())
+        _init_local(num_cpus)
+
+
+def starts_local(ray_address: str | None) -> bool:
+    """ensure_ray would start a private local Ray: none runs in this process and no cluster is named."""
+    import ray
+
+    return not ray.is_initialized() and not (ray_address or os.environ.get("RAY_ADDRESS"))
+
+
+def _quiet_cancelled_ranges() -> None:
+    # A failed range cancels its siblings; their errors are expected and must not spill tracebacks on stderr.
+    os.environ.setdefault("RAY_IGNORE_UNHANDLED_ERRORS", "1")
+
+
+@contextlib.contextmanager
+def _one_line(address: str | None) -> Iterator[None]:
+    """Ray's start failures as one EngineError naming where Ray was sought."""
+    try:
+        yield
     except (OSError, RuntimeError, ValueError) as exc:
         where = address or "a local Ray instance"
         raise EngineError(
             f"cannot reach Ray at {where}: {str(exc).splitlines()[0]}; start it with `ray start --head` "
             "or unset RAY_ADDRESS to run locally"
         ) from None
+
+
+def _init_local(num_cpus: int | None) -> None:
+    """ray.init of the private local Ray (after _private_environment)."""
+    import ray
+
+    # No dashboard reads this instance's metrics, and Ray's OpenTelemetry exporter can crash the driver as it
+    # exits (seen once in CI: exit -11 in Meter::Collect instead of the run's own exit code).
+    ray.init(
+        num_cpus=num_cpus,
+        include_dashboard=False,
+        _node_ip_address=LOOPBACK,
+        _system_config={"enable_metrics_collection": False},
+        **COMMON_INIT,
+    )
+
+
+class _NotOnMainThread(logging.Filter):
+    """Drops Ray's warning that ray.init on another thread leaves SIGTERM alone: RayStart does that on purpose
+    (the CLI keeps SIGTERM itself, see signals.reclaim)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("SIGTERM handler is not set")
+
+
+class RayStart:
+    """A private local Ray starting on a thread of its own while the driver reads the catalog and plans.
+
+    Ray's start is seconds (process launches, GCS and raylet handshakes, worker registration) of which the driver
+    needs nothing until it prepares the target. Once Ray is up, `warm_modules` are imported by a worker per copy
+    slot, so the copy workers' imports overlap the target's DDL instead of delaying the first range.
+
+    The environment (loopback, token, marker) and the reaper are set up on the caller's thread before the start,
+    so no other thread sees the environment change and the reaper covers Ray from its first process. The starting
+    thread then lives as long as its Ray: Ray starts its processes with PR_SET_PDEATHSIG, which Linux fires when
+    the *thread* that started them ends.
+    """
+
+    def __init__(self, num_cpus: int | None, warm_modules: Sequence[str], warm_slots: int = 0) -> None:
+        _quiet_cancelled_ranges()
+        _start_reaper(_private_environment())
+        logging.getLogger("ray._private.worker").addFilter(_NotOnMainThread())
+        self._done = threading.Event()
+        self._failure: BaseException | None = None
+        self._warming: list[Any] = []
+        args = (num_cpus, tuple(warm_modules), warm_slots)
+        threading.Thread(target=self._start, args=args, name="ray-start", daemon=True).start()
+
+    def _start(self, num_cpus: int | None, warm_modules: tuple[str, ...], warm_slots: int) -> None:
+        try:
+            _init_local(num_cpus)
+            self._warming = warm_workers(warm_modules, warm_slots)
+        except BaseException as exc:  # noqa: BLE001 - handed to the driver's thread by wait()
+            self._failure = exc
+        finally:
+            self._done.set()
+        _outlive_ray()
+
+    def wait(self) -> list[Any]:
+        """Until Ray is up; its failure as the one line ensure_ray gives. Returns the warm-up tasks' refs and keeps
+        none: a ref still held when Ray shuts down makes Ray's core worker complain on stderr."""
+        self._done.wait()
+        if self._failure is not None:
+            with _one_line(None):
+                raise self._failure
+        warming, self._warming = self._warming, []
+        return warming
+
+    def cancel(self) -> None:
+        """The run failed before it needed Ray: let the start finish, then shut the Ray down, so none is left."""
+        import ray
+
+        self._done.wait()
+        self._warming = []
+        if self._failure is None and ray.is_initialized():
+            ray.shutdown()
+
+
+def _outlive_ray(poll_s: float = 0.5) -> None:
+    """Keep the thread that started Ray alive while Ray runs (see RayStart)."""
+    import ray
+
+    while ray.is_initialized():
+        time.sleep(poll_s)
+
+
+def _import_modules(modules: tuple[str, ...]) -> int:
+    for name in modules:
+        importlib.import_module(name)
+    return os.getpid()
+
+
+def warm_workers(modules: Sequence[str], slots: int = 0) -> list[Any]:
+    """One task per CPU slot (at most `slots` when given) that imports `modules` in its worker, ahead of the
+    first real task there; returns the tasks' refs."""
+    import ray
+
+    if not modules:
+        return []
+    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    task = ray.remote(num_cpus=1, max_retries=0)(_import_modules)
+    return [task.remote(tuple(modules)) for _ in range(min(slots, cpus) if slots > 0 else cpus)]
 
 
 def _private_environment() -> str:

@@ -18,7 +18,9 @@ from ray_replicator import diagnostics, local_ray
 from ray_replicator.catalog import copy_computed
 from ray_replicator.choices import (
     choose_method,
+    choose_tables,
     compare_tables,
+    copy_slots,
     ensure_ray,
     load_catalog,
     make_plan,
@@ -27,7 +29,7 @@ from ray_replicator.choices import (
 )
 from ray_replicator.config import Settings, known_secrets
 from ray_replicator.copy_stage import CopyStage, counted_checks
-from ray_replicator.engines import capabilities_of, open_source, open_target, source_url_for
+from ray_replicator.engines import ENGINE_MODULES, capabilities_of, engine_of, open_source, open_target, source_url_for
 from ray_replicator.engines.base import EngineError
 from ray_replicator.events import (
     Event,
@@ -77,6 +79,10 @@ class Run:
         self.emit = emit
         self.will_save_report = will_save_report
         self.state = RunState(settings=settings, run_id=settings.run_id or uuid.uuid4().hex[:12])
+        self.plan_slots = 0
+        self.chosen: tuple[list[tuple[str, str]], list[str]] | None = None
+        self.ray_start: local_ray.RayStart | None = None
+        """A local Ray starting in the background until prepare has waited for it."""
 
     def execute(self) -> RunReport:
         """Run every stage and return the report; raises EngineError/UsageError with one-line messages.
@@ -130,18 +136,39 @@ class Run:
         state, settings = self.state, self.settings
         state.target_url = settings.target_endpoint.resolved_url()
         state.source_url = source_url_for(settings.source.resolved_url(), state.target_url)
+        self.plan_slots = copy_slots(settings)  # before Ray is up, however fast it comes up
         with contextlib.ExitStack() as endpoints:
             state.source = open_source(state.source_url)
             endpoints.callback(state.source.close)
             state.target = open_target(state.target_url)
             endpoints.callback(state.target.close)
-            self.catalog()
-            self.plan()
-            self.prepare()
+            # Before Ray starts, both servers answer and the filters choose: a wrong URL, password, database or
+            # table filter fails at once, with no Ray to wait for and shut down. Reading creates nothing.
+            self.chosen = choose_tables(settings, state.source)
+            state.target.ledger.runs()
+            self.ray_start = self._start_ray()
+            try:
+                self.catalog()
+                self.plan()
+                self.prepare()
+            except BaseException:
+                if self.ray_start is not None:  # failed before it needed Ray
+                    self.ray_start.cancel()
+                raise
             self.copy()
             self.finalize()
             self.verify()
             return self.report()
+
+    def _start_ray(self) -> local_ray.RayStart | None:
+        """A private local Ray starts now, in the background, its workers importing the copy path and the two
+        engines; a named cluster (--address, RAY_ADDRESS) is joined in prepare, as before."""
+        settings, state = self.settings, self.state
+        if not local_ray.starts_local(settings.ray_address):
+            return None
+        engines = {ENGINE_MODULES[engine_of(url)][0] for url in (state.source_url, state.target_url)}
+        modules = ["ray_replicator.copy", *sorted(engines)]
+        return local_ray.RayStart(settings.ray_num_cpus, modules, settings.parallelism)
 
     @contextlib.contextmanager
     def _timed(self, phase: str) -> Iterator[None]:
@@ -154,7 +181,7 @@ class Run:
         """The chosen tables' details, each column's type mapped to one the target takes."""
         state, settings = self.state, self.settings
         with self._timed("catalog"):
-            catalog, state.excluded = load_catalog(settings, state.source)
+            catalog, state.excluded = load_catalog(settings, state.source, self.chosen)
             state.catalog, changes = apply_type_policy(
                 catalog, state.source.capabilities, state.target.capabilities, settings.unsupported_types
             )
@@ -170,9 +197,8 @@ class Run:
                 state.resumed = find_resume(state.target, settings, state.catalog)
                 state.run_id, state.plan = state.resumed.run_id, state.resumed.plan
             else:
-                # Reach the target (a wrong password shows now, not after Ray started); reading creates nothing.
-                state.target.ledger.runs()
-                state.plan = make_plan(settings, state.source, state.catalog, state.target.capabilities)
+                caps = state.target.capabilities
+                state.plan = make_plan(settings, state.source, state.catalog, caps, self.plan_slots)
             state.options = write_options(settings, state.run_id)
             self._schema_changes()
         state.method = choose_method(settings, state.source.capabilities, state.target.capabilities)
@@ -240,8 +266,12 @@ class Run:
             # read with the source's value policies, so the target's own sql_variant column is described, not refused
             target_read = target_read_url(state.source_url, state.target_url)
             check_target_shape(target_read, state.target_catalog.tables, state.source.engine, state.target.engine)
-        with self._timed("ray start"):
-            ensure_ray(settings)
+        with self._timed("ray start"):  # what is left of a background start
+            if self.ray_start is not None:
+                self.ray_start.wait()
+                self.ray_start = None
+            else:
+                ensure_ray(settings)
         state.in_flight = ray_slots(settings)
         nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
         self.emit(RayStarted(nodes=nodes, in_flight=state.in_flight, dashboard_url=local_ray.dashboard_url()))

@@ -51,6 +51,24 @@ def pg_tables(url: str, schema: str = "public") -> list[str]:
     return [r[0] for r in rows]
 
 
+def large_value_storage(url: str, table: str, column: str, schema: str = "public") -> dict[str, Any]:
+    """How a PostgreSQL table keeps a column's large values: {compression method, None for uncompressed: values
+    over 2,000 bytes}, the column's storage (attstorage), the table's reloptions and the server's default method."""
+    qualified = f'{schema}."{table}"'
+    with psycopg.connect(url) as conn:
+        kinds = conn.execute(
+            f'SELECT pg_column_compression("{column}"), count(*) FROM {qualified} '
+            f'WHERE octet_length("{column}") > 2000 GROUP BY 1'
+        ).fetchall()
+        row = conn.execute(
+            "SELECT a.attstorage, c.reloptions, current_setting('default_toast_compression') FROM pg_attribute a "
+            "JOIN pg_class c ON c.oid = a.attrelid WHERE a.attrelid = %s::regclass AND a.attname = %s",
+            (qualified, column),
+        ).fetchone()
+    assert row is not None, (qualified, column)
+    return {"compressed": dict(kinds), "storage": row[0], "reloptions": row[1], "default": row[2]}
+
+
 def pg_table_digest(url: str, schema: str, table: str) -> tuple[int, str]:
     """Row count and an order-independent digest of every row's text form (same on both sides iff equal)."""
     with psycopg.connect(url) as conn:

@@ -26,6 +26,17 @@ def test_defaults_then_toml_then_env_then_flags(tmp_path: Path) -> None:
     assert s.source.url.get_secret_value() == SRC
 
 
+def test_large_values_default_to_the_targets_own_compression() -> None:
+    """compress by default (the target's own behaviour); as-source only when asked, and it reaches the writers."""
+    from ray_replicator.run_record import write_options
+
+    default = load_settings(None, {"source": SRC, "target": DST}, environ={})
+    assert default.large_values == "compress"
+    assert write_options(default, "r1").large_values_as_source is False
+    asked = load_settings(None, {"source": SRC, "target": DST, "large_values": "as-source"}, environ={})
+    assert write_options(asked, "r1").large_values_as_source is True
+
+
 def test_env_nested_endpoint_and_lists() -> None:
     env = {"RAY_REPLICATOR_SOURCE__URL": SRC, "RAY_REPLICATOR_TABLES": "public.a*,b"}
     s = load_settings(None, {}, environ=env)

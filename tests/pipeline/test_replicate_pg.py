@@ -8,8 +8,8 @@ import psycopg
 import pytest
 
 from ray_replicator import replicate
-from ray_replicator.synth.stackoverflow import generate
-from tests.helpers import assert_same_database, pg_table_digest
+from ray_replicator.synth.stackoverflow import generate, write_postgres
+from tests.helpers import assert_same_database, large_value_storage, pg_table_digest
 
 
 @pytest.fixture(scope="module")
@@ -18,6 +18,16 @@ def so_source(pg_base_url: str) -> str:
 
     url = recreate_database(pg_base_url, "so_src_pipeline")
     generate(url, 0.003, 7)
+    return url
+
+
+@pytest.fixture(scope="module")
+def so_source_uncompressed(pg_base_url: str) -> str:
+    """The same database with its large values stored uncompressed (the generator's compress_text=False)."""
+    from ray_replicator.embedded import recreate_database
+
+    url = recreate_database(pg_base_url, "so_src_pipeline_plain")
+    write_postgres(url, 0.003, 7, compress_text=False, verbose=False)
     return url
 
 
@@ -43,18 +53,13 @@ def test_stackoverflow_round_trip(
     assert all(t.verified == "yes (checksums)" for t in report.tables)
     assert sum(t.ranges for t in report.tables) > 9
     assert_same_database(so_source, target)
-    big_bodies = 'SELECT count(*) FROM "Posts" WHERE octet_length("Body") > 2000'
-    compressed = 'SELECT count(*) FROM "Posts" WHERE pg_column_compression("Body") IS NOT NULL'
-    with psycopg.connect(so_source) as conn:
-        assert (conn.execute(big_bodies).fetchone() or [0])[0] > 100
-        assert conn.execute(compressed).fetchone() == (0,)
+    source_storage = large_value_storage(so_source, "Posts", "Body")
+    # the generator stores them as PostgreSQL does by default: compressed
+    assert list(source_storage["compressed"]) == [source_storage["default"]]
+    assert sum(source_storage["compressed"].values()) > 100
+    # large_values = compress (the default): the target compresses them too, and keeps its default settings
+    assert large_value_storage(target, "Posts", "Body") == source_storage
     with psycopg.connect(target) as conn:
-        # The generator stores Bodies uncompressed, so the target does too, and then has its defaults back.
-        assert conn.execute(compressed).fetchone() == (0,)
-        assert conn.execute("SELECT reloptions FROM pg_class WHERE relname = 'Posts'").fetchone() == (None,)
-        assert conn.execute(
-            "SELECT attstorage FROM pg_attribute WHERE attrelid = '\"Posts\"'::regclass AND attname = 'Body'"
-        ).fetchone() == ("x",)
         empty = conn.execute('SELECT count(*) FROM "Users" WHERE "WebsiteUrl" = \'\'').fetchone()
         nulls = conn.execute('SELECT count(*) FROM "Users" WHERE "WebsiteUrl" IS NULL').fetchone()
         assert empty and nulls and empty[0] > 0 and nulls[0] > 0
@@ -66,15 +71,16 @@ def test_stackoverflow_round_trip(
 
 
 def test_filters_schema_map_and_existing_policy(
-    ray_local: None, so_source: str, make_database: Callable[[str], str]
+    ray_local: None, so_source_uncompressed: str, make_database: Callable[[str], str]
 ) -> None:
     target = make_database("so_dst_map")
     settings = {
-        "source": {"url": so_source},
+        "source": {"url": so_source_uncompressed},
         "target": {"url": target},
         "tables": ["public.Post*", "Users"],
         "exclude": ["PostLinks"],
         "schema_map": {"public": "so"},
+        "large_values": "as-source",
         "report_path": None,
     }
     report = replicate(settings)
@@ -82,11 +88,11 @@ def test_filters_schema_map_and_existing_policy(
     assert sorted(t.table for t in report.tables) == ["so.PostTypes", "so.Posts", "so.Users"]
     assert "public.Votes" in report.excluded and "public.PostLinks" in report.excluded
     for table in ("Posts", "Users", "PostTypes"):
-        assert pg_table_digest(so_source, "public", table) == pg_table_digest(target, "so", table)
-    with psycopg.connect(target) as conn:  # loaded uncompressed under its mapped name, then put back
-        assert conn.execute("SELECT reloptions FROM pg_class WHERE oid = 'so.\"Posts\"'::regclass").fetchone() == (
-            None,
-        )
+        assert pg_table_digest(so_source_uncompressed, "public", table) == pg_table_digest(target, "so", table)
+    # as-source: loaded uncompressed under its mapped name, then its settings put back
+    stored = large_value_storage(target, "Posts", "Body", schema="so")
+    assert list(stored["compressed"]) == [None] and (stored["storage"], stored["reloptions"]) == ("x", None)
+    with psycopg.connect(target) as conn:
         assert conn.execute("SELECT count(*) FROM _ray_replicator.load_settings").fetchone() == (0,)
 
     from ray_replicator.engines.base import UsageError

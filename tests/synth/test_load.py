@@ -10,6 +10,7 @@ import pytest
 
 from ray_replicator.synth import stackoverflow as so
 from ray_replicator.synth.ddl import pg_type
+from tests.helpers import large_value_storage
 from tests.synth.generated import SMALL, TWO_CHUNKS, column, generated_table
 
 
@@ -129,3 +130,14 @@ def test_postgres_split_load_of_chosen_tables(pg_url: str) -> None:
     expected_len = pc.sum(pc.utf8_length(posts.column("Body"))).as_py()
     assert got == (pc.sum(posts.column("Id")).as_py(), expected_len, posts.num_rows)
     assert tables == (1,)
+
+
+@pytest.mark.parametrize("compress_text", [True, False])
+def test_postgres_large_values_storage(pg_url: str, compress_text: bool) -> None:
+    """By default large Bodies are compressed, as PostgreSQL stores them; compress_text=False loads them
+    uncompressed (the old form, for benchmarks). Either way the column ends with its default storage."""
+    so.write_postgres(pg_url, SMALL, 42, tables=["Posts"], compress_text=compress_text, verbose=False)
+    got = large_value_storage(pg_url, "Posts", "Body")
+    assert list(got["compressed"]) == [got["default"] if compress_text else None]
+    assert sum(got["compressed"].values()) > 10
+    assert (got["storage"], got["reloptions"]) == ("x", None)
