@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.procstats import OURS, ProcessSampler, Usage
+from benchmarks.procstats import OURS, Usage, run_sampled
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -75,23 +75,19 @@ def run_cli(
     if warm is not None:
         command += ["--address", warm.address]
         env.update(warm.env)
+    roots = {**(other_roots or {}), OURS: [warm.head_pid] if warm else []}
     try:
-        started = time.perf_counter()
-        proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True)  # fmt: skip
-        with ProcessSampler({**(other_roots or {}), OURS: [proc.pid, *([warm.head_pid] if warm else [])]}) as sampler:
-            output, _ = proc.communicate()
-        seconds = time.perf_counter() - started
-        if proc.returncode != 0 or not report_path.exists():
-            tail = "\n".join(output.strip().splitlines()[-8:]).replace(source_url, "<source>")
-            raise SystemExit(f"ray-replicator run exited {proc.returncode}:\n{tail}")
+        run = run_sampled(command, roots, OURS, env)
+        if run.returncode != 0 or not report_path.exists():
+            tail = "\n".join(run.output.strip().splitlines()[-8:]).replace(source_url, "<source>")
+            raise SystemExit(f"ray-replicator run exited {run.returncode}:\n{tail}")
         report = json.loads(report_path.read_text())
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     if report.get("status") != "ok":
         raise SystemExit(f"ray-replicator run: {report.get('status')}: {report.get('errors')}")
     tables = {t["table"]: float(t.get("rows_per_s", 0.0)) for t in report.get("tables", [])}
-    return OursRun(seconds, report, sampler.usage, tables)
+    return OursRun(run.seconds, report, run.usage, tables)
 
 
 @dataclass(frozen=True)

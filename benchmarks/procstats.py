@@ -29,6 +29,7 @@ hold; it never understates it.
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -82,8 +83,11 @@ class Usage:
 class ProcessSampler:
     """Samples the trees of the given roots every `interval_s` on a background thread, from `with` to its end."""
 
-    def __init__(self, roots: Mapping[str, Iterable[int]], interval_s: float = 0.2) -> None:
+    def __init__(self, roots: Mapping[str, Iterable[int]], interval_s: float = 0.2, alone: Iterable[str] = ()) -> None:
+        """`alone`: roles whose roots stand for themselves only, not their descendants (this very process, whose
+        children are the servers)."""
         self.roots = {role: list(pids) for role, pids in roots.items()}
+        self.alone = set(alone)
         self.interval_s = interval_s
         self.usage = Usage()
         self._first_cpu: dict[tuple[int, float], float] = {}
@@ -127,7 +131,8 @@ class ProcessSampler:
                 if pid in members:
                     continue
                 members[pid] = role
-                stack.extend(children.get(pid, ()))
+                if role not in self.alone:
+                    stack.extend(children.get(pid, ()))
         return members
 
     def _sample(self, first: bool = False) -> None:
@@ -162,3 +167,37 @@ class ProcessSampler:
             cpu[role] = cpu.get(role, 0.0) + max(spent, 0.0)
         order = [r for r in self.roots if r != OURS] + [r for r in OUR_ROLES if r in cpu]
         self.usage.cpu_s = {role: cpu[role] for role in order if role in cpu}
+
+
+@dataclass
+class SampledRun:
+    returncode: int
+    output: str
+    seconds: float
+    usage: Usage
+
+
+def run_sampled(
+    command: list[str], roots: Mapping[str, list[int]], role: str, env: Mapping[str, str] | None = None
+) -> SampledRun:
+    """Run a command to its end, sampled: its process (and tree) is the first root of `role`, beside `roots`;
+    stdout and stderr come back together. The clock runs from just before the start to the exit."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    with ProcessSampler({**roots, role: [proc.pid, *roots.get(role, [])]}) as sampler:
+        output, _ = proc.communicate()
+    return SampledRun(proc.returncode, output, time.perf_counter() - started, sampler.usage)
+
+
+def cpu_table(usages: Mapping[str, Usage]) -> list[str]:
+    """A markdown table: CPU-seconds per role for each method, the peak RSS of ours, and the total."""
+    roles = list(dict.fromkeys(role for u in usages.values() for role in u.cpu_s))
+    lines = [
+        "| method | " + " | ".join(f"{r} CPU-s" for r in roles) + " | total CPU-s | peak RSS of ours MB |",
+        "|---|" + "---:|" * (len(roles) + 2),
+    ]
+    for label, u in usages.items():
+        cells = [f"{u.cpu_s[r]:.1f}" if r in u.cpu_s else "" for r in roles]
+        ours = f"{u.peak_ours_mb:,.0f}" if u.peak_ours_mb else ""
+        lines.append(f"| {label} | {' | '.join(cells)} | {sum(u.cpu_s.values()):.1f} | {ours} |")
+    return lines
