@@ -65,10 +65,12 @@ def run_drain(src: StandIn, tables: list[str], client: str, expected: int, serve
     return sampler.usage.seconds, sampler.usage
 
 
-def run_ours(src: StandIn, target_url: str, reader: str, expected: int, warm: WarmRay | None,
+def run_ours(src: StandIn, target_url: str, reader: str | None, expected: int, warm: WarmRay | None,
              servers: dict[str, list[int]], verify: str = "counts") -> OursRun:  # fmt: skip
-    """`ray-replicator run` from the stand-in with `reader`, cold or warm, sampled beside the servers."""
-    run = run_cli(src.url(reader=reader), target_url, verify=verify, warm=warm, other_roots=servers)
+    """`ray-replicator run` from the stand-in with `reader` (None: the default), cold or warm, sampled beside the
+    servers."""
+    url = src.url(reader=reader) if reader else src.url()
+    run = run_cli(url, target_url, verify=verify, warm=warm, other_roots=servers)
     if run.rows != expected:
         raise SystemExit(f"ray-replicator reader={reader} copied {run.rows} rows, expected {expected}")
     return run
