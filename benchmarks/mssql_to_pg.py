@@ -31,6 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks.args import scale_parser  # noqa: E402
 from benchmarks.charts import seconds_chart  # noqa: E402
 from benchmarks.mssql_drain import drain_pool, drain_with  # noqa: E402
 from benchmarks.mssql_peers import measure_damage, run_current_sampled, run_pgloader  # noqa: E402
@@ -194,9 +195,7 @@ def _entries(m: Measured, found: dict[str, object]) -> list[tuple[str, str, str,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scale", type=float, default=0.1)
-    parser.add_argument("--seed", type=int, default=42)
+    parser = scale_parser(__doc__, 0.1)
     parser.add_argument(
         "--repeat", type=int, default=3, help="rounds of the drains, ours and the ceiling; medians are reported"
     )

@@ -32,6 +32,7 @@ import psycopg
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks.args import scale_parser  # noqa: E402
 from benchmarks.ours_cli import OursRun, WarmRay, run_cli, warm_ray  # noqa: E402
 from benchmarks.procstats import ProcessSampler, Usage, cpu_table, postmaster_pid, run_sampled  # noqa: E402
 from ray_replicator.embedded import recreate_database, start_embedded_postgres  # noqa: E402
@@ -200,9 +201,7 @@ def label_of(variant: Variant) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scale", type=float, default=0.14)
-    parser.add_argument("--seed", type=int, default=42)
+    parser = scale_parser(__doc__, 0.14)
     parser.add_argument("--repeat", type=int, default=1, help="runs per method; the median is reported")
     parser.add_argument("--methods", default="raw", help="our copy methods to time, comma-separated")
     parser.add_argument("--keys", default="after-load", help="when ours builds keys: after-load,before-load")

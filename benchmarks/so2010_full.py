@@ -53,11 +53,12 @@ import os
 import shutil
 import sys
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks.args import scale_parser, subset  # noqa: E402
 from benchmarks.charts import seconds_chart  # noqa: E402
 from benchmarks.mssql_to_pg import largest_first, run_ours, warm_up  # noqa: E402
 from benchmarks.ours_cli import OursRun, WarmRay, run_cli, warm_ray  # noqa: E402
@@ -81,21 +82,28 @@ PARTS = ("mssql_to_pg", "pipeline_ceiling", "mssql_to_mssql", "pg_to_pg")
 DRAIN_CLIENT = "mssql-python"  # the fastest drain in benchmarks/mssql_to_pg.py
 
 
-@dataclass
-class Results:
-    """Every method's seconds and usage, the reports of ours, and the sizes of the targets."""
+class Timed(NamedTuple):
+    seconds: float
+    usage: Usage
+    ours: OursRun | None = None
+    """ray-replicator's runs only: the run with its report."""
 
-    scale: float
-    seconds: dict[str, float] = field(default_factory=dict)
-    usage: dict[str, Usage] = field(default_factory=dict)
-    ours: dict[str, OursRun] = field(default_factory=dict)
-    target_mb: dict[str, float] = field(default_factory=dict)
+
+class Results:
+    """Every method's run by key (LABELS), and the sizes of the databases."""
+
+    def __init__(self, scale: float) -> None:
+        self.scale = scale
+        self.runs: dict[str, Timed] = {}
+        self.target_mb: dict[str, float] = {}
 
     def add(self, key: str, seconds: float, usage: Usage, ours: OursRun | None = None) -> None:
-        self.seconds[key], self.usage[key] = seconds, usage
-        if ours is not None:
-            self.ours[key] = ours
+        self.runs[key] = Timed(seconds, usage, ours)
         print(f"{key}: {seconds:.1f} s", file=sys.stderr, flush=True)
+
+    @property
+    def ours(self) -> dict[str, OursRun]:
+        return {key: run.ours for key, run in self.runs.items() if run.ours is not None}
 
 
 def _dir_mb(path: Path) -> float:
@@ -205,29 +213,27 @@ LABELS = {
 
 
 def tables_markdown(args: argparse.Namespace, res: Results, rows: int) -> list[str]:
-    keys = [k for k in LABELS if k in res.seconds]
+    keys = [k for k in LABELS if k in res.runs]
     lines = [
         f"StackOverflow2010 scale {args.scale}, {rows:,} rows, one run each",
         "",
         "| method | seconds | rows/s |",
         "|---|---:|---:|",
-        *(f"| {LABELS[k]} | {res.seconds[k]:.2f} | {rows / res.seconds[k]:,.0f} |" for k in keys),
+        *(f"| {LABELS[k]} | {res.runs[k].seconds:.2f} | {rows / res.runs[k].seconds:,.0f} |" for k in keys),
         "",
         "CPU-seconds per process role and peak RSS:",
         "",
-        *cpu_table({LABELS[k]: res.usage[k] for k in keys}),
+        *cpu_table({LABELS[k]: res.runs[k].usage for k in keys}),
         "",
         "Per table rows/s (from each run's report):",
         "",
     ]
-    runs = {k: r for k, r in res.ours.items()}
-    names = list(dict.fromkeys(t.split(".")[-1] for r in runs.values() for t in r.tables))
-    lines.append("| table | " + " | ".join(runs) + " |")
-    lines.append("|---|" + "---:|" * len(runs))
+    by_name = {k: {t.split(".")[-1]: v for t, v in r.tables.items()} for k, r in res.ours.items()}
+    names = list(dict.fromkeys(name for tables in by_name.values() for name in tables))
+    lines.append("| table | " + " | ".join(by_name) + " |")
+    lines.append("|---|" + "---:|" * len(by_name))
     for name in names:
-        cells = [
-            next((f"{v:,.0f}" for t, v in r.tables.items() if t.split(".")[-1] == name), "") for r in runs.values()
-        ]
+        cells = [f"{t[name]:,.0f}" if name in t else "" for t in by_name.values()]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += ["", "Database sizes (MB): " + ", ".join(f"{k} {v:,.1f}" for k, v in res.target_mb.items())]
     return lines
@@ -235,12 +241,12 @@ def tables_markdown(args: argparse.Namespace, res: Results, rows: int) -> list[s
 
 def summary(args: argparse.Namespace, res: Results, rows: int) -> dict[str, object]:
     def s(key: str) -> float | None:
-        return round(res.seconds[key], 3) if key in res.seconds else None
+        return round(res.runs[key].seconds, 3) if key in res.runs else None
 
     def ratio(top: str, bottom: str) -> float | None:
-        return (
-            round(res.seconds[top] / res.seconds[bottom], 3) if top in res.seconds and bottom in res.seconds else None
-        )
+        if top not in res.runs or bottom not in res.runs:
+            return None
+        return round(res.runs[top].seconds / res.runs[bottom].seconds, 3)
 
     base = res.ours.get("mssql_to_pg counts cold")
     workers = base.usage.cpu_s.get("ray workers", 0.0) if base else None
@@ -268,22 +274,18 @@ def summary(args: argparse.Namespace, res: Results, rows: int) -> dict[str, obje
         "scale": args.scale,
         "seed": args.seed,
         "database_mb": res.target_mb,
-        "usage": {k: u.to_json() for k, u in res.usage.items()},
+        "usage": {k: run.usage.to_json() for k, run in res.runs.items()},
         "tables_rows_per_s": {k: r.tables for k, r in res.ours.items()},
     }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scale", type=float, default=1.0)
-    parser.add_argument("--seed", type=int, default=42)
+    parser = scale_parser(__doc__, 1.0)
     parser.add_argument("--only", default=",".join(PARTS), help="comma-separated subset of " + ",".join(PARTS))
     parser.add_argument("--data-dir", help="the stand-in's load kept there and reopened by the next run")
     parser.add_argument("--work-dir", help="where PostgreSQL, COPY files and the target stand-in go (default: temp)")
     args = parser.parse_args()
-    parts = {p for p in args.only.split(",") if p}
-    if unknown := parts - set(PARTS):
-        parser.error(f"unknown part(s) {sorted(unknown)}; choose from {', '.join(PARTS)}")
+    parts = set(subset(parser, args.only, PARTS))
 
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     work = Path(tempfile.mkdtemp(prefix="bench-so2010-", dir=args.work_dir))
@@ -300,10 +302,10 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     stem = f"so2010_full_scale{args.scale:g}"
     (RESULTS / f"{stem}.md").write_text(markdown + "\n")
-    keys = [k for k in LABELS if k in res.seconds]
+    keys = [k for k in LABELS if k in res.runs]
     colors = ["#4d4d4d" if "ceiling" in k else "#ff7f0e" if k == "pgcopydb" else "#2ca02c" for k in keys]
     png = RESULTS / f"{stem}.png"
-    seconds_chart(png, [LABELS[k] for k in keys], [res.seconds[k] for k in keys], colors,
+    seconds_chart(png, [LABELS[k] for k in keys], [res.runs[k].seconds for k in keys], colors,
                   f"ray-replicator, StackOverflow2010 scale {args.scale}, {rows:,} rows", row_height=0.5)  # fmt: skip
     print(f"\nchart: {png}\nmarkdown: {RESULTS / f'{stem}.md'}")
     print(json.dumps(summary(args, res, rows)))
