@@ -266,9 +266,10 @@ def measure(args: argparse.Namespace, source_url: str, base_url: str, scratch: P
         "| method | seconds | rows/s | ceiling/method | database MB |",
         "|---|---:|---:|---:|---:|",
     ]
+    sizes_by_label = {**sizes, pgcopydb: sizes.get("pgcopydb", "")}
     for label, took in secs.items():
         lines.append(f"| {label} | {took:.2f} | {rows / took:,.0f} | {secs[ceiling] / took:.2f} "
-                     f"| {sizes.get(label, sizes.get('pgcopydb', '')) if label != ceiling else ''} |")  # fmt: skip
+                     f"| {sizes_by_label.get(label, '')} |")  # fmt: skip
     lines.append(f"| (the source database) | | | | {sizes['source']} |")
     lines += ["", "CPU-seconds per process role and peak RSS (last run of each method):", "", *cpu_table(usage)]
     pgcopydb_s = secs.get(pgcopydb)
