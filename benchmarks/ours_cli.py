@@ -1,7 +1,8 @@
 """ray-replicator timed as a user runs it: `ray-replicator run` as a process, cold or warm.
 
-  cold  `ray-replicator run …` starts its own private Ray and shuts it down: the clock runs from the process's
-        start to its exit, so it includes the interpreter, the imports, Ray's start and shutdown;
+  cold  `ray-replicator run …` (as `python -m ray_replicator run`, the entry point of the `ray-replicator` script)
+        starts its own private Ray and shuts it down: the clock runs from the process's start to its exit, so it
+        includes the interpreter, the imports, Ray's start and shutdown;
   warm  the same command with `--address` of a Ray this benchmark started beforehand (`ray start --head --block`
         on 127.0.0.1): Ray is already up, as on a cluster, so only Ray's start and shutdown are left out. Each run
         is a new Ray job, so its workers still start and import for it, as a job submitted to a cluster does.
