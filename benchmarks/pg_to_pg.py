@@ -276,6 +276,8 @@ def measure(args: argparse.Namespace, source_url: str, base_url: str, scratch: P
     lines.append(f"| (the source database) | | | | {sizes['source']} |")
     lines += ["", "CPU-seconds per process role and peak RSS (last run of each method):", "", *cpu_table(usage)]
     pgcopydb_s = secs.get(pgcopydb)
+    workers = usage[warm].cpu_s.get("ray workers", 0.0)
+    moved = int(reports[warm].report.get("total_bytes", 0))
     summary: dict[str, object] = {
         "ours_s": round(secs[warm], 3),
         "ours_cold_s": round(secs[cold], 3),
@@ -286,7 +288,8 @@ def measure(args: argparse.Namespace, source_url: str, base_url: str, scratch: P
         "pgcopydb_over_ours_cold": None if pgcopydb_s is None else round(pgcopydb_s / secs[cold], 3),
         "ceiling_over_ours": round(secs[ceiling] / secs[warm], 3),
         "ray_start_and_shutdown_s": round(secs[cold] - secs[warm], 3),
-        "worker_cpu_s_per_m_rows": round(usage[warm].cpu_s.get("ray workers", 0.0) / (rows / 1e6), 3),
+        "worker_cpu_s_per_m_rows": round(workers / (rows / 1e6), 3),
+        "worker_cpu_s_per_gb": round(workers / (moved / 1e9), 3) if moved else None,
         "peak_rss_mb": round(max(u.peak_ours_mb for u in usage.values()), 1),
         "rows": rows,
         "scale": args.scale,
