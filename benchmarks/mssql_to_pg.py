@@ -104,7 +104,7 @@ class Measured:
     def __init__(self) -> None:
         self.runs: dict[str, list[float]] = {}
         self.usage: dict[str, Usage] = {}
-        self.bytes = 0
+        self.bytes: dict[str, int] = {}
 
     def add(self, label: str, seconds: float, usage: Usage) -> None:
         self.runs.setdefault(label, []).append(seconds)
@@ -131,7 +131,7 @@ def _rounds(args: argparse.Namespace, src: StandIn, head: WarmRay, base_url: str
                 quiesce(base_url)
                 ours = run_ours(src, url, reader, rows, head if mode == "warm" else None, servers)
                 m.add(f"ours {reader} {mode}", ours.seconds, ours.usage)
-                m.bytes = int(ours.report.get("total_bytes", 0))
+                m.bytes[f"ours {reader} {mode}"] = int(ours.report.get("total_bytes", 0))
                 if mode == "cold":
                     if reader in kept:
                         drop_database(base_url, kept[reader])
@@ -282,7 +282,7 @@ def _summary(args: argparse.Namespace, m: Measured, found: dict[str, object], ro
         "ours_over_pgloader_speedup": None if pgl_s is None else round(pgl_s / ours_s, 3),
         "ours_over_current_speedup": round(current_s / ours_s, 3),
         "worker_cpu_s_per_m_rows": round(workers / (rows / 1e6), 3),
-        "worker_cpu_s_per_gb": round(workers / (m.bytes / 1e9), 3) if m.bytes else None,
+        "worker_cpu_s_per_gb": round(workers / (moved / 1e9), 3) if (moved := m.bytes[f"ours {reader} warm"]) else None,
         "peak_rss_mb": round(max(m.usage[f"ours {r} {mode}"].peak_ours_mb for r in READERS for mode in MODES), 1),
         "current_method_damage": found["current"],
         "pgloader_damage": found["pgloader"],
