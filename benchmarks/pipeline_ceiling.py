@@ -54,7 +54,7 @@ def run_pipeline_ceiling(
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(f'DROP SCHEMA IF EXISTS "{CEILING_SCHEMA}" CASCADE')
         conn.execute(f'CREATE SCHEMA "{CEILING_SCHEMA}"')
-    with drain_pool(client) as (pool, drain_pids), ThreadPoolExecutor(3) as lanes:
+    with drain_pool(client) as (pool, drain_pids), ThreadPoolExecutor(1) as lanes:
         roots = {"stand-in": [src.pid], "postgres": [postmaster], "drain clients": drain_pids}
         with ProcessSampler(roots) as sampler:
             started = time.perf_counter()

@@ -4,7 +4,8 @@
                     and warm (the checksum runs are the verification of every value: a run whose checksums differ
                     fails the benchmark); the database size of the copy;
   pipeline_ceiling  the fastest drain of the stand-in and server-side COPY FROM files of the same rows at the same
-                    time, 2 at a time each (benchmarks/pipeline_ceiling.py; needs mssql_to_pg's copy for the files);
+                    time, 2 at a time each (benchmarks/pipeline_ceiling.py; its files come from the cold counts copy,
+                    which is made even when only pipeline_ceiling is asked for);
   mssql_to_mssql    stand-in → a second, empty stand-in, writer=bulkcopy, cold and warm, `--verify counts`;
   pg_to_pg          PostgreSQL → PostgreSQL (the source generated as benchmarks/pg_to_pg.py does, after the stand-in
                     is stopped): the server-side ceiling, `pgcopydb clone --table-jobs 2 --index-jobs 2`, ours cold
