@@ -80,9 +80,6 @@ class Usage:
     peak_rss_mb: dict[str, float] = field(default_factory=dict)
     peak_ours_mb: float = 0.0
 
-    def cpu_text(self) -> str:
-        return ", ".join(f"{role} {cpu:.1f}" for role, cpu in self.cpu_s.items())
-
     def to_json(self) -> dict[str, object]:
         return {
             "cpu_s": {k: round(v, 2) for k, v in self.cpu_s.items()},
