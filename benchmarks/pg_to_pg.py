@@ -1,15 +1,17 @@
 """PostgreSQL → PostgreSQL, side by side in one invocation on one embedded server.
 
 Generates a synthetic StackOverflow2010 once (PostgreSQL's default storage once `generate` writes it so), then times:
-  ceiling   server-side binary COPY of every table to a file and back into UNLOGGED tables without indexes,
-            2 tables at a time (no client in the middle: the fastest this box can move the bytes);
+  ceiling   server-side binary COPY of every table to a file and back (COPY FREEZE into a logged table created
+            in the same transaction, without indexes), 2 tables at a time (no client in the middle: the fastest
+            this box can move the bytes);
   pgcopydb  `pgcopydb clone --table-jobs 2 --index-jobs 2` (Debian package; skipped with a note if missing);
   ours      `ray-replicator run` with keys, sequences and ANALYZE, as a process (benchmarks/ours_cli.py): the
             headline settings cold (it starts and stops its own Ray) and warm (`--address` of a Ray head already
             up, as on a cluster), the other settings warm only.
 Durability is the same on both sides: pgcopydb's own defaults set `synchronous_commit = off` (and
 `maintenance_work_mem = 1GB`) in its target sessions, so ours' target databases get `synchronous_commit = off` as
-their default too; fsync, full_page_writes and wal_level are the shared server's; both write logged tables.
+their default too, and so does the ceiling's; fsync, full_page_writes and wal_level are the shared server's; every
+method writes logged tables.
 Every method is sampled for CPU-seconds and RSS per process role (benchmarks/procstats.py). Prints markdown tables,
 then as its last line one JSON object.
 
@@ -114,10 +116,9 @@ def make_source(base_url: str, scale: float, seed: int) -> tuple[str, int]:
 
 
 def run_ceiling(source_url: str, base_url: str, workdir: Path, servers: dict[str, list[int]]) -> tuple[float, Usage]:
+    """Every table out to a file and back in by the server itself, 2 at a time; each loaded by COPY FREEZE into a
+    logged table created in the same transaction, without keys (as ours loads a whole-table range)."""
     target_url = like_pgcopydb(recreate_database(base_url, "bench_ceiling"))
-    with psycopg.connect(target_url, autocommit=True) as conn:
-        for stmt in postgres_ddl("public"):
-            conn.execute(stmt.replace("CREATE TABLE", "CREATE UNLOGGED TABLE", 1))
     workdir.mkdir(parents=True, exist_ok=True)
     os.chmod(workdir, 0o777)
     tables = _tables(source_url)
@@ -126,8 +127,9 @@ def run_ceiling(source_url: str, base_url: str, workdir: Path, servers: dict[str
         path = workdir / f"{table}.bin"
         with psycopg.connect(source_url, autocommit=True) as src:
             src.execute(f"COPY \"{table}\" TO '{path}' (FORMAT binary)")
-        with psycopg.connect(target_url, autocommit=True) as dst:
-            dst.execute(f"COPY \"{table}\" FROM '{path}' (FORMAT binary)")
+        with psycopg.connect(target_url) as dst:  # one transaction: CREATE, then COPY FREEZE
+            dst.execute(postgres_ddl("public", [table])[0])
+            dst.execute(f"COPY \"{table}\" FROM '{path}' (FORMAT binary, FREEZE)")
         path.unlink()
 
     with ProcessSampler(servers) as sampler, ThreadPoolExecutor(2) as pool:
@@ -244,7 +246,7 @@ def measure(args: argparse.Namespace, source_url: str, base_url: str, scratch: P
     warmup_url = recreate_database(base_url, "bench_warmup")  # not timed: the first run pays a cold page cache
     run_cli(source_url, warmup_url, extra_args=("--tables", "public.LinkTypes"))
     drop_database(base_url, warmup_url)
-    ceiling = "ceiling: server-side binary COPY out and in, UNLOGGED, no indexes, 2 at a time"
+    ceiling = "ceiling: server-side binary COPY out and in (FREEZE, logged), no indexes, 2 at a time"
     pgcopydb = "pgcopydb clone --table-jobs 2 --index-jobs 2"
     for run in range(args.repeat):
         quiesce(base_url)

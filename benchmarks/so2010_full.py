@@ -20,8 +20,7 @@ pgcopydb does); the same durability on both sides: pgcopydb's defaults set `sync
 `maintenance_work_mem = 1GB` in its target sessions, so ours' pg_to_pg targets get `synchronous_commit = off` as
 their database default (benchmarks.pg_to_pg.like_pgcopydb). SQL Server → PostgreSQL has no peer here: ours and its
 pipeline ceiling (loaded into the same database) run with the server's defaults, as a user's copy would. fsync,
-full_page_writes and wal_level are the shared server's, and every method writes logged tables except pg_to_pg's
-server-side ceiling (UNLOGGED, as in benchmarks/pg_to_pg.py).
+full_page_writes and wal_level are the shared server's, and every method writes logged tables.
 
 Measured per run with benchmarks/procstats.py (sampled every 0.2 s over process trees): CPU-seconds of the stand-in(s),
 PostgreSQL (postmaster and every backend), our driver, Ray workers (children of raylet) and Ray's own processes
@@ -208,7 +207,7 @@ LABELS = {
     "mssql_to_pg checksums warm": "SQL Server → PostgreSQL, ours warm, verify checksums",
     "mssql_to_mssql cold": "SQL Server → SQL Server (bulkcopy), ours cold, verify counts",
     "mssql_to_mssql warm": "SQL Server → SQL Server (bulkcopy), ours warm, verify counts",
-    "pg_to_pg ceiling": "PostgreSQL → PostgreSQL ceiling: server-side COPY out and in, UNLOGGED, 2 at a time",
+    "pg_to_pg ceiling": "PostgreSQL → PostgreSQL ceiling: server-side COPY out and in (FREEZE, logged), 2 at a time",
     "pgcopydb": "PostgreSQL → PostgreSQL, pgcopydb clone --table-jobs 2 --index-jobs 2",
     "pg_to_pg cold": "PostgreSQL → PostgreSQL, ours cold, verify counts",
     "pg_to_pg warm": "PostgreSQL → PostgreSQL, ours warm, verify counts",
