@@ -237,7 +237,7 @@ def main() -> None:
         lines.append(
             f"| {label} | {took:.2f} | {rows / took:,.0f} | {drain_s / took:.2f} | {ceiling_s / took:.2f} | {data} |"
         )
-    lines += ["", "CPU-seconds per process role and peak RSS (last run of each method):", ""]
+    lines += ["", "CPU-seconds and peak RSS per process role (last run of each method):", ""]
     lines += cpu_table({label: m.usage[key] for label, key, _, _ in entries if key in m.usage})
     markdown = "\n".join(lines)
     print(markdown)

@@ -276,7 +276,7 @@ def measure(args: argparse.Namespace, source_url: str, base_url: str, scratch: P
         lines.append(f"| {label} | {took:.2f} | {rows / took:,.0f} | {secs[ceiling] / took:.2f} "
                      f"| {sizes_by_label.get(label, '')} |")  # fmt: skip
     lines.append(f"| (the source database) | | | | {sizes['source']} |")
-    lines += ["", "CPU-seconds per process role and peak RSS (last run of each method):", "", *cpu_table(usage)]
+    lines += ["", "CPU-seconds and peak RSS per process role (last run of each method):", "", *cpu_table(usage)]
     pgcopydb_s = secs.get(pgcopydb)
     workers = usage[warm].cpu_s.get("ray workers", 0.0)
     moved = int(reports[warm].report.get("total_bytes", 0))

@@ -211,14 +211,14 @@ def _children_cpu_s() -> float:
 
 
 def cpu_table(usages: Mapping[str, Usage]) -> list[str]:
-    """A markdown table: CPU-seconds per role for each method, the peak RSS of ours, and the total."""
+    """A markdown table: per method, each role's CPU-seconds and peak RSS, the total CPU and the peak of ours."""
     roles = list(dict.fromkeys(role for u in usages.values() for role in u.cpu_s))
     lines = [
-        "| method | " + " | ".join(f"{r} CPU-s" for r in roles) + " | total CPU-s | peak RSS of ours MB |",
+        "| method | " + " | ".join(f"{r}: CPU-s / peak MB" for r in roles) + " | total CPU-s | peak RSS of ours MB |",
         "|---|" + "---:|" * (len(roles) + 2),
     ]
     for label, u in usages.items():
-        cells = [f"{u.cpu_s[r]:.1f}" if r in u.cpu_s else "" for r in roles]
+        cells = [f"{u.cpu_s[r]:.1f} / {u.peak_rss_mb.get(r, 0.0):,.0f}" if r in u.cpu_s else "" for r in roles]
         ours = f"{u.peak_ours_mb:,.0f}" if u.peak_ours_mb else ""
         lines.append(f"| {label} | {' | '.join(cells)} | {sum(u.cpu_s.values()):.1f} | {ours} |")
     return lines

@@ -223,7 +223,7 @@ def tables_markdown(args: argparse.Namespace, res: Results, rows: int) -> list[s
         "|---|---:|---:|",
         *(f"| {LABELS[k]} | {res.runs[k].seconds:.2f} | {rows / res.runs[k].seconds:,.0f} |" for k in keys),
         "",
-        "CPU-seconds per process role and peak RSS:",
+        "CPU-seconds and peak RSS per process role:",
         "",
         *cpu_table({LABELS[k]: res.runs[k].usage for k in keys}),
         "",
