@@ -56,10 +56,10 @@ def postmaster_pid(url: str) -> int:
     """The PostgreSQL server's root process: the parent of a backend serving a fresh connection."""
     import psycopg
 
-    with psycopg.connect(url) as conn:
+    with psycopg.connect(url) as conn:  # asked while the backend lives: it exits with the connection
         row = conn.execute("SELECT pg_backend_pid()").fetchone()
-    assert row is not None
-    return psutil.Process(int(row[0])).ppid()
+        assert row is not None
+        return psutil.Process(int(row[0])).ppid()
 
 
 def _ppid_map() -> dict[int, int]:
