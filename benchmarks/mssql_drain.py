@@ -5,9 +5,11 @@ Shared by the benchmarks that compare ray-replicator's readers with a bare drain
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
@@ -51,13 +53,25 @@ def _drain_table(host: str, port: int, table: str, client: str, tls: bool, packe
     return rows
 
 
+@contextlib.contextmanager
+def drain_pool(client: str) -> Iterator[tuple[ProcessPoolExecutor, list[int]]]:
+    """2 spawned processes with the client's driver imported: the pool and its process ids (to sample them)."""
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield pool, list(pool.map(_warm, [client, client]))
+
+
+def drain_with(pool: ProcessPoolExecutor, src: StandIn, tables: list[str], client: str, tls: bool = False,
+               packet_size: int = 32767) -> int:  # fmt: skip
+    """Drain the tables 2 at a time in the pool's processes; returns the rows read."""
+    n = len(tables)
+    return sum(pool.map(_drain_table, [src.host] * n, [src.port] * n, tables, [client] * n, [tls] * n,
+                        [packet_size] * n))  # fmt: skip
+
+
 def drain_tables(src: StandIn, tables: list[str], client: str, tls: bool, packet_size: int) -> tuple[int, float]:
     """Drain the tables 2 at a time in 2 spawned processes; returns (rows read, seconds on the clock)."""
-    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
-        list(pool.map(_warm, [client, client]))
-        n = len(tables)
+    with drain_pool(client) as (pool, _):
         started = time.perf_counter()
-        rows = sum(pool.map(_drain_table, [src.host] * n, [src.port] * n, tables, [client] * n, [tls] * n,
-                            [packet_size] * n))  # fmt: skip
+        rows = drain_with(pool, src, tables, client, tls, packet_size)
         elapsed = time.perf_counter() - started
     return rows, elapsed

@@ -14,7 +14,6 @@ benchmarks/results/, and prints as its last line one JSON object.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import logging
@@ -27,6 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks.args import scale_parser, subset  # noqa: E402
 from benchmarks.charts import seconds_chart  # noqa: E402
 from benchmarks.standin_so import StandIn, mssql_python_connect, standin  # noqa: E402
 from benchmarks.timed import timed_replicate  # noqa: E402
@@ -90,16 +90,11 @@ def warm_ray_workers(src: StandIn, dst: StandIn) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scale", type=float, default=0.05)
-    parser.add_argument("--seed", type=int, default=42)
+    parser = scale_parser(__doc__, 0.05)
     parser.add_argument("--writers", default=",".join(WRITERS), help="comma-separated subset of " + ",".join(WRITERS))
     parser.add_argument("--bulk-dir", help="directory shared by this process and the target stand-in (default: temp)")
     args = parser.parse_args()
-    writers = [w for w in args.writers.split(",") if w]
-    unknown = [w for w in writers if w not in WRITERS]
-    if unknown:
-        parser.error(f"unknown writer(s) {unknown}")
+    writers = subset(parser, args.writers, list(WRITERS))
 
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     load_start = os.getloadavg()

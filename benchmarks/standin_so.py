@@ -14,7 +14,6 @@ it again); loading scale 0.1 takes about ten seconds anyway.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import functools
 import os
@@ -26,6 +25,7 @@ from typing import Any
 # The repository first: run as a script, only benchmarks/ would be on the path.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks.args import scale_parser  # noqa: E402
 from mssql_standin.preloaded import DATABASE, PASSWORD, USER, Preload, StandIn, mssql_python_connect, preloaded_standin  # noqa: E402  # noqa: E402
 from ray_replicator.synth import stackoverflow as so  # noqa: E402
 
@@ -45,9 +45,7 @@ def standin(scale: float | None, seed: int = 42, **options: Any) -> Iterator[Sta
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scale", type=float, default=0.01)
-    parser.add_argument("--seed", type=int, default=42)
+    parser = scale_parser(__doc__, 0.01)
     parser.add_argument("--data-dir", help="keep the load there; the next start with the same one reopens it")
     args = parser.parse_args()
     t0 = time.perf_counter()

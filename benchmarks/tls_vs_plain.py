@@ -15,7 +15,6 @@ Prints a markdown table (medians of the rounds) and, as its last line, one JSON 
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -27,6 +26,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks.args import scale_parser  # noqa: E402
 from benchmarks.mssql_drain import drain_tables  # noqa: E402
 from benchmarks.pg_to_pg import drop_database, median, quiesce  # noqa: E402
 from benchmarks.standin_so import StandIn, standin  # noqa: E402
@@ -62,9 +62,7 @@ def run_copy(src: StandIn, target_url: str, reader: str, tls: bool, expected: in
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scale", type=float, default=0.1)
-    parser.add_argument("--seed", type=int, default=42)
+    parser = scale_parser(__doc__, 0.1)
     parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds; medians are reported")
     args = parser.parse_args()
 
