@@ -17,6 +17,8 @@ from pathlib import Path
 POLL_SECONDS = 0.5
 GRACE_SECONDS = 2.0
 """After the driver ends, how long Ray's own shutdown may take before its stragglers are killed."""
+KILL_SECONDS = 10.0
+"""How long the reaper keeps killing stragglers that appear after its first sweep."""
 
 
 def marked_pids(marker: str, env_name: str = "RAY_REPLICATOR_LOCAL_RAY") -> list[int]:
@@ -54,9 +56,15 @@ def reap(driver_pid: int, marker: str) -> None:
     deadline = time.monotonic() + GRACE_SECONDS
     while marked_pids(marker) and time.monotonic() < deadline:
         time.sleep(POLL_SECONDS / 5)
-    for _ in range(3):
+    # A raylet killed while it (re)starts an agent can leave one born after the first sweep: sweep until none has
+    # been seen for a whole poll, for at most KILL_SECONDS.
+    deadline = time.monotonic() + KILL_SECONDS
+    quiet_since = time.monotonic()
+    while time.monotonic() < deadline:
         left = marked_pids(marker)
-        if not left:
+        if left:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since >= POLL_SECONDS:
             return
         for pid in left:
             with contextlib.suppress(OSError):
