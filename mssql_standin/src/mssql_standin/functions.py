@@ -103,8 +103,12 @@ def function_value(s: SessionCore, fn: str, args: list[object]) -> tuple[SqlType
         rev = {v: k for k, v in TYPE_IDS.items() if k != "sysname"}
         rev[256] = "sysname"
         rev.update({uid: name for name, uid in USER_TYPE_IDS.items()})
+        rev.update({a.user_type_id: a.name for a in cat.aliases.values()})
         return nv, rev.get(int(args[0])) if args[0] is not None else None  # type: ignore[call-overload]
     if fn == "type_id":
+        alias = cat.alias(str(args[0]).split(".")) if args[0] is not None else None
+        if alias is not None:
+            return make_type("int", []), alias.user_type_id
         try:
             name = parse_type(str(args[0])).name
             return make_type("int", []), USER_TYPE_IDS.get(name, TYPE_IDS[name])

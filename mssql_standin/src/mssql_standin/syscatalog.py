@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from . import variant
+from .aliastypes import FIRST_USER_TYPE_ID, AliasType, alias_key
 from .clrtypes import USER_TYPE_IDS
 from .types import TYPE_IDS, SqlType, arrow_type, decimal_storage, make_type
 
@@ -131,6 +132,8 @@ def quote(name: str) -> str:
 class Catalog:
     schemas: dict[str, int] = field(default_factory=lambda: {"dbo": 1, "guest": 2})
     tables: dict[tuple[str, str], Table] = field(default_factory=dict)
+    #: alias types by alias_key(schema, name)
+    aliases: dict[str, AliasType] = field(default_factory=dict)
 
     def schema_name(self, name: str) -> str | None:
         low = name.lower()
@@ -144,6 +147,13 @@ class Catalog:
 
     def remove(self, t: Table) -> None:
         self.tables.pop((t.schema.lower(), t.name.lower()), None)
+
+    def alias(self, parts: list[str]) -> AliasType | None:
+        """The alias type `[schema.]name` names (schema dbo when left out)."""
+        return self.aliases.get(alias_key(parts[-2] if len(parts) >= 2 else "dbo", parts[-1]))
+
+    def next_user_type_id(self) -> int:
+        return max((a.user_type_id + 1 for a in self.aliases.values()), default=FIRST_USER_TYPE_ID)
 
     def objects(self) -> list[tuple[int, str, int, str, str, int]]:
         """(object_id, name, schema_id, type, type_desc, parent_object_id) for every object."""
@@ -228,6 +238,11 @@ def _types_rows(cat: Catalog, ctx: ViewContext) -> list[tuple[object, ...]]:
         coll = "SQL_Latin1_General_CP1_CI_AS" if t.is_string and name != "xml" else None
         clr = name in USER_TYPE_IDS  # the CLR types: assembly types in schema sys, is_user_defined 1 as SQL Server
         rows.append((name, tid, uid, 4, 1, max_len, prec, scale, coll, True, clr, clr))
+    for a in sorted(cat.aliases.values(), key=lambda a: a.user_type_id):
+        b = a.base
+        coll = "SQL_Latin1_General_CP1_CI_AS" if b.is_string and b.name != "xml" else None
+        row = (TYPE_IDS[b.name], a.user_type_id, cat.schemas[a.schema], None, b.max_length, b.precision, b.scale)
+        rows.append((a.name, *row, coll, a.nullable, True, False))
     return rows
 
 
@@ -245,7 +260,7 @@ def _columns_rows(cat: Catalog, ctx: ViewContext) -> list[tuple[object, ...]]:
                     c.name,
                     c.column_id,
                     tid,
-                    USER_TYPE_IDS.get(ty.name, tid),
+                    ty.user_type or USER_TYPE_IDS.get(ty.name, tid),
                     ty.max_length,
                     prec,
                     ty.scale,

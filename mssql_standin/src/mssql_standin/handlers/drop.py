@@ -1,4 +1,4 @@
-"""DROP and TRUNCATE TABLE."""
+"""DROP (TABLE, VIEW, INDEX, SCHEMA, TYPE) and TRUNCATE TABLE."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from sqlglot.tokens import TokenType
 
 from .. import ddl
 from ..results import Done, Result, SqlServerError
-from ..session import SessionCore
 from ..sqltext import Statement, unsupported
 from ..syscatalog import Table, quote
+from .types import AliasTypeStatements
 
 
-class DropStatements(SessionCore):
+class DropStatements(AliasTypeStatements):
     """DROP, TRUNCATE."""
 
     def _drop(self, st: Statement) -> Iterator[Result]:
@@ -109,12 +109,14 @@ class DropStatements(SessionCore):
                     f"Cannot drop the schema '{name}', because it does not exist or you do not have permission.",
                     severity=11,
                 )
-            if any(t.schema == s for t in cat.tables.values()):
+            if any(t.schema == s for t in cat.tables.values()) or any(a.schema == s for a in cat.aliases.values()):
                 raise SqlServerError(3729, f"Cannot drop schema '{s}' because it is being referenced by object.")
             self._duck(f"DROP SCHEMA {quote(s)}")
             del cat.schemas[s]
             self._ddl_done(schemas=[s])
             yield Done("DROP SCHEMA")
+        elif c.accept("TYPE"):
+            yield from self._drop_type(c)
         else:
             raise unsupported("DROP " + c.peek())
 
