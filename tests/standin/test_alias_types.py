@@ -167,3 +167,15 @@ def test_a_rolled_back_type_is_gone_and_a_committed_one_survives_a_restart(tmp_p
     assert engine_rows(s, "SELECT p FROM dbo.t") == [{"p": "😀 x"}]
     s.close()
     reopened.close()
+
+
+def test_clients_bulk_copy_into_columns_of_alias_types(srv: ProcessServer) -> None:
+    """The clients read the table's COLMETADATA (UserType 257, 258) and send rows of the base types back."""
+    client_cursor("pymssql", srv).execute("CREATE TABLE dbo.bulk_people (id int NOT NULL, phone Phone, active Flag)")
+    rows = [(1, "+1 555 0100", True), (2, "0123456789abcdefghij", None)]
+    cur = client_cursor("mssql_python", srv)
+    cur.bulkcopy("dbo.bulk_people", rows)
+    pymssql_cursor = client_cursor("pymssql", srv)
+    pymssql_cursor.connection.bulk_copy("bulk_people", [(3, "x", False)])
+    got = client_rows("pymssql", srv, "SELECT id, phone, active FROM dbo.bulk_people ORDER BY id")
+    assert [(i, p, None if a is None else bool(a)) for i, p, a in got] == [*rows, (3, "x", False)]
