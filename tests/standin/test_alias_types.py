@@ -33,6 +33,10 @@ CLIENTS = ["pymssql", "mssql_python"]
 ALIAS_TYPES = """SELECT name, system_type_id, user_type_id, schema_id, max_length, precision, scale, collation_name,
        is_nullable, is_user_defined, is_assembly_type FROM sys.types WHERE user_type_id > 256 ORDER BY user_type_id"""
 
+PEOPLE_COLUMNS = """SELECT c.name, c.system_type_id, c.user_type_id, TYPE_NAME(c.user_type_id), t.name, c.max_length,
+       c.is_nullable FROM sys.columns c JOIN sys.types t ON t.user_type_id = c.user_type_id
+WHERE c.object_id = OBJECT_ID('dbo.people') ORDER BY c.column_id"""
+
 
 @pytest.fixture(scope="module")
 def srv() -> Iterator[ProcessServer]:
@@ -61,13 +65,7 @@ def test_sys_types_lists_each_alias_as_declared(srv: ProcessServer, client: str)
 
 @pytest.mark.parametrize("client", CLIENTS)
 def test_columns_point_at_the_alias_and_take_its_nullability(srv: ProcessServer, client: str) -> None:
-    rows = client_rows(
-        client,
-        srv,
-        "SELECT c.name, c.system_type_id, c.user_type_id, TYPE_NAME(c.user_type_id), t.name, c.max_length, "
-        "c.is_nullable FROM sys.columns c JOIN sys.types t ON t.user_type_id = c.user_type_id "
-        "WHERE c.object_id = OBJECT_ID('dbo.people') ORDER BY c.column_id",
-    )
+    rows = client_rows(client, srv, PEOPLE_COLUMNS)
     assert [(*r[:6], bool(r[6])) for r in rows] == [
         ("id", 56, 56, "int", "int", 4, False),
         ("phone", 167, 257, "Phone", "Phone", 20, False),  # the alias's NOT NULL

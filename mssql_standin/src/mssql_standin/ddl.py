@@ -61,6 +61,13 @@ class Cursor:
             elif not self.accept(word):
                 raise syntax_error(self.toks[self.i].text if self.i < len(self.toks) else word)
 
+    def if_exists(self) -> bool:
+        """Step over `IF EXISTS` (DROP ... IF EXISTS name), saying whether it was there."""
+        if not self.accept("IF"):
+            return False
+        self.expect("EXISTS")
+        return True
+
     def ident(self) -> str:
         t = self.next()
         if t.token_type in (

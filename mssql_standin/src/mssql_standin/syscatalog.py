@@ -139,6 +139,18 @@ class Catalog:
         low = name.lower()
         return next((s for s in self.schemas if s.lower() == low), None)
 
+    def existing_schema(self, name: str) -> str:
+        """The schema's name as declared, or SQL Server's error 2760 (for an object to be created in it)."""
+        schema = self.schema_name(name)
+        if schema is None:
+            from .results import SqlServerError
+
+            raise SqlServerError(
+                2760,
+                f'The specified schema name "{name}" either does not exist or you do not have permission to use it.',
+            )
+        return schema
+
     def table(self, schema: str, name: str) -> Table | None:
         return self.tables.get((schema.lower(), name.lower()))
 

@@ -49,15 +49,8 @@ class DdlStatements(RowWriter, AliasTypeStatements):
     def _new_object(self, parts: list[str]) -> tuple[Catalog, str, str]:
         """The DDL catalog, schema and name of a table or view to create: the schema must exist (2760), the
         name be free (2714)."""
-        schema_in = parts[-2] if len(parts) >= 2 else "dbo"
         cat = self._ddl()
-        schema = cat.schema_name(schema_in)
-        if schema is None:
-            raise SqlServerError(
-                2760,
-                f'The specified schema name "{schema_in}" either does not exist or you do not have '
-                "permission to use it.",
-            )
+        schema = cat.existing_schema(parts[-2] if len(parts) >= 2 else "dbo")
         name = parts[-1]
         if cat.table(schema, name) is not None:
             raise SqlServerError(2714, f"There is already an object named '{name}' in the database.")

@@ -34,10 +34,7 @@ class DropStatements(AliasTypeStatements):
 
     def _drop_tables(self, c: ddl.Cursor) -> Iterator[Result]:
         """DROP TABLE [IF EXISTS] name [, name ...]: refused (3726) while a foreign key references one."""
-        if_exists = False
-        if c.accept("IF"):
-            c.expect("EXISTS")
-            if_exists = True
+        if_exists = c.if_exists()
         cat = self._ddl()
         keys = []
         while True:
@@ -75,9 +72,7 @@ class DropStatements(AliasTypeStatements):
 
     def _drop_view(self, c: ddl.Cursor) -> Iterator[Result]:
         """DROP VIEW [IF EXISTS] name."""
-        if_exists = c.accept("IF")
-        if if_exists:
-            c.expect("EXISTS")
+        if_exists = c.if_exists()
         cat = self._ddl()
         parts = c.qualified()
         v = cat.table(parts[-2] if len(parts) >= 2 else "dbo", parts[-1])

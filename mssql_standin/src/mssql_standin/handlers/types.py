@@ -18,14 +18,7 @@ class AliasTypeStatements(SessionCore):
     def _create_type(self, st: Statement) -> Iterator[Result]:
         ct = parse_create_type(st.text, st.tokens)
         cat = self._ddl()
-        schema_in = ct.parts[-2] if len(ct.parts) == 2 else "dbo"
-        schema = cat.schema_name(schema_in)
-        if schema is None:
-            raise SqlServerError(
-                2760,
-                f'The specified schema name "{schema_in}" either does not exist or you do not have '
-                "permission to use it.",
-            )
+        schema = cat.existing_schema(ct.parts[-2] if len(ct.parts) == 2 else "dbo")
         if cat.alias([schema, ct.parts[-1]]) is not None:
             raise type_exists_error(schema, ct.parts[-1])
         alias = AliasType(schema, ct.parts[-1], cat.next_user_type_id(), ct.base, ct.nullable)
@@ -35,9 +28,7 @@ class AliasTypeStatements(SessionCore):
 
     def _drop_type(self, c: ddl.Cursor) -> Iterator[Result]:
         """DROP TYPE [IF EXISTS] [schema.]name; refused (3732) while a table or view has a column of the type."""
-        if_exists = c.accept("IF")
-        if if_exists:
-            c.expect("EXISTS")
+        if_exists = c.if_exists()
         parts = c.qualified()
         cat = self._ddl()
         alias = cat.alias(parts)
