@@ -73,6 +73,18 @@ def test_columns_point_at_the_alias_and_take_its_nullability(srv: ProcessServer,
         ("active", 104, 258, "Flag", "Flag", 1, True),
         ("paid", 106, 259, "Amount", "Amount", 9, False),
     ]
+    assert client_rows(
+        client,
+        srv,
+        "SELECT COLUMN_NAME, DATA_TYPE, CHARACTER_MAXIMUM_LENGTH, IS_NULLABLE, DOMAIN_SCHEMA, DOMAIN_NAME "
+        "FROM INFORMATION_SCHEMA.COLUMNS WHERE TABLE_NAME = 'people' ORDER BY ORDINAL_POSITION",
+    ) == [
+        ("id", "int", None, "NO", None, None),
+        ("phone", "varchar", 20, "NO", "dbo", "Phone"),
+        ("alt", "varchar", 20, "YES", "dbo", "Phone"),
+        ("active", "bit", None, "YES", "dbo", "Flag"),
+        ("paid", "decimal", None, "NO", "dbo", "Amount"),
+    ]
     assert client_rows(client, srv, "SELECT TYPE_ID('dbo.Phone'), TYPE_ID('Flag'), TYPE_NAME(259)") == [
         (257, 258, "Amount")
     ]
@@ -177,3 +189,28 @@ def test_clients_bulk_copy_into_columns_of_alias_types(srv: ProcessServer) -> No
     pymssql_cursor.connection.bulk_copy("bulk_people", [(3, "x", False)])
     got = client_rows("pymssql", srv, "SELECT id, phone, active FROM dbo.bulk_people ORDER BY id")
     assert [(i, p, None if a is None else bool(a)) for i, p, a in got] == [*rows, (3, "x", False)]
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_an_alias_is_scoped_to_its_schema(srv: ProcessServer, client: str) -> None:
+    """sales.Code is not dbo.Code; ALTER TABLE ADD takes an alias too; the schema cannot go while the type is in it."""
+    schema = f"sales_{client}"
+    cur = client_cursor(client, srv)
+    cur.execute(f"CREATE SCHEMA {schema}")
+    cur.execute(f"CREATE TYPE {schema}.Code FROM int NOT NULL")
+    assert "Cannot find data type Code." in _error(client, srv, f"CREATE TABLE {schema}.bad (c Code)")
+    cur.execute(f"CREATE TABLE {schema}.items (id int NOT NULL)")
+    cur.execute(f"ALTER TABLE {schema}.items ADD code {schema}.Code NULL")
+    cur.execute(f"INSERT INTO {schema}.items VALUES (1, 42), (2, NULL)")
+    assert client_rows(client, srv, f"SELECT id, code FROM {schema}.items ORDER BY id") == [(1, 42), (2, None)]
+    assert client_rows(
+        client,
+        srv,
+        f"SELECT t.name, s.name, t.is_nullable FROM sys.types t JOIN sys.schemas s ON s.schema_id = t.schema_id "
+        f"WHERE t.user_type_id = (SELECT user_type_id FROM sys.columns WHERE object_id = OBJECT_ID('{schema}.items') "
+        "AND name = 'code')",
+    ) == [("Code", schema, False)]
+    cur.execute(f"DROP TABLE {schema}.items")
+    assert f"Cannot drop schema '{schema}'" in _error(client, srv, f"DROP SCHEMA {schema}")
+    cur.execute(f"DROP TYPE {schema}.Code")
+    cur.execute(f"DROP SCHEMA {schema}")

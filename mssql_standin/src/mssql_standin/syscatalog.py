@@ -164,6 +164,9 @@ class Catalog:
         """The alias type `[schema.]name` names (schema dbo when left out)."""
         return self.aliases.get(alias_key(parts[-2] if len(parts) >= 2 else "dbo", parts[-1]))
 
+    def alias_by_id(self, user_type_id: int) -> AliasType | None:
+        return next((a for a in self.aliases.values() if a.user_type_id == user_type_id), None)
+
     def next_user_type_id(self) -> int:
         return max((a.user_type_id + 1 for a in self.aliases.values()), default=FIRST_USER_TYPE_ID)
 
@@ -601,6 +604,8 @@ def _is_columns(cat: Catalog, ctx: ViewContext) -> list[tuple[object, ...]]:
                 dt_prec = 0
             charset = ("iso_1" if not ty.is_unicode else "UNICODE") if ty.is_string and name != "xml" else None
             coll = "SQL_Latin1_General_CP1_CI_AS" if ty.is_string and name != "xml" else None
+            alias = cat.alias_by_id(ty.user_type) if ty.user_type else None
+            domain = (ctx.database, alias.schema, alias.name) if alias is not None else (None, None, None)
             rows.append(
                 (
                     ctx.database,
@@ -619,6 +624,7 @@ def _is_columns(cat: Catalog, ctx: ViewContext) -> list[tuple[object, ...]]:
                     dt_prec,
                     charset,
                     coll,
+                    *domain,
                 )
             )
     return rows
@@ -794,7 +800,8 @@ VIEWS: dict[str, ViewDef] = {
          ("ORDINAL_POSITION", INT), ("COLUMN_DEFAULT", SqlType("nvarchar", 4000)),
          ("IS_NULLABLE", SqlType("varchar", 3)), ("DATA_TYPE", _S), ("CHARACTER_MAXIMUM_LENGTH", INT),
          ("CHARACTER_OCTET_LENGTH", INT), ("NUMERIC_PRECISION", TINY), ("NUMERIC_PRECISION_RADIX", SMALL),
-         ("NUMERIC_SCALE", INT), ("DATETIME_PRECISION", SMALL), ("CHARACTER_SET_NAME", _S), ("COLLATION_NAME", _S)],
+         ("NUMERIC_SCALE", INT), ("DATETIME_PRECISION", SMALL), ("CHARACTER_SET_NAME", _S), ("COLLATION_NAME", _S),
+         ("DOMAIN_CATALOG", _S), ("DOMAIN_SCHEMA", _S), ("DOMAIN_NAME", _S)],
         _is_columns,
     ),
     "information_schema.table_constraints": ViewDef(
