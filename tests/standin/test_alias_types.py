@@ -214,3 +214,11 @@ def test_an_alias_is_scoped_to_its_schema(srv: ProcessServer, client: str) -> No
     assert f"Cannot drop schema '{schema}'" in _error(client, srv, f"DROP SCHEMA {schema}")
     cur.execute(f"DROP TYPE {schema}.Code")
     cur.execute(f"DROP SCHEMA {schema}")
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_a_variable_declared_with_an_alias_holds_the_base_type(srv: ProcessServer, client: str) -> None:
+    assert client_rows(
+        client, srv, "DECLARE @p dbo.Phone = '+1 555 0100', @f Flag = 1; SELECT @p, @f, DATALENGTH(@p)"
+    ) == [("+1 555 0100", True, 11)]
+    assert "Cannot find data type dbo.Nope." in _error(client, srv, "DECLARE @n dbo.Nope")

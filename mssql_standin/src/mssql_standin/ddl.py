@@ -374,7 +374,7 @@ def _data_compression(options: str) -> int:
     return DATA_COMPRESSION[value]
 
 
-def _alias(c: Cursor) -> list[str]:
+def alias_name(c: Cursor) -> list[str]:
     """The `[schema.]name` of an alias type; a name followed by arguments is a system type written wrong (2715)."""
     start = c.i
     parts = c.qualified()
@@ -403,7 +403,7 @@ def _column(c: Cursor, cons: list[ConstraintDef]) -> ColDef:
         if c.accept("PERSISTED") and c.accept("NOT"):
             c.expect("NULL")
         return col
-    col = ColDef(name, c.type()) if read_type(c.toks, c.i)[1] is not None else ColDef(name, None, alias=_alias(c))
+    col = ColDef(name, c.type()) if read_type(c.toks, c.i)[1] is not None else ColDef(name, None, alias=alias_name(c))
     while not c.at_end() and c.kind() not in (TokenType.COMMA, TokenType.R_PAREN):
         cname = None
         if c.accept("CONSTRAINT"):

@@ -9,7 +9,8 @@ from .. import ddl
 from ..aliastypes import AliasType, no_such_type_error, parse_create_type, type_exists_error
 from ..results import Done, Result, SqlServerError
 from ..session import SessionCore
-from ..sqltext import Statement
+from ..sqltext import Statement, read_type
+from ..types import SqlType
 
 
 class AliasTypeStatements(SessionCore):
@@ -51,15 +52,26 @@ class AliasTypeStatements(SessionCore):
         self._ddl_done(aliases=[alias.key])
         yield Done("DROP TYPE")
 
-    def _with_alias_type(self, cd: ddl.ColDef, ordinal: int) -> ddl.ColDef:
-        """A column declared with an alias type gets its base type, and its nullability unless it says NULL or
-        NOT NULL itself; an unknown name is SQL Server's error 2715."""
-        if cd.alias is None:
-            return cd
-        alias = self.catalog.alias(cd.alias)
+    def _alias_type(self, parts: list[str], ordinal: int) -> AliasType:
+        """The alias type a declaration names, or SQL Server's error 2715."""
+        alias = self.catalog.alias(parts)
         if alias is None:
             raise SqlServerError(
-                2715, f"Column, parameter, or variable #{ordinal}: Cannot find data type {'.'.join(cd.alias)}."
+                2715, f"Column, parameter, or variable #{ordinal}: Cannot find data type {'.'.join(parts)}."
             )
+        return alias
+
+    def _declared_type(self, c: ddl.Cursor) -> SqlType:
+        """The type at the cursor (DECLARE @v type): a system type, or an alias type's base type marked with it."""
+        if read_type(c.toks, c.i)[1] is not None:
+            return c.type()
+        return self._alias_type(ddl.alias_name(c), 1).column_type
+
+    def _with_alias_type(self, cd: ddl.ColDef, ordinal: int) -> ddl.ColDef:
+        """A column declared with an alias type gets its base type, and its nullability unless it says NULL or
+        NOT NULL itself."""
+        if cd.alias is None:
+            return cd
+        alias = self._alias_type(cd.alias, ordinal)
         nullable = alias.nullable if cd.nullable is None else cd.nullable
         return dataclasses.replace(cd, type=alias.column_type, nullable=nullable, alias=None)
