@@ -185,8 +185,8 @@ MSSQL_ROWS = doc_rows(
     Row(
         "alias (user-defined) types",
         "",
-        cannot_run="tested by tests/typemap/test_doc_rows_alias_clr.py (an alias's catalog row as SQL Server returns "
-        "it; the stand-in has no CREATE TYPE ... FROM)",
+        cannot_run="tested by tests/typemap/test_doc_rows_alias_clr.py (a column here is declared inline, an alias "
+        "needs its CREATE TYPE first: that test creates aliases of varchar and bit and copies them to each target)",
     ),
 )
 """The PostgreSQL server of the tests has no libxml: xml columns hold NULLs only (PostgreSQL cannot take a value)."""

@@ -61,6 +61,13 @@ class Cursor:
             elif not self.accept(word):
                 raise syntax_error(self.toks[self.i].text if self.i < len(self.toks) else word)
 
+    def if_exists(self) -> bool:
+        """Step over `IF EXISTS` (DROP ... IF EXISTS name), saying whether it was there."""
+        if not self.accept("IF"):
+            return False
+        self.expect("EXISTS")
+        return True
+
     def ident(self) -> str:
         t = self.next()
         if t.token_type in (
@@ -137,6 +144,8 @@ class ColDef:
     default: str | None = None
     default_name: str | None = None
     rowguidcol: bool = False
+    #: `[schema.]name` of the alias type the column is declared with (type None until the catalog resolves it)
+    alias: list[str] | None = None
 
 
 @dataclass
@@ -365,6 +374,16 @@ def _data_compression(options: str) -> int:
     return DATA_COMPRESSION[value]
 
 
+def alias_name(c: Cursor) -> list[str]:
+    """The `[schema.]name` of an alias type; a name followed by arguments is a system type written wrong (2715)."""
+    start = c.i
+    parts = c.qualified()
+    if c.kind() == TokenType.L_PAREN or len(parts) > 2:
+        c.i = start
+        c.type()
+    return parts
+
+
 def _column(c: Cursor, cons: list[ConstraintDef]) -> ColDef:
     name = c.ident()
     if c.accept("AS"):
@@ -384,7 +403,7 @@ def _column(c: Cursor, cons: list[ConstraintDef]) -> ColDef:
         if c.accept("PERSISTED") and c.accept("NOT"):
             c.expect("NULL")
         return col
-    col = ColDef(name, c.type())
+    col = ColDef(name, c.type()) if read_type(c.toks, c.i)[1] is not None else ColDef(name, None, alias=alias_name(c))
     while not c.at_end() and c.kind() not in (TokenType.COMMA, TokenType.R_PAREN):
         cname = None
         if c.accept("CONSTRAINT"):

@@ -17,6 +17,7 @@ from .types import TYPE_IDS, SqlType, make_type, parse_type, scalar_to_storage
 
 if TYPE_CHECKING:
     from .session import SessionCore
+    from .syscatalog import Catalog
 
 COLLATION = "SQL_Latin1_General_CP1_CI_AS"
 VERSION = (
@@ -59,6 +60,24 @@ def system_value(s: SessionCore, name: str) -> tuple[SqlType, object]:
     raise SqlServerError(137, f'Must declare the scalar variable "@@{name}".', severity=15)
 
 
+def _type_function(cat: Catalog, fn: str, arg: object) -> tuple[SqlType, object]:
+    """TYPE_NAME(user_type_id) and TYPE_ID('[schema.]name'), over system, CLR and alias types."""
+    if fn == "type_name":
+        rev = {v: k for k, v in TYPE_IDS.items() if k != "sysname"}
+        rev[256] = "sysname"
+        rev.update({uid: name for name, uid in USER_TYPE_IDS.items()})
+        rev.update({a.user_type_id: a.name for a in cat.aliases.values()})
+        return SqlType("nvarchar", 128), rev.get(int(arg)) if arg is not None else None  # type: ignore[call-overload]
+    alias = cat.alias(str(arg).split(".")) if arg is not None else None
+    if alias is not None:
+        return make_type("int", []), alias.user_type_id
+    try:
+        name = parse_type(str(arg)).name
+        return make_type("int", []), USER_TYPE_IDS.get(name, TYPE_IDS[name])
+    except SqlServerError:
+        return make_type("int", []), None
+
+
 def function_value(s: SessionCore, fn: str, args: list[object]) -> tuple[SqlType, object]:
     nv = SqlType("nvarchar", 128)
     cat = s.catalog
@@ -99,17 +118,8 @@ def function_value(s: SessionCore, fn: str, args: list[object]) -> tuple[SqlType
         return make_type("int", []), cat.schemas.get(schema) if schema else {"information_schema": 3, "sys": 4}.get(
             str(args[0]).lower()
         )
-    if fn == "type_name":
-        rev = {v: k for k, v in TYPE_IDS.items() if k != "sysname"}
-        rev[256] = "sysname"
-        rev.update({uid: name for name, uid in USER_TYPE_IDS.items()})
-        return nv, rev.get(int(args[0])) if args[0] is not None else None  # type: ignore[call-overload]
-    if fn == "type_id":
-        try:
-            name = parse_type(str(args[0])).name
-            return make_type("int", []), USER_TYPE_IDS.get(name, TYPE_IDS[name])
-        except SqlServerError:
-            return make_type("int", []), None
+    if fn in ("type_name", "type_id"):
+        return _type_function(cat, fn, args[0])
     if fn == "db_name":
         return nv, s.database if not args or args[0] in (None, 5) else ("master" if args[0] == 1 else None)
     if fn == "db_id":

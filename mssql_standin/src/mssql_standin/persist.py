@@ -27,6 +27,7 @@ from typing import Any
 
 import duckdb
 
+from .aliastypes import AliasType
 from .syscatalog import Catalog, Table, quote
 
 META = "__ss_meta"
@@ -36,6 +37,7 @@ _SCHEMA_DDL = [
     "body VARCHAR NOT NULL)",
     f"CREATE TABLE IF NOT EXISTS {META}.schemas (name VARCHAR NOT NULL, schema_id INTEGER NOT NULL)",
     f"CREATE TABLE IF NOT EXISTS {META}.state (key VARCHAR NOT NULL, value VARCHAR NOT NULL)",
+    f"CREATE TABLE IF NOT EXISTS {META}.alias_types (key VARCHAR NOT NULL, body VARCHAR NOT NULL)",
 ]
 
 
@@ -123,6 +125,8 @@ class Store:
             cat.schemas[name] = sid
         for (body,) in self.con.execute(f"SELECT body FROM {META}.tables").fetchall():
             cat.add(from_plain(Table, json.loads(body)))
+        for key, body in self.con.execute(f"SELECT key, body FROM {META}.alias_types").fetchall():
+            cat.aliases[key] = from_plain(AliasType, json.loads(body))
         return cat
 
     def state(self) -> dict[str, Any]:
@@ -142,13 +146,18 @@ class Store:
 
 
 def write_changes(
-    cur: duckdb.DuckDBPyConnection, catalog: Catalog, table_keys: Iterable[tuple[str, str]], schemas: Iterable[str]
+    cur: duckdb.DuckDBPyConnection,
+    catalog: Catalog,
+    table_keys: Iterable[tuple[str, str]],
+    schemas: Iterable[str],
+    alias_keys: Iterable[str] = (),
 ) -> None:
-    """Write the catalog rows of the tables and schemas a transaction changed, on its own cursor (so inside its
-    DuckDB transaction): present ones replaced, dropped ones deleted. Every row is serialised before the first
-    write, so a field the codec cannot store (TypeError) changes nothing."""
+    """Write the catalog rows of the tables, schemas and alias types a transaction changed, on its own cursor (so
+    inside its DuckDB transaction): present ones replaced, dropped ones deleted. Every row is serialised before the
+    first write, so a field the codec cannot store (TypeError) changes nothing."""
     keys = list(table_keys)
     bodies = {k: json.dumps(to_plain(catalog.tables[k]), ensure_ascii=False) for k in keys if k in catalog.tables}
+    aliases = {k: json.dumps(to_plain(catalog.aliases.get(k))) for k in alias_keys}
     for skey, nkey in keys:
         cur.execute(f"DELETE FROM {META}.tables WHERE schema_key = ? AND name_key = ?", [skey, nkey])
         if (skey, nkey) in bodies:
@@ -157,6 +166,10 @@ def write_changes(
         cur.execute(f"DELETE FROM {META}.schemas WHERE name = ?", [s])
         if s in catalog.schemas:
             cur.execute(f"INSERT INTO {META}.schemas VALUES (?, ?)", [s, catalog.schemas[s]])
+    for key, body in aliases.items():
+        cur.execute(f"DELETE FROM {META}.alias_types WHERE key = ?", [key])
+        if key in catalog.aliases:
+            cur.execute(f"INSERT INTO {META}.alias_types VALUES (?, ?)", [key, body])
 
 
 def object_ids(cat: Catalog) -> Iterable[int]:

@@ -32,6 +32,8 @@ class ColumnSpec:
     identity: bool = False
     computed: bool = False
     collation: str | None = None
+    #: an alias type's user_type_id, sent in COLMETADATA's UserType field (the value is of the base type)
+    user_type: int = 0
 
 
 @dataclass

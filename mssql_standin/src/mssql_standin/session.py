@@ -59,6 +59,7 @@ class SessionCore:
         self._txn_catalog: Catalog | None = None
         self._txn_tables: set[tuple[str, str]] = set()
         self._txn_schemas: set[str] = set()
+        self._txn_aliases: set[str] = set()
         self._descriptor = b"\0" * 8
         self._stream: _Stream | None = None
         self._registered: set[str] = set()
@@ -78,9 +79,12 @@ class SessionCore:
             self._txn_catalog = copy.deepcopy(self.engine.catalog)
         return self._txn_catalog
 
-    def _ddl_done(self, keys: Iterable[tuple[str, str]] = (), schemas: Iterable[str] = ()) -> None:
+    def _ddl_done(
+        self, keys: Iterable[tuple[str, str]] = (), schemas: Iterable[str] = (), aliases: Iterable[str] = ()
+    ) -> None:
         self._txn_tables.update(keys)
         self._txn_schemas.update(schemas)
+        self._txn_aliases.update(aliases)
         if self.trancount == 0:
             if self._ddl_tx:
                 self._ddl_tx = False
@@ -98,7 +102,7 @@ class SessionCore:
         if self.engine.store is None or self._txn_catalog is None:
             return
         try:
-            persist.write_changes(self.cur, self._txn_catalog, self._txn_tables, self._txn_schemas)
+            persist.write_changes(self.cur, self._txn_catalog, self._txn_tables, self._txn_schemas, self._txn_aliases)
         except (duckdb.Error, TypeError) as e:
             self._end_ddl_tx()
             self.trancount = 0
@@ -121,6 +125,7 @@ class SessionCore:
             base = copy.copy(self.engine.catalog)
             base.tables = dict(base.tables)
             base.schemas = dict(base.schemas)
+            base.aliases = dict(base.aliases)
             for k in self._txn_tables:
                 if k in mine.tables:
                     base.tables[k] = mine.tables[k]
@@ -131,15 +136,19 @@ class SessionCore:
                     base.schemas[s] = mine.schemas[s]
                 else:
                     base.schemas.pop(s, None)
+            for a in self._txn_aliases:
+                if a in mine.aliases:
+                    base.aliases[a] = mine.aliases[a]
+                else:
+                    base.aliases.pop(a, None)
             self.engine.catalog = base
-        self._txn_catalog = None
-        self._txn_tables.clear()
-        self._txn_schemas.clear()
+        self._discard_ddl()
 
     def _discard_ddl(self) -> None:
         self._txn_catalog = None
         self._txn_tables.clear()
         self._txn_schemas.clear()
+        self._txn_aliases.clear()
 
     def begin(self) -> bytes:
         """BEGIN TRANSACTION (also the TM begin request); returns the 8-byte transaction descriptor."""

@@ -127,7 +127,7 @@ def split_batch(sql: str) -> list[Statement]:
             return False
         if (prev, word) in (("BULK", "INSERT"), ("INSERT", "BULK")):
             return False
-        if word == "IF" and prev in ("TABLE", "VIEW", "SCHEMA", "INDEX", "CONSTRAINT", "COLUMN"):
+        if word == "IF" and prev in ("TABLE", "VIEW", "SCHEMA", "INDEX", "CONSTRAINT", "COLUMN", "TYPE"):
             return False
         seen = {x.text.upper() for x in cur if x.token_type != TokenType.IDENTIFIER}
         if first in ("MERGE", "GRANT", "REVOKE", "DENY"):

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from . import variant
+from .aliastypes import FIRST_USER_TYPE_ID, AliasType, alias_key
 from .clrtypes import USER_TYPE_IDS
 from .types import TYPE_IDS, SqlType, arrow_type, decimal_storage, make_type
 
@@ -131,10 +132,24 @@ def quote(name: str) -> str:
 class Catalog:
     schemas: dict[str, int] = field(default_factory=lambda: {"dbo": 1, "guest": 2})
     tables: dict[tuple[str, str], Table] = field(default_factory=dict)
+    #: alias types by alias_key(schema, name)
+    aliases: dict[str, AliasType] = field(default_factory=dict)
 
     def schema_name(self, name: str) -> str | None:
         low = name.lower()
         return next((s for s in self.schemas if s.lower() == low), None)
+
+    def existing_schema(self, name: str) -> str:
+        """The schema's name as declared, or SQL Server's error 2760 (for an object to be created in it)."""
+        schema = self.schema_name(name)
+        if schema is None:
+            from .results import SqlServerError
+
+            raise SqlServerError(
+                2760,
+                f'The specified schema name "{name}" either does not exist or you do not have permission to use it.',
+            )
+        return schema
 
     def table(self, schema: str, name: str) -> Table | None:
         return self.tables.get((schema.lower(), name.lower()))
@@ -144,6 +159,16 @@ class Catalog:
 
     def remove(self, t: Table) -> None:
         self.tables.pop((t.schema.lower(), t.name.lower()), None)
+
+    def alias(self, parts: list[str]) -> AliasType | None:
+        """The alias type `[schema.]name` names (schema dbo when left out)."""
+        return self.aliases.get(alias_key(parts[-2] if len(parts) >= 2 else "dbo", parts[-1]))
+
+    def alias_by_id(self, user_type_id: int) -> AliasType | None:
+        return next((a for a in self.aliases.values() if a.user_type_id == user_type_id), None)
+
+    def next_user_type_id(self) -> int:
+        return max((a.user_type_id + 1 for a in self.aliases.values()), default=FIRST_USER_TYPE_ID)
 
     def objects(self) -> list[tuple[int, str, int, str, str, int]]:
         """(object_id, name, schema_id, type, type_desc, parent_object_id) for every object."""
@@ -228,6 +253,11 @@ def _types_rows(cat: Catalog, ctx: ViewContext) -> list[tuple[object, ...]]:
         coll = "SQL_Latin1_General_CP1_CI_AS" if t.is_string and name != "xml" else None
         clr = name in USER_TYPE_IDS  # the CLR types: assembly types in schema sys, is_user_defined 1 as SQL Server
         rows.append((name, tid, uid, 4, 1, max_len, prec, scale, coll, True, clr, clr))
+    for a in sorted(cat.aliases.values(), key=lambda a: a.user_type_id):
+        b = a.base
+        coll = "SQL_Latin1_General_CP1_CI_AS" if b.is_string and b.name != "xml" else None
+        row = (TYPE_IDS[b.name], a.user_type_id, cat.schemas[a.schema], None, b.max_length, b.precision, b.scale)
+        rows.append((a.name, *row, coll, a.nullable, True, False))
     return rows
 
 
@@ -245,7 +275,7 @@ def _columns_rows(cat: Catalog, ctx: ViewContext) -> list[tuple[object, ...]]:
                     c.name,
                     c.column_id,
                     tid,
-                    USER_TYPE_IDS.get(ty.name, tid),
+                    ty.user_type or USER_TYPE_IDS.get(ty.name, tid),
                     ty.max_length,
                     prec,
                     ty.scale,
@@ -574,6 +604,8 @@ def _is_columns(cat: Catalog, ctx: ViewContext) -> list[tuple[object, ...]]:
                 dt_prec = 0
             charset = ("iso_1" if not ty.is_unicode else "UNICODE") if ty.is_string and name != "xml" else None
             coll = "SQL_Latin1_General_CP1_CI_AS" if ty.is_string and name != "xml" else None
+            alias = cat.alias_by_id(ty.user_type) if ty.user_type else None
+            domain = (ctx.database, alias.schema, alias.name) if alias is not None else (None, None, None)
             rows.append(
                 (
                     ctx.database,
@@ -592,6 +624,7 @@ def _is_columns(cat: Catalog, ctx: ViewContext) -> list[tuple[object, ...]]:
                     dt_prec,
                     charset,
                     coll,
+                    *domain,
                 )
             )
     return rows
@@ -767,7 +800,8 @@ VIEWS: dict[str, ViewDef] = {
          ("ORDINAL_POSITION", INT), ("COLUMN_DEFAULT", SqlType("nvarchar", 4000)),
          ("IS_NULLABLE", SqlType("varchar", 3)), ("DATA_TYPE", _S), ("CHARACTER_MAXIMUM_LENGTH", INT),
          ("CHARACTER_OCTET_LENGTH", INT), ("NUMERIC_PRECISION", TINY), ("NUMERIC_PRECISION_RADIX", SMALL),
-         ("NUMERIC_SCALE", INT), ("DATETIME_PRECISION", SMALL), ("CHARACTER_SET_NAME", _S), ("COLLATION_NAME", _S)],
+         ("NUMERIC_SCALE", INT), ("DATETIME_PRECISION", SMALL), ("CHARACTER_SET_NAME", _S), ("COLLATION_NAME", _S),
+         ("DOMAIN_CATALOG", _S), ("DOMAIN_SCHEMA", _S), ("DOMAIN_NAME", _S)],
         _is_columns,
     ),
     "information_schema.table_constraints": ViewDef(

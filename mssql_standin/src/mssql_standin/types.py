@@ -20,7 +20,7 @@ import datetime as dt
 import decimal
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
@@ -149,6 +149,9 @@ class SqlType:
     length: int = 0
     precision: int = 0
     scale: int = 0
+    #: the user_type_id of the alias type (CREATE TYPE .. FROM) a column was declared with; 0 for a system type.
+    #: Values behave as the base type, so it takes no part in comparing types.
+    user_type: int = field(default=0, compare=False)
 
     def __str__(self) -> str:
         n = self.name
@@ -195,7 +198,16 @@ class SqlType:
         elif n == "smalldatetime":
             prec, scale = 16, 0
         collation = "SQL_Latin1_General_CP1_CI_AS" if self.is_string and n != "xml" else None
-        return ColumnSpec(name, n, self.max_length, prec, scale, collation=collation, **kw)  # type: ignore[arg-type]
+        return ColumnSpec(
+            name,
+            n,
+            self.max_length,
+            prec,
+            scale,
+            collation=collation,
+            user_type=self.user_type,
+            **kw,  # type: ignore[arg-type]
+        )
 
 
 _FIXED_LENGTH = {

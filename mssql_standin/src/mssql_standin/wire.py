@@ -631,7 +631,7 @@ def colmetadata(columns: Sequence[ColumnSpec]) -> bytes:
     out += struct.pack("<H", len(columns))
     for c in columns:
         flags = (0x01 if c.nullable else 0) | 0x08 | (0x10 if c.identity else 0) | (0x20 if c.computed else 0)
-        user_type = 0x50 if _normal_type(c) == "timestamp" else 0
+        user_type = 0x50 if _normal_type(c) == "timestamp" else c.user_type
         out += struct.pack("<IH", user_type, flags)
         out += type_info(c)
         out += _b_varchar(c.name)

@@ -18,9 +18,10 @@ from ..sqltext import SPECIAL_STORAGE, Statement, parse_statement, syntax_error,
 from ..syscatalog import Catalog, Check, Column, ForeignKey, Index, Table, quote
 from ..translate import Translator
 from ..types import SqlType, display_value, duck_type, make_type, type_from_arrow
+from .types import AliasTypeStatements
 
 
-class DdlStatements(RowWriter):
+class DdlStatements(RowWriter, AliasTypeStatements):
     """CREATE, ALTER TABLE."""
 
     def _create(self, st: Statement) -> Iterator[Result]:
@@ -38,6 +39,8 @@ class DdlStatements(RowWriter):
             yield Done("CREATE SCHEMA")
         elif w[1] == "VIEW":
             yield from self._create_view(st)
+        elif w[1] == "TYPE":
+            yield from self._create_type(st)
         elif "INDEX" in w[1:4]:
             yield from self._create_index(ddl.parse_create_index(st.text, st.tokens))
         else:
@@ -46,15 +49,8 @@ class DdlStatements(RowWriter):
     def _new_object(self, parts: list[str]) -> tuple[Catalog, str, str]:
         """The DDL catalog, schema and name of a table or view to create: the schema must exist (2760), the
         name be free (2714)."""
-        schema_in = parts[-2] if len(parts) >= 2 else "dbo"
         cat = self._ddl()
-        schema = cat.schema_name(schema_in)
-        if schema is None:
-            raise SqlServerError(
-                2760,
-                f'The specified schema name "{schema_in}" either does not exist or you do not have '
-                "permission to use it.",
-            )
+        schema = cat.existing_schema(parts[-2] if len(parts) >= 2 else "dbo")
         name = parts[-1]
         if cat.table(schema, name) is not None:
             raise SqlServerError(2714, f"There is already an object named '{name}' in the database.")
@@ -67,7 +63,8 @@ class DdlStatements(RowWriter):
         cat, schema, name = self._new_object(parts)
         oid = self.engine.new_id()
         cols: list[Column] = []
-        for i, cd in enumerate(ct.columns, 1):
+        columns = [self._with_alias_type(cd, i) for i, cd in enumerate(ct.columns, 1)]
+        for i, cd in enumerate(columns, 1):
             if any(c.name.lower() == cd.name.lower() for c in cols):
                 raise SqlServerError(
                     2705,
@@ -109,7 +106,7 @@ class DdlStatements(RowWriter):
             create_date=dt.datetime.now().replace(microsecond=0),
             data_compression=ct.data_compression,
         )
-        for c, cd in zip(cols, ct.columns, strict=True):
+        for c, cd in zip(cols, columns, strict=True):
             if cd.computed is not None:
                 self._computed(t, c, cd.computed)
         self._add_constraints(t, ct.constraints, creating=True)
@@ -251,6 +248,7 @@ class DdlStatements(RowWriter):
 
     def _add_column(self, t: Table, cd: ddl.ColDef) -> None:
         """ALTER TABLE ADD column: existing rows get NULL, or the DEFAULT when the column is NOT NULL."""
+        cd = self._with_alias_type(cd, len(t.columns) + 1)
         if t.col(cd.name) is not None:
             raise SqlServerError(
                 2705,

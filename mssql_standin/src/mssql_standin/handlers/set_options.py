@@ -8,13 +8,14 @@ from sqlglot.tokens import TokenType
 
 from .. import ddl
 from ..results import Done, EnvChange, Info, Result, SqlServerError
-from ..session import RAW_TYPES, SessionCore, fetch_first
+from ..session import RAW_TYPES, fetch_first
 from ..sqltext import Statement, parse_statement, syntax_error, tokenize, unsupported
 from ..syscatalog import quote
 from ..types import scalar_to_storage
+from .types import AliasTypeStatements
 
 
-class SetOptions(SessionCore):
+class SetOptions(AliasTypeStatements):
     """SET, DECLARE, USE, DBCC."""
 
     def _set(self, st: Statement) -> Iterator[Result]:
@@ -128,7 +129,7 @@ class SetOptions(SessionCore):
             c.accept("AS")
             if c.peek() in ("CURSOR", "TABLE"):
                 raise unsupported("DECLARE " + c.peek())
-            ty = c.type()
+            ty = self._declared_type(c)
             value: object = None
             if c.kind() == TokenType.EQ:
                 c.next()
