@@ -89,7 +89,7 @@ def _column_changes(
     if source_engine == MSSQL:
         tt = target_type(col, source_engine, keyed)
         alias = alias_type_change(name, col, tt.type)
-        return _type_change(name, col, tt) + ([alias] if alias is not None else [])
+        return _type_change(name, col, tt) + ([alias] if alias is not None else []) + _variant_collation(name, col)
     if col.computed is not None:
         why = f"a {source_engine} generated column: its expression is {source_engine} SQL"
         return [SchemaChange(name, col.name, "column_dropped", f"GENERATED ALWAYS AS ({col.computed})", "", why)]
@@ -109,6 +109,15 @@ def _column_changes(
         why = "the column takes the database's default collation"
         found.append(SchemaChange(name, col.name, "collation_not_kept", col.collation, "", why))
     return found
+
+
+def _variant_collation(table: str, col: Column) -> list[SchemaChange]:
+    """sql_variant = keep makes each value again with its base type, but a string value's own collation is not
+    read: it takes the target database's default."""
+    if col.logical.kind != "variant":
+        return []
+    why = "sql_variant = keep: each string value takes the target database's default collation"
+    return [SchemaChange(table, col.name, "collation_not_kept", "each string value's own collation", "", why)]
 
 
 def _type_change(table: str, col: Column, tt: TargetType) -> list[SchemaChange]:

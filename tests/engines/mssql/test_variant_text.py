@@ -116,3 +116,5 @@ def test_a_keep_run_verifies_and_says_insert_wrote_the_table(
         "its base type (sql_variant = keep), and x hold them"
     ]
     assert sorted(mssql_target_server.rows(PROPERTIES)) == sorted(source.rows(PROPERTIES))
+    changes = [(c["column"], c["kind"], c["source"]) for t in report["tables"] for c in t["schema_changes"]]
+    assert changes == [("x", "collation_not_kept", "each string value's own collation")]
