@@ -15,7 +15,7 @@ import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
-from .types import SqlType
+from .types import SqlType, utf16_len
 
 
 def _units(s: str) -> bytes:
@@ -24,7 +24,7 @@ def _units(s: str) -> bytes:
 
 def unit_slice(s: str, first: int, stop: int) -> str:
     """Code units [first, stop) of s (0-based), a split pair dropped."""
-    if s.isascii() or len(s) * 2 == len(_units(s)):
+    if s.isascii() or utf16_len(s) == len(s):
         return s[max(first, 0) : max(stop, 0)]
     b = _units(s)
     return b[2 * max(first, 0) : 2 * max(stop, 0)].decode("utf-16-le", errors="ignore")
@@ -36,14 +36,14 @@ def substring(s: str, start: int, length: int) -> str:
 
 
 def right(s: str, n: int) -> str:
-    total = len(_units(s)) // 2
+    total = utf16_len(s)
     return unit_slice(s, total - n, total) if n > 0 else ""
 
 
 def charindex(needle: str, hay: str) -> int:
     """CHARINDEX(needle, hay): 1-based unit position of the first occurrence, 0 when absent."""
     at = hay.find(needle) if needle else -1
-    return 0 if at < 0 else len(_units(hay[:at])) // 2 + 1
+    return 0 if at < 0 else utf16_len(hay[:at]) + 1
 
 
 def _apply(fn: Callable[..., object], out_type: pa.DataType, *columns: pa.Array) -> pa.Array:
